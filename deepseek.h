@@ -1,0 +1,2439 @@
+/* deepseek.h - v0.1 - public domain / MIT - the DeepSeek LLM training pipeline in one C header
+                                              https://arxiv.org/abs/2401.02954
+
+   deepseek.h implements, in C99 with libc and pthreads only, the pipeline of the paper
+   "DeepSeek LLM: Scaling Open-Source Language Models with Longtermism" (DeepSeek-AI, 2024),
+   annotated so that it reads alongside the paper. Every section below names the paper section
+   it implements; docs/README.md maps paper sections to functions, examples and tests.
+
+   Do this:
+      #define DEEPSEEK_IMPLEMENTATION
+   before you include this file in *one* C or C++ file to create the implementation.
+
+      // i.e. it should look like this:
+      #include ...
+      #include ...
+      #define DEEPSEEK_IMPLEMENTATION
+      #include "deepseek.h"
+
+   Every other file includes "deepseek.h" without the define and sees only the declarations.
+   Link with -lm (and -lpthread once the threaded CPU path lands).
+
+   QUICK NOTES
+      - Byte-level BPE with DeepSeek's exact pre-tokenizer (a hand-written UTF-8 scanner, no regex
+        engine), a deterministic trainer, and Hugging Face tokenizer.json load/save. The real
+        DeepSeek LLM tokenizer loads and encodes exactly as HF `tokenizers` does.
+      - A small strict JSON reader and writer: the one JSON path of the library.
+      - Everything returns an error code and fills a ds_error with a sentence you can print.
+        Nothing here exits, aborts, or prints on bad input, and nothing keeps global state.
+      - Status of this version: §2.1 (tokenizer) is complete. The model (§2.2), the optimizer and
+        schedule (§2.3), scaling-law tools (§3) and alignment (§4-5) arrive in later versions;
+        the table of contents below marks what is here.
+
+   TABLE OF CONTENTS (by paper section)
+      [here]  0. Errors, buffers, UTF-8          ds_error, ds_buf, ds_utf8_decode
+      [here]  0. JSON reader and writer          ds_json_parse, ds_json_get, ds_buf_json_string
+      [here]  §2.1 Tokenizer: pre-tokenizer      ds_pretokenize
+      [here]  §2.1 Tokenizer: BPE trainer        ds_bpe_trainer_new/_feed/_train
+      [here]  §2.1 Tokenizer: encode/decode      ds_tokenizer_encode, ds_tokenizer_decode
+      [here]  §2.1 Tokenizer: tokenizer.json     ds_tokenizer_load, ds_tokenizer_save
+      [later] §2.2 Model: LLaMA-style transformer, hand-written backward
+      [later] §2.3 Optimizer: AdamW, clipping, multi-step and cosine schedules
+      [later] §3   Scaling laws: FLOPs/token, power-law and IsoFLOP fits, bits-per-byte
+      [later] §4-5 Alignment: SFT, DPO, chat template
+      [later] Backends: threaded CPU (pthreads), CUDA (deepseek_cuda.cuh)
+
+   COMPILE-TIME OPTIONS (define before including, in the file with DEEPSEEK_IMPLEMENTATION unless
+   noted)
+      DEEPSEEK_STATIC       (default: undefined) every function is `static`: a private copy per
+                            translation unit. Define it everywhere the header is included.
+      DS_MALLOC(sz), DS_REALLOC(p,sz), DS_FREE(p)
+                            (default: malloc/realloc/free) your allocator; define all three or none.
+      DS_ASSERT(x)          (default: assert(x)) internal invariants only, never input validation.
+      DS_JSON_MAX_DEPTH     (default: 128) the nesting limit of the JSON reader.
+      DS_BPE_CACHE_WORDS    (default: 65536) words the encoder memoizes before it starts over.
+
+   ERRORS
+      Functions that can fail return an int: DS_OK (0) or a DS_ERR_* code; constructors return a
+      pointer, NULL on failure. Each takes a `ds_error *err` as last argument (NULL is allowed) and
+      writes a human-readable reason into err->msg on failure:
+            ds_error err;
+            ds_tokenizer *tok = ds_tokenizer_load("tokenizer.json", &err);
+            if (!tok) { fprintf(stderr, "%s\n", err.msg); return 1; }
+      There is no errno-style global and no thread-local: the error travels with the call.
+
+   THREADING
+      No global state: any number of tokenizers (and, later, models) may live in one program.
+      Distinct objects may be used from distinct threads freely. One ds_tokenizer must not be used
+      to *encode* from two threads at once, because it memoizes the words it has encoded; decoding
+      and the read-only accessors are safe to share. (The model's thread pool, a ds_threadpool
+      object, arrives with §2.2.)
+
+   DETERMINISM
+      Tokenizer training is a pure function of its input and target size: ties between equally
+      frequent pairs are broken by the lower (left id, right id), so every platform learns the same
+      merges in the same order.
+
+   VERSION HISTORY
+      0.1  (2026-11-23)  JSON reader/writer; §2.1 tokenizer: pre-tokenizer, BPE trainer (fast and
+                         reference), encode/decode with special-token policy, tokenizer.json I/O.
+
+   LICENSE: see the end of the file.
+*/
+#if defined(DEEPSEEK_IMPLEMENTATION) && !defined(_POSIX_C_SOURCE) && !defined(_GNU_SOURCE)
+/* fsync() and fileno() are POSIX: ask for them (effective when this header is the first include). */
+#define _POSIX_C_SOURCE 200809L
+#endif
+#ifndef DEEPSEEK_H
+#define DEEPSEEK_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef DEEPSEEK_STATIC
+#define DSDEF static
+#else
+#define DSDEF extern
+#endif
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ============================================================================================
+   0. Errors, growable buffers, UTF-8
+   ============================================================================================ */
+
+enum {
+    DS_OK = 0,
+    DS_ERR_NOMEM,       /* an allocation failed */
+    DS_ERR_IO,          /* a file could not be read or written */
+    DS_ERR_FORMAT,      /* input bytes are malformed (JSON syntax, a bad tokenizer.json, ...) */
+    DS_ERR_INVALID,     /* an argument is out of its domain (a NULL pointer, a size of zero, ...) */
+    DS_ERR_UNSUPPORTED, /* well-formed, but asks for something deepseek.h does not implement */
+    DS_ERR_RANGE        /* an output buffer is too small */
+};
+
+typedef struct ds_error {
+    int code;      /* DS_OK or a DS_ERR_* */
+    char msg[256]; /* one sentence, no trailing newline */
+} ds_error;
+
+DSDEF const char *ds_strerror(int code); /* "out of memory", "malformed input", ... */
+
+/* A growable byte buffer. Appends never fail loudly: on allocation failure `oom` becomes 1 and
+   later appends do nothing, so a writer checks once at the end. Zero-initialize to start. */
+typedef struct ds_buf {
+    char *data;     /* always NUL-terminated when len > 0 */
+    size_t len, cap;
+    int oom;
+} ds_buf;
+
+DSDEF void ds_buf_append(ds_buf *b, const void *p, size_t n);
+DSDEF void ds_buf_puts(ds_buf *b, const char *s);
+DSDEF void ds_buf_printf(ds_buf *b, const char *fmt, ...)
+#if defined(__GNUC__) || defined(__clang__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+DSDEF void ds_buf_free(ds_buf *b);
+
+/* Decodes one UTF-8 code point from s[0..n). Returns its length (1-4) and sets *cp, or returns 0
+   when the bytes there are not valid UTF-8 (overlong forms, surrogates, > U+10FFFF, truncation). */
+DSDEF int ds_utf8_decode(const unsigned char *s, size_t n, uint32_t *cp);
+DSDEF int ds_utf8_valid(const char *s, size_t n); /* 1 when all of s[0..n) is valid UTF-8 */
+
+/* Reads a whole file into a NUL-terminated buffer (*len excludes the NUL); free with DS_FREE
+   (or free() with the default allocator). max_bytes guards against accidents (0: no limit). */
+DSDEF char *ds_read_file(const char *path, size_t max_bytes, size_t *len, ds_error *err);
+/* Writes a file atomically: a temporary file beside it, fsync, then rename over the target, so a
+   crash leaves either the old file or the new one, never a torn mix. */
+DSDEF int ds_write_file_atomic(const char *path, const void *data, size_t len, ds_error *err);
+
+/* ============================================================================================
+   0. JSON: a strict reader (RFC 8259) and a writer
+   The one JSON path of the library: tokenizer.json now; config.json, safetensors headers and
+   JSONL datasets later.
+   ============================================================================================ */
+
+typedef enum ds_json_type {
+    DS_JSON_NULL, DS_JSON_FALSE, DS_JSON_TRUE, DS_JSON_NUMBER, DS_JSON_STRING, DS_JSON_ARRAY,
+    DS_JSON_OBJECT
+} ds_json_type;
+
+typedef struct ds_json ds_json;
+struct ds_json {
+    ds_json_type type;
+    size_t len;          /* STRING: bytes of str; ARRAY/OBJECT: number of children */
+    const char *str;     /* STRING: the unescaped UTF-8, NUL-terminated (it may contain "\0") */
+    double num;          /* NUMBER: the value, correctly rounded */
+    const char *key;     /* set on the children of an OBJECT: the member name, NUL-terminated */
+    size_t key_len;
+    ds_json *child;      /* ARRAY/OBJECT: first child, then follow ->next */
+    ds_json *next;
+};
+
+typedef struct ds_json_doc {
+    ds_json *root;
+    /* private */
+    void *blocks_;
+    char *strings_;
+} ds_json_doc;
+
+/* Parses text[0..len). Refuses: invalid UTF-8, control characters in strings, lone surrogates in
+   \u escapes, nesting deeper than DS_JSON_MAX_DEPTH, numbers that overflow a double, trailing
+   garbage. The error message gives line and column. Duplicate object keys are kept in order;
+   ds_json_get returns the first. */
+DSDEF ds_json_doc *ds_json_parse(const char *text, size_t len, ds_error *err);
+DSDEF void ds_json_free(ds_json_doc *doc);
+DSDEF const ds_json *ds_json_get(const ds_json *obj, const char *key); /* NULL if absent */
+/* 1 and *out when j is a NUMBER holding an integer in [lo, hi]; 0 otherwise. */
+DSDEF int ds_json_int(const ds_json *j, int64_t lo, int64_t hi, int64_t *out);
+DSDEF const char *ds_json_type_name(ds_json_type t);
+
+/* Writer: appends s[0..n) as a JSON string literal (quotes and escapes added). Invalid UTF-8 is
+   written as U+FFFD, so the output is always valid JSON. */
+DSDEF void ds_buf_json_string(ds_buf *b, const char *s, size_t n);
+
+/* ============================================================================================
+   §2.1 Tokenizer
+   Byte-level BPE with DeepSeek's pre-tokenizer. Ids 0..255 of a trained tokenizer are the 256
+   bytes; merges follow; BOS and EOS come last. A tokenizer loaded from tokenizer.json keeps the
+   ids of that file (the real DeepSeek tokenizer: 100,000 BPE tokens, then 100000 BOS, 100001 EOS
+   and 100002..100014, the 13 bytes that never occur in valid UTF-8).
+   ============================================================================================ */
+
+#define DS_BOS_STRING "<\xEF\xBD\x9C" "begin\xE2\x96\x81of\xE2\x96\x81sentence\xEF\xBD\x9C>" /* <｜begin▁of▁sentence｜> */
+#define DS_EOS_STRING "<\xEF\xBD\x9C" "end\xE2\x96\x81of\xE2\x96\x81sentence\xEF\xBD\x9C>"   /* <｜end▁of▁sentence｜> */
+
+typedef struct ds_span { size_t start, len; } ds_span; /* a byte range of the input */
+
+/* Pre-tokenization (§2.1): splits text[0..len) into the pieces BPE runs on, exactly as DeepSeek's
+   tokenizer.json does (see docs/tokenizer.md): newlines alone; \s? + cased-letter runs; \s? +
+   punctuation runs; trailing whitespace; CJK runs; every numeric character alone. Writes at most
+   cap spans and returns the total number of pieces (which may exceed cap). Invalid UTF-8 bytes
+   belong to no class and so stay inside the gaps between matches. Pure: no allocation. */
+DSDEF size_t ds_pretokenize(const char *text, size_t len, ds_span *out, size_t cap);
+
+typedef struct ds_tokenizer ds_tokenizer;
+
+/* The trainer. Feed it text (any number of calls, any sizes: pieces never span a call, so feed
+   whole lines or documents), then train. Memory grows with the number of distinct pieces. */
+typedef struct ds_bpe_trainer ds_bpe_trainer;
+DSDEF ds_bpe_trainer *ds_bpe_trainer_new(ds_error *err);
+DSDEF int ds_bpe_trainer_feed(ds_bpe_trainer *tr, const char *text, size_t len, ds_error *err);
+/* Learns merges until the vocabulary holds vocab_size tokens *including* BOS and EOS (so
+   vocab_size - 258 new tokens), or until no pair is left. Each merge takes the most frequent
+   adjacent pair (counted over overlapping positions, weighted by piece frequency); ties go to
+   the lower (left id, right id). The trainer can be trained again (with another size). */
+DSDEF ds_tokenizer *ds_bpe_trainer_train(ds_bpe_trainer *tr, int vocab_size, ds_error *err);
+DSDEF void ds_bpe_trainer_free(ds_bpe_trainer *tr);
+
+/* Builds a tokenizer from a merge list: merges[2*r], merges[2*r+1] are the (left, right) ids of
+   merge r, which creates the next id (256, 257, ...) -- unless its bytes already name a token,
+   which it then reuses. BOS and EOS follow. Used by the trainer and by tests. */
+DSDEF ds_tokenizer *ds_tokenizer_from_merges(const int32_t *merges, int n_merges, ds_error *err);
+
+/* Hugging Face tokenizer.json. Loading accepts BPE models with DeepSeek's pre-tokenizer (the one
+   this file implements), byte-level decoding, and added tokens; anything else is refused with
+   the reason (DS_ERR_UNSUPPORTED), never approximated. Saving writes that same form, which
+   HF `tokenizers` and transformers load. */
+DSDEF ds_tokenizer *ds_tokenizer_load(const char *path, ds_error *err);
+DSDEF ds_tokenizer *ds_tokenizer_from_json(const char *json, size_t len, ds_error *err);
+DSDEF int ds_tokenizer_save(const ds_tokenizer *tok, const char *path, ds_error *err);
+DSDEF int ds_tokenizer_to_json(const ds_tokenizer *tok, ds_buf *out, ds_error *err);
+DSDEF void ds_tokenizer_free(ds_tokenizer *tok);
+
+enum {
+    DS_ENCODE_ALLOW_SPECIAL = 1, /* match BOS/EOS strings in the text; otherwise they are plain text */
+    DS_ENCODE_BOS = 2,           /* prepend BOS */
+    DS_ENCODE_EOS = 4            /* append EOS */
+};
+/* Encodes text[0..len) into ids[0..*n_ids). A text of len bytes never needs more than
+   len + 2 ids; with a smaller cap the call may fail with DS_ERR_RANGE. Non-special added tokens
+   (DeepSeek's 13 byte tokens) are always matched in the raw text, as HF does; special ones (BOS,
+   EOS) only with DS_ENCODE_ALLOW_SPECIAL, so user text cannot inject control tokens. */
+DSDEF int ds_tokenizer_encode(ds_tokenizer *tok, const char *text, size_t len, int flags,
+                              int32_t *ids, size_t cap, size_t *n_ids, ds_error *err);
+enum { DS_DECODE_SKIP_SPECIAL = 1 };
+/* Decodes ids into bytes (appended to out). decode(encode(x)) == x for every byte string x when
+   the tokenizer covers all 256 bytes (every tokenizer this file trains does). */
+DSDEF int ds_tokenizer_decode(const ds_tokenizer *tok, const int32_t *ids, size_t n, int flags,
+                              ds_buf *out, ds_error *err);
+/* The bytes one id decodes to (not NUL-terminated); NULL for an id out of range. */
+DSDEF const char *ds_tokenizer_token_bytes(const ds_tokenizer *tok, int32_t id, size_t *len);
+/* The token's string as tokenizer.json spells it (byte-level alphabet), NUL-terminated. */
+DSDEF const char *ds_tokenizer_token_string(const ds_tokenizer *tok, int32_t id);
+DSDEF int32_t ds_tokenizer_token_id(const ds_tokenizer *tok, const char *token_string); /* -1 if none */
+
+DSDEF int32_t ds_tokenizer_vocab_size(const ds_tokenizer *tok); /* ids in use: max id + 1 */
+DSDEF int32_t ds_tokenizer_n_merges(const ds_tokenizer *tok);
+DSDEF int32_t ds_tokenizer_bos(const ds_tokenizer *tok);       /* -1 if the tokenizer has none */
+DSDEF int32_t ds_tokenizer_eos(const ds_tokenizer *tok);
+DSDEF int ds_tokenizer_is_special(const ds_tokenizer *tok, int32_t id);
+/* The model's vocabulary: vocab_size rounded up to a multiple of DS_VOCAB_MULTIPLE (§2.1: the
+   paper pads 100,015 tokens to 102,400; we pad to a multiple of 64, which keeps the LM-head
+   matmul's rows a whole number of SIMD tiles and leaves room for future special tokens). */
+#define DS_VOCAB_MULTIPLE 64
+DSDEF int32_t ds_tokenizer_padded_vocab(const ds_tokenizer *tok);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* DEEPSEEK_H */
+
+/* ############################################################################################
+   IMPLEMENTATION
+   ############################################################################################ */
+#ifdef DEEPSEEK_IMPLEMENTATION
+#ifndef DEEPSEEK_IMPLEMENTATION_DONE
+#define DEEPSEEK_IMPLEMENTATION_DONE
+
+#include <errno.h>
+#include <limits.h>
+#include <locale.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#if defined(__unix__) || defined(__APPLE__)
+#include <fcntl.h>
+#include <unistd.h>
+#define DS__POSIX 1
+#endif
+
+#if defined(DS_MALLOC) && defined(DS_REALLOC) && defined(DS_FREE)
+/* the user's allocator */
+#elif !defined(DS_MALLOC) && !defined(DS_REALLOC) && !defined(DS_FREE)
+#define DS_MALLOC(sz) malloc(sz)
+#define DS_REALLOC(p, sz) realloc(p, sz)
+#define DS_FREE(p) free(p)
+#else
+#error "deepseek.h: define all of DS_MALLOC, DS_REALLOC and DS_FREE, or none of them"
+#endif
+
+#ifndef DS_ASSERT
+#include <assert.h>
+#define DS_ASSERT(x) assert(x)
+#endif
+#ifndef DS_JSON_MAX_DEPTH
+#define DS_JSON_MAX_DEPTH 128
+#endif
+#ifndef DS_BPE_CACHE_WORDS
+#define DS_BPE_CACHE_WORDS 65536
+#endif
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ============================================================================================
+   0. Errors, buffers, UTF-8, files
+   ============================================================================================ */
+
+DSDEF const char *ds_strerror(int code) {
+    switch (code) {
+    case DS_OK: return "success";
+    case DS_ERR_NOMEM: return "out of memory";
+    case DS_ERR_IO: return "input/output error";
+    case DS_ERR_FORMAT: return "malformed input";
+    case DS_ERR_INVALID: return "invalid argument";
+    case DS_ERR_UNSUPPORTED: return "unsupported";
+    case DS_ERR_RANGE: return "buffer too small";
+    default: return "unknown error";
+    }
+}
+
+#if defined(__GNUC__) || defined(__clang__)
+__attribute__((format(printf, 3, 4)))
+#endif
+static int ds__fail(ds_error *err, int code, const char *fmt, ...) {
+    if (err) {
+        va_list ap;
+        va_start(ap, fmt);
+        err->code = code;
+        vsnprintf(err->msg, sizeof err->msg, fmt, ap);
+        va_end(ap);
+    }
+    return code;
+}
+#define DS__OOM(err) ds__fail(err, DS_ERR_NOMEM, "out of memory")
+
+/* calloc through the user's allocator, with the n*size overflow check */
+static void *ds__calloc(size_t n, size_t size) {
+    void *p;
+    if (size && n > SIZE_MAX / size) return NULL;
+    p = DS_MALLOC(n * size > 0 ? n * size : 1);
+    if (p) memset(p, 0, n * size);
+    return p;
+}
+
+/* Grows *p (an array of *cap elements of `size` bytes) to hold at least `need`. */
+static int ds__grow(void **p, size_t *cap, size_t need, size_t size) {
+    size_t c = *cap ? *cap : 16;
+    void *q;
+    if (need <= *cap) return 1;
+    while (c < need) {
+        if (c > SIZE_MAX / 2 / size) return 0;
+        c *= 2;
+    }
+    q = DS_REALLOC(*p, c * size);
+    if (!q) return 0;
+    *p = q;
+    *cap = c;
+    return 1;
+}
+
+static int ds__buf_reserve(ds_buf *b, size_t extra) {
+    if (b->oom) return 0;
+    if (extra > SIZE_MAX - b->len - 1) { b->oom = 1; return 0; }
+    if (!ds__grow((void **)&b->data, &b->cap, b->len + extra + 1, 1)) { b->oom = 1; return 0; }
+    return 1;
+}
+DSDEF void ds_buf_append(ds_buf *b, const void *p, size_t n) {
+    /* p may point into b itself (a token built from two earlier ones): keep it as an offset
+       across the reallocation */
+    uintptr_t q = (uintptr_t)p, d = (uintptr_t)b->data;
+    size_t inside = (b->data && q >= d && q < d + b->cap) ? (size_t)(q - d) : SIZE_MAX;
+    if (!ds__buf_reserve(b, n)) return;
+    if (inside != SIZE_MAX) p = b->data + inside;
+    if (n) memmove(b->data + b->len, p, n);
+    b->len += n;
+    b->data[b->len] = 0;
+}
+DSDEF void ds_buf_puts(ds_buf *b, const char *s) { ds_buf_append(b, s, strlen(s)); }
+DSDEF void ds_buf_printf(ds_buf *b, const char *fmt, ...) {
+    va_list ap;
+    int n;
+    char small[256];
+    va_start(ap, fmt);
+    n = vsnprintf(small, sizeof small, fmt, ap);
+    va_end(ap);
+    if (n < 0) { b->oom = 1; return; }
+    if ((size_t)n < sizeof small) { ds_buf_append(b, small, (size_t)n); return; }
+    if (!ds__buf_reserve(b, (size_t)n)) return;
+    va_start(ap, fmt);
+    vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    b->len += (size_t)n;
+}
+DSDEF void ds_buf_free(ds_buf *b) {
+    DS_FREE(b->data);
+    b->data = NULL;
+    b->len = b->cap = 0;
+    b->oom = 0;
+}
+
+DSDEF int ds_utf8_decode(const unsigned char *s, size_t n, uint32_t *cp) {
+    uint32_t c, v;
+    if (n == 0) return 0;
+    c = s[0];
+    if (c < 0x80) { *cp = c; return 1; }
+    if (c < 0xC2) return 0; /* a continuation byte, or the lead of an overlong 2-byte form */
+    if (c < 0xE0) {
+        if (n < 2 || (s[1] & 0xC0) != 0x80) return 0;
+        *cp = ((c & 0x1F) << 6) | (s[1] & 0x3F);
+        return 2;
+    }
+    if (c < 0xF0) {
+        if (n < 3 || (s[1] & 0xC0) != 0x80 || (s[2] & 0xC0) != 0x80) return 0;
+        v = ((c & 0x0F) << 12) | ((uint32_t)(s[1] & 0x3F) << 6) | (s[2] & 0x3F);
+        if (v < 0x800 || (v >= 0xD800 && v <= 0xDFFF)) return 0; /* overlong, or a surrogate */
+        *cp = v;
+        return 3;
+    }
+    if (c < 0xF5) {
+        if (n < 4 || (s[1] & 0xC0) != 0x80 || (s[2] & 0xC0) != 0x80 || (s[3] & 0xC0) != 0x80) return 0;
+        v = ((c & 0x07) << 18) | ((uint32_t)(s[1] & 0x3F) << 12) | ((uint32_t)(s[2] & 0x3F) << 6) | (s[3] & 0x3F);
+        if (v < 0x10000 || v > 0x10FFFF) return 0;
+        *cp = v;
+        return 4;
+    }
+    return 0;
+}
+DSDEF int ds_utf8_valid(const char *s, size_t n) {
+    const unsigned char *p = (const unsigned char *)s;
+    size_t i = 0;
+    uint32_t cp;
+    while (i < n) {
+        int l;
+        if (p[i] < 0x80) { i++; continue; }
+        l = ds_utf8_decode(p + i, n - i, &cp);
+        if (!l) return 0;
+        i += (size_t)l;
+    }
+    return 1;
+}
+static size_t ds__utf8_encode(uint32_t cp, unsigned char *o) {
+    if (cp < 0x80) { o[0] = (unsigned char)cp; return 1; }
+    if (cp < 0x800) { o[0] = (unsigned char)(0xC0 | (cp >> 6)); o[1] = (unsigned char)(0x80 | (cp & 0x3F)); return 2; }
+    if (cp < 0x10000) {
+        o[0] = (unsigned char)(0xE0 | (cp >> 12));
+        o[1] = (unsigned char)(0x80 | ((cp >> 6) & 0x3F));
+        o[2] = (unsigned char)(0x80 | (cp & 0x3F));
+        return 3;
+    }
+    o[0] = (unsigned char)(0xF0 | (cp >> 18));
+    o[1] = (unsigned char)(0x80 | ((cp >> 12) & 0x3F));
+    o[2] = (unsigned char)(0x80 | ((cp >> 6) & 0x3F));
+    o[3] = (unsigned char)(0x80 | (cp & 0x3F));
+    return 4;
+}
+
+DSDEF char *ds_read_file(const char *path, size_t max_bytes, size_t *len, ds_error *err) {
+    FILE *f;
+    char *data = NULL;
+    size_t cap = 0, n = 0;
+    if (!path || !len) { ds__fail(err, DS_ERR_INVALID, "ds_read_file: NULL argument"); return NULL; }
+    f = fopen(path, "rb");
+    if (!f) { ds__fail(err, DS_ERR_IO, "cannot open '%s': %s", path, strerror(errno)); return NULL; }
+    for (;;) { /* read in chunks: works for pipes and for files whose size changes under us */
+        size_t got;
+        if (!ds__grow((void **)&data, &cap, n + 65536 + 1, 1)) {
+            fclose(f);
+            DS_FREE(data);
+            DS__OOM(err);
+            return NULL;
+        }
+        got = fread(data + n, 1, cap - n - 1, f);
+        n += got;
+        if (max_bytes && n > max_bytes) {
+            fclose(f);
+            DS_FREE(data);
+            ds__fail(err, DS_ERR_FORMAT, "'%s' is larger than the %zu-byte limit", path, max_bytes);
+            return NULL;
+        }
+        if (got == 0) break;
+    }
+    if (ferror(f)) {
+        fclose(f);
+        DS_FREE(data);
+        ds__fail(err, DS_ERR_IO, "error reading '%s'", path);
+        return NULL;
+    }
+    fclose(f);
+    data[n] = 0;
+    *len = n;
+    return data;
+}
+
+DSDEF int ds_write_file_atomic(const char *path, const void *data, size_t len, ds_error *err) {
+    /* Write "<path>.tmp", flush it to the disk, then rename() it over <path>: rename is atomic on
+       POSIX, so readers (and a crash) see either the old complete file or the new one. */
+    ds_buf tmp = {0, 0, 0, 0};
+    FILE *f;
+    int ok;
+    if (!path || (!data && len)) return ds__fail(err, DS_ERR_INVALID, "ds_write_file_atomic: NULL argument");
+    ds_buf_puts(&tmp, path);
+    ds_buf_puts(&tmp, ".tmp");
+    if (tmp.oom) { ds_buf_free(&tmp); return DS__OOM(err); }
+    f = fopen(tmp.data, "wb");
+    if (!f) {
+        ds__fail(err, DS_ERR_IO, "cannot create '%s': %s", tmp.data, strerror(errno));
+        ds_buf_free(&tmp);
+        return DS_ERR_IO;
+    }
+    ok = fwrite(data, 1, len, f) == len;
+    ok = (fflush(f) == 0) && ok;
+#ifdef DS__POSIX
+    ok = (fsync(fileno(f)) == 0) && ok;
+#endif
+    ok = (fclose(f) == 0) && ok;
+    if (!ok) {
+        ds__fail(err, DS_ERR_IO, "cannot write '%s' (disk full?): %s; '%s' is unchanged", tmp.data, strerror(errno), path);
+        remove(tmp.data);
+        ds_buf_free(&tmp);
+        return DS_ERR_IO;
+    }
+    if (rename(tmp.data, path) != 0) {
+        ds__fail(err, DS_ERR_IO, "cannot rename '%s' to '%s': %s", tmp.data, path, strerror(errno));
+        remove(tmp.data);
+        ds_buf_free(&tmp);
+        return DS_ERR_IO;
+    }
+    ds_buf_free(&tmp);
+    return DS_OK;
+}
+
+/* A 64-bit hash of a byte string, for the hash tables below. Hash values never decide an
+   output: every table is only ever probed, never iterated in hash order. */
+static uint64_t ds__hash(const unsigned char *p, size_t n) {
+    uint64_t h = 0x9E3779B97F4A7C15ull ^ (n * 0xC2B2AE3D27D4EB4Full), w;
+    while (n >= 8) {
+        memcpy(&w, p, 8);
+        h = (h ^ w) * 0xFF51AFD7ED558CCDull;
+        h ^= h >> 32;
+        p += 8;
+        n -= 8;
+    }
+    w = 0;
+    if (n) memcpy(&w, p, n);
+    h = (h ^ w) * 0xC4CEB9FE1A85EC53ull;
+    h ^= h >> 29;
+    h *= 0xFF51AFD7ED558CCDull;
+    return h ^ (h >> 32);
+}
+static uint64_t ds__hash64(uint64_t x) {
+    x ^= x >> 33;
+    x *= 0xFF51AFD7ED558CCDull;
+    x ^= x >> 33;
+    x *= 0xC4CEB9FE1A85EC53ull;
+    return x ^ (x >> 33);
+}
+
+/* ============================================================================================
+   0. JSON reader
+   A recursive-descent parser over the bytes. Nodes live in fixed-size blocks (so pointers to
+   them stay valid while the tree grows); strings are unescaped into one arena no larger than
+   the input, since an escape never decodes to more bytes than it spells.
+   ============================================================================================ */
+
+#define DS__JBLOCK 1024
+typedef struct ds__jblock {
+    struct ds__jblock *prev;
+    size_t used;
+    ds_json nodes[DS__JBLOCK];
+} ds__jblock;
+
+typedef struct ds__jp {
+    const unsigned char *s;
+    size_t n, i;
+    ds__jblock *blocks;
+    char *arena;
+    size_t arena_len;
+    ds_error *err;
+    int failed;
+} ds__jp;
+
+static void ds__jfail(ds__jp *p, int code, const char *what) {
+    size_t line = 1, col = 1, k;
+    if (p->failed) return;
+    p->failed = 1;
+    for (k = 0; k < p->i && k < p->n; k++) {
+        if (p->s[k] == '\n') { line++; col = 1; }
+        else col++;
+    }
+    ds__fail(p->err, code, "JSON: %s at line %zu, column %zu", what, line, col);
+}
+
+static ds_json *ds__jnode(ds__jp *p, ds_json_type type) {
+    ds_json *j;
+    if (!p->blocks || p->blocks->used == DS__JBLOCK) {
+        ds__jblock *b = (ds__jblock *)DS_MALLOC(sizeof(ds__jblock));
+        if (!b) { ds__jfail(p, DS_ERR_NOMEM, "out of memory"); return NULL; }
+        b->prev = p->blocks;
+        b->used = 0;
+        p->blocks = b;
+    }
+    j = &p->blocks->nodes[p->blocks->used++];
+    memset(j, 0, sizeof *j);
+    j->type = type;
+    return j;
+}
+
+static void ds__jws(ds__jp *p) {
+    while (p->i < p->n) {
+        unsigned char c = p->s[p->i];
+        if (c != ' ' && c != '\t' && c != '\n' && c != '\r') break;
+        p->i++;
+    }
+}
+
+static int ds__jhex4(const unsigned char *s, uint32_t *v) {
+    int k;
+    *v = 0;
+    for (k = 0; k < 4; k++) {
+        unsigned c = s[k], d;
+        if (c >= '0' && c <= '9') d = c - '0';
+        else if (c >= 'a' && c <= 'f') d = c - 'a' + 10;
+        else if (c >= 'A' && c <= 'F') d = c - 'A' + 10;
+        else return 0;
+        *v = (*v << 4) | d;
+    }
+    return 1;
+}
+
+/* Parses the string starting at the opening quote; returns its arena copy (NUL-terminated). */
+static char *ds__jstring(ds__jp *p, size_t *out_len) {
+    char *o = p->arena + p->arena_len, *start = o;
+    p->i++; /* the opening quote */
+    for (;;) {
+        unsigned char c;
+        if (p->i >= p->n) { ds__jfail(p, DS_ERR_FORMAT, "unterminated string"); return NULL; }
+        c = p->s[p->i];
+        if (c == '"') { p->i++; break; }
+        if (c < 0x20) { ds__jfail(p, DS_ERR_FORMAT, "control character in string"); return NULL; }
+        if (c == '\\') {
+            uint32_t cp;
+            if (p->i + 1 >= p->n) { ds__jfail(p, DS_ERR_FORMAT, "unterminated escape"); return NULL; }
+            c = p->s[p->i + 1];
+            p->i += 2;
+            switch (c) {
+            case '"': *o++ = '"'; break;
+            case '\\': *o++ = '\\'; break;
+            case '/': *o++ = '/'; break;
+            case 'b': *o++ = '\b'; break;
+            case 'f': *o++ = '\f'; break;
+            case 'n': *o++ = '\n'; break;
+            case 'r': *o++ = '\r'; break;
+            case 't': *o++ = '\t'; break;
+            case 'u':
+                if (p->i + 4 > p->n || !ds__jhex4(p->s + p->i, &cp)) { ds__jfail(p, DS_ERR_FORMAT, "bad \\u escape"); return NULL; }
+                p->i += 4;
+                if (cp >= 0xDC00 && cp <= 0xDFFF) { ds__jfail(p, DS_ERR_FORMAT, "lone low surrogate in \\u escape"); return NULL; }
+                if (cp >= 0xD800 && cp <= 0xDBFF) { /* a surrogate pair: \uD83D\uDE00 */
+                    uint32_t lo;
+                    if (p->i + 6 > p->n || p->s[p->i] != '\\' || p->s[p->i + 1] != 'u' || !ds__jhex4(p->s + p->i + 2, &lo) ||
+                        lo < 0xDC00 || lo > 0xDFFF) {
+                        ds__jfail(p, DS_ERR_FORMAT, "lone high surrogate in \\u escape");
+                        return NULL;
+                    }
+                    p->i += 6;
+                    cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+                }
+                o += ds__utf8_encode(cp, (unsigned char *)o);
+                break;
+            default: p->i -= 1; ds__jfail(p, DS_ERR_FORMAT, "unknown escape"); return NULL;
+            }
+        } else if (c < 0x80) {
+            *o++ = (char)c;
+            p->i++;
+        } else {
+            uint32_t cp;
+            int l = ds_utf8_decode(p->s + p->i, p->n - p->i, &cp);
+            if (!l) { ds__jfail(p, DS_ERR_FORMAT, "invalid UTF-8 in string"); return NULL; }
+            memcpy(o, p->s + p->i, (size_t)l);
+            o += l;
+            p->i += (size_t)l;
+        }
+    }
+    *o++ = 0;
+    *out_len = (size_t)(o - start) - 1;
+    p->arena_len += (size_t)(o - start);
+    return start;
+}
+
+/* Strict RFC 8259 number grammar; the value is correctly rounded. */
+static int ds__jnumber(ds__jp *p, double *out) {
+    size_t st = p->i, i = p->i, n = p->n;
+    const unsigned char *s = p->s;
+    uint64_t mant = 0;
+    int digits = 0, exp10 = 0, neg = 0, fast = 1;
+    if (i < n && s[i] == '-') { neg = 1; i++; }
+    if (i >= n || s[i] < '0' || s[i] > '9') { p->i = i; ds__jfail(p, DS_ERR_FORMAT, "bad number"); return 0; }
+    if (s[i] == '0') {
+        i++;
+        if (i < n && s[i] >= '0' && s[i] <= '9') { p->i = i; ds__jfail(p, DS_ERR_FORMAT, "leading zero in number"); return 0; }
+    } else {
+        while (i < n && s[i] >= '0' && s[i] <= '9') {
+            if (digits < 19) mant = mant * 10 + (uint64_t)(s[i] - '0'), digits++;
+            else fast = 0;
+            i++;
+        }
+    }
+    if (i < n && s[i] == '.') {
+        i++;
+        if (i >= n || s[i] < '0' || s[i] > '9') { p->i = i; ds__jfail(p, DS_ERR_FORMAT, "digit expected after '.'"); return 0; }
+        while (i < n && s[i] >= '0' && s[i] <= '9') {
+            if (digits < 19) mant = mant * 10 + (uint64_t)(s[i] - '0'), digits++, exp10--;
+            else if (s[i] != '0') fast = 0;
+            i++;
+        }
+    }
+    if (i < n && (s[i] == 'e' || s[i] == 'E')) {
+        int eneg = 0, e = 0;
+        i++;
+        if (i < n && (s[i] == '+' || s[i] == '-')) eneg = s[i++] == '-';
+        if (i >= n || s[i] < '0' || s[i] > '9') { p->i = i; ds__jfail(p, DS_ERR_FORMAT, "digit expected in exponent"); return 0; }
+        while (i < n && s[i] >= '0' && s[i] <= '9') {
+            if (e < 100000) e = e * 10 + (s[i] - '0');
+            i++;
+        }
+        exp10 += eneg ? -e : e;
+    }
+    p->i = i;
+    /* Fast path (Clinger): a mantissa below 2^53 times an exact power of ten <= 1e22 is one
+       correctly rounded IEEE operation. Anything else goes to strtod. */
+    if (fast && mant < (1ull << 53) && exp10 >= -22 && exp10 <= 22) {
+        static const double pow10[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,  1e8,  1e9,  1e10, 1e11,
+                                       1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+        double v = (double)mant;
+        v = exp10 < 0 ? v / pow10[-exp10] : v * pow10[exp10];
+        *out = neg ? -v : v;
+    } else {
+        /* strtod reads the locale's decimal point: copy the number and substitute it */
+        char small[64], *buf = small, *end;
+        size_t len = i - st, k;
+        const char *dp = localeconv()->decimal_point;
+        if (len + 1 > sizeof small) {
+            buf = (char *)DS_MALLOC(len + 1);
+            if (!buf) { ds__jfail(p, DS_ERR_NOMEM, "out of memory"); return 0; }
+        }
+        memcpy(buf, s + st, len);
+        buf[len] = 0;
+        for (k = 0; k < len; k++)
+            if (buf[k] == '.' && dp && dp[0]) buf[k] = dp[0];
+        *out = strtod(buf, &end);
+        if (buf != small) DS_FREE(buf);
+    }
+    if (isinf(*out) || isnan(*out)) { p->i = st; ds__jfail(p, DS_ERR_FORMAT, "number out of range"); return 0; }
+    return 1;
+}
+
+static ds_json *ds__jvalue(ds__jp *p, int depth) {
+    ds_json *j;
+    unsigned char c;
+    ds__jws(p);
+    if (p->i >= p->n) { ds__jfail(p, DS_ERR_FORMAT, "unexpected end of input"); return NULL; }
+    if (depth > DS_JSON_MAX_DEPTH) { ds__jfail(p, DS_ERR_FORMAT, "nesting too deep"); return NULL; }
+    c = p->s[p->i];
+    if (c == '{' || c == '[') {
+        int obj = c == '{';
+        ds_json *last = NULL;
+        j = ds__jnode(p, obj ? DS_JSON_OBJECT : DS_JSON_ARRAY);
+        if (!j) return NULL;
+        p->i++;
+        ds__jws(p);
+        if (p->i < p->n && p->s[p->i] == (obj ? '}' : ']')) { p->i++; return j; }
+        for (;;) {
+            ds_json *kid;
+            const char *key = NULL;
+            size_t key_len = 0;
+            if (obj) {
+                ds__jws(p);
+                if (p->i >= p->n || p->s[p->i] != '"') { ds__jfail(p, DS_ERR_FORMAT, "member name expected"); return NULL; }
+                key = ds__jstring(p, &key_len);
+                if (!key) return NULL;
+                ds__jws(p);
+                if (p->i >= p->n || p->s[p->i] != ':') { ds__jfail(p, DS_ERR_FORMAT, "':' expected"); return NULL; }
+                p->i++;
+            }
+            kid = ds__jvalue(p, depth + 1);
+            if (!kid) return NULL;
+            kid->key = key;
+            kid->key_len = key_len;
+            if (last) last->next = kid;
+            else j->child = kid;
+            last = kid;
+            j->len++;
+            ds__jws(p);
+            if (p->i < p->n && p->s[p->i] == ',') { p->i++; continue; }
+            if (p->i < p->n && p->s[p->i] == (obj ? '}' : ']')) { p->i++; return j; }
+            ds__jfail(p, DS_ERR_FORMAT, obj ? "',' or '}' expected" : "',' or ']' expected");
+            return NULL;
+        }
+    }
+    if (c == '"') {
+        j = ds__jnode(p, DS_JSON_STRING);
+        if (!j) return NULL;
+        j->str = ds__jstring(p, &j->len);
+        return j->str ? j : NULL;
+    }
+    if (c == '-' || (c >= '0' && c <= '9')) {
+        j = ds__jnode(p, DS_JSON_NUMBER);
+        if (!j || !ds__jnumber(p, &j->num)) return NULL;
+        return j;
+    }
+    {
+        static const char *const words[] = {"true", "false", "null"};
+        static const ds_json_type types[] = {DS_JSON_TRUE, DS_JSON_FALSE, DS_JSON_NULL};
+        int k;
+        for (k = 0; k < 3; k++) {
+            size_t wl = strlen(words[k]);
+            if (p->n - p->i >= wl && memcmp(p->s + p->i, words[k], wl) == 0) {
+                p->i += wl;
+                return ds__jnode(p, types[k]);
+            }
+        }
+    }
+    ds__jfail(p, DS_ERR_FORMAT, "unexpected character");
+    return NULL;
+}
+
+static void ds__jblocks_free(ds__jblock *b) {
+    while (b) {
+        ds__jblock *prev = b->prev;
+        DS_FREE(b);
+        b = prev;
+    }
+}
+
+DSDEF ds_json_doc *ds_json_parse(const char *text, size_t len, ds_error *err) {
+    ds__jp p;
+    ds_json_doc *doc;
+    ds_json *root;
+    if (!text && len) { ds__fail(err, DS_ERR_INVALID, "ds_json_parse: NULL text"); return NULL; }
+    memset(&p, 0, sizeof p);
+    p.s = (const unsigned char *)text;
+    p.n = len;
+    p.err = err;
+    if (len >= 3 && p.s[0] == 0xEF && p.s[1] == 0xBB && p.s[2] == 0xBF) p.i = 3; /* skip a byte-order mark */
+    doc = (ds_json_doc *)ds__calloc(1, sizeof *doc);
+    p.arena = (char *)DS_MALLOC(len + 1);
+    if (!doc || !p.arena) {
+        DS_FREE(doc);
+        DS_FREE(p.arena);
+        DS__OOM(err);
+        return NULL;
+    }
+    root = ds__jvalue(&p, 1);
+    if (root) {
+        ds__jws(&p);
+        if (p.i < p.n) { ds__jfail(&p, DS_ERR_FORMAT, "trailing characters after the value"); root = NULL; }
+    }
+    if (!root) {
+        ds__jblocks_free(p.blocks);
+        DS_FREE(p.arena);
+        DS_FREE(doc);
+        return NULL;
+    }
+    doc->root = root;
+    doc->blocks_ = p.blocks;
+    doc->strings_ = p.arena;
+    return doc;
+}
+
+DSDEF void ds_json_free(ds_json_doc *doc) {
+    if (!doc) return;
+    ds__jblocks_free((ds__jblock *)doc->blocks_);
+    DS_FREE(doc->strings_);
+    DS_FREE(doc);
+}
+
+DSDEF const ds_json *ds_json_get(const ds_json *obj, const char *key) {
+    const ds_json *k;
+    size_t kl;
+    if (!obj || obj->type != DS_JSON_OBJECT || !key) return NULL;
+    kl = strlen(key);
+    for (k = obj->child; k; k = k->next)
+        if (k->key_len == kl && memcmp(k->key, key, kl) == 0) return k;
+    return NULL;
+}
+
+DSDEF int ds_json_int(const ds_json *j, int64_t lo, int64_t hi, int64_t *out) {
+    double v;
+    if (!j || j->type != DS_JSON_NUMBER) return 0;
+    v = j->num;
+    if (!(v >= (double)lo && v <= (double)hi) || v != floor(v)) return 0;
+    if (out) *out = (int64_t)v;
+    return 1;
+}
+
+DSDEF const char *ds_json_type_name(ds_json_type t) {
+    switch (t) {
+    case DS_JSON_NULL: return "null";
+    case DS_JSON_FALSE: return "false";
+    case DS_JSON_TRUE: return "true";
+    case DS_JSON_NUMBER: return "a number";
+    case DS_JSON_STRING: return "a string";
+    case DS_JSON_ARRAY: return "an array";
+    case DS_JSON_OBJECT: return "an object";
+    }
+    return "?";
+}
+
+/* JSON writer: one function, since numbers and punctuation are plain ds_buf_printf calls. */
+DSDEF void ds_buf_json_string(ds_buf *b, const char *s, size_t n) {
+    const unsigned char *p = (const unsigned char *)s;
+    size_t i = 0, run = 0;
+    ds_buf_append(b, "\"", 1);
+    while (i < n) {
+        unsigned char c = p[i];
+        uint32_t cp;
+        int l;
+        if (c >= 0x20 && c < 0x80 && c != '"' && c != '\\') { i++; run++; continue; }
+        ds_buf_append(b, p + i - run, run); /* flush the plain run */
+        run = 0;
+        if (c < 0x80) {
+            switch (c) {
+            case '"': ds_buf_puts(b, "\\\""); break;
+            case '\\': ds_buf_puts(b, "\\\\"); break;
+            case '\n': ds_buf_puts(b, "\\n"); break;
+            case '\r': ds_buf_puts(b, "\\r"); break;
+            case '\t': ds_buf_puts(b, "\\t"); break;
+            case '\b': ds_buf_puts(b, "\\b"); break;
+            case '\f': ds_buf_puts(b, "\\f"); break;
+            default: ds_buf_printf(b, "\\u%04x", c); break;
+            }
+            i++;
+            continue;
+        }
+        l = ds_utf8_decode(p + i, n - i, &cp);
+        if (l) { ds_buf_append(b, p + i, (size_t)l); i += (size_t)l; }
+        else { ds_buf_append(b, "\xEF\xBF\xBD", 3); i++; } /* U+FFFD for an invalid byte */
+    }
+    ds_buf_append(b, p + i - run, run);
+    ds_buf_append(b, "\"", 1);
+}
+
+/* ============================================================================================
+   §2.1 Tokenizer: the pre-tokenizer
+
+   DeepSeek's tokenizer.json splits text with five regexes, in order, each applied to the pieces
+   the previous ones left ("Isolated": matches and the gaps between them both become pieces),
+   then isolates every numeric character, then maps bytes to the GPT-2 byte alphabet:
+
+      1. [\r\n]                  every newline alone
+      2. \s?[cased letters]+     a word, with at most one leading whitespace
+      3. \s?[punctuation]+       a punctuation run, with at most one leading whitespace
+      4. \s+$                    trailing whitespace
+      5. [CJK]+                  CJK runs, *without* the leading space (so " 世界" -> " ", "世界")
+      6. Digits                  each numeric character alone ("123" -> "1","2","3")
+
+   Instead of a regex engine we scan UTF-8 by hand. Each level finds its matches left to right
+   inside one piece, and hands each gap and each match to the next level. Because of level 1 a
+   newline always ends a piece, so no scan ever looks across one.
+   The code-point classes are generated by tools/gen_unicode.js from the character classes of
+   DeepSeek's patterns (letters, punctuation, CJK), Unicode White_Space (`\s` in Oniguruma, the
+   engine HF tokenizers uses) and Unicode N (Rust's char::is_numeric, which the Digits step uses).
+   ============================================================================================ */
+
+/* ---- BEGIN GENERATED TABLES (tools/gen_unicode.js) ---- */
+/* split 2, `\s?[...]+`: the cased letters: 84 ranges */
+static const uint32_t ds__letter_ranges[][2] = {
+    {0x41,0x5A}, {0x61,0x7A}, {0xB5,0xB5}, {0xC0,0xD6}, {0xD8,0xF6}, {0xF8,0x1BA}, {0x1BC,0x1BF},
+    {0x1C4,0x293}, {0x295,0x2AF}, {0x370,0x373}, {0x376,0x377}, {0x37B,0x37D}, {0x37F,0x37F}, {0x386,0x386},
+    {0x388,0x38A}, {0x38C,0x38C}, {0x38E,0x3A1}, {0x3A3,0x3F5}, {0x3F7,0x481}, {0x48A,0x52F}, {0x531,0x556},
+    {0x10A0,0x10C5}, {0x13A0,0x13F5}, {0x13F8,0x13FD}, {0x1C90,0x1CBA}, {0x1CBD,0x1CBF}, {0x1D00,0x1D2B},
+    {0x1D6B,0x1D77}, {0x1D79,0x1D9A}, {0x1E00,0x1F15}, {0x1F18,0x1F1D}, {0x1F20,0x1F45}, {0x1F48,0x1F4D},
+    {0x1F50,0x1F57}, {0x1F59,0x1F59}, {0x1F5B,0x1F5B}, {0x1F5D,0x1F5D}, {0x1F5F,0x1F7D}, {0x1F80,0x1FB4},
+    {0x1FB6,0x1FBC}, {0x1FBE,0x1FBE}, {0x1FC2,0x1FC4}, {0x1FC6,0x1FCC}, {0x1FD0,0x1FD3}, {0x1FD6,0x1FDB},
+    {0x1FE0,0x1FEC}, {0x1FF2,0x1FF4}, {0x1FF6,0x1FFC}, {0x2102,0x2102}, {0x2107,0x2107}, {0x210A,0x2113},
+    {0x2115,0x2115}, {0x2119,0x211D}, {0x2124,0x2124}, {0x2126,0x2126}, {0x2128,0x2128}, {0x212A,0x212D},
+    {0x212F,0x2134}, {0x2139,0x2139}, {0x213C,0x213F}, {0x2145,0x2149}, {0x214E,0x214E}, {0x2183,0x2184},
+    {0x2C00,0x2C7B}, {0x2C7E,0x2CE4}, {0x2CEB,0x2CEE}, {0x2CF2,0x2CF3}, {0xA640,0xA66D}, {0xA680,0xA69B},
+    {0xA722,0xA76F}, {0xA771,0xA787}, {0xA78B,0xA78E}, {0xAB70,0xABBF}, {0xFB00,0xFB06}, {0xFB13,0xFB17},
+    {0xFF21,0xFF3A}, {0xFF41,0xFF5A}, {0x10400,0x1044F}, {0x104B0,0x104D3}, {0x104D8,0x104FB},
+    {0x10C80,0x10CB2}, {0x10CC0,0x10CF2}, {0x118A0,0x118DF}, {0x1E900,0x1E943},
+};
+/* split 3, `\s?[...]+`: punctuation: 6 ranges */
+static const uint32_t ds__punct_ranges[][2] = {
+    {0x21,0x2F}, {0x3A,0x7E}, {0x2018,0x201F}, {0x3000,0x3002}, {0xFF01,0xFF0F}, {0xFF1A,0xFF5E},
+};
+/* split 5, `[...]+`: CJK and the rest of U+0800..U+4E00, Hangul: 2 ranges */
+static const uint32_t ds__cjk_ranges[][2] = {
+    {0x800,0x9FA5}, {0xAC00,0xD7FF},
+};
+/* `\s`: Unicode White_Space: 10 ranges */
+static const uint32_t ds__space_ranges[][2] = {
+    {0x9,0xD}, {0x20,0x20}, {0x85,0x85}, {0xA0,0xA0}, {0x1680,0x1680}, {0x2000,0x200A}, {0x2028,0x2029},
+    {0x202F,0x202F}, {0x205F,0x205F}, {0x3000,0x3000},
+};
+/* Digits: Unicode N (Nd, Nl, No), Unicode of ICU 78.2 / 17.0: 146 ranges */
+static const uint32_t ds__numeric_ranges[][2] = {
+    {0x30,0x39}, {0xB2,0xB3}, {0xB9,0xB9}, {0xBC,0xBE}, {0x660,0x669}, {0x6F0,0x6F9}, {0x7C0,0x7C9},
+    {0x966,0x96F}, {0x9E6,0x9EF}, {0x9F4,0x9F9}, {0xA66,0xA6F}, {0xAE6,0xAEF}, {0xB66,0xB6F}, {0xB72,0xB77},
+    {0xBE6,0xBF2}, {0xC66,0xC6F}, {0xC78,0xC7E}, {0xCE6,0xCEF}, {0xD58,0xD5E}, {0xD66,0xD78}, {0xDE6,0xDEF},
+    {0xE50,0xE59}, {0xED0,0xED9}, {0xF20,0xF33}, {0x1040,0x1049}, {0x1090,0x1099}, {0x1369,0x137C},
+    {0x16EE,0x16F0}, {0x17E0,0x17E9}, {0x17F0,0x17F9}, {0x1810,0x1819}, {0x1946,0x194F}, {0x19D0,0x19DA},
+    {0x1A80,0x1A89}, {0x1A90,0x1A99}, {0x1B50,0x1B59}, {0x1BB0,0x1BB9}, {0x1C40,0x1C49}, {0x1C50,0x1C59},
+    {0x2070,0x2070}, {0x2074,0x2079}, {0x2080,0x2089}, {0x2150,0x2182}, {0x2185,0x2189}, {0x2460,0x249B},
+    {0x24EA,0x24FF}, {0x2776,0x2793}, {0x2CFD,0x2CFD}, {0x3007,0x3007}, {0x3021,0x3029}, {0x3038,0x303A},
+    {0x3192,0x3195}, {0x3220,0x3229}, {0x3248,0x324F}, {0x3251,0x325F}, {0x3280,0x3289}, {0x32B1,0x32BF},
+    {0xA620,0xA629}, {0xA6E6,0xA6EF}, {0xA830,0xA835}, {0xA8D0,0xA8D9}, {0xA900,0xA909}, {0xA9D0,0xA9D9},
+    {0xA9F0,0xA9F9}, {0xAA50,0xAA59}, {0xABF0,0xABF9}, {0xFF10,0xFF19}, {0x10107,0x10133}, {0x10140,0x10178},
+    {0x1018A,0x1018B}, {0x102E1,0x102FB}, {0x10320,0x10323}, {0x10341,0x10341}, {0x1034A,0x1034A},
+    {0x103D1,0x103D5}, {0x104A0,0x104A9}, {0x10858,0x1085F}, {0x10879,0x1087F}, {0x108A7,0x108AF},
+    {0x108FB,0x108FF}, {0x10916,0x1091B}, {0x109BC,0x109BD}, {0x109C0,0x109CF}, {0x109D2,0x109FF},
+    {0x10A40,0x10A48}, {0x10A7D,0x10A7E}, {0x10A9D,0x10A9F}, {0x10AEB,0x10AEF}, {0x10B58,0x10B5F},
+    {0x10B78,0x10B7F}, {0x10BA9,0x10BAF}, {0x10CFA,0x10CFF}, {0x10D30,0x10D39}, {0x10D40,0x10D49},
+    {0x10E60,0x10E7E}, {0x10F1D,0x10F26}, {0x10F51,0x10F54}, {0x10FC5,0x10FCB}, {0x11052,0x1106F},
+    {0x110F0,0x110F9}, {0x11136,0x1113F}, {0x111D0,0x111D9}, {0x111E1,0x111F4}, {0x112F0,0x112F9},
+    {0x11450,0x11459}, {0x114D0,0x114D9}, {0x11650,0x11659}, {0x116C0,0x116C9}, {0x116D0,0x116E3},
+    {0x11730,0x1173B}, {0x118E0,0x118F2}, {0x11950,0x11959}, {0x11BF0,0x11BF9}, {0x11C50,0x11C6C},
+    {0x11D50,0x11D59}, {0x11DA0,0x11DA9}, {0x11DE0,0x11DE9}, {0x11F50,0x11F59}, {0x11FC0,0x11FD4},
+    {0x12400,0x1246E}, {0x16130,0x16139}, {0x16A60,0x16A69}, {0x16AC0,0x16AC9}, {0x16B50,0x16B59},
+    {0x16B5B,0x16B61}, {0x16D70,0x16D79}, {0x16E80,0x16E96}, {0x16FF4,0x16FF6}, {0x1CCF0,0x1CCF9},
+    {0x1D2C0,0x1D2D3}, {0x1D2E0,0x1D2F3}, {0x1D360,0x1D378}, {0x1D7CE,0x1D7FF}, {0x1E140,0x1E149},
+    {0x1E2F0,0x1E2F9}, {0x1E4F0,0x1E4F9}, {0x1E5F1,0x1E5FA}, {0x1E8C7,0x1E8CF}, {0x1E950,0x1E959},
+    {0x1EC71,0x1ECAB}, {0x1ECAD,0x1ECAF}, {0x1ECB1,0x1ECB4}, {0x1ED01,0x1ED2D}, {0x1ED2F,0x1ED3D},
+    {0x1F100,0x1F10C}, {0x1FBF0,0x1FBF9},
+};
+/* ---- END GENERATED TABLES ---- */
+
+enum { DS__LETTER = 1, DS__PUNCT = 2, DS__SPACE = 4, DS__CJK = 8, DS__NUM = 16, DS__NL = 32 };
+
+/* The classes of the 128 ASCII code points (bits above). Note that split 3's class [!-/:-~]
+   contains the ASCII letters too; it only ever sees them inside pieces split 2 already made. */
+static const unsigned char ds__ascii_class[128] = {
+     0,  0,  0,  0,  0,  0,  0,  0,  0,  4, 36,  4,  4, 36,  0,  0,
+     0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,
+     4,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,
+    16, 16, 16, 16, 16, 16, 16, 16, 16, 16,  2,  2,  2,  2,  2,  2,
+     2,  3,  3,  3,  3,  3,  3,  3,  3,  3,  3,  3,  3,  3,  3,  3,
+     3,  3,  3,  3,  3,  3,  3,  3,  3,  3,  3,  2,  2,  2,  2,  2,
+     2,  3,  3,  3,  3,  3,  3,  3,  3,  3,  3,  3,  3,  3,  3,  3,
+     3,  3,  3,  3,  3,  3,  3,  3,  3,  3,  3,  2,  2,  2,  2,  0,
+};
+
+static int ds__in_ranges(uint32_t cp, const uint32_t (*r)[2], size_t n) {
+    size_t lo = 0, hi = n;
+    while (lo < hi) { /* the first range whose end is >= cp */
+        size_t mid = (lo + hi) / 2;
+        if (r[mid][1] < cp) lo = mid + 1;
+        else hi = mid;
+    }
+    return lo < n && r[lo][0] <= cp;
+}
+#define DS__NRANGES(r) (sizeof(r) / sizeof((r)[0]))
+
+static unsigned ds__cp_class(uint32_t cp) {
+    unsigned c = 0;
+    if (cp < 128) return ds__ascii_class[cp];
+    if (ds__in_ranges(cp, ds__letter_ranges, DS__NRANGES(ds__letter_ranges))) c |= DS__LETTER;
+    if (ds__in_ranges(cp, ds__punct_ranges, DS__NRANGES(ds__punct_ranges))) c |= DS__PUNCT;
+    if (ds__in_ranges(cp, ds__space_ranges, DS__NRANGES(ds__space_ranges))) c |= DS__SPACE;
+    if (ds__in_ranges(cp, ds__cjk_ranges, DS__NRANGES(ds__cjk_ranges))) c |= DS__CJK;
+    if (ds__in_ranges(cp, ds__numeric_ranges, DS__NRANGES(ds__numeric_ranges))) c |= DS__NUM;
+    return c;
+}
+
+/* One character at s[i] (i < end): returns its byte length and sets *cls. An invalid UTF-8 byte
+   is a one-byte character of no class. */
+static size_t ds__char_at(const unsigned char *s, size_t i, size_t end, unsigned *cls) {
+    uint32_t cp;
+    int l;
+    if (s[i] < 0x80) { *cls = ds__ascii_class[s[i]]; return 1; }
+    l = ds_utf8_decode(s + i, end - i, &cp);
+    if (!l) { *cls = 0; return 1; }
+    *cls = ds__cp_class(cp);
+    return (size_t)l;
+}
+
+typedef void (*ds__piece_fn)(void *ctx, size_t start, size_t len);
+typedef struct ds__pt {
+    const unsigned char *s;
+    ds__piece_fn fn;
+    void *ctx;
+} ds__pt;
+
+/* Level 6: Digits(individual_digits=true): every numeric character is its own piece. */
+static void ds__split_digits(const ds__pt *pt, size_t a, size_t b) {
+    size_t i = a, gap = a;
+    while (i < b) {
+        unsigned cls;
+        size_t l = ds__char_at(pt->s, i, b, &cls);
+        if (cls & DS__NUM) {
+            if (gap < i) pt->fn(pt->ctx, gap, i - gap);
+            pt->fn(pt->ctx, i, l);
+            gap = i + l;
+        }
+        i += l;
+    }
+    if (gap < b) pt->fn(pt->ctx, gap, b - gap);
+}
+
+static void ds__split_level(const ds__pt *pt, size_t a, size_t b, int level);
+
+/* Levels 2, 3 and 5: `\s?[C]+` (space_prefix = 1) or `[C]+`, with the regex's semantics,
+   leftmost match first: a match starts at i when the character there is in C, or when it is
+   whitespace and the next one is in C; it then runs while characters are in C. */
+static void ds__split_run(const ds__pt *pt, size_t a, size_t b, int level, unsigned cset, int space_prefix) {
+    size_t i = a, gap = a;
+    while (i < b) {
+        unsigned cls, ncls = 0;
+        size_t l = ds__char_at(pt->s, i, b, &cls), j;
+        if (!(cls & cset)) {
+            if (!(space_prefix && (cls & DS__SPACE) && i + l < b)) { i += l; continue; }
+            ds__char_at(pt->s, i + l, b, &ncls);
+            if (!(ncls & cset)) { i += l; continue; }
+        }
+        j = i + l; /* the match is [i, j): extend it over the run */
+        while (j < b) {
+            size_t m = ds__char_at(pt->s, j, b, &ncls);
+            if (!(ncls & cset)) break;
+            j += m;
+        }
+        if (gap < i) ds__split_level(pt, gap, i, level + 1);
+        ds__split_level(pt, i, j, level + 1);
+        gap = i = j;
+    }
+    if (gap < b) ds__split_level(pt, gap, b, level + 1);
+}
+
+/* Level 4: `\s+$`, the whitespace run that ends the piece, if any. */
+static void ds__split_trailing_space(const ds__pt *pt, size_t a, size_t b) {
+    size_t i = a, run = b; /* run: start of the current whitespace run, b if none */
+    while (i < b) {
+        unsigned cls;
+        size_t l = ds__char_at(pt->s, i, b, &cls);
+        if (cls & DS__SPACE) { if (run == b) run = i; }
+        else run = b;
+        i += l;
+    }
+    if (run < b && run > a) ds__split_level(pt, a, run, 5);
+    ds__split_level(pt, run < b ? run : a, b, 5);
+}
+
+static void ds__split_level(const ds__pt *pt, size_t a, size_t b, int level) {
+    switch (level) {
+    case 2: ds__split_run(pt, a, b, 2, DS__LETTER, 1); break;
+    case 3: ds__split_run(pt, a, b, 3, DS__PUNCT, 1); break;
+    case 4: ds__split_trailing_space(pt, a, b); break;
+    case 5: ds__split_run(pt, a, b, 5, DS__CJK, 0); break;
+    default: ds__split_digits(pt, a, b); break;
+    }
+}
+
+/* Level 1: `[\r\n]`. Newlines are ASCII, so this level is a byte scan; a newline piece passes
+   through every later level unchanged, so it is emitted directly. */
+static void ds__pretokenize(const unsigned char *s, size_t len, ds__piece_fn fn, void *ctx) {
+    ds__pt pt;
+    size_t i, gap = 0;
+    pt.s = s;
+    pt.fn = fn;
+    pt.ctx = ctx;
+    for (i = 0; i < len; i++) {
+        if (s[i] != '\n' && s[i] != '\r') continue;
+        if (gap < i) ds__split_level(&pt, gap, i, 2);
+        fn(ctx, i, 1);
+        gap = i + 1;
+    }
+    if (gap < len) ds__split_level(&pt, gap, len, 2);
+}
+
+typedef struct ds__span_sink { ds_span *out; size_t cap, n; } ds__span_sink;
+static void ds__span_piece(void *ctx, size_t start, size_t len) {
+    ds__span_sink *k = (ds__span_sink *)ctx;
+    if (k->n < k->cap) { k->out[k->n].start = start; k->out[k->n].len = len; }
+    k->n++;
+}
+DSDEF size_t ds_pretokenize(const char *text, size_t len, ds_span *out, size_t cap) {
+    ds__span_sink k;
+    k.out = out;
+    k.cap = out ? cap : 0;
+    k.n = 0;
+    if (!text) return 0;
+    ds__pretokenize((const unsigned char *)text, len, ds__span_piece, &k);
+    return k.n;
+}
+
+/* ============================================================================================
+   §2.1 Tokenizer: the byte-level alphabet
+   GPT-2's byte-to-unicode map, in which tokenizer.json spells tokens: the 188 printable bytes
+   stand for themselves; the other 68 (controls, space, 0x7F-0xA0, 0xAD) become U+0100.. in byte
+   order. So ' ' is 'Ġ' (U+0120) and '\n' is 'Ċ' (U+010A).
+   ============================================================================================ */
+
+static int ds__byte_printable(unsigned b) { return (b >= 33 && b <= 126) || (b >= 161 && b <= 172) || b >= 174; }
+static uint32_t ds__byte_to_cp(unsigned b) {
+    if (ds__byte_printable(b)) return b;
+    if (b <= 32) return 256 + b;               /* 0x00..0x20 -> U+0100..U+0120 */
+    if (b <= 160) return 256 + 33 + (b - 127); /* 0x7F..0xA0 -> U+0121..U+0142 */
+    return 256 + 67;                           /* 0xAD       -> U+0143 */
+}
+static int ds__cp_to_byte(uint32_t cp) { /* -1 when cp is not in the alphabet */
+    if (cp < 256) return ds__byte_printable(cp) ? (int)cp : -1;
+    if (cp <= 256 + 32) return (int)(cp - 256);
+    if (cp <= 256 + 66) return (int)(cp - 256 - 33 + 127);
+    if (cp == 256 + 67) return 0xAD;
+    return -1;
+}
+static void ds__bytes_to_tokstr(ds_buf *o, const unsigned char *p, size_t n) {
+    size_t i;
+    for (i = 0; i < n; i++) {
+        unsigned char u[4];
+        ds_buf_append(o, u, ds__utf8_encode(ds__byte_to_cp(p[i]), u));
+    }
+}
+/* tokenizer.json string -> bytes, as HF's ByteLevel decoder does it: when any character is
+   outside the alphabet (BOS, EOS), the token decodes to its own UTF-8. */
+static void ds__tokstr_to_bytes(ds_buf *o, const char *s, size_t n) {
+    const unsigned char *p = (const unsigned char *)s;
+    size_t i = 0, start = o->len;
+    while (i < n) {
+        uint32_t cp;
+        int l = ds_utf8_decode(p + i, n - i, &cp), b;
+        b = l ? ds__cp_to_byte(cp) : -1;
+        if (b < 0) { /* not byte-level: the literal text */
+            o->len = start;
+            ds_buf_append(o, s, n);
+            return;
+        }
+        {
+            unsigned char c = (unsigned char)b;
+            ds_buf_append(o, &c, 1);
+        }
+        i += (size_t)l;
+    }
+}
+
+/* ============================================================================================
+   §2.1 Tokenizer: the object
+   Per id: its tokenizer.json string, the bytes it decodes to, and flags. Merges live in an
+   open-addressing table keyed by (left id, right id) -> rank, and in a list by rank of (left,
+   right, new id). Token strings are found through a second table (string -> id).
+   ============================================================================================ */
+
+enum { DS__TOK_INVOCAB = 1, DS__TOK_ADDED = 2, DS__TOK_SPECIAL = 4, DS__TOK_NORMALIZED = 8 };
+
+typedef struct ds__centry { /* one memoized word of the encoder */
+    uint64_t hash;          /* 0: an empty slot */
+    uint32_t key_off, key_len, val_off, val_len;
+} ds__centry;
+
+struct ds_tokenizer {
+    int32_t n_vocab, n_merges;
+    ds_buf str;                /* all token strings, each NUL-terminated */
+    ds_buf dec;                /* all decoded bytes */
+    size_t *str_off, *dec_off; /* n_vocab + 1 offsets each */
+    unsigned char *flags;      /* DS__TOK_* per id */
+    int32_t byte_id[256];      /* the initial BPE symbol of each byte; -1 when the vocab lacks it */
+    int32_t *merges;           /* (left, right, new) per rank */
+    uint64_t *mt_key;          /* merge table: key (left << 32 | right), ~0 = empty */
+    int32_t *mt_rank;
+    size_t mt_cap;
+    int32_t *st;               /* string table: id or -1 */
+    size_t st_cap;
+    int32_t *added;            /* ids of the added tokens, longest content first */
+    int n_added;
+    unsigned char added_first[256]; /* 1 when some added token starts with this byte */
+    int32_t bos, eos;
+    /* encoder scratch and memo (allocated on first use) */
+    int32_t *sym, *rank, *hp;
+    size_t sym_cap, hp_cap;
+    ds__centry *cache;
+    size_t cache_cap, cache_n;
+    ds_buf cache_keys;
+    int32_t *cache_vals;
+    size_t cache_vals_len, cache_vals_cap;
+    int bpe_small_max;         /* pieces of up to this many symbols use the quadratic loop */
+};
+
+static int32_t ds__tok_len(const ds_tokenizer *t, int32_t id) { return (int32_t)(t->str_off[id + 1] - t->str_off[id] - 1); }
+static const char *ds__tok_str(const ds_tokenizer *t, int32_t id) { return t->str.data + t->str_off[id]; }
+
+DSDEF void ds_tokenizer_free(ds_tokenizer *t) {
+    if (!t) return;
+    ds_buf_free(&t->str);
+    ds_buf_free(&t->dec);
+    DS_FREE(t->str_off);
+    DS_FREE(t->dec_off);
+    DS_FREE(t->flags);
+    DS_FREE(t->merges);
+    DS_FREE(t->mt_key);
+    DS_FREE(t->mt_rank);
+    DS_FREE(t->st);
+    DS_FREE(t->added);
+    DS_FREE(t->sym);
+    DS_FREE(t->rank);
+    DS_FREE(t->hp);
+    DS_FREE(t->cache);
+    ds_buf_free(&t->cache_keys);
+    DS_FREE(t->cache_vals);
+    DS_FREE(t);
+}
+
+static ds_tokenizer *ds__tok_alloc(int32_t n_vocab, int32_t n_merges) {
+    ds_tokenizer *t = (ds_tokenizer *)ds__calloc(1, sizeof *t);
+    if (!t) return NULL;
+    t->n_vocab = n_vocab;
+    t->n_merges = n_merges;
+    t->bos = t->eos = -1;
+    t->bpe_small_max = 48;
+    t->str_off = (size_t *)ds__calloc((size_t)n_vocab + 1, sizeof(size_t));
+    t->dec_off = (size_t *)ds__calloc((size_t)n_vocab + 1, sizeof(size_t));
+    t->flags = (unsigned char *)ds__calloc((size_t)n_vocab + 1, 1);
+    t->merges = (int32_t *)ds__calloc((size_t)n_merges * 3 + 1, sizeof(int32_t));
+    for (t->mt_cap = 64; t->mt_cap < (size_t)n_merges * 2; t->mt_cap *= 2) {}
+    for (t->st_cap = 64; t->st_cap < (size_t)n_vocab * 2; t->st_cap *= 2) {}
+    t->mt_key = (uint64_t *)DS_MALLOC(t->mt_cap * sizeof(uint64_t));
+    t->mt_rank = (int32_t *)DS_MALLOC(t->mt_cap * sizeof(int32_t));
+    t->st = (int32_t *)DS_MALLOC(t->st_cap * sizeof(int32_t));
+    if (!t->str_off || !t->dec_off || !t->flags || !t->merges || !t->mt_key || !t->mt_rank || !t->st) {
+        ds_tokenizer_free(t);
+        return NULL;
+    }
+    memset(t->mt_key, 0xFF, t->mt_cap * sizeof(uint64_t));
+    memset(t->st, 0xFF, t->st_cap * sizeof(int32_t));
+    return t;
+}
+
+/* Merge table: the slot of (l, r), or the empty slot where it would go. */
+static size_t ds__mt_slot(const ds_tokenizer *t, int32_t l, int32_t r) {
+    uint64_t key = ((uint64_t)(uint32_t)l << 32) | (uint32_t)r;
+    size_t mask = t->mt_cap - 1, i = (size_t)ds__hash64(key) & mask;
+    while (t->mt_key[i] != ~(uint64_t)0 && t->mt_key[i] != key) i = (i + 1) & mask;
+    return i;
+}
+static int32_t ds__merge_rank(const ds_tokenizer *t, int32_t l, int32_t r) {
+    size_t i = ds__mt_slot(t, l, r);
+    return t->mt_key[i] == ~(uint64_t)0 ? INT32_MAX : t->mt_rank[i];
+}
+
+/* String table: the slot holding token string s, or the empty slot for it. */
+static size_t ds__st_slot(const ds_tokenizer *t, const char *s, size_t n) {
+    size_t mask = t->st_cap - 1, i = (size_t)ds__hash((const unsigned char *)s, n) & mask;
+    while (t->st[i] >= 0) {
+        int32_t id = t->st[i];
+        if ((size_t)ds__tok_len(t, id) == n && memcmp(ds__tok_str(t, id), s, n) == 0) break;
+        i = (i + 1) & mask;
+    }
+    return i;
+}
+
+DSDEF int32_t ds_tokenizer_token_id(const ds_tokenizer *t, const char *s) {
+    if (!t || !s) return -1;
+    return t->st[ds__st_slot(t, s, strlen(s))];
+}
+
+/* Called once every id has its string, decoded bytes and flags: indexes the strings, finds the
+   byte symbols, BOS/EOS and the added tokens. */
+static int ds__tok_finish(ds_tokenizer *t, ds_error *err) {
+    int32_t id;
+    int b, k;
+    if (t->str.oom || t->dec.oom) return DS__OOM(err);
+    for (id = 0; id < t->n_vocab; id++) {
+        size_t slot = ds__st_slot(t, ds__tok_str(t, id), (size_t)ds__tok_len(t, id));
+        if (t->st[slot] >= 0)
+            return ds__fail(err, DS_ERR_FORMAT, "tokens %d and %d are the same string \"%.64s\"", (int)t->st[slot], (int)id,
+                            ds__tok_str(t, id));
+        t->st[slot] = id;
+        if (t->flags[id] & DS__TOK_ADDED) t->n_added++;
+    }
+    for (b = 0; b < 256; b++) {
+        unsigned char u[4];
+        size_t n = ds__utf8_encode(ds__byte_to_cp((unsigned)b), u);
+        t->byte_id[b] = t->st[ds__st_slot(t, (const char *)u, n)];
+    }
+    t->bos = ds_tokenizer_token_id(t, DS_BOS_STRING);
+    t->eos = ds_tokenizer_token_id(t, DS_EOS_STRING);
+    t->added = (int32_t *)ds__calloc((size_t)t->n_added + 1, sizeof(int32_t));
+    if (!t->added) return DS__OOM(err);
+    k = 0;
+    for (id = 0; id < t->n_vocab; id++) {
+        int j;
+        if (!(t->flags[id] & DS__TOK_ADDED)) continue;
+        if (ds__tok_len(t, id) == 0) return ds__fail(err, DS_ERR_FORMAT, "added token %d is empty", (int)id);
+        for (j = k++; j > 0 && ds__tok_len(t, t->added[j - 1]) < ds__tok_len(t, id); j--) t->added[j] = t->added[j - 1];
+        t->added[j] = id; /* insertion sort: longest first, then the lower id */
+        t->added_first[(unsigned char)ds__tok_str(t, id)[0]] = 1;
+    }
+    return DS_OK;
+}
+
+static int ds__tok_add_merge(ds_tokenizer *t, int32_t rank, int32_t l, int32_t r, int32_t nw, ds_error *err) {
+    size_t slot = ds__mt_slot(t, l, r);
+    if (t->mt_key[slot] != ~(uint64_t)0)
+        return ds__fail(err, DS_ERR_FORMAT, "merge %d repeats merge %d (\"%.40s\" + \"%.40s\")", (int)rank, (int)t->mt_rank[slot],
+                        ds__tok_str(t, l), ds__tok_str(t, r));
+    t->mt_key[slot] = ((uint64_t)(uint32_t)l << 32) | (uint32_t)r;
+    t->mt_rank[slot] = rank;
+    t->merges[3 * rank] = l;
+    t->merges[3 * rank + 1] = r;
+    t->merges[3 * rank + 2] = nw;
+    return DS_OK;
+}
+
+/* Sets token `id` (ids are pushed in order): its string, decoded bytes and flags. */
+static void ds__tok_push(ds_tokenizer *t, int32_t id, const char *str, size_t n, unsigned flags) {
+    t->str_off[id] = t->str.len;
+    ds_buf_append(&t->str, str, n);
+    ds_buf_append(&t->str, "", 1);
+    t->dec_off[id] = t->dec.len;
+    ds__tokstr_to_bytes(&t->dec, str, n);
+    t->flags[id] = (unsigned char)flags;
+    t->str_off[id + 1] = t->str.len;
+    t->dec_off[id + 1] = t->dec.len;
+}
+
+/* The vocabulary a merge list grows, built one merge at a time (the trainer and
+   ds_tokenizer_from_merges share it): ids 0..255 are the bytes; merge (a, b) names the bytes
+   a+b, which get the next id -- or the id they already have, when an earlier merge reached the
+   same string along another path (HF's trainer does the same). */
+typedef struct ds__vocab {
+    ds_buf bytes;    /* every token's bytes, back to back */
+    size_t *off;     /* token i is bytes[off[i], off[i+1]) */
+    size_t off_cap;
+    int32_t n;
+    int32_t *tab;    /* open addressing: bytes -> id */
+    size_t tab_cap;
+} ds__vocab;
+
+static void ds__vocab_free(ds__vocab *v) {
+    ds_buf_free(&v->bytes);
+    DS_FREE(v->off);
+    DS_FREE(v->tab);
+}
+static size_t ds__vocab_slot(const ds__vocab *v, const char *p, size_t n) {
+    size_t mask = v->tab_cap - 1, i = (size_t)ds__hash((const unsigned char *)p, n) & mask;
+    while (v->tab[i] >= 0) {
+        int32_t id = v->tab[i];
+        if (v->off[id + 1] - v->off[id] == n && memcmp(v->bytes.data + v->off[id], p, n) == 0) break;
+        i = (i + 1) & mask;
+    }
+    return i;
+}
+/* Interns the token bytes[start..len) (just appended): returns its id, new or existing. */
+static int32_t ds__vocab_intern(ds__vocab *v, size_t start) {
+    size_t n = v->bytes.len - start, slot;
+    if ((size_t)v->n * 2 + 2 > v->tab_cap) { /* grow and rehash */
+        size_t cap = v->tab_cap ? v->tab_cap * 2 : 1024, i;
+        int32_t *old = v->tab, id;
+        v->tab = (int32_t *)DS_MALLOC(cap * sizeof(int32_t));
+        if (!v->tab) { v->tab = old; return -1; }
+        memset(v->tab, 0xFF, cap * sizeof(int32_t));
+        v->tab_cap = cap;
+        DS_FREE(old);
+        for (id = 0; id < v->n; id++) {
+            i = ds__vocab_slot(v, v->bytes.data + v->off[id], v->off[id + 1] - v->off[id]);
+            v->tab[i] = id;
+        }
+    }
+    slot = ds__vocab_slot(v, v->bytes.data + start, n);
+    if (v->tab[slot] >= 0) { v->bytes.len = start; return v->tab[slot]; }
+    if (!ds__grow((void **)&v->off, &v->off_cap, (size_t)v->n + 2, sizeof(size_t))) return -1;
+    v->tab[slot] = v->n;
+    v->off[v->n] = start;
+    v->off[++v->n] = v->bytes.len;
+    return v->n - 1;
+}
+static int ds__vocab_init(ds__vocab *v) {
+    int b;
+    memset(v, 0, sizeof *v);
+    for (b = 0; b < 256; b++) {
+        size_t start = v->bytes.len;
+        unsigned char c = (unsigned char)b;
+        ds_buf_append(&v->bytes, &c, 1);
+        if (v->bytes.oom || ds__vocab_intern(v, start) != b) return 0;
+    }
+    return 1;
+}
+/* The id merge (a, b) produces; -1 when out of memory. */
+static int32_t ds__vocab_merge(ds__vocab *v, int32_t a, int32_t b) {
+    size_t start = v->bytes.len;
+    ds_buf_append(&v->bytes, v->bytes.data + v->off[a], v->off[a + 1] - v->off[a]);
+    ds_buf_append(&v->bytes, v->bytes.data + v->off[b], v->off[b + 1] - v->off[b]);
+    return v->bytes.oom ? -1 : ds__vocab_intern(v, start);
+}
+
+/* Builds a tokenizer from a merge list (see the declaration). */
+DSDEF ds_tokenizer *ds_tokenizer_from_merges(const int32_t *merges, int n_merges, ds_error *err) {
+    ds__vocab v;
+    ds_buf s = {0, 0, 0, 0};
+    int32_t *nw = NULL, id;
+    ds_tokenizer *t = NULL;
+    int r;
+    memset(&v, 0, sizeof v);
+    if (n_merges < 0 || (n_merges && !merges)) { ds__fail(err, DS_ERR_INVALID, "ds_tokenizer_from_merges: bad merge list"); return NULL; }
+    nw = (int32_t *)ds__calloc((size_t)n_merges + 1, sizeof(int32_t));
+    if (!nw || !ds__vocab_init(&v)) { DS__OOM(err); goto done; }
+    for (r = 0; r < n_merges; r++) {
+        int32_t a = merges[2 * r], b = merges[2 * r + 1];
+        if (a < 0 || b < 0 || a >= v.n || b >= v.n) {
+            ds__fail(err, DS_ERR_INVALID, "merge %d joins ids %d and %d, but only %d exist", r, (int)a, (int)b, (int)v.n);
+            goto done;
+        }
+        if ((nw[r] = ds__vocab_merge(&v, a, b)) < 0) { DS__OOM(err); goto done; }
+    }
+    t = ds__tok_alloc(v.n + 2, n_merges);
+    if (!t) { DS__OOM(err); goto done; }
+    for (id = 0; id < v.n; id++) {
+        s.len = 0;
+        ds__bytes_to_tokstr(&s, (const unsigned char *)v.bytes.data + v.off[id], v.off[id + 1] - v.off[id]);
+        if (s.oom) break;
+        ds__tok_push(t, id, s.data, s.len, DS__TOK_INVOCAB);
+    }
+    ds__tok_push(t, v.n, DS_BOS_STRING, strlen(DS_BOS_STRING), DS__TOK_ADDED | DS__TOK_SPECIAL);
+    ds__tok_push(t, v.n + 1, DS_EOS_STRING, strlen(DS_EOS_STRING), DS__TOK_ADDED | DS__TOK_SPECIAL);
+    if (s.oom) { DS__OOM(err); ds_tokenizer_free(t); t = NULL; goto done; }
+    for (r = 0; r < n_merges; r++)
+        if (ds__tok_add_merge(t, r, merges[2 * r], merges[2 * r + 1], nw[r], err)) break;
+    if (r < n_merges || ds__tok_finish(t, err)) { ds_tokenizer_free(t); t = NULL; }
+done:
+    DS_FREE(nw);
+    ds__vocab_free(&v);
+    ds_buf_free(&s);
+    return t;
+}
+
+/* ============================================================================================
+   §2.1 Tokenizer: BPE on one piece
+   Start from the piece's bytes; repeatedly apply the lowest-rank merge among adjacent pairs,
+   leftmost first, until none applies. This is HF's BPE (whose priority queue orders by rank,
+   then position). Short pieces use a direct loop over a rank array; long ones (a CJK line
+   without punctuation can be thousands of bytes) use a linked list and a binary heap, so the
+   cost stays O(n log n). Tests check that the two agree.
+   ============================================================================================ */
+
+static int ds__tok_scratch(ds_tokenizer *t, size_t n) {
+    if (n <= t->sym_cap) return 1;
+    DS_FREE(t->sym);
+    DS_FREE(t->rank);
+    t->sym_cap = n < 256 ? 256 : n;
+    t->sym = (int32_t *)DS_MALLOC(t->sym_cap * 4 * sizeof(int32_t)); /* sym, prev, next, alive */
+    t->rank = (int32_t *)DS_MALLOC(t->sym_cap * sizeof(int32_t));
+    if (!t->sym || !t->rank) { t->sym_cap = 0; return 0; }
+    return 1;
+}
+
+/* heap entries are (rank, position) packed as rank << 32 | position: smaller pops first */
+static void ds__heap_push(uint64_t *h, size_t *n, uint64_t v) {
+    size_t i = (*n)++;
+    while (i > 0 && h[(i - 1) / 2] > v) { h[i] = h[(i - 1) / 2]; i = (i - 1) / 2; }
+    h[i] = v;
+}
+static uint64_t ds__heap_pop(uint64_t *h, size_t *n) {
+    uint64_t top = h[0], v = h[--*n];
+    size_t i = 0;
+    for (;;) {
+        size_t c = 2 * i + 1;
+        if (c >= *n) break;
+        if (c + 1 < *n && h[c + 1] < h[c]) c++;
+        if (h[c] >= v) break;
+        h[i] = h[c];
+        i = c;
+    }
+    h[i] = v;
+    return top;
+}
+
+/* BPE on bytes p[0..n): leaves the ids in t->sym[0..k) and returns k, or -1 when out of memory. */
+static long ds__bpe(ds_tokenizer *t, const unsigned char *p, size_t n) {
+    int32_t *sym, *rk;
+    size_t m = 0, i;
+    if (!ds__tok_scratch(t, n)) return -1;
+    sym = t->sym;
+    rk = t->rank;
+    for (i = 0; i < n; i++) /* bytes the vocabulary lacks are dropped, as HF does */
+        if (t->byte_id[p[i]] >= 0) sym[m++] = t->byte_id[p[i]];
+    if (m <= (size_t)t->bpe_small_max) {
+        for (i = 0; i + 1 < m; i++) rk[i] = ds__merge_rank(t, sym[i], sym[i + 1]);
+        while (m > 1) {
+            size_t best = 0;
+            int32_t r = INT32_MAX;
+            for (i = 0; i + 1 < m; i++)
+                if (rk[i] < r) { r = rk[i]; best = i; }
+            if (r == INT32_MAX) break;
+            sym[best] = t->merges[3 * r + 2];
+            memmove(sym + best + 1, sym + best + 2, (m - best - 2) * sizeof(int32_t));
+            if (best + 3 <= m) memmove(rk + best + 1, rk + best + 2, (m - best - 3) * sizeof(int32_t));
+            m--;
+            if (best > 0) rk[best - 1] = ds__merge_rank(t, sym[best - 1], sym[best]);
+            if (best + 1 < m) rk[best] = ds__merge_rank(t, sym[best], sym[best + 1]);
+        }
+        return (long)m;
+    } else {
+        int32_t *prv = sym + t->sym_cap, *nxt = prv + t->sym_cap, *alive = nxt + t->sym_cap;
+        uint64_t *heap;
+        size_t hn = 0, k = 0;
+        DS_ASSERT(m <= t->sym_cap);
+        if (!ds__grow((void **)&t->hp, &t->hp_cap, m * 3 * 2, sizeof(int32_t))) return -1; /* <= 3m pushes */
+        heap = (uint64_t *)(void *)t->hp;
+        for (i = 0; i < m; i++) {
+            prv[i] = (int32_t)i - 1;
+            nxt[i] = i + 1 < m ? (int32_t)i + 1 : -1;
+            alive[i] = 1;
+        }
+        for (i = 0; i + 1 < m; i++) {
+            int32_t r = ds__merge_rank(t, sym[i], sym[i + 1]);
+            if (r != INT32_MAX) ds__heap_push(heap, &hn, ((uint64_t)(uint32_t)r << 32) | i);
+        }
+        while (hn) {
+            uint64_t top = ds__heap_pop(heap, &hn);
+            int32_t r = (int32_t)(top >> 32), pos = (int32_t)(uint32_t)top, q;
+            if (!alive[pos] || nxt[pos] < 0) continue;
+            q = nxt[pos];
+            if (ds__merge_rank(t, sym[pos], sym[q]) != r) continue; /* stale: the pair changed */
+            sym[pos] = t->merges[3 * r + 2];
+            alive[q] = 0;
+            nxt[pos] = nxt[q];
+            if (nxt[q] >= 0) prv[nxt[q]] = pos;
+            if (prv[pos] >= 0) {
+                int32_t r2 = ds__merge_rank(t, sym[prv[pos]], sym[pos]);
+                if (r2 != INT32_MAX) ds__heap_push(heap, &hn, ((uint64_t)(uint32_t)r2 << 32) | (uint32_t)prv[pos]);
+            }
+            if (nxt[pos] >= 0) {
+                int32_t r2 = ds__merge_rank(t, sym[pos], sym[nxt[pos]]);
+                if (r2 != INT32_MAX) ds__heap_push(heap, &hn, ((uint64_t)(uint32_t)r2 << 32) | (uint32_t)pos);
+            }
+        }
+        for (i = 0; i < m; i = nxt[i] < 0 ? m : (size_t)nxt[i]) sym[k++] = sym[i]; /* k <= i */
+        return (long)k;
+    }
+}
+
+/* ============================================================================================
+   §2.1 Tokenizer: encode and decode
+   Encoding = added tokens matched in the raw text (leftmost, longest first), then, for each
+   stretch between them, pre-tokenize and BPE each piece. Words repeat a lot in text, so each
+   piece's ids are memoized (a bounded table, cleared when full; results never depend on it).
+   ============================================================================================ */
+
+typedef struct ds__enc {
+    ds_tokenizer *t;
+    const unsigned char *s;
+    int32_t *ids;
+    size_t cap, n;
+    int rc;
+    ds_error *err;
+} ds__enc;
+
+static void ds__enc_push(ds__enc *e, const int32_t *v, size_t k) {
+    if (e->rc) return;
+    if (k > e->cap - e->n) {
+        e->rc = ds__fail(e->err, DS_ERR_RANGE, "encode: the output holds %zu ids, more are needed (pass cap >= len + 2)", e->cap);
+        return;
+    }
+    memcpy(e->ids + e->n, v, k * sizeof(int32_t));
+    e->n += k;
+}
+
+static int ds__cache_init(ds_tokenizer *t) {
+    size_t cap = 64;
+    while (cap < (size_t)DS_BPE_CACHE_WORDS * 2) cap *= 2;
+    t->cache = (ds__centry *)ds__calloc(cap, sizeof(ds__centry));
+    if (!t->cache) return 0;
+    t->cache_cap = cap;
+    return 1;
+}
+
+#define DS__CACHE_MAX_PIECE 64 /* longer pieces are rare and not worth memoizing */
+static void ds__enc_piece(void *ctx, size_t start, size_t len) {
+    ds__enc *e = (ds__enc *)ctx;
+    ds_tokenizer *t = e->t;
+    const unsigned char *p = e->s + start;
+    uint64_t h = 0;
+    size_t slot = 0, mask = t->cache_cap - 1;
+    long k;
+    if (e->rc) return;
+    if (len == 1) { /* a single byte is its own symbol */
+        if (t->byte_id[p[0]] >= 0) ds__enc_push(e, &t->byte_id[p[0]], 1);
+        return;
+    }
+    if (len <= DS__CACHE_MAX_PIECE) {
+        h = ds__hash(p, len) | 1;
+        for (slot = (size_t)h & mask; t->cache[slot].hash; slot = (slot + 1) & mask) {
+            const ds__centry *c = &t->cache[slot];
+            if (c->hash == h && c->key_len == len && memcmp(t->cache_keys.data + c->key_off, p, len) == 0) {
+                ds__enc_push(e, t->cache_vals + c->val_off, c->val_len);
+                return;
+            }
+        }
+    }
+    k = ds__bpe(t, p, len);
+    if (k < 0) { e->rc = DS__OOM(e->err); return; }
+    ds__enc_push(e, t->sym, (size_t)k);
+    if (len > DS__CACHE_MAX_PIECE) return;
+    if (t->cache_n >= DS_BPE_CACHE_WORDS) { /* full: start over */
+        memset(t->cache, 0, t->cache_cap * sizeof(ds__centry));
+        t->cache_n = 0;
+        t->cache_keys.len = 0;
+        t->cache_vals_len = 0;
+        for (slot = (size_t)h & mask; t->cache[slot].hash; slot = (slot + 1) & mask) {}
+    }
+    if (!ds__grow((void **)&t->cache_vals, &t->cache_vals_cap, t->cache_vals_len + (size_t)k, sizeof(int32_t))) return;
+    ds_buf_append(&t->cache_keys, p, len);
+    if (t->cache_keys.oom) { t->cache_keys.oom = 0; t->cache_keys.len = 0; return; } /* memo only */
+    memcpy(t->cache_vals + t->cache_vals_len, t->sym, (size_t)k * sizeof(int32_t));
+    t->cache[slot].hash = h;
+    t->cache[slot].key_off = (uint32_t)(t->cache_keys.len - len);
+    t->cache[slot].key_len = (uint32_t)len;
+    t->cache[slot].val_off = (uint32_t)t->cache_vals_len;
+    t->cache[slot].val_len = (uint32_t)k;
+    t->cache_vals_len += (size_t)k;
+    t->cache_n++;
+}
+
+/* The next added token at or after i: returns its position (len if none), its id and length. */
+static size_t ds__find_added(const ds_tokenizer *t, const unsigned char *s, size_t i, size_t len, int allow_special,
+                             int32_t *id, size_t *mlen) {
+    for (; i < len; i++) {
+        int k;
+        if (!t->added_first[s[i]]) continue;
+        for (k = 0; k < t->n_added; k++) { /* sorted longest first: the first hit is the longest */
+            int32_t a = t->added[k];
+            size_t l = (size_t)ds__tok_len(t, a);
+            if ((t->flags[a] & DS__TOK_SPECIAL) && !allow_special) continue;
+            if (l <= len - i && memcmp(s + i, ds__tok_str(t, a), l) == 0) {
+                *id = a;
+                *mlen = l;
+                return i;
+            }
+        }
+    }
+    return len;
+}
+
+DSDEF int ds_tokenizer_encode(ds_tokenizer *t, const char *text, size_t len, int flags, int32_t *ids, size_t cap,
+                              size_t *n_ids, ds_error *err) {
+    const unsigned char *s = (const unsigned char *)text;
+    ds__enc e;
+    size_t pos = 0;
+    if (!t || (!text && len) || (!ids && cap) || !n_ids) return ds__fail(err, DS_ERR_INVALID, "ds_tokenizer_encode: NULL argument");
+    *n_ids = 0;
+    if (!t->cache && !ds__cache_init(t)) return DS__OOM(err);
+    e.t = t;
+    e.ids = ids;
+    e.cap = cap;
+    e.n = 0;
+    e.rc = DS_OK;
+    e.err = err;
+    if ((flags & (DS_ENCODE_BOS | DS_ENCODE_EOS)) && (t->bos < 0 || t->eos < 0))
+        return ds__fail(err, DS_ERR_INVALID, "encode: this tokenizer has no BOS/EOS token");
+    if (flags & DS_ENCODE_BOS) ds__enc_push(&e, &t->bos, 1);
+    while (pos < len && !e.rc) {
+        int32_t id = -1;
+        size_t mlen = 0, at = t->n_added ? ds__find_added(t, s, pos, len, flags & DS_ENCODE_ALLOW_SPECIAL, &id, &mlen) : len;
+        if (at > pos) {
+            e.s = s + pos;
+            ds__pretokenize(s + pos, at - pos, ds__enc_piece, &e);
+        }
+        if (at < len) ds__enc_push(&e, &id, 1);
+        pos = at + mlen;
+    }
+    if (flags & DS_ENCODE_EOS) ds__enc_push(&e, &t->eos, 1);
+    if (e.rc) return e.rc;
+    *n_ids = e.n;
+    return DS_OK;
+}
+
+DSDEF int ds_tokenizer_decode(const ds_tokenizer *t, const int32_t *ids, size_t n, int flags, ds_buf *out, ds_error *err) {
+    size_t i;
+    if (!t || (!ids && n) || !out) return ds__fail(err, DS_ERR_INVALID, "ds_tokenizer_decode: NULL argument");
+    for (i = 0; i < n; i++) {
+        int32_t id = ids[i];
+        if (id < 0 || id >= t->n_vocab)
+            return ds__fail(err, DS_ERR_INVALID, "decode: id %d at position %zu is outside the vocabulary [0, %d)", (int)id, i,
+                            (int)t->n_vocab);
+        if ((flags & DS_DECODE_SKIP_SPECIAL) && (t->flags[id] & DS__TOK_SPECIAL)) continue;
+        ds_buf_append(out, t->dec.data + t->dec_off[id], t->dec_off[id + 1] - t->dec_off[id]);
+    }
+    if (out->oom) return DS__OOM(err);
+    return DS_OK;
+}
+
+DSDEF const char *ds_tokenizer_token_bytes(const ds_tokenizer *t, int32_t id, size_t *len) {
+    if (!t || id < 0 || id >= t->n_vocab) return NULL;
+    if (len) *len = t->dec_off[id + 1] - t->dec_off[id];
+    return t->dec.data + t->dec_off[id];
+}
+DSDEF const char *ds_tokenizer_token_string(const ds_tokenizer *t, int32_t id) {
+    return (!t || id < 0 || id >= t->n_vocab) ? NULL : ds__tok_str(t, id);
+}
+DSDEF int32_t ds_tokenizer_vocab_size(const ds_tokenizer *t) { return t ? t->n_vocab : 0; }
+DSDEF int32_t ds_tokenizer_n_merges(const ds_tokenizer *t) { return t ? t->n_merges : 0; }
+DSDEF int32_t ds_tokenizer_bos(const ds_tokenizer *t) { return t ? t->bos : -1; }
+DSDEF int32_t ds_tokenizer_eos(const ds_tokenizer *t) { return t ? t->eos : -1; }
+DSDEF int ds_tokenizer_is_special(const ds_tokenizer *t, int32_t id) {
+    return t && id >= 0 && id < t->n_vocab && (t->flags[id] & DS__TOK_SPECIAL) != 0;
+}
+DSDEF int32_t ds_tokenizer_padded_vocab(const ds_tokenizer *t) {
+    return t ? (t->n_vocab + DS_VOCAB_MULTIPLE - 1) / DS_VOCAB_MULTIPLE * DS_VOCAB_MULTIPLE : 0;
+}
+
+/* ============================================================================================
+   §2.1 Tokenizer: Hugging Face tokenizer.json
+   The format: {"added_tokens": [...], "normalizer", "pre_tokenizer", "decoder",
+   "model": {"type": "BPE", "vocab": {token: id}, "merges": ["a b", ...] or [["a", "b"], ...]}}.
+   Merge rank = position in the list. We accept exactly what we implement and say why otherwise.
+   ============================================================================================ */
+
+/* DeepSeek's five split patterns, byte for byte as its tokenizer.json spells them. */
+static const char *const ds__split_patterns[5] = {
+    "[\r\n]",
+    "\\s?[A-Za-zµÀ-ÖØ-öø-ƺƼ-ƿǄ-ʓʕ-ʯͰ-ͳͶͷͻ-ͽͿΆΈ-ΊΌΎ-ΡΣ-ϵϷ-ҁҊ-ԯԱ-ՖႠ"
+    "-ჅᎠ-Ᏽᏸ-ᏽᲐ-ᲺᲽ-Ჿᴀ-ᴫᵫ-ᵷᵹ-ᶚḀ-ἕἘ-Ἕἠ-ὅὈ-Ὅὐ-ὗὙὛὝὟ-ώᾀ-ᾴᾶ-ᾼιῂ-ῄῆ-ῌῐ-ΐ"
+    "ῖ-Ίῠ-Ῥῲ-ῴῶ-ῼℂℇℊ-ℓℕℙ-ℝℤΩℨK-ℭℯ-ℴℹℼ-ℿⅅ-ⅉⅎↃↄⰀ-ⱻⱾ-ⳤⳫ-ⳮⳲⳳꙀ-ꙭꚀ-ꚛꜢ-ꝯ"
+    "ꝱ-ꞇꞋ-ꞎꭰ-ꮿﬀ-ﬆﬓ-ﬗＡ-Ｚａ-ｚ𐐀-𐑏𐒰-𐓓𐓘-𐓻𐲀-𐲲𐳀-𐳲𑢠-𑣟𞤀-𞥃]+",
+    "\\s?[!-/:-~！-／：-～‘-‟　-。]+",
+    "\\s+$",
+    "[一-龥ࠀ-一가-퟿]+",
+};
+
+static int ds__jis(const ds_json *j, const char *s) {
+    return j && j->type == DS_JSON_STRING && j->len == strlen(s) && memcmp(j->str, s, j->len) == 0;
+}
+static int ds__jnull(const ds_json *j) { return !j || j->type == DS_JSON_NULL; }
+static int ds__jfalse(const ds_json *j) { return !j || j->type == DS_JSON_NULL || j->type == DS_JSON_FALSE; }
+
+static int ds__check_pretok(const ds_json *pt, ds_error *err) {
+    static const char *const why = "deepseek.h implements DeepSeek's pre-tokenizer only (see docs/tokenizer.md)";
+    const ds_json *p;
+    int i;
+    if (!pt || pt->type != DS_JSON_OBJECT) return ds__fail(err, DS_ERR_UNSUPPORTED, "tokenizer.json: no pre_tokenizer; %s", why);
+    if (!ds__jis(ds_json_get(pt, "type"), "Sequence") || !(p = ds_json_get(pt, "pretokenizers")) ||
+        p->type != DS_JSON_ARRAY || p->len != 7)
+        return ds__fail(err, DS_ERR_UNSUPPORTED, "tokenizer.json: pre_tokenizer is not a Sequence of 7 steps; %s", why);
+    for (i = 0, p = p->child; i < 5; i++, p = p->next) {
+        const ds_json *pat = ds_json_get(p, "pattern");
+        if (!ds__jis(ds_json_get(p, "type"), "Split") || !ds__jis(ds_json_get(pat, "Regex"), ds__split_patterns[i]) ||
+            !ds__jis(ds_json_get(p, "behavior"), "Isolated") || !ds__jfalse(ds_json_get(p, "invert")))
+            return ds__fail(err, DS_ERR_UNSUPPORTED, "tokenizer.json: pre_tokenizer step %d is not DeepSeek's split; %s", i + 1, why);
+    }
+    if (!ds__jis(ds_json_get(p, "type"), "Digits") || ds_json_get(p, "individual_digits") == NULL ||
+        ds_json_get(p, "individual_digits")->type != DS_JSON_TRUE)
+        return ds__fail(err, DS_ERR_UNSUPPORTED, "tokenizer.json: pre_tokenizer step 6 is not Digits(individual_digits); %s", why);
+    p = p->next;
+    if (!ds__jis(ds_json_get(p, "type"), "ByteLevel") || !ds__jfalse(ds_json_get(p, "use_regex")) ||
+        !ds__jfalse(ds_json_get(p, "add_prefix_space")))
+        return ds__fail(err, DS_ERR_UNSUPPORTED, "tokenizer.json: pre_tokenizer step 7 is not ByteLevel(use_regex=false); %s", why);
+    return DS_OK;
+}
+
+static ds_tokenizer *ds__tok_from_doc(const ds_json *root, ds_error *err) {
+    const ds_json *model, *vocab, *merges, *added, *j, *norm, *dec;
+    const ds_json **src = NULL;
+    unsigned char *fl = NULL;
+    ds_tokenizer *t = NULL;
+    ds_buf cat = {0, 0, 0, 0};
+    int64_t id = 0, max_id = -1;
+    int32_t n, r;
+    if (!root || root->type != DS_JSON_OBJECT) { ds__fail(err, DS_ERR_FORMAT, "tokenizer.json: the top level is not an object"); return NULL; }
+    model = ds_json_get(root, "model");
+    if (!model || model->type != DS_JSON_OBJECT) { ds__fail(err, DS_ERR_FORMAT, "tokenizer.json: \"model\" is missing or not an object"); return NULL; }
+    if ((j = ds_json_get(model, "type")) && !ds__jis(j, "BPE")) { ds__fail(err, DS_ERR_UNSUPPORTED, "tokenizer.json: model type is not BPE"); return NULL; }
+    if (!ds__jnull(ds_json_get(model, "dropout")) || !ds__jnull(ds_json_get(model, "unk_token")) ||
+        !ds__jfalse(ds_json_get(model, "byte_fallback")) || !ds__jfalse(ds_json_get(model, "ignore_merges")) ||
+        !(ds__jnull(j = ds_json_get(model, "continuing_subword_prefix")) || ds__jis(j, "")) ||
+        !(ds__jnull(j = ds_json_get(model, "end_of_word_suffix")) || ds__jis(j, ""))) {
+        ds__fail(err, DS_ERR_UNSUPPORTED, "tokenizer.json: BPE options (dropout, unk_token, byte_fallback, ignore_merges, "
+                                          "subword prefix/suffix) must be unset");
+        return NULL;
+    }
+    norm = ds_json_get(root, "normalizer");
+    if (!ds__jnull(norm) && !(ds__jis(ds_json_get(norm, "type"), "Sequence") && (j = ds_json_get(norm, "normalizers")) &&
+                              j->type == DS_JSON_ARRAY && j->len == 0)) {
+        ds__fail(err, DS_ERR_UNSUPPORTED, "tokenizer.json: a normalizer is set; deepseek.h implements none");
+        return NULL;
+    }
+    dec = ds_json_get(root, "decoder");
+    if (!ds__jnull(dec) && !ds__jis(ds_json_get(dec, "type"), "ByteLevel")) {
+        ds__fail(err, DS_ERR_UNSUPPORTED, "tokenizer.json: the decoder is not ByteLevel");
+        return NULL;
+    }
+    if (ds__check_pretok(ds_json_get(root, "pre_tokenizer"), err)) return NULL;
+    vocab = ds_json_get(model, "vocab");
+    merges = ds_json_get(model, "merges");
+    added = ds_json_get(root, "added_tokens");
+    if (!vocab || vocab->type != DS_JSON_OBJECT) { ds__fail(err, DS_ERR_FORMAT, "tokenizer.json: model.vocab is missing or not an object"); return NULL; }
+    if (!merges || merges->type != DS_JSON_ARRAY) { ds__fail(err, DS_ERR_FORMAT, "tokenizer.json: model.merges is missing or not an array"); return NULL; }
+    if (!ds__jnull(added) && added->type != DS_JSON_ARRAY) { ds__fail(err, DS_ERR_FORMAT, "tokenizer.json: added_tokens is not an array"); return NULL; }
+    if (ds__jnull(added)) added = NULL;
+    if (vocab->len + (added ? added->len : 0) > (size_t)INT32_MAX / 2 || merges->len > (size_t)INT32_MAX / 4) {
+        ds__fail(err, DS_ERR_FORMAT, "tokenizer.json: too many tokens");
+        return NULL;
+    }
+    /* ids: every vocab id and added id, contiguous from 0 */
+    for (j = vocab->child; j; j = j->next) {
+        if (!ds_json_int(j, 0, (int64_t)vocab->len + (added ? (int64_t)added->len : 0) - 1, &id)) {
+            ds__fail(err, DS_ERR_FORMAT, "tokenizer.json: vocab[\"%.40s\"] is not an id in [0, number of tokens)", j->key);
+            return NULL;
+        }
+        if (id > max_id) max_id = id;
+    }
+    for (j = added ? added->child : NULL; j; j = j->next) {
+        if (!ds_json_int(ds_json_get(j, "id"), 0, (int64_t)vocab->len + (int64_t)added->len - 1, &id)) {
+            ds__fail(err, DS_ERR_FORMAT, "tokenizer.json: an added token has no valid \"id\"");
+            return NULL;
+        }
+        if (id > max_id) max_id = id;
+    }
+    n = (int32_t)(max_id + 1);
+    src = (const ds_json **)ds__calloc((size_t)n + 1, sizeof(*src));
+    fl = (unsigned char *)ds__calloc((size_t)n + 1, 1);
+    if (!src || !fl) { DS__OOM(err); goto fail; }
+    for (j = vocab->child; j; j = j->next) {
+        ds_json_int(j, 0, n, &id);
+        if (src[id]) { ds__fail(err, DS_ERR_FORMAT, "tokenizer.json: id %d is used by \"%.40s\" and \"%.40s\"", (int)id, src[id]->key, j->key); goto fail; }
+        src[id] = j;
+        fl[id] = DS__TOK_INVOCAB;
+    }
+    for (j = added ? added->child : NULL; j; j = j->next) {
+        const ds_json *c = ds_json_get(j, "content"), *sp = ds_json_get(j, "special"), *nm = ds_json_get(j, "normalized");
+        ds_json_int(ds_json_get(j, "id"), 0, n, &id);
+        if (!c || c->type != DS_JSON_STRING || c->len == 0) { ds__fail(err, DS_ERR_FORMAT, "tokenizer.json: added token %d has no content", (int)id); goto fail; }
+        if (!ds__jfalse(ds_json_get(j, "lstrip")) || !ds__jfalse(ds_json_get(j, "rstrip")) || !ds__jfalse(ds_json_get(j, "single_word"))) {
+            ds__fail(err, DS_ERR_UNSUPPORTED, "tokenizer.json: added token %d uses lstrip/rstrip/single_word", (int)id);
+            goto fail;
+        }
+        if (fl[id] & DS__TOK_ADDED) { ds__fail(err, DS_ERR_FORMAT, "tokenizer.json: added token id %d appears twice", (int)id); goto fail; }
+        if (src[id] && (src[id]->key_len != c->len || memcmp(src[id]->key, c->str, c->len) != 0)) {
+            ds__fail(err, DS_ERR_FORMAT, "tokenizer.json: added token %d \"%.40s\" differs from vocab entry \"%.40s\"", (int)id, c->str, src[id]->key);
+            goto fail;
+        }
+        if (!src[id]) src[id] = c;
+        fl[id] |= DS__TOK_ADDED | (sp && sp->type == DS_JSON_TRUE ? DS__TOK_SPECIAL : 0) |
+                  (nm && nm->type == DS_JSON_TRUE ? DS__TOK_NORMALIZED : 0);
+    }
+    t = ds__tok_alloc(n, (int32_t)merges->len);
+    if (!t) { DS__OOM(err); goto fail; }
+    for (id = 0; id < n; id++) {
+        const ds_json *s = src[id];
+        if (!s) { ds__fail(err, DS_ERR_FORMAT, "tokenizer.json: no token has id %d (ids must run from 0 without gaps)", (int)id); goto fail; }
+        if (fl[id] & DS__TOK_INVOCAB) ds__tok_push(t, (int32_t)id, s->key, s->key_len, fl[id]);
+        else ds__tok_push(t, (int32_t)id, s->str, s->len, fl[id]);
+    }
+    if (ds__tok_finish(t, err)) goto fail;
+    for (r = 0, j = merges->child; j; j = j->next, r++) {
+        const char *a, *b;
+        size_t la, lb;
+        int32_t ia, ib, inew;
+        if (j->type == DS_JSON_STRING) {
+            const char *sp = (const char *)memchr(j->str, ' ', j->len);
+            if (!sp || memchr(sp + 1, ' ', j->len - (size_t)(sp + 1 - j->str))) {
+                ds__fail(err, DS_ERR_FORMAT, "tokenizer.json: merge %d \"%.40s\" is not two tokens separated by one space", (int)r, j->str);
+                goto fail;
+            }
+            a = j->str, la = (size_t)(sp - j->str), b = sp + 1, lb = j->len - la - 1;
+        } else if (j->type == DS_JSON_ARRAY && j->len == 2 && j->child->type == DS_JSON_STRING && j->child->next->type == DS_JSON_STRING) {
+            a = j->child->str, la = j->child->len, b = j->child->next->str, lb = j->child->next->len;
+        } else {
+            ds__fail(err, DS_ERR_FORMAT, "tokenizer.json: merge %d is neither \"a b\" nor [\"a\", \"b\"]", (int)r);
+            goto fail;
+        }
+        cat.len = 0;
+        ds_buf_append(&cat, a, la);
+        ds_buf_append(&cat, b, lb);
+        if (cat.oom) { DS__OOM(err); goto fail; }
+        ia = t->st[ds__st_slot(t, a, la)];
+        ib = t->st[ds__st_slot(t, b, lb)];
+        inew = t->st[ds__st_slot(t, cat.data, cat.len)];
+        if (ia < 0 || ib < 0 || inew < 0) {
+            ds__fail(err, DS_ERR_FORMAT, "tokenizer.json: merge %d (\"%.30s\" + \"%.30s\") uses or makes a token not in the vocabulary",
+                     (int)r, ia < 0 ? a : ds__tok_str(t, ia), ib < 0 ? b : ds__tok_str(t, ib));
+            goto fail;
+        }
+        if (ds__tok_add_merge(t, r, ia, ib, inew, err)) goto fail;
+    }
+    DS_FREE(src);
+    DS_FREE(fl);
+    ds_buf_free(&cat);
+    return t;
+fail:
+    DS_FREE(src);
+    DS_FREE(fl);
+    ds_buf_free(&cat);
+    ds_tokenizer_free(t);
+    return NULL;
+}
+
+DSDEF ds_tokenizer *ds_tokenizer_from_json(const char *json, size_t len, ds_error *err) {
+    ds_json_doc *doc = ds_json_parse(json, len, err);
+    ds_tokenizer *t;
+    if (!doc) return NULL;
+    t = ds__tok_from_doc(doc->root, err);
+    ds_json_free(doc);
+    return t;
+}
+
+DSDEF ds_tokenizer *ds_tokenizer_load(const char *path, ds_error *err) {
+    size_t len;
+    char *text = ds_read_file(path, (size_t)1 << 31, &len, err);
+    ds_tokenizer *t;
+    if (!text) return NULL;
+    t = ds_tokenizer_from_json(text, len, err);
+    DS_FREE(text);
+    if (!t && err) { /* say which file */
+        ds_buf m = {0, 0, 0, 0};
+        ds_buf_printf(&m, "%s: %s", path, err->msg);
+        if (!m.oom) snprintf(err->msg, sizeof err->msg, "%s", m.data);
+        ds_buf_free(&m);
+    }
+    return t;
+}
+
+DSDEF int ds_tokenizer_to_json(const ds_tokenizer *t, ds_buf *o, ds_error *err) {
+    int32_t id, r, k, space = 0;
+    int i;
+    if (!t || !o) return ds__fail(err, DS_ERR_INVALID, "ds_tokenizer_to_json: NULL argument");
+    ds_buf_puts(o, "{\n  \"version\": \"1.0\",\n  \"truncation\": null,\n  \"padding\": null,\n  \"added_tokens\": [");
+    for (k = 0, id = 0; id < t->n_vocab; id++) {
+        if (!(t->flags[id] & DS__TOK_ADDED)) continue;
+        ds_buf_printf(o, "%s\n    {\"id\": %d, \"content\": ", k++ ? "," : "", (int)id);
+        ds_buf_json_string(o, ds__tok_str(t, id), (size_t)ds__tok_len(t, id));
+        ds_buf_printf(o, ", \"single_word\": false, \"lstrip\": false, \"rstrip\": false, \"normalized\": %s, \"special\": %s}",
+                      t->flags[id] & DS__TOK_NORMALIZED ? "true" : "false", t->flags[id] & DS__TOK_SPECIAL ? "true" : "false");
+    }
+    ds_buf_puts(o, "\n  ],\n  \"normalizer\": null,\n  \"pre_tokenizer\": {\"type\": \"Sequence\", \"pretokenizers\": [");
+    for (i = 0; i < 5; i++) {
+        ds_buf_puts(o, "\n    {\"type\": \"Split\", \"pattern\": {\"Regex\": ");
+        ds_buf_json_string(o, ds__split_patterns[i], strlen(ds__split_patterns[i]));
+        ds_buf_puts(o, "}, \"behavior\": \"Isolated\", \"invert\": false},");
+    }
+    ds_buf_puts(o, "\n    {\"type\": \"Digits\", \"individual_digits\": true},"
+                   "\n    {\"type\": \"ByteLevel\", \"add_prefix_space\": false, \"trim_offsets\": true, \"use_regex\": false}\n  ]},\n"
+                   "  \"post_processor\": null,\n"
+                   "  \"decoder\": {\"type\": \"ByteLevel\", \"add_prefix_space\": true, \"trim_offsets\": true, \"use_regex\": true},\n"
+                   "  \"model\": {\n    \"type\": \"BPE\",\n    \"dropout\": null,\n    \"unk_token\": null,\n"
+                   "    \"continuing_subword_prefix\": null,\n    \"end_of_word_suffix\": null,\n    \"fuse_unk\": false,\n"
+                   "    \"byte_fallback\": false,\n    \"vocab\": {");
+    for (k = 0, id = 0; id < t->n_vocab; id++) {
+        if (!(t->flags[id] & DS__TOK_INVOCAB)) continue;
+        ds_buf_puts(o, k++ ? ",\n      " : "\n      ");
+        ds_buf_json_string(o, ds__tok_str(t, id), (size_t)ds__tok_len(t, id));
+        ds_buf_printf(o, ": %d", (int)id);
+    }
+    /* merges as "a b" (readable by every tokenizers version) unless a token has a space in it */
+    for (r = 0; r < t->n_merges && !space; r++)
+        space = memchr(ds__tok_str(t, t->merges[3 * r]), ' ', (size_t)ds__tok_len(t, t->merges[3 * r])) ||
+                memchr(ds__tok_str(t, t->merges[3 * r + 1]), ' ', (size_t)ds__tok_len(t, t->merges[3 * r + 1]));
+    ds_buf_puts(o, "\n    },\n    \"merges\": [");
+    for (r = 0; r < t->n_merges; r++) {
+        int32_t a = t->merges[3 * r], b = t->merges[3 * r + 1];
+        ds_buf_puts(o, r ? ",\n      " : "\n      ");
+        if (space) {
+            ds_buf_puts(o, "[");
+            ds_buf_json_string(o, ds__tok_str(t, a), (size_t)ds__tok_len(t, a));
+            ds_buf_puts(o, ", ");
+            ds_buf_json_string(o, ds__tok_str(t, b), (size_t)ds__tok_len(t, b));
+            ds_buf_puts(o, "]");
+        } else {
+            ds_buf k2 = {0, 0, 0, 0};
+            ds_buf_append(&k2, ds__tok_str(t, a), (size_t)ds__tok_len(t, a));
+            ds_buf_append(&k2, " ", 1);
+            ds_buf_append(&k2, ds__tok_str(t, b), (size_t)ds__tok_len(t, b));
+            if (k2.oom) o->oom = 1;
+            else ds_buf_json_string(o, k2.data, k2.len);
+            ds_buf_free(&k2);
+        }
+    }
+    ds_buf_puts(o, "\n    ]\n  }\n}\n");
+    if (o->oom) return DS__OOM(err);
+    return DS_OK;
+}
+
+DSDEF int ds_tokenizer_save(const ds_tokenizer *t, const char *path, ds_error *err) {
+    ds_buf o = {0, 0, 0, 0};
+    int rc = ds_tokenizer_to_json(t, &o, err);
+    if (!rc) rc = ds_write_file_atomic(path, o.data, o.len, err);
+    ds_buf_free(&o);
+    return rc;
+}
+
+/* ============================================================================================
+   §2.1 Tokenizer: the BPE trainer
+   The paper trains its 100,000-token BPE with HF tokenizers; this is the same algorithm:
+
+     count the distinct pieces of the corpus (after pre-tokenization) and their frequencies;
+     repeat: take the most frequent adjacent pair of symbols, over all pieces, weighted by
+             frequency (ties: the lower left id, then the lower right id); replace it everywhere
+             by a new symbol.
+
+   Done naively that is O(merges x corpus). The fast version keeps, for every pair, its count
+   and the list of pieces it occurs in, and a max-heap of (count, pair). A merge touches only
+   the pieces on its list: each is un-counted, merged, and re-counted, which keeps every count
+   exact. Only pairs that contain the new symbol can have grown, so only they are pushed again;
+   every other heap entry is an upper bound of its pair's count, and a popped entry whose count
+   is stale is pushed back with the true count (lazy deletion). The result is exactly the naive
+   algorithm's, which tests/test_tokenizer.c keeps as the reference and compares on random corpora.
+   ============================================================================================ */
+
+struct ds_bpe_trainer {
+    ds_buf bytes;    /* distinct pieces, back to back */
+    size_t *off;     /* piece w is bytes[off[w], off[w] + len[w]) */
+    uint32_t *len;
+    int64_t *freq;
+    uint64_t *hash;
+    size_t n, cap;
+    int32_t *tab;    /* open addressing: piece -> w */
+    size_t tab_cap;
+    const unsigned char *feed_text;
+    int oom;
+};
+
+DSDEF ds_bpe_trainer *ds_bpe_trainer_new(ds_error *err) {
+    ds_bpe_trainer *tr = (ds_bpe_trainer *)ds__calloc(1, sizeof *tr);
+    if (!tr) DS__OOM(err);
+    return tr;
+}
+DSDEF void ds_bpe_trainer_free(ds_bpe_trainer *tr) {
+    if (!tr) return;
+    ds_buf_free(&tr->bytes);
+    DS_FREE(tr->off);
+    DS_FREE(tr->len);
+    DS_FREE(tr->freq);
+    DS_FREE(tr->hash);
+    DS_FREE(tr->tab);
+    DS_FREE(tr);
+}
+
+static void ds__trainer_piece(void *ctx, size_t start, size_t len) {
+    ds_bpe_trainer *tr = (ds_bpe_trainer *)ctx;
+    const unsigned char *p = tr->feed_text + start;
+    uint64_t h;
+    size_t mask, i;
+    if (tr->oom || len < 2 || len > UINT32_MAX) return; /* a 1-byte piece has no pair to count */
+    if (tr->n * 2 + 2 > tr->tab_cap) {
+        size_t cap = tr->tab_cap ? tr->tab_cap * 2 : 4096, w;
+        DS_FREE(tr->tab);
+        tr->tab = (int32_t *)DS_MALLOC(cap * sizeof(int32_t));
+        if (!tr->tab || tr->n >= INT32_MAX / 2) { tr->oom = 1; tr->tab_cap = 0; return; }
+        memset(tr->tab, 0xFF, cap * sizeof(int32_t));
+        tr->tab_cap = cap;
+        for (w = 0; w < tr->n; w++) {
+            for (i = (size_t)tr->hash[w] & (cap - 1); tr->tab[i] >= 0; i = (i + 1) & (cap - 1)) {}
+            tr->tab[i] = (int32_t)w;
+        }
+    }
+    h = ds__hash(p, len);
+    mask = tr->tab_cap - 1;
+    for (i = (size_t)h & mask; tr->tab[i] >= 0; i = (i + 1) & mask) {
+        int32_t w = tr->tab[i];
+        if (tr->hash[w] == h && tr->len[w] == len && memcmp(tr->bytes.data + tr->off[w], p, len) == 0) {
+            tr->freq[w]++;
+            return;
+        }
+    }
+    if (!ds__grow((void **)&tr->off, &tr->cap, tr->n + 1, sizeof(size_t))) { tr->oom = 1; return; }
+    { /* the parallel arrays follow off's capacity */
+        uint32_t *l = (uint32_t *)DS_REALLOC(tr->len, tr->cap * sizeof(uint32_t));
+        int64_t *f;
+        uint64_t *hh;
+        if (l) tr->len = l;
+        f = l ? (int64_t *)DS_REALLOC(tr->freq, tr->cap * sizeof(int64_t)) : NULL;
+        if (f) tr->freq = f;
+        hh = f ? (uint64_t *)DS_REALLOC(tr->hash, tr->cap * sizeof(uint64_t)) : NULL;
+        if (!hh) { tr->oom = 1; return; }
+        tr->hash = hh;
+    }
+    tr->off[tr->n] = tr->bytes.len;
+    ds_buf_append(&tr->bytes, p, len);
+    if (tr->bytes.oom) { tr->oom = 1; return; }
+    tr->len[tr->n] = (uint32_t)len;
+    tr->freq[tr->n] = 1;
+    tr->hash[tr->n] = h;
+    tr->tab[i] = (int32_t)tr->n++;
+}
+
+DSDEF int ds_bpe_trainer_feed(ds_bpe_trainer *tr, const char *text, size_t len, ds_error *err) {
+    if (!tr || (!text && len)) return ds__fail(err, DS_ERR_INVALID, "ds_bpe_trainer_feed: NULL argument");
+    tr->feed_text = (const unsigned char *)text;
+    ds__pretokenize((const unsigned char *)text, len, ds__trainer_piece, tr);
+    return tr->oom ? DS__OOM(err) : DS_OK;
+}
+
+typedef struct ds__pair {
+    uint64_t key;        /* left << 32 | right */
+    int64_t count;       /* exact: sum of piece frequencies over (overlapping) occurrences */
+    int32_t *words;      /* pieces it occurs in (a superset: entries may be stale or repeated) */
+    int32_t n_words, cap_words, last_word, mark;
+} ds__pair;
+
+typedef struct ds__hent { int64_t count; uint64_t key; } ds__hent;
+
+typedef struct ds__bpe_train {
+    ds__pair *pairs;
+    size_t n_pairs, cap_pairs;
+    int32_t *tab;        /* key -> pair index */
+    size_t tab_cap;
+    ds__hent *heap;
+    size_t n_heap, cap_heap;
+    int oom;
+} ds__bpe_train;
+
+/* heap order: higher count first, then the lower key, i.e. the lower (left, right) */
+static int ds__hent_before(const ds__hent *x, const ds__hent *y) {
+    return x->count != y->count ? x->count > y->count : x->key < y->key;
+}
+static void ds__hpush(ds__bpe_train *b, int64_t count, uint64_t key) {
+    size_t i;
+    ds__hent v;
+    if (!ds__grow((void **)&b->heap, &b->cap_heap, b->n_heap + 1, sizeof(ds__hent))) { b->oom = 1; return; }
+    v.count = count;
+    v.key = key;
+    for (i = b->n_heap++; i > 0 && ds__hent_before(&v, &b->heap[(i - 1) / 2]); i = (i - 1) / 2) b->heap[i] = b->heap[(i - 1) / 2];
+    b->heap[i] = v;
+}
+static ds__hent ds__hpop(ds__bpe_train *b) {
+    ds__hent top = b->heap[0], v = b->heap[--b->n_heap];
+    size_t i = 0;
+    for (;;) {
+        size_t c = 2 * i + 1;
+        if (c >= b->n_heap) break;
+        if (c + 1 < b->n_heap && ds__hent_before(&b->heap[c + 1], &b->heap[c])) c++;
+        if (!ds__hent_before(&b->heap[c], &v)) break;
+        b->heap[i] = b->heap[c];
+        i = c;
+    }
+    b->heap[i] = v;
+    return top;
+}
+
+/* The index of pair key, created with count 0 if new; -1 when out of memory. */
+static int32_t ds__pair_get(ds__bpe_train *b, uint64_t key, int create) {
+    size_t mask, i;
+    if (create && b->n_pairs * 2 + 2 > b->tab_cap) {
+        size_t cap = b->tab_cap ? b->tab_cap * 2 : 65536, k;
+        DS_FREE(b->tab);
+        b->tab = (int32_t *)DS_MALLOC(cap * sizeof(int32_t));
+        if (!b->tab || b->n_pairs >= INT32_MAX / 2) { b->oom = 1; b->tab_cap = 0; return -1; }
+        memset(b->tab, 0xFF, cap * sizeof(int32_t));
+        b->tab_cap = cap;
+        for (k = 0; k < b->n_pairs; k++) {
+            for (i = (size_t)ds__hash64(b->pairs[k].key) & (cap - 1); b->tab[i] >= 0; i = (i + 1) & (cap - 1)) {}
+            b->tab[i] = (int32_t)k;
+        }
+    }
+    if (!b->tab_cap) return -1;
+    mask = b->tab_cap - 1;
+    for (i = (size_t)ds__hash64(key) & mask; b->tab[i] >= 0; i = (i + 1) & mask)
+        if (b->pairs[b->tab[i]].key == key) return b->tab[i];
+    if (!create) return -1;
+    if (!ds__grow((void **)&b->pairs, &b->cap_pairs, b->n_pairs + 1, sizeof(ds__pair))) { b->oom = 1; return -1; }
+    memset(&b->pairs[b->n_pairs], 0, sizeof(ds__pair));
+    b->pairs[b->n_pairs].key = key;
+    b->pairs[b->n_pairs].last_word = -1;
+    b->pairs[b->n_pairs].mark = -1;
+    b->tab[i] = (int32_t)b->n_pairs;
+    return (int32_t)b->n_pairs++;
+}
+static void ds__pair_add_word(ds__bpe_train *b, ds__pair *p, int32_t w) {
+    if (p->last_word == w) return;
+    p->last_word = w;
+    if (p->n_words == p->cap_words) {
+        size_t cap = (size_t)p->cap_words;
+        if (!ds__grow((void **)&p->words, &cap, (size_t)p->n_words + 1, sizeof(int32_t)) || cap > INT32_MAX) { b->oom = 1; return; }
+        p->cap_words = (int32_t)cap;
+    }
+    p->words[p->n_words++] = w;
+}
+#define DS__PKEY(a, b) (((uint64_t)(uint32_t)(a) << 32) | (uint32_t)(b))
+
+DSDEF ds_tokenizer *ds_bpe_trainer_train(ds_bpe_trainer *tr, int vocab_size, ds_error *err) {
+    ds__bpe_train b;
+    ds__vocab v;
+    int32_t *sym = NULL, *stamp = NULL, *touched = NULL, *ml = NULL;
+    size_t *start = NULL, n_sym = 0, w, i, n_touched, cap_touched = 0, cap_ml = 0;
+    uint32_t *wlen = NULL;
+    int n_merges = 0;
+    ds_tokenizer *t = NULL;
+    memset(&b, 0, sizeof b);
+    memset(&v, 0, sizeof v);
+    if (!tr) { ds__fail(err, DS_ERR_INVALID, "ds_bpe_trainer_train: NULL trainer"); return NULL; }
+    if (vocab_size < 258 || vocab_size > (1 << 28))
+        { ds__fail(err, DS_ERR_INVALID, "vocab_size %d: it must lie in [258, 2^28] (256 bytes + BOS + EOS at least)", vocab_size); return NULL; }
+    /* every piece as a sequence of byte symbols */
+    start = (size_t *)ds__calloc(tr->n + 1, sizeof(size_t));
+    wlen = (uint32_t *)ds__calloc(tr->n + 1, sizeof(uint32_t));
+    stamp = (int32_t *)ds__calloc(tr->n + 1, sizeof(int32_t));
+    sym = (int32_t *)ds__calloc(tr->bytes.len + 1, sizeof(int32_t));
+    if (!start || !wlen || !stamp || !sym || !ds__vocab_init(&v)) goto oom;
+    for (w = 0; w < tr->n; w++) {
+        start[w] = n_sym;
+        wlen[w] = tr->len[w];
+        for (i = 0; i < tr->len[w]; i++) sym[n_sym++] = ((const unsigned char *)tr->bytes.data)[tr->off[w] + i];
+        for (i = 0; i + 1 < tr->len[w]; i++) {
+            int32_t pi = ds__pair_get(&b, DS__PKEY(sym[start[w] + i], sym[start[w] + i + 1]), 1);
+            if (pi < 0) goto oom;
+            b.pairs[pi].count += tr->freq[w];
+            ds__pair_add_word(&b, &b.pairs[pi], (int32_t)w);
+        }
+    }
+    for (i = 0; i < b.n_pairs; i++) ds__hpush(&b, b.pairs[i].count, b.pairs[i].key);
+    if (b.oom) goto oom;
+
+    while (v.n < vocab_size - 2 && b.n_heap) {
+        ds__hent top = ds__hpop(&b);
+        int32_t pi = ds__pair_get(&b, top.key, 0), a, c, x, *list, n_list, k;
+        if (b.pairs[pi].count != top.count) { /* stale entry: requeue with the true count */
+            if (b.pairs[pi].count > 0) ds__hpush(&b, b.pairs[pi].count, top.key);
+            continue;
+        }
+        if (top.count <= 0) continue;
+        a = (int32_t)(top.key >> 32);
+        c = (int32_t)(uint32_t)top.key;
+        x = ds__vocab_merge(&v, a, c); /* the new symbol */
+        if (x < 0 || !ds__grow((void **)&ml, &cap_ml, (size_t)n_merges * 2 + 2, sizeof(int32_t))) goto oom;
+        ml[2 * n_merges] = a;
+        ml[2 * n_merges + 1] = c;
+        n_merges++;
+        list = b.pairs[pi].words; /* not appended to below: no new pair equals (a, c) */
+        n_list = b.pairs[pi].n_words;
+        n_touched = 0;
+        for (k = 0; k < n_list; k++) {
+            int32_t wi = list[k], *s = sym + start[list[k]];
+            uint32_t L = wlen[wi], j, o;
+            int64_t f = tr->freq[wi];
+            if (stamp[wi] == n_merges) continue; /* seen in this merge */
+            stamp[wi] = n_merges;
+            for (j = 0; j + 1 < L && !(s[j] == a && s[j + 1] == c); j++) {}
+            if (j + 1 >= L) continue; /* stale: the piece no longer has the pair */
+            for (j = 0; j + 1 < L; j++) b.pairs[ds__pair_get(&b, DS__PKEY(s[j], s[j + 1]), 0)].count -= f;
+            for (j = 0, o = 0; j < L; o++) { /* merge left to right, non-overlapping */
+                if (j + 1 < L && s[j] == a && s[j + 1] == c) { s[o] = x; j += 2; }
+                else s[o] = s[j++];
+            }
+            wlen[wi] = L = o;
+            for (j = 0; j + 1 < L; j++) {
+                int32_t q = ds__pair_get(&b, DS__PKEY(s[j], s[j + 1]), 1);
+                if (q < 0) goto oom;
+                b.pairs[q].count += f;
+                if (s[j] != x && s[j + 1] != x) continue;
+                ds__pair_add_word(&b, &b.pairs[q], wi);
+                if (b.pairs[q].mark != n_merges) {
+                    b.pairs[q].mark = n_merges;
+                    if (!ds__grow((void **)&touched, &cap_touched, n_touched + 1, sizeof(int32_t))) goto oom;
+                    touched[n_touched++] = q;
+                }
+            }
+        }
+        DS_ASSERT(b.pairs[pi].count == 0);
+        DS_FREE(b.pairs[pi].words);
+        b.pairs[pi].words = NULL;
+        b.pairs[pi].n_words = b.pairs[pi].cap_words = 0;
+        for (i = 0; i < n_touched; i++)
+            if (b.pairs[touched[i]].count > 0) ds__hpush(&b, b.pairs[touched[i]].count, b.pairs[touched[i]].key);
+        if (b.oom) goto oom;
+    }
+    t = ds_tokenizer_from_merges(ml, n_merges, err);
+    goto done;
+oom:
+    DS__OOM(err);
+done:
+    for (i = 0; i < b.n_pairs; i++) DS_FREE(b.pairs[i].words);
+    DS_FREE(b.pairs);
+    DS_FREE(b.tab);
+    DS_FREE(b.heap);
+    ds__vocab_free(&v);
+    DS_FREE(sym);
+    DS_FREE(stamp);
+    DS_FREE(touched);
+    DS_FREE(ml);
+    DS_FREE(start);
+    DS_FREE(wlen);
+    return t;
+}
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* DEEPSEEK_IMPLEMENTATION_DONE */
+#endif /* DEEPSEEK_IMPLEMENTATION */
+
+/*
+------------------------------------------------------------------------------
+This software is available under 2 licenses -- choose whichever you prefer.
+------------------------------------------------------------------------------
+ALTERNATIVE A - MIT License
+Copyright (c) 2026 the deepseek.h authors
+Permission is hereby granted, free of charge, to any person obtaining a copy of
+this software and associated documentation files (the "Software"), to deal in
+the Software without restriction, including without limitation the rights to
+use, copy, modify, merge, publish, distribute, sublicense, and/or sell copies
+of the Software, and to permit persons to whom the Software is furnished to do
+so, subject to the following conditions:
+The above copyright notice and this permission notice shall be included in all
+copies or substantial portions of the Software.
+THE SOFTWARE IS PROVIDED "AS IS", WITHOUT WARRANTY OF ANY KIND, EXPRESS OR
+IMPLIED, INCLUDING BUT NOT LIMITED TO THE WARRANTIES OF MERCHANTABILITY,
+FITNESS FOR A PARTICULAR PURPOSE AND NONINFRINGEMENT. IN NO EVENT SHALL THE
+AUTHORS OR COPYRIGHT HOLDERS BE LIABLE FOR ANY CLAIM, DAMAGES OR OTHER
+LIABILITY, WHETHER IN AN ACTION OF CONTRACT, TORT OR OTHERWISE, ARISING FROM,
+OUT OF OR IN CONNECTION WITH THE SOFTWARE OR THE USE OR OTHER DEALINGS IN THE
+SOFTWARE.
+------------------------------------------------------------------------------
+ALTERNATIVE B - Public Domain (www.unlicense.org)
+This is free and unencumbered software released into the public domain.
+Anyone is free to copy, modify, publish, use, compile, sell, or distribute this
+software, either in source code form or as a compiled binary, for any purpose,
+commercial or non-commercial, and by any means.
+In jurisdictions that recognize copyright laws, the author or authors of this
+software dedicate any and all copyright interest in the software to the public
+domain. We make this dedication in perpetuity for the benefit of the public and
+to the detriment of our heirs and successors. We intend this dedication to be an
+overt act of relinquishment in perpetuity of all present and future rights to
+this software under copyright law.
+------------------------------------------------------------------------------
+*/
