@@ -150,6 +150,14 @@ DSDEF char *ds_read_file(const char *path, size_t max_bytes, size_t *len, ds_err
    crash leaves either the old file or the new one, never a torn mix. */
 DSDEF int ds_write_file_atomic(const char *path, const void *data, size_t len, ds_error *err);
 
+/* Seconds on a monotonic clock (for progress lines, tokens/s and ETAs). */
+DSDEF double ds_now(void);
+
+/* The bundled corpus's train/validation rule (data/SOURCES.md): the first train_frac of the
+   bytes train, the rest validate, with the cut moved forward past the next newline so that no
+   line is split. Returns the cut: text[0, cut) is training text. */
+DSDEF size_t ds_split_point(const char *text, size_t len, double train_frac);
+
 /* ============================================================================================
    0. JSON: a strict reader (RFC 8259) and a writer
    The one JSON path of the library: tokenizer.json now; config.json, safetensors headers and
@@ -297,6 +305,7 @@ DSDEF int32_t ds_tokenizer_padded_vocab(const ds_tokenizer *tok);
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #if defined(__unix__) || defined(__APPLE__)
 #include <fcntl.h>
 #include <unistd.h>
@@ -554,6 +563,26 @@ DSDEF int ds_write_file_atomic(const char *path, const void *data, size_t len, d
     }
     ds_buf_free(&tmp);
     return DS_OK;
+}
+
+DSDEF double ds_now(void) {
+#ifdef DS__POSIX
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+#else
+    return (double)clock() / CLOCKS_PER_SEC;
+#endif
+}
+
+DSDEF size_t ds_split_point(const char *text, size_t len, double train_frac) {
+    size_t cut;
+    if (!text || !(train_frac > 0)) return 0;
+    if (train_frac >= 1) return len;
+    cut = (size_t)((double)len * train_frac);
+    if (cut == 0) return 0;
+    while (cut < len && text[cut - 1] != '\n') cut++;
+    return cut;
 }
 
 /* A 64-bit hash of a byte string, for the hash tables below. Hash values never decide an

@@ -1,0 +1,77 @@
+# deepseek.h - build, test, demo. Every target is one visible compiler line (or a short recipe).
+#   make          check the header (C and C++) and build the examples
+#   make test     the tests (C99 and C++ builds of the header, then the test program)
+#   make demo     the main job on the bundled data (today: train the tokenizer and show it)
+#   make asan     the tests under AddressSanitizer and UndefinedBehaviorSanitizer
+#   make fuzz     libFuzzer targets (clang) for the JSON reader and the tokenizer loader
+#   make check-hf compare with Hugging Face `tokenizers` (npm; skips without node)
+#   make bench    tokenizer speed beside HF `tokenizers`
+#   make clean
+
+CC      ?= cc
+CXX     ?= c++
+# -march=native only where the compiler accepts it; never -Ofast (it breaks NaN checks and
+# reassociates the sums the tests compare bit for bit)
+NATIVE  := $(shell $(CC) -march=native -x c -c /dev/null -o /dev/null 2>/dev/null && echo -march=native)
+CFLAGS  ?= -O2 $(NATIVE)
+WARN     = -Wall -Wextra -Werror
+LDLIBS   = -lm -lpthread
+B        = build
+
+EXAMPLES = $(B)/01_tokenizer
+
+.PHONY: all test demo asan fuzz fuzz-run check-hf bench clean
+
+all: $(B)/check_c $(B)/check_cpp $(EXAMPLES)
+
+$(B):
+	@mkdir -p $(B)
+
+# The header must compile as C99 and as C++, with and without the implementation.
+$(B)/check_c: tests/compile_check.c deepseek.h | $(B)
+	$(CC) -std=c99 $(WARN) -pedantic -Wno-overlength-strings $(CFLAGS) -o $@ tests/compile_check.c tests/compile_check_impl.c $(LDLIBS)
+
+$(B)/check_cpp: tests/compile_check.c deepseek.h | $(B)
+	$(CXX) -x c++ -std=c++11 $(WARN) $(CFLAGS) -o $@ tests/compile_check.c tests/compile_check_impl.c $(LDLIBS)
+
+$(B)/run_tests: tests/main.c tests/test.h tests/test_*.c deepseek.h | $(B)
+	$(CC) -std=c99 $(WARN) -O2 -g -o $@ tests/main.c $(LDLIBS)
+
+test: $(B)/check_c $(B)/check_cpp $(B)/run_tests
+	./$(B)/check_c && ./$(B)/check_cpp
+	./$(B)/run_tests
+
+$(B)/01_tokenizer: examples/01_tokenizer.c deepseek.h | $(B)
+	$(CC) -std=c99 $(WARN) $(CFLAGS) -o $@ examples/01_tokenizer.c $(LDLIBS)
+
+demo: $(B)/01_tokenizer
+	./$(B)/01_tokenizer --out $(B)/tokenizer.json
+
+$(B)/run_tests_asan: tests/main.c tests/test.h tests/test_*.c deepseek.h | $(B)
+	clang -std=c99 $(WARN) -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -o $@ tests/main.c $(LDLIBS)
+
+asan: $(B)/run_tests_asan
+	./$(B)/run_tests_asan
+
+# libFuzzer targets; each also builds as a plain program that replays files (tests/fuzz/README).
+FUZZ = $(B)/fuzz_json $(B)/fuzz_tokenizer
+fuzz: $(FUZZ)
+$(B)/fuzz_%: tests/fuzz/fuzz_%.c deepseek.h | $(B)
+	clang -g -O1 -fsanitize=fuzzer,address,undefined -o $@ $<
+fuzz-run: $(FUZZ)
+	sh tests/fuzz/run.sh
+
+check-hf: $(B)/01_tokenizer $(B)/tok_ids
+	sh tools/check_hf.sh
+
+$(B)/tok_ids: tools/tok_ids.c deepseek.h | $(B)
+	$(CC) -std=c99 $(WARN) $(CFLAGS) -o $@ tools/tok_ids.c $(LDLIBS)
+
+$(B)/bench_tokenizer: bench/bench_tokenizer.c deepseek.h | $(B)
+	$(CC) -std=c99 $(WARN) $(CFLAGS) -o $@ bench/bench_tokenizer.c $(LDLIBS)
+
+bench: $(B)/bench_tokenizer
+	sh bench/bench_tokenizer.sh
+
+clean:
+	rm -rf $(B)

@@ -1,0 +1,16 @@
+/* main.c - the test program: one translation unit with the implementation and every suite.
+   Usage: tests/run [substring]   (runs the tests whose name contains it) */
+#define DEEPSEEK_IMPLEMENTATION
+#include "../deepseek.h"
+#include "test.h"
+
+#include "test_json.c"
+#include "test_tokenizer.c"
+
+int main(int argc, char **argv) {
+    T.filter = argc > 1 ? argv[1] : NULL;
+    suite_json();
+    suite_tokenizer();
+    printf("%d passed, %d failed, %d skipped\n", T.passed, T.failed, T.skipped);
+    return T.failed ? 1 : 0;
+}

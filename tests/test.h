@@ -1,0 +1,61 @@
+/* test.h - the tests' tiny runner. Each test is a function; CHECK records a failure and returns
+   from it; main() prints one line per test and, last, "N passed, N failed, N skipped". */
+#ifndef DS_TEST_H
+#define DS_TEST_H
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <math.h>
+
+typedef struct { int passed, failed, skipped, cur_failed, cur_skipped; const char *filter; } ds_test_state;
+static ds_test_state T;
+
+#define CHECK(cond) do { if (!(cond)) { ds_test_fail(__FILE__, __LINE__, "%s", #cond); return; } } while (0)
+#define CHECKF(cond, ...) do { if (!(cond)) { ds_test_fail(__FILE__, __LINE__, __VA_ARGS__); return; } } while (0)
+#define CHECK_EQ_INT(a, b) do { long long a_ = (long long)(a), b_ = (long long)(b); \
+    if (a_ != b_) { ds_test_fail(__FILE__, __LINE__, "%s == %lld, expected %s == %lld", #a, a_, #b, b_); return; } } while (0)
+#define CHECK_OK(call) do { ds_error e_; memset(&e_, 0, sizeof e_); int rc_ = (call); \
+    if (rc_) { ds_test_fail(__FILE__, __LINE__, "%s failed: %s", #call, e_.msg); return; } } while (0)
+#define SKIP(...) do { T.cur_skipped = 1; printf("  skip: "); printf(__VA_ARGS__); printf("\n"); return; } while (0)
+#define RUN(fn) ds_test_run(#fn, fn)
+
+#if defined(__GNUC__) || defined(__clang__)
+__attribute__((format(printf, 3, 4)))
+#endif
+static void ds_test_fail(const char *file, int line, const char *fmt, ...);
+
+#include <stdarg.h>
+static void ds_test_fail(const char *file, int line, const char *fmt, ...) {
+    va_list ap;
+    T.cur_failed = 1;
+    printf("  %s:%d: ", file, line);
+    va_start(ap, fmt);
+    vprintf(fmt, ap);
+    va_end(ap);
+    printf("\n");
+}
+
+static void ds_test_run(const char *name, void (*fn)(void)) {
+    if (T.filter && !strstr(name, T.filter)) return;
+    T.cur_failed = T.cur_skipped = 0;
+    fflush(stdout);
+    fn();
+    if (T.cur_failed) { T.failed++; printf("FAIL %s\n", name); }
+    else if (T.cur_skipped) { T.skipped++; printf("skip %s\n", name); }
+    else { T.passed++; printf("ok   %s\n", name); }
+    fflush(stdout);
+}
+
+/* a small deterministic RNG for the tests (xorshift64*) */
+static uint64_t t_rng_state = 0x2545F4914F6CDD1Dull;
+static uint64_t t_rand(void) {
+    t_rng_state ^= t_rng_state >> 12;
+    t_rng_state ^= t_rng_state << 25;
+    t_rng_state ^= t_rng_state >> 27;
+    return t_rng_state * 0x2545F4914F6CDD1Dull;
+}
+static char *t_read(const char *path, size_t *len) { /* NULL if absent */
+    ds_error e;
+    return ds_read_file(path, 0, len, &e);
+}
+#endif
