@@ -516,6 +516,62 @@ static void test_deepseek_long_text_paths(void) {
     free(c);
 }
 
+/* ---- fixtures made by HF tokenizers (tools/check_hf.sh, FIXTURES=1 make check-hf) ----------- */
+
+/* the tokenizer 01_tokenizer trains by default: the train split of each file, 4096 tokens */
+static ds_tokenizer *train_like_example01(void) {
+    static const char *files[] = {"data/tinyshakespeare.txt", "data/tang300.txt", "data/lunyu.txt"};
+    ds_error e;
+    ds_bpe_trainer *tr = ds_bpe_trainer_new(&e);
+    ds_tokenizer *t;
+    size_t f;
+    for (f = 0; f < 3; f++) {
+        size_t len;
+        char *c = t_read(files[f], &len);
+        if (!c) { ds_bpe_trainer_free(tr); return NULL; }
+        ds_bpe_trainer_feed(tr, c, ds_split_point(c, len, 0.9), &e);
+        free(c);
+    }
+    t = ds_bpe_trainer_train(tr, 4096, &e);
+    ds_bpe_trainer_free(tr);
+    return t;
+}
+
+static int matches_fixture(ds_tokenizer *t, const char *ids_path, char *why, size_t why_len) {
+    size_t len, flen, n, i;
+    char *text = t_read("tests/fixtures/mixed.txt", &len), *fx = t_read(ids_path, &flen), *p;
+    int32_t *ids;
+    int ok = 1;
+    if (!text || !fx) { snprintf(why, why_len, "fixture files missing"); free(text); free(fx); return 0; }
+    ids = (int32_t *)malloc((len + 2) * sizeof(int32_t));
+    if (ds_tokenizer_encode(t, text, len, DS_ENCODE_ALLOW_SPECIAL, ids, len + 2, &n, NULL)) ok = 0;
+    for (i = 0, p = fx; ok && i < n; i++) {
+        long v = strtol(p, &p, 10);
+        if (v != ids[i]) { snprintf(why, why_len, "id %zu: HF %ld, deepseek.h %d", i, v, (int)ids[i]); ok = 0; }
+    }
+    while (ok && *p == '\n') p++;
+    if (ok && *p) { snprintf(why, why_len, "HF has more ids than the %zu of deepseek.h", n); ok = 0; }
+    free(ids);
+    free(text);
+    free(fx);
+    return ok;
+}
+
+static void test_hf_fixture_trained(void) {
+    char why[256] = "";
+    ds_tokenizer *t = train_like_example01();
+    if (!t) SKIP("data/ not found");
+    CHECKF(matches_fixture(t, "tests/fixtures/hf_trained4096_ids.txt", why, sizeof why), "%s", why);
+    ds_tokenizer_free(t);
+}
+
+static void test_hf_fixture_deepseek(void) {
+    char why[256] = "";
+    ds_tokenizer *t = deepseek_tokenizer();
+    if (!t) SKIP("%s not found", DEEPSEEK_TOKENIZER_JSON);
+    CHECKF(matches_fixture(t, "tests/fixtures/hf_deepseek_ids.txt", why, sizeof why), "%s", why);
+}
+
 static void test_split_point(void) {
     const char *s = "line one\nline two\nline three\nfour\n";
     size_t cut = ds_split_point(s, strlen(s), 0.5);
@@ -541,6 +597,8 @@ static void suite_tokenizer(void) {
     RUN(test_malformed_tokenizer_json);
     RUN(test_deepseek_gotchas);
     RUN(test_deepseek_long_text_paths);
+    RUN(test_hf_fixture_trained);
+    RUN(test_hf_fixture_deepseek);
     RUN(test_split_point);
     ds_tokenizer_free(g_tok);
     ds_tokenizer_free(g_deepseek);
