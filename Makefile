@@ -37,8 +37,13 @@ $(B)/check_cpp: tests/compile_check.c deepseek.h | $(B)
 $(B)/run_tests: tests/main.c tests/test.h tests/test_*.c deepseek.h | $(B)
 	$(CC) -std=c99 $(WARN) -O2 -g -o $@ tests/main.c $(LDLIBS)
 
-test: $(B)/check_c $(B)/check_cpp $(B)/run_tests
+# the fuzz targets built as plain programs that replay files (no libFuzzer needed)
+$(B)/replay_%: tests/fuzz/fuzz_%.c deepseek.h | $(B)
+	$(CC) -std=c99 $(WARN) -O1 -g -DDS_FUZZ_MAIN -o $@ $< $(LDLIBS)
+
+test: $(B)/check_c $(B)/check_cpp $(B)/replay_json $(B)/replay_tokenizer $(B)/run_tests
 	./$(B)/check_c && ./$(B)/check_cpp
+	./$(B)/replay_json tests/fuzz/seeds/json/* && ./$(B)/replay_tokenizer tests/fuzz/seeds/tokenizer/*
 	./$(B)/run_tests
 
 $(B)/01_tokenizer: examples/01_tokenizer.c deepseek.h | $(B)
