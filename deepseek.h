@@ -31,7 +31,8 @@
         the table of contents below marks what is here.
 
    TABLE OF CONTENTS (by paper section)
-      [here]  0. Errors, buffers, UTF-8          ds_error, ds_buf, ds_utf8_decode
+      [here]  0. Errors, buffers, UTF-8, files   ds_error, ds_buf, ds_utf8_decode, ds_read_file,
+                                                 ds_write_file_atomic, ds_now, ds_split_point
       [here]  0. JSON reader and writer          ds_json_parse, ds_json_get, ds_buf_json_string
       [here]  §2.1 Tokenizer: pre-tokenizer      ds_pretokenize
       [here]  §2.1 Tokenizer: BPE trainer        ds_bpe_trainer_new/_feed/_train
@@ -1745,16 +1746,19 @@ static void ds__enc_piece(void *ctx, size_t start, size_t len) {
     if (k < 0) { e->rc = DS__OOM(e->err); return; }
     ds__enc_push(e, t->sym, (size_t)k);
     if (len > DS__CACHE_MAX_PIECE) return;
-    if (t->cache_n >= DS_BPE_CACHE_WORDS) { /* full: start over */
+    if (t->cache_n >= DS_BPE_CACHE_WORDS || t->cache_keys.oom ||
+        !ds__grow((void **)&t->cache_vals, &t->cache_vals_cap, t->cache_vals_len + (size_t)k, sizeof(int32_t))) {
+        /* full, or out of memory: forget everything and start over (it is only a memo) */
         memset(t->cache, 0, t->cache_cap * sizeof(ds__centry));
         t->cache_n = 0;
         t->cache_keys.len = 0;
+        t->cache_keys.oom = 0;
         t->cache_vals_len = 0;
+        if (!t->cache_vals_cap) return;
         for (slot = (size_t)h & mask; t->cache[slot].hash; slot = (slot + 1) & mask) {}
     }
-    if (!ds__grow((void **)&t->cache_vals, &t->cache_vals_cap, t->cache_vals_len + (size_t)k, sizeof(int32_t))) return;
     ds_buf_append(&t->cache_keys, p, len);
-    if (t->cache_keys.oom) { t->cache_keys.oom = 0; t->cache_keys.len = 0; return; } /* memo only */
+    if (t->cache_keys.oom) return; /* the next call starts over */
     memcpy(t->cache_vals + t->cache_vals_len, t->sym, (size_t)k * sizeof(int32_t));
     t->cache[slot].hash = h;
     t->cache[slot].key_off = (uint32_t)(t->cache_keys.len - len);
