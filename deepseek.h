@@ -1754,7 +1754,7 @@ static void ds__enc_piece(void *ctx, size_t start, size_t len) {
         t->cache_keys.len = 0;
         t->cache_keys.oom = 0;
         t->cache_vals_len = 0;
-        if (!t->cache_vals_cap) return;
+        if (t->cache_vals_cap < (size_t)k) return;
         for (slot = (size_t)h & mask; t->cache[slot].hash; slot = (slot + 1) & mask) {}
     }
     ds_buf_append(&t->cache_keys, p, len);
