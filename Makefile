@@ -34,15 +34,20 @@ $(B)/check_c: tests/compile_check.c deepseek.h | $(B)
 $(B)/check_cpp: tests/compile_check.c deepseek.h | $(B)
 	$(CXX) -x c++ -std=c++11 $(WARN) $(CFLAGS) -o $@ tests/compile_check.c tests/compile_check_impl.c $(LDLIBS)
 
-$(B)/run_tests: tests/main.c tests/test.h tests/test_*.c deepseek.h | $(B)
-	$(CC) -std=c99 $(WARN) -O2 -g -o $@ tests/main.c $(LDLIBS)
+# the serial build (DS_NO_THREADS) compiles too
+$(B)/check_serial: tests/compile_check.c deepseek.h | $(B)
+	$(CC) -std=c99 $(WARN) -DDS_NO_THREADS $(CFLAGS) -o $@ tests/compile_check.c tests/compile_check_impl.c -lm
+
+# one program: the float build (main.c) and a static double build for gradient checks (gradcheck.c)
+$(B)/run_tests: tests/main.c tests/gradcheck.c tests/test.h tests/test_*.c deepseek.h | $(B)
+	$(CC) -std=c99 $(WARN) -O2 -g -o $@ tests/main.c tests/gradcheck.c $(LDLIBS)
 
 # the fuzz targets built as plain programs that replay files (no libFuzzer needed)
 $(B)/replay_%: tests/fuzz/fuzz_%.c deepseek.h | $(B)
 	$(CC) -std=c99 $(WARN) -O1 -g -DDS_FUZZ_MAIN -o $@ $< $(LDLIBS)
 
-test: $(B)/check_c $(B)/check_cpp $(B)/replay_json $(B)/replay_tokenizer $(B)/run_tests
-	./$(B)/check_c && ./$(B)/check_cpp
+test: $(B)/check_c $(B)/check_cpp $(B)/check_serial $(B)/replay_json $(B)/replay_tokenizer $(B)/run_tests
+	./$(B)/check_c && ./$(B)/check_cpp && ./$(B)/check_serial
 	./$(B)/replay_json tests/fuzz/seeds/json/* && ./$(B)/replay_tokenizer tests/fuzz/seeds/tokenizer/*
 	./$(B)/run_tests
 
@@ -52,8 +57,8 @@ $(B)/01_tokenizer: examples/01_tokenizer.c deepseek.h | $(B)
 demo: $(B)/01_tokenizer
 	./$(B)/01_tokenizer --out $(B)/tokenizer.json
 
-$(B)/run_tests_asan: tests/main.c tests/test.h tests/test_*.c deepseek.h | $(B)
-	clang -std=c99 $(WARN) -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -o $@ tests/main.c $(LDLIBS)
+$(B)/run_tests_asan: tests/main.c tests/gradcheck.c tests/test.h tests/test_*.c deepseek.h | $(B)
+	clang -std=c99 $(WARN) -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -o $@ tests/main.c tests/gradcheck.c $(LDLIBS)
 
 asan: $(B)/run_tests_asan
 	./$(B)/run_tests_asan

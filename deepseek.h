@@ -112,7 +112,8 @@ enum {
     DS_ERR_FORMAT,      /* input bytes are malformed (JSON syntax, a bad tokenizer.json, ...) */
     DS_ERR_INVALID,     /* an argument is out of its domain (a NULL pointer, a size of zero, ...) */
     DS_ERR_UNSUPPORTED, /* well-formed, but asks for something deepseek.h does not implement */
-    DS_ERR_RANGE        /* an output buffer is too small */
+    DS_ERR_RANGE,       /* an output buffer is too small */
+    DS_ERR_NUMERIC      /* a loss or gradient is not finite (NaN or infinity) */
 };
 
 typedef struct ds_error {
@@ -286,6 +287,127 @@ DSDEF int ds_tokenizer_is_special(const ds_tokenizer *tok, int32_t id);
 #define DS_VOCAB_MULTIPLE 64
 DSDEF int32_t ds_tokenizer_padded_vocab(const ds_tokenizer *tok);
 
+/* ============================================================================================
+   Threads: a pool object (no globals)
+   ds_pool_for(pool, n, fn, ctx) runs fn(ctx, begin, end) over [0, n) cut into one contiguous
+   chunk per thread (the caller's thread does chunk 0) and returns when all are done. Kernels
+   split *outputs* across chunks, never a reduction, so results are bit-identical for any thread
+   count. A NULL pool, or a build with DS_NO_THREADS, runs everything on the calling thread.
+   ============================================================================================ */
+
+typedef struct ds_pool ds_pool;
+DSDEF ds_pool *ds_pool_new(int n_threads, ds_error *err);
+DSDEF void ds_pool_free(ds_pool *pool);
+DSDEF int ds_pool_threads(const ds_pool *pool);
+DSDEF void ds_pool_for(ds_pool *pool, size_t n, void (*fn)(void *ctx, size_t begin, size_t end), void *ctx);
+
+/* ============================================================================================
+   §2.2 The model: a LLaMA-style decoder (pre-norm RMSNorm, RoPE, grouped-query attention,
+   SwiGLU, untied embeddings, no biases), with a hand-written backward pass.
+   ============================================================================================ */
+
+/* ds_float is float, or double when DS_DOUBLE is defined (for finite-difference checks).
+   Define DS_DOUBLE in every file that includes the header, or in none. */
+#ifdef DS_DOUBLE
+typedef double ds_float;
+#else
+typedef float ds_float;
+#endif
+
+typedef struct ds_config {
+    int vocab;       /* V, the padded vocabulary (rows of the embedding and of the LM head) */
+    int d_model;     /* D */
+    int n_layers;    /* L */
+    int n_heads;     /* H; head size hd = D / H */
+    int n_kv_heads;  /* KV: H for multi-head attention, fewer for GQA (the 67B: 64 / 8) */
+    int d_ff;        /* F, the SwiGLU hidden size: ds_ffn_dim(D, multiple) */
+    int max_seq;     /* the longest sequence (RoPE table size) */
+    double rope_theta; /* 10000 */
+    double norm_eps;   /* 1e-6 */
+    double init_std;   /* 0.006 (§2.3) */
+} ds_config;
+
+/* 8/3 * d_model rounded up to a multiple (§2.2: 256 in the paper, 4096 -> 11008). */
+DSDEF int ds_ffn_dim(int d_model, int multiple);
+/* Presets: "7b", "67b" (the paper's shapes, Table 2; for FLOPs and memory), and the CPU sizes
+   "test" (tiny, for tests), "tiny", "small", "medium" (../shared/bench, d_ff multiple 32). */
+DSDEF int ds_config_preset(const char *name, ds_config *out, ds_error *err);
+/* Refuses zero sizes, heads that do not divide d_model, an odd head size (RoPE pairs halves),
+   kv heads that do not divide heads, and sizes whose products overflow. */
+DSDEF int ds_config_validate(const ds_config *c, ds_error *err);
+DSDEF size_t ds_config_n_params(const ds_config *c);
+
+/* A parameter tensor: its Hugging Face LLaMA name, where it lives in the flat array, its shape. */
+typedef struct ds_tensor {
+    char name[64];   /* "model.layers.3.self_attn.q_proj.weight" */
+    size_t offset;   /* into params / grads / m / v */
+    size_t numel;
+    int rows, cols;  /* cols == 0 for a vector */
+    int decay;       /* 1: AdamW weight decay applies (matrices); 0: RMSNorm gains */
+} ds_tensor;
+
+typedef struct ds_model ds_model;
+/* Allocates parameters, gradients, AdamW moments and activations for batches of up to B
+   sequences of up to T tokens, each in one flat allocation. Parameters start at zero: call
+   ds_model_init. */
+DSDEF ds_model *ds_model_new(const ds_config *c, int B, int T, ds_error *err);
+DSDEF void ds_model_free(ds_model *m);
+DSDEF const ds_config *ds_model_config(const ds_model *m);
+/* §2.3 initialization: every matrix ~ N(0, init_std), every RMSNorm gain 1. Deterministic. */
+DSDEF void ds_model_init(ds_model *m, uint64_t seed);
+DSDEF size_t ds_model_n_params(const ds_model *m);
+DSDEF int ds_model_n_tensors(const ds_model *m);
+DSDEF const ds_tensor *ds_model_tensor(const ds_model *m, int i);
+DSDEF ds_float *ds_model_params(ds_model *m);
+DSDEF ds_float *ds_model_grads(ds_model *m);
+
+/* Forward pass over inputs[B*T]. With targets (may be NULL) it also computes the softmax
+   cross-entropy, weighted per token by weights[B*T] (NULL: all 1; 0 ignores a token, as SFT
+   masking needs): loss = sum_t w_t * -log p_t(target_t) / sum_t w_t. Returns DS_OK and sets
+   *loss, or an error (a token id out of range, B or T too large). */
+DSDEF int ds_model_forward(ds_model *m, const int32_t *inputs, const int32_t *targets, const float *weights, int B, int T,
+                           ds_pool *pool, float *loss, ds_error *err);
+/* The logits of the last forward, [B*T, V] row-major (overwritten by backward). */
+DSDEF const ds_float *ds_model_logits(const ds_model *m);
+/* Backward pass of the last forward (which must have had targets). Gradients *accumulate*
+   (+=) into the gradient buffer, scaled by grad_scale (1 for one batch; 1/k for the mean over k
+   micro-batches), so gradient accumulation is free. ds_model_zero_grad clears them. */
+DSDEF int ds_model_backward(ds_model *m, float grad_scale, ds_pool *pool, ds_error *err);
+DSDEF void ds_model_zero_grad(ds_model *m);
+
+/* ============================================================================================
+   §2.3 Optimizer and learning-rate schedules
+   ============================================================================================ */
+
+typedef struct ds_adamw {
+    double beta1, beta2;  /* 0.9, 0.95 (§2.3) */
+    double eps;           /* 1e-8 (not stated in the paper; PyTorch's default) */
+    double weight_decay;  /* 0.1, on matrices only: embeddings, projections, LM head */
+    double grad_clip;     /* 1.0: global-norm clipping; 0 disables it */
+} ds_adamw;
+DSDEF ds_adamw ds_adamw_default(void);
+/* One AdamW step at learning rate lr over the accumulated gradients: global-norm clip, then the
+   update. *grad_norm (may be NULL) gets the norm before clipping. A non-finite norm leaves the
+   parameters and moments untouched and returns DS_ERR_NUMERIC. Does not zero the gradients. */
+DSDEF int ds_model_step(ds_model *m, const ds_adamw *opt, double lr, double *grad_norm, ds_pool *pool, ds_error *err);
+DSDEF long ds_model_steps_done(const ds_model *m);
+
+typedef enum ds_schedule_kind { DS_SCHED_MULTISTEP, DS_SCHED_COSINE, DS_SCHED_CONSTANT } ds_schedule_kind;
+typedef struct ds_schedule {
+    ds_schedule_kind kind;
+    double peak_lr;
+    long warmup_steps;   /* linear warmup from peak/warmup to peak (the paper: 2000) */
+    long total_steps;
+    double stage1, stage2;  /* multi-step: the fractions of training where the LR drops (0.8, 0.9) */
+    double drop1, drop2;    /* ... and the LR after each drop, as a fraction of the peak (0.316, 0.1) */
+    double min_ratio;       /* cosine: the final LR as a fraction of the peak (0.1) */
+} ds_schedule;
+/* The paper's multi-step schedule (§2.3) with its fractions; cosine and constant to compare. */
+DSDEF ds_schedule ds_schedule_multistep(double peak_lr, long warmup_steps, long total_steps);
+DSDEF ds_schedule ds_schedule_cosine(double peak_lr, long warmup_steps, long total_steps);
+/* The learning rate of step (0-based). */
+DSDEF double ds_schedule_lr(const ds_schedule *s, long step);
+
 #ifdef __cplusplus
 }
 #endif
@@ -351,6 +473,7 @@ DSDEF const char *ds_strerror(int code) {
     case DS_ERR_INVALID: return "invalid argument";
     case DS_ERR_UNSUPPORTED: return "unsupported";
     case DS_ERR_RANGE: return "buffer too small";
+    case DS_ERR_NUMERIC: return "non-finite number";
     default: return "unknown error";
     }
 }
@@ -2427,6 +2550,999 @@ done:
     DS_FREE(start);
     DS_FREE(wlen);
     return t;
+}
+
+
+/* ============================================================================================
+   Threads
+   ============================================================================================ */
+
+#ifndef DS_NO_THREADS
+#include <pthread.h>
+#endif
+
+typedef struct ds__worker { struct ds_pool *pool; int k; } ds__worker;
+
+struct ds_pool {
+    int n; /* threads, the caller's included */
+#ifndef DS_NO_THREADS
+    pthread_t *th;
+    ds__worker *w;
+    pthread_mutex_t mu;
+    pthread_cond_t go, done;
+    unsigned long gen;
+    int pending, quit, started;
+    void (*fn)(void *, size_t, size_t);
+    void *ctx;
+    size_t total;
+#endif
+};
+
+#ifndef DS_NO_THREADS
+/* chunk k of `parts` over [0, n): contiguous, sizes differing by at most one */
+static void ds__chunk(size_t n, int parts, int k, size_t *b, size_t *e) {
+    *b = n / (size_t)parts * (size_t)k + ((size_t)k < n % (size_t)parts ? (size_t)k : n % (size_t)parts);
+    *e = *b + n / (size_t)parts + ((size_t)k < n % (size_t)parts);
+}
+
+static void *ds__worker_main(void *arg) {
+    ds__worker *w = (ds__worker *)arg;
+    ds_pool *p = w->pool;
+    unsigned long seen = 0;
+    pthread_mutex_lock(&p->mu);
+    for (;;) {
+        size_t b, e;
+        while (p->gen == seen && !p->quit) pthread_cond_wait(&p->go, &p->mu);
+        if (p->quit) break;
+        seen = p->gen;
+        pthread_mutex_unlock(&p->mu);
+        ds__chunk(p->total, p->n, w->k, &b, &e);
+        if (b < e) p->fn(p->ctx, b, e);
+        pthread_mutex_lock(&p->mu);
+        if (--p->pending == 0) pthread_cond_signal(&p->done);
+    }
+    pthread_mutex_unlock(&p->mu);
+    return NULL;
+}
+#endif
+
+DSDEF ds_pool *ds_pool_new(int n_threads, ds_error *err) {
+    ds_pool *p;
+    if (n_threads < 1 || n_threads > 1024) { ds__fail(err, DS_ERR_INVALID, "ds_pool_new: %d threads (1..1024)", n_threads); return NULL; }
+    p = (ds_pool *)ds__calloc(1, sizeof *p);
+    if (!p) { DS__OOM(err); return NULL; }
+#ifdef DS_NO_THREADS
+    p->n = 1;
+#else
+    p->n = n_threads;
+    if (n_threads > 1) {
+        int k;
+        p->th = (pthread_t *)ds__calloc((size_t)n_threads, sizeof(pthread_t));
+        p->w = (ds__worker *)ds__calloc((size_t)n_threads, sizeof(ds__worker));
+        if (!p->th || !p->w) { DS_FREE(p->th); DS_FREE(p->w); DS_FREE(p); DS__OOM(err); return NULL; }
+        pthread_mutex_init(&p->mu, NULL);
+        pthread_cond_init(&p->go, NULL);
+        pthread_cond_init(&p->done, NULL);
+        for (k = 1; k < n_threads; k++) {
+            p->w[k].pool = p;
+            p->w[k].k = k;
+            if (pthread_create(&p->th[k], NULL, ds__worker_main, &p->w[k]) != 0) {
+                p->n = k; /* run with the threads we have */
+                break;
+            }
+            p->started = k;
+        }
+    }
+#endif
+    return p;
+}
+
+DSDEF void ds_pool_free(ds_pool *p) {
+    if (!p) return;
+#ifndef DS_NO_THREADS
+    if (p->th) {
+        int k;
+        pthread_mutex_lock(&p->mu);
+        p->quit = 1;
+        pthread_cond_broadcast(&p->go);
+        pthread_mutex_unlock(&p->mu);
+        for (k = 1; k <= p->started; k++) pthread_join(p->th[k], NULL);
+        pthread_mutex_destroy(&p->mu);
+        pthread_cond_destroy(&p->go);
+        pthread_cond_destroy(&p->done);
+        DS_FREE(p->th);
+        DS_FREE(p->w);
+    }
+#endif
+    DS_FREE(p);
+}
+
+DSDEF int ds_pool_threads(const ds_pool *p) { return p ? p->n : 1; }
+
+DSDEF void ds_pool_for(ds_pool *p, size_t n, void (*fn)(void *ctx, size_t begin, size_t end), void *ctx) {
+#ifndef DS_NO_THREADS
+    size_t b, e;
+    if (p && p->n > 1 && n > 1) {
+        pthread_mutex_lock(&p->mu);
+        p->fn = fn;
+        p->ctx = ctx;
+        p->total = n;
+        p->pending = p->n - 1;
+        p->gen++;
+        pthread_cond_broadcast(&p->go);
+        pthread_mutex_unlock(&p->mu);
+        ds__chunk(n, p->n, 0, &b, &e);
+        if (b < e) fn(ctx, b, e);
+        pthread_mutex_lock(&p->mu);
+        while (p->pending > 0) pthread_cond_wait(&p->done, &p->mu);
+        pthread_mutex_unlock(&p->mu);
+        return;
+    }
+#else
+    (void)p;
+#endif
+    if (n) fn(ctx, 0, n);
+}
+
+/* ============================================================================================
+   §2.2 Configuration
+   ============================================================================================ */
+
+DSDEF int ds_ffn_dim(int d_model, int multiple) {
+    long long h = (8LL * d_model + 2) / 3; /* ceil(8d/3) */
+    if (multiple < 1) multiple = 1;
+    return (int)((h + multiple - 1) / multiple * multiple);
+}
+
+static void ds__config_set(ds_config *c, int V, int D, int L, int H, int KV, int F, int S) {
+    c->vocab = V;
+    c->d_model = D;
+    c->n_layers = L;
+    c->n_heads = H;
+    c->n_kv_heads = KV;
+    c->d_ff = F;
+    c->max_seq = S;
+    c->rope_theta = 10000.0;
+    c->norm_eps = 1e-6;
+    c->init_std = 0.006;
+}
+
+DSDEF int ds_config_preset(const char *name, ds_config *c, ds_error *err) {
+    if (!name || !c) return ds__fail(err, DS_ERR_INVALID, "ds_config_preset: NULL argument");
+    if (!strcmp(name, "7b")) ds__config_set(c, 102400, 4096, 30, 32, 32, ds_ffn_dim(4096, 256), 4096);
+    else if (!strcmp(name, "67b")) ds__config_set(c, 102400, 8192, 95, 64, 8, ds_ffn_dim(8192, 256), 4096);
+    else if (!strcmp(name, "test")) ds__config_set(c, 64, 32, 2, 4, 2, ds_ffn_dim(32, 8), 16);
+    else if (!strcmp(name, "tiny")) ds__config_set(c, 512, 128, 4, 4, 4, ds_ffn_dim(128, 32), 128);
+    else if (!strcmp(name, "small")) ds__config_set(c, 4096, 256, 6, 8, 4, ds_ffn_dim(256, 32), 256);
+    else if (!strcmp(name, "medium")) ds__config_set(c, 8192, 512, 8, 8, 8, ds_ffn_dim(512, 32), 256);
+    else return ds__fail(err, DS_ERR_INVALID, "unknown preset '%s' (7b, 67b, test, tiny, small, medium)", name);
+    return DS_OK;
+}
+
+/* a * b, or 0 (and *ok = 0) when it overflows */
+static size_t ds__mul(size_t a, size_t b, int *ok) {
+    if (a && b > SIZE_MAX / a) { *ok = 0; return 0; }
+    return a * b;
+}
+
+DSDEF size_t ds_config_n_params(const ds_config *c) {
+    size_t D = (size_t)c->d_model, hd = D / (size_t)(c->n_heads ? c->n_heads : 1);
+    size_t layer = 2 * D + D * hd * ((size_t)c->n_heads * 2 + (size_t)c->n_kv_heads * 2) + 3 * D * (size_t)c->d_ff;
+    return 2 * (size_t)c->vocab * D + D + (size_t)c->n_layers * layer;
+}
+
+DSDEF int ds_config_validate(const ds_config *c, ds_error *err) {
+    int ok = 1;
+    size_t n;
+    if (!c) return ds__fail(err, DS_ERR_INVALID, "config: NULL");
+    if (c->vocab <= 0 || c->d_model <= 0 || c->n_layers <= 0 || c->n_heads <= 0 || c->n_kv_heads <= 0 || c->d_ff <= 0 || c->max_seq <= 0)
+        return ds__fail(err, DS_ERR_INVALID, "config: every size must be positive (vocab %d, d_model %d, n_layers %d, n_heads %d, "
+                                             "n_kv_heads %d, d_ff %d, max_seq %d)", c->vocab, c->d_model, c->n_layers, c->n_heads,
+                        c->n_kv_heads, c->d_ff, c->max_seq);
+    if (c->d_model % c->n_heads) return ds__fail(err, DS_ERR_INVALID, "config: n_heads %d does not divide d_model %d", c->n_heads, c->d_model);
+    if ((c->d_model / c->n_heads) % 2) return ds__fail(err, DS_ERR_INVALID, "config: the head size %d is odd (RoPE rotates pairs of halves)", c->d_model / c->n_heads);
+    if (c->n_heads % c->n_kv_heads) return ds__fail(err, DS_ERR_INVALID, "config: n_kv_heads %d does not divide n_heads %d", c->n_kv_heads, c->n_heads);
+    if (!(c->rope_theta > 1) || !(c->norm_eps > 0) || !(c->init_std > 0))
+        return ds__fail(err, DS_ERR_INVALID, "config: rope_theta must exceed 1, norm_eps and init_std must be positive");
+    if (c->d_model > (1 << 20) || c->d_ff > (1 << 22) || c->vocab > (1 << 24) || c->n_layers > 4096 || c->max_seq > (1 << 22))
+        return ds__fail(err, DS_ERR_INVALID, "config: a size is beyond what this implementation indexes");
+    n = ds__mul(ds__mul((size_t)c->vocab, (size_t)c->d_model, &ok), 2, &ok);
+    n = ds__mul(ds__mul((size_t)c->d_model, (size_t)c->d_ff, &ok), (size_t)c->n_layers, &ok);
+    n = ds__mul(ds_config_n_params(c), 4 * sizeof(ds_float), &ok);
+    (void)n;
+    if (!ok) return ds__fail(err, DS_ERR_INVALID, "config: the parameter count overflows size_t");
+    return DS_OK;
+}
+
+/* ============================================================================================
+   §2.2 Kernels: one _forward/_backward pair per op, on raw pointers with explicit sizes.
+   Dimension legend: B batch, T time, N = B*T rows, D d_model, H heads, KV kv heads, hd head
+   size, F d_ff, V vocab, Q = (H + 2 KV) * hd (the fused q|k|v row).
+   Parameter gradients accumulate (+=). Every parallel loop splits outputs, never a reduction.
+   ============================================================================================ */
+
+#ifdef DS_DOUBLE
+#define DS_EXP exp
+#define DS_LOG log
+#define DS_SQRT sqrt
+#else
+#define DS_EXP expf
+#define DS_LOG logf
+#define DS_SQRT sqrtf
+#endif
+
+/* ---- matmul: C[M,N] (+)= A[M,K] B[K,N], A read through strides (sam, sak) ----------------
+   The register tile is MR rows x NR columns: each k broadcasts MR values of A and streams one
+   row of B, so the compiler keeps MR*NR accumulators in vector registers. Work is split over
+   tiles of MR rows, so each output element is computed by the same code whatever the number of
+   threads: results are bit-identical for 1, 2 or 64 threads. */
+#define DS__MR 4
+#if defined(__AVX512F__)
+#define DS__NR (int)(64 / (sizeof(ds_float) / 4))
+#else
+#define DS__NR (int)(32 / (sizeof(ds_float) / 4))
+#endif
+
+typedef struct ds__mm {
+    ds_float *C;
+    const ds_float *A, *B;
+    size_t M, N, K, sam, sak, ldb, ldc;
+    int accumulate;
+} ds__mm;
+
+static void ds__mm_tile(const ds__mm *g, size_t m, size_t n) {
+    ds_float acc[DS__MR][DS__NR];
+    const ds_float *A = g->A + m * g->sam, *B = g->B + n;
+    ds_float *C = g->C + m * g->ldc + n;
+    size_t k, sam = g->sam, sak = g->sak, ldb = g->ldb, ldc = g->ldc;
+    int r, j;
+    for (r = 0; r < DS__MR; r++)
+        for (j = 0; j < DS__NR; j++) acc[r][j] = g->accumulate ? C[r * ldc + j] : 0;
+    for (k = 0; k < g->K; k++) {
+        const ds_float *b = B + k * ldb;
+        ds_float a0 = A[k * sak], a1 = A[sam + k * sak], a2 = A[2 * sam + k * sak], a3 = A[3 * sam + k * sak];
+        for (j = 0; j < DS__NR; j++) {
+            acc[0][j] += a0 * b[j];
+            acc[1][j] += a1 * b[j];
+            acc[2][j] += a2 * b[j];
+            acc[3][j] += a3 * b[j];
+        }
+    }
+    for (r = 0; r < DS__MR; r++)
+        for (j = 0; j < DS__NR; j++) C[r * ldc + j] = acc[r][j];
+}
+
+/* the edges: mr x nr with mr <= MR, nr <= NR, same summation order (k ascending) */
+static void ds__mm_edge(const ds__mm *g, size_t m, size_t n, size_t mr, size_t nr) {
+    size_t r, j, k;
+    for (r = 0; r < mr; r++) {
+        const ds_float *A = g->A + (m + r) * g->sam;
+        ds_float *C = g->C + (m + r) * g->ldc + n;
+        for (j = 0; j < nr; j++) {
+            ds_float acc = g->accumulate ? C[j] : 0;
+            for (k = 0; k < g->K; k++) acc += A[k * g->sak] * g->B[k * g->ldb + n + j];
+            C[j] = acc;
+        }
+    }
+}
+
+static void ds__mm_task(void *ctx, size_t t0, size_t t1) { /* tasks are tiles of MR rows */
+    const ds__mm *g = (const ds__mm *)ctx;
+    size_t m0 = t0 * DS__MR, m1 = t1 * DS__MR < g->M ? t1 * DS__MR : g->M, n, m;
+    for (n = 0; n < g->N; n += DS__NR) { /* one strip of B stays in cache across the row tiles */
+        size_t nr = g->N - n < (size_t)DS__NR ? g->N - n : (size_t)DS__NR;
+        for (m = m0; m < m1; m += DS__MR) {
+            size_t mr = m1 - m < DS__MR ? m1 - m : DS__MR;
+            if (mr == DS__MR && nr == (size_t)DS__NR) ds__mm_tile(g, m, n);
+            else ds__mm_edge(g, m, n, mr, nr);
+        }
+    }
+}
+
+static void ds__matmul(ds_pool *pool, ds_float *C, size_t ldc, const ds_float *A, size_t sam, size_t sak, const ds_float *B,
+                       size_t ldb, size_t M, size_t N, size_t K, int accumulate) {
+    ds__mm g;
+    g.C = C, g.A = A, g.B = B, g.M = M, g.N = N, g.K = K, g.sam = sam, g.sak = sak, g.ldb = ldb, g.ldc = ldc;
+    g.accumulate = accumulate;
+    ds_pool_for(pool, (M + DS__MR - 1) / DS__MR, ds__mm_task, &g);
+}
+
+typedef struct ds__tr { ds_float *dst; const ds_float *src; size_t rows, cols; } ds__tr;
+static void ds__transpose_task(void *ctx, size_t r0, size_t r1) { /* dst[c][r] = src[r][c], rows split */
+    const ds__tr *t = (const ds__tr *)ctx;
+    size_t rb, cb, r, c;
+    for (rb = r0; rb < r1; rb += 32)
+        for (cb = 0; cb < t->cols; cb += 32)
+            for (r = rb; r < rb + 32 && r < r1; r++)
+                for (c = cb; c < cb + 32 && c < t->cols; c++) t->dst[c * t->rows + r] = t->src[r * t->cols + c];
+}
+
+/* matmul_forward: out[N,OC] = inp[N,C] W^T, W[OC,C] as PyTorch's Linear stores it.
+   Wt is scratch of OC*C: W transposed so the inner loop streams contiguous rows. */
+static void ds__matmul_forward(ds_pool *pool, ds_float *out, const ds_float *inp, const ds_float *W, ds_float *Wt, size_t N,
+                               size_t C, size_t OC) {
+    ds__tr t;
+    t.dst = Wt, t.src = W, t.rows = OC, t.cols = C;
+    ds_pool_for(pool, OC, ds__transpose_task, &t);
+    ds__matmul(pool, out, OC, inp, C, 1, Wt, OC, N, OC, C, 0);
+}
+
+/* matmul_backward. forward was: out = inp W^T. So:
+     dinp[N,C]  (+)= dout[N,OC] W[OC,C]         (split over rows n)
+     dW[OC,C]    += dout^T[OC,N] inp[N,C]        (split over output channels o)  */
+static void ds__matmul_backward(ds_pool *pool, ds_float *dinp, int dinp_accumulate, ds_float *dW, const ds_float *dout,
+                                const ds_float *inp, const ds_float *W, size_t N, size_t C, size_t OC) {
+    if (dinp) ds__matmul(pool, dinp, C, dout, OC, 1, W, C, N, C, OC, dinp_accumulate);
+    ds__matmul(pool, dW, C, dout, 1, OC, inp, C, OC, C, N, 1);
+}
+
+/* ---- embedding ---------------------------------------------------------------------------
+   forward: out[n,:] = wte[inp[n],:]
+   backward: dwte[inp[n],:] += dout[n,:]; split over channels, so two threads never add to one
+   row's same element, and each element's sum runs over n in order. */
+typedef struct ds__emb { ds_float *out; const ds_float *w; ds_float *dw; const int32_t *inp; size_t N, D; } ds__emb;
+static void ds__embed_fwd_task(void *ctx, size_t n0, size_t n1) {
+    const ds__emb *e = (const ds__emb *)ctx;
+    size_t n;
+    for (n = n0; n < n1; n++) memcpy(e->out + n * e->D, e->w + (size_t)e->inp[n] * e->D, e->D * sizeof(ds_float));
+}
+static void ds__embed_bwd_task(void *ctx, size_t d0, size_t d1) {
+    const ds__emb *e = (const ds__emb *)ctx;
+    size_t n, d;
+    for (n = 0; n < e->N; n++) {
+        ds_float *dw = e->dw + (size_t)e->inp[n] * e->D;
+        const ds_float *g = e->out + n * e->D;
+        for (d = d0; d < d1; d++) dw[d] += g[d];
+    }
+}
+
+/* ---- RMSNorm (§2.2, pre-norm) --------------------------------------------------------------
+   forward:  rstd[n] = 1 / sqrt(mean_d x[n,d]^2 + eps);  out[n,d] = x[n,d] * rstd[n] * w[d]
+   backward: with xhat = x * rstd and g = dout * w,
+             dw[d]    += sum_n dout[n,d] * xhat[n,d]
+             dx[n,d]  += rstd[n] * (g[n,d] - xhat[n,d] * mean_d(g[n,:] * xhat[n,:]))  */
+typedef struct ds__rms { ds_float *out, *rstd, *dx, *dw; const ds_float *x, *w, *dout; size_t N, D; double eps; } ds__rms;
+static void ds__rmsnorm_fwd_task(void *ctx, size_t n0, size_t n1) {
+    const ds__rms *r = (const ds__rms *)ctx;
+    size_t n, d, D = r->D;
+    for (n = n0; n < n1; n++) {
+        const ds_float *x = r->x + n * D;
+        ds_float *o = r->out + n * D, ss = 0, s;
+        for (d = 0; d < D; d++) ss += x[d] * x[d];
+        s = (ds_float)(1.0 / sqrt((double)ss / (double)D + r->eps));
+        r->rstd[n] = s;
+        for (d = 0; d < D; d++) o[d] = x[d] * s * r->w[d];
+    }
+}
+static void ds__rmsnorm_bwd_dx_task(void *ctx, size_t n0, size_t n1) {
+    const ds__rms *r = (const ds__rms *)ctx;
+    size_t n, d, D = r->D;
+    for (n = n0; n < n1; n++) {
+        const ds_float *x = r->x + n * D, *dout = r->dout + n * D, s = r->rstd[n];
+        ds_float *dx = r->dx + n * D, dot = 0, c;
+        for (d = 0; d < D; d++) dot += dout[d] * r->w[d] * x[d];
+        c = dot * s * s / (ds_float)D; /* mean(g * xhat) / rstd */
+        for (d = 0; d < D; d++) dx[d] += s * (dout[d] * r->w[d] - x[d] * c);
+    }
+}
+static void ds__rmsnorm_bwd_dw_task(void *ctx, size_t d0, size_t d1) {
+    const ds__rms *r = (const ds__rms *)ctx;
+    size_t n, d, D = r->D;
+    for (n = 0; n < r->N; n++) {
+        const ds_float *x = r->x + n * D, *dout = r->dout + n * D, s = r->rstd[n];
+        for (d = d0; d < d1; d++) r->dw[d] += dout[d] * x[d] * s;
+    }
+}
+
+/* ---- RoPE (§2.2), the Hugging Face "rotate_half" convention ---------------------------------
+   A head vector x of size hd is two halves (x1, x2); at position t, with angle
+   a_i = t * theta^(-2i/hd) for i < hd/2:
+   forward:  out1 = x1 cos a - x2 sin a;   out2 = x2 cos a + x1 sin a
+   backward (the transpose of that rotation):
+             dx1 = d1 cos a + d2 sin a;    dx2 = d2 cos a - d1 sin a
+   Applied in place to the q and k parts of each q|k|v row. */
+typedef struct ds__rope { ds_float *qkv; const ds_float *cos, *sin; size_t T, nh, hd, stride; int inverse; } ds__rope;
+static void ds__rope_task(void *ctx, size_t n0, size_t n1) {
+    const ds__rope *r = (const ds__rope *)ctx;
+    size_t n, h, i, half = r->hd / 2;
+    for (n = n0; n < n1; n++) {
+        const ds_float *c = r->cos + (n % r->T) * half, *s = r->sin + (n % r->T) * half;
+        for (h = 0; h < r->nh; h++) { /* the q heads then the k heads: contiguous in the row */
+            ds_float *x = r->qkv + n * r->stride + h * r->hd;
+            for (i = 0; i < half; i++) {
+                ds_float x1 = x[i], x2 = x[i + half];
+                if (!r->inverse) { x[i] = x1 * c[i] - x2 * s[i]; x[i + half] = x2 * c[i] + x1 * s[i]; }
+                else { x[i] = x1 * c[i] + x2 * s[i]; x[i + half] = x2 * c[i] - x1 * s[i]; }
+            }
+        }
+    }
+}
+
+/* ---- causal grouped-query attention (§2.2) --------------------------------------------------
+   Query head h reads kv head h / (H/KV). For each (b, h, t), over t2 <= t:
+   forward:  s[t2] = q[t].k[t2] / sqrt(hd);  p = softmax(s);  y[t] = sum_t2 p[t2] v[t2]
+   backward: dp[t2] = dy[t].v[t2];  ds[t2] = p[t2] (dp[t2] - sum_u p[u] dp[u])
+             dq[t] = sum_t2 ds[t2] k[t2] / sqrt(hd);  dk[t2] += ds[t2] q[t] / sqrt(hd);  dv[t2] += p[t2] dy[t]
+   The forward splits over (b, h); the backward over (b, kv head), so the dk and dv of a kv
+   head (summed over its query heads) belong to one task. p is kept: [B, H, T, T]. */
+typedef struct ds__att {
+    ds_float *y, *att, *dqkv, *scratch;
+    const ds_float *qkv, *dy;
+    size_t B, T, H, KV, hd, Q;
+} ds__att;
+static void ds__attention_fwd_task(void *ctx, size_t i0, size_t i1) {
+    const ds__att *a = (const ds__att *)ctx;
+    size_t i, t, t2, j, T = a->T, hd = a->hd, Dq = a->H * hd;
+    ds_float scale = (ds_float)(1.0 / sqrt((double)hd));
+    for (i = i0; i < i1; i++) {
+        size_t b = i / a->H, h = i % a->H, kvh = h / (a->H / a->KV);
+        const ds_float *base = a->qkv + b * T * a->Q;
+        for (t = 0; t < T; t++) {
+            const ds_float *q = base + t * a->Q + h * hd;
+            ds_float *p = a->att + (i * T + t) * T, *y = a->y + (b * T + t) * Dq + h * hd, mx = -INFINITY, sum = 0;
+            for (t2 = 0; t2 <= t; t2++) {
+                const ds_float *k = base + t2 * a->Q + Dq + kvh * hd;
+                ds_float s = 0;
+                for (j = 0; j < hd; j++) s += q[j] * k[j];
+                p[t2] = s * scale;
+                if (p[t2] > mx) mx = p[t2];
+            }
+            for (t2 = 0; t2 <= t; t2++) { p[t2] = DS_EXP(p[t2] - mx); sum += p[t2]; }
+            for (t2 = 0; t2 <= t; t2++) p[t2] /= sum;
+            for (j = 0; j < hd; j++) y[j] = 0;
+            for (t2 = 0; t2 <= t; t2++) {
+                const ds_float *v = base + t2 * a->Q + Dq + a->KV * hd + kvh * hd;
+                for (j = 0; j < hd; j++) y[j] += p[t2] * v[j];
+            }
+        }
+    }
+}
+static void ds__attention_bwd_task(void *ctx, size_t i0, size_t i1) {
+    const ds__att *a = (const ds__att *)ctx;
+    size_t i, t, t2, j, T = a->T, hd = a->hd, Dq = a->H * hd, group = a->H / a->KV, g;
+    ds_float scale = (ds_float)(1.0 / sqrt((double)hd));
+    for (i = i0; i < i1; i++) { /* i = (b, kv head) */
+        size_t b = i / a->KV, kvh = i % a->KV;
+        const ds_float *base = a->qkv + b * T * a->Q;
+        ds_float *dbase = a->dqkv + b * T * a->Q, *dp = a->scratch + i * T;
+        for (g = 0; g < group; g++) {
+            size_t h = kvh * group + g;
+            for (t = 0; t < T; t++) {
+                const ds_float *p = a->att + ((b * a->H + h) * T + t) * T, *dy = a->dy + (b * T + t) * Dq + h * hd;
+                const ds_float *q = base + t * a->Q + h * hd;
+                ds_float *dq = dbase + t * a->Q + h * hd, dot = 0;
+                for (t2 = 0; t2 <= t; t2++) {
+                    const ds_float *v = base + t2 * a->Q + Dq + a->KV * hd + kvh * hd;
+                    ds_float s = 0;
+                    for (j = 0; j < hd; j++) s += dy[j] * v[j];
+                    dp[t2] = s;
+                    dot += p[t2] * s;
+                }
+                for (t2 = 0; t2 <= t; t2++) {
+                    const ds_float *k = base + t2 * a->Q + Dq + kvh * hd;
+                    ds_float *dk = dbase + t2 * a->Q + Dq + kvh * hd, *dv = dbase + t2 * a->Q + Dq + a->KV * hd + kvh * hd;
+                    ds_float ds = p[t2] * (dp[t2] - dot) * scale;
+                    for (j = 0; j < hd; j++) {
+                        dq[j] += ds * k[j];
+                        dk[j] += ds * q[j];
+                        dv[j] += p[t2] * dy[j];
+                    }
+                }
+            }
+        }
+    }
+}
+
+/* ---- SwiGLU (§2.2): h = silu(gate) * up, silu(g) = g * sigmoid(g) ---------------------------
+   backward: dup = dh * silu(g);  dgate = dh * up * sigmoid(g) * (1 + g * (1 - sigmoid(g)))
+   gate and up share one row of the fused [gate | up] activation (one matmul makes both). */
+typedef struct ds__glu { ds_float *h, *dgu; const ds_float *gu, *dh; size_t F; } ds__glu;
+static void ds__swiglu_fwd_task(void *ctx, size_t n0, size_t n1) {
+    const ds__glu *s = (const ds__glu *)ctx;
+    size_t n, f, F = s->F;
+    for (n = n0; n < n1; n++) {
+        const ds_float *g = s->gu + n * 2 * F, *u = g + F;
+        ds_float *h = s->h + n * F;
+        for (f = 0; f < F; f++) h[f] = g[f] / (1 + DS_EXP(-g[f])) * u[f];
+    }
+}
+static void ds__swiglu_bwd_task(void *ctx, size_t n0, size_t n1) {
+    const ds__glu *s = (const ds__glu *)ctx;
+    size_t n, f, F = s->F;
+    for (n = n0; n < n1; n++) {
+        const ds_float *g = s->gu + n * 2 * F, *u = g + F, *dh = s->dh + n * F;
+        ds_float *dg = s->dgu + n * 2 * F, *du = dg + F;
+        for (f = 0; f < F; f++) {
+            ds_float sg = 1 / (1 + DS_EXP(-g[f]));
+            du[f] = dh[f] * g[f] * sg;
+            dg[f] = dh[f] * u[f] * sg * (1 + g[f] * (1 - sg));
+        }
+    }
+}
+
+/* ---- softmax cross-entropy with per-token weights ------------------------------------------
+   forward:  loss[n] = logsumexp(logits[n]) - logits[n, target[n]]
+   backward: dlogits[n] = c[n] * (softmax(logits[n]) - onehot(target[n])), c = scale * w[n] / sum w,
+             written over the logits (a token of weight 0 gets exactly zero gradient) */
+typedef struct ds__xent { ds_float *logits, *losses; const int32_t *targets; const float *weights; size_t V; double c; } ds__xent;
+static void ds__xent_fwd_task(void *ctx, size_t n0, size_t n1) {
+    const ds__xent *x = (const ds__xent *)ctx;
+    size_t n, i;
+    for (n = n0; n < n1; n++) {
+        const ds_float *l = x->logits + n * x->V;
+        ds_float mx = l[0], sum = 0;
+        for (i = 1; i < x->V; i++) if (l[i] > mx) mx = l[i];
+        for (i = 0; i < x->V; i++) sum += DS_EXP(l[i] - mx);
+        x->losses[n] = mx + DS_LOG(sum) - l[x->targets[n]];
+    }
+}
+static void ds__xent_bwd_task(void *ctx, size_t n0, size_t n1) {
+    const ds__xent *x = (const ds__xent *)ctx;
+    size_t n, i;
+    for (n = n0; n < n1; n++) {
+        ds_float *l = x->logits + n * x->V, mx = l[0], sum = 0, c = (ds_float)(x->c * (x->weights ? x->weights[n] : 1.0f));
+        if (c == 0) { memset(l, 0, x->V * sizeof(ds_float)); continue; }
+        for (i = 1; i < x->V; i++) if (l[i] > mx) mx = l[i];
+        for (i = 0; i < x->V; i++) { l[i] = DS_EXP(l[i] - mx); sum += l[i]; }
+        for (i = 0; i < x->V; i++) l[i] = l[i] / sum * c;
+        l[x->targets[n]] -= c;
+    }
+}
+
+/* ============================================================================================
+   §2.2 The model
+   Parameters, gradients and AdamW's two moments are each one flat allocation, carved into the
+   tensors below in Hugging Face order. Activations are one allocation for (B, T), sized once.
+   Per layer, q|k|v weights are adjacent rows, as are gate|up, so each pair or triple is a single
+   matmul over a fused weight [Q, D] or [2F, D].
+   ============================================================================================ */
+
+enum { DS__T_ATTN_NORM, DS__T_Q, DS__T_K, DS__T_V, DS__T_O, DS__T_FFN_NORM, DS__T_GATE, DS__T_UP, DS__T_DOWN, DS__T_PER_LAYER };
+
+struct ds_model {
+    ds_config c;
+    int B, T;                  /* capacity */
+    size_t hd, Q, N;           /* head size; q|k|v row width; B*T */
+    int n_tensors;
+    ds_tensor *tensors;
+    size_t n_params;
+    ds_float *params, *grads, *m, *v;
+    ds_float *acts;            /* every activation, one allocation */
+    ds_float *res;             /* [L+1][N][D] the residual stream entering each layer (and leaving the last) */
+    ds_float *ln1, *rstd1, *qkv, *att, *y, *resmid, *ln2, *rstd2, *gu, *h; /* per layer */
+    ds_float *lnf, *rstdf, *logits, *losses;
+    ds_float *dres, *dln, *dqkv, *dy, *dgu, *dh, *dscratch, *wt; /* backward scratch, reused by every layer */
+    ds_float *rope_cos, *rope_sin; /* [max_seq][hd/2] */
+    int32_t *inputs, *targets;
+    float *weights;
+    int cur_B, cur_T, has_targets;
+    double wsum;
+    long steps;
+};
+
+static ds_float *ds__P(const ds_model *m, int l, int k) { return m->params + m->tensors[1 + l * DS__T_PER_LAYER + k].offset; }
+static ds_float *ds__G(const ds_model *m, int l, int k) { return m->grads + m->tensors[1 + l * DS__T_PER_LAYER + k].offset; }
+
+static void ds__tensor_add(ds_model *m, size_t *off, const char *name, int rows, int cols, int decay) {
+    ds_tensor *t = &m->tensors[m->n_tensors++];
+    snprintf(t->name, sizeof t->name, "%s", name);
+    t->offset = *off;
+    t->rows = rows;
+    t->cols = cols;
+    t->numel = (size_t)rows * (size_t)(cols ? cols : 1);
+    t->decay = decay;
+    *off += t->numel;
+}
+
+DSDEF void ds_model_free(ds_model *m) {
+    if (!m) return;
+    DS_FREE(m->tensors);
+    DS_FREE(m->params);
+    DS_FREE(m->grads);
+    DS_FREE(m->m);
+    DS_FREE(m->v);
+    DS_FREE(m->acts);
+    DS_FREE(m->rope_cos);
+    DS_FREE(m->inputs);
+    DS_FREE(m->weights);
+    DS_FREE(m);
+}
+
+DSDEF ds_model *ds_model_new(const ds_config *c, int B, int T, ds_error *err) {
+    ds_model *m;
+    size_t off = 0, D, L, F, V, N, H, KV, hd, Q, n_acts, i, per_layer, sizes[20];
+    ds_float **ptrs[20];
+    int l, k, ok = 1, n_parts = 0;
+    char name[64];
+    if (ds_config_validate(c, err)) return NULL;
+    if (B < 1 || T < 1 || T > c->max_seq) { ds__fail(err, DS_ERR_INVALID, "model: B %d and T %d must be >= 1, T <= max_seq %d", B, T, c->max_seq); return NULL; }
+    m = (ds_model *)ds__calloc(1, sizeof *m);
+    if (!m) { DS__OOM(err); return NULL; }
+    m->c = *c;
+    m->B = B;
+    m->T = T;
+    D = (size_t)c->d_model, L = (size_t)c->n_layers, F = (size_t)c->d_ff, V = (size_t)c->vocab, H = (size_t)c->n_heads;
+    KV = (size_t)c->n_kv_heads, N = (size_t)B * (size_t)T, hd = D / H, Q = (H + 2 * KV) * hd;
+    m->hd = hd, m->Q = Q, m->N = N;
+    m->tensors = (ds_tensor *)ds__calloc(L * DS__T_PER_LAYER + 3, sizeof(ds_tensor));
+    if (!m->tensors) goto oom;
+    ds__tensor_add(m, &off, "model.embed_tokens.weight", (int)V, (int)D, 1);
+    for (l = 0; l < (int)L; l++) {
+        static const char *const nm[DS__T_PER_LAYER] = {"input_layernorm", "self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj",
+                                                       "self_attn.o_proj", "post_attention_layernorm", "mlp.gate_proj", "mlp.up_proj",
+                                                       "mlp.down_proj"};
+        const int rows[DS__T_PER_LAYER] = {(int)D, (int)(H * hd), (int)(KV * hd), (int)(KV * hd), (int)D, (int)D, (int)F, (int)F, (int)D};
+        const int cols[DS__T_PER_LAYER] = {0, (int)D, (int)D, (int)D, (int)(H * hd), 0, (int)D, (int)D, (int)F};
+        for (k = 0; k < DS__T_PER_LAYER; k++) {
+            snprintf(name, sizeof name, "model.layers.%d.%s.weight", l, nm[k]);
+            ds__tensor_add(m, &off, name, rows[k], cols[k], cols[k] != 0);
+        }
+    }
+    ds__tensor_add(m, &off, "model.norm.weight", (int)D, 0, 0);
+    ds__tensor_add(m, &off, "lm_head.weight", (int)V, (int)D, 1);
+    m->n_params = off;
+    m->params = (ds_float *)ds__calloc(off, sizeof(ds_float));
+    m->grads = (ds_float *)ds__calloc(off, sizeof(ds_float));
+    m->m = (ds_float *)ds__calloc(off, sizeof(ds_float));
+    m->v = (ds_float *)ds__calloc(off, sizeof(ds_float));
+    if (!m->params || !m->grads || !m->m || !m->v) goto oom;
+    /* activations: a size table, then one allocation carved in order */
+#define DS__PART(p, n) (ptrs[n_parts] = &(p), sizes[n_parts++] = (n))
+    per_layer = 0;
+    DS__PART(m->res, ds__mul(L + 1, N * D, &ok));
+    DS__PART(m->ln1, ds__mul(L, N * D, &ok));
+    DS__PART(m->rstd1, L * N);
+    DS__PART(m->qkv, ds__mul(L, N * Q, &ok));
+    DS__PART(m->att, ds__mul(ds__mul(L, (size_t)B * H, &ok), (size_t)T * (size_t)T, &ok));
+    DS__PART(m->y, ds__mul(L, N * H * hd, &ok));
+    DS__PART(m->resmid, ds__mul(L, N * D, &ok));
+    DS__PART(m->ln2, ds__mul(L, N * D, &ok));
+    DS__PART(m->rstd2, L * N);
+    DS__PART(m->gu, ds__mul(L, N * 2 * F, &ok));
+    DS__PART(m->h, ds__mul(L, N * F, &ok));
+    DS__PART(m->lnf, N * D);
+    DS__PART(m->rstdf, N);
+    DS__PART(m->logits, ds__mul(N, V, &ok));
+    DS__PART(m->losses, N);
+    DS__PART(m->dres, N * D);
+    DS__PART(m->dln, N * D);
+    DS__PART(m->dqkv, N * Q);
+    DS__PART(m->dy, N * H * hd);
+    DS__PART(m->dgu, N * 2 * F);
+    (void)per_layer;
+    {
+        size_t wt = V * D > 2 * F * D ? V * D : 2 * F * D; /* the largest weight, transposed */
+        size_t dh_scr = N * F + (size_t)B * KV * (size_t)T;
+        if (Q * D > wt) wt = Q * D;
+        for (n_acts = 0, i = 0; i < (size_t)n_parts; i++) n_acts += sizes[i];
+        n_acts += dh_scr + wt;
+        if (!ok) { ds__fail(err, DS_ERR_INVALID, "model: activations for B=%d, T=%d overflow size_t", B, T); goto fail; }
+        m->acts = (ds_float *)DS_MALLOC(n_acts * sizeof(ds_float));
+        if (!m->acts) goto oom;
+        memset(m->acts, 0, n_acts * sizeof(ds_float)); /* touch every page now, not in the first step */
+        for (off = 0, i = 0; i < (size_t)n_parts; i++) { *ptrs[i] = m->acts + off; off += sizes[i]; }
+        m->dh = m->acts + off;
+        m->dscratch = m->dh + N * F;
+        m->wt = m->dscratch + (size_t)B * KV * (size_t)T;
+    }
+#undef DS__PART
+    /* RoPE tables, computed in double */
+    m->rope_cos = (ds_float *)ds__calloc((size_t)c->max_seq * hd, sizeof(ds_float));
+    m->inputs = (int32_t *)ds__calloc(2 * N, sizeof(int32_t));
+    m->weights = (float *)ds__calloc(N, sizeof(float));
+    if (!m->rope_cos || !m->inputs || !m->weights) goto oom;
+    m->rope_sin = m->rope_cos + (size_t)c->max_seq * hd / 2;
+    m->targets = m->inputs + N;
+    for (i = 0; i < (size_t)c->max_seq; i++) {
+        size_t j;
+        for (j = 0; j < hd / 2; j++) {
+            double a = (double)i * pow(c->rope_theta, -2.0 * (double)j / (double)hd);
+            m->rope_cos[i * (hd / 2) + j] = (ds_float)cos(a);
+            m->rope_sin[i * (hd / 2) + j] = (ds_float)sin(a);
+        }
+    }
+    return m;
+oom:
+    DS__OOM(err);
+fail:
+    ds_model_free(m);
+    return NULL;
+}
+
+DSDEF const ds_config *ds_model_config(const ds_model *m) { return &m->c; }
+DSDEF size_t ds_model_n_params(const ds_model *m) { return m->n_params; }
+DSDEF int ds_model_n_tensors(const ds_model *m) { return m->n_tensors; }
+DSDEF const ds_tensor *ds_model_tensor(const ds_model *m, int i) { return i >= 0 && i < m->n_tensors ? &m->tensors[i] : NULL; }
+DSDEF ds_float *ds_model_params(ds_model *m) { return m->params; }
+DSDEF ds_float *ds_model_grads(ds_model *m) { return m->grads; }
+DSDEF const ds_float *ds_model_logits(const ds_model *m) { return m->logits; }
+DSDEF long ds_model_steps_done(const ds_model *m) { return m->steps; }
+DSDEF void ds_model_zero_grad(ds_model *m) { memset(m->grads, 0, m->n_params * sizeof(ds_float)); }
+
+/* splitmix64 + Box-Muller: a normal deviate stream that is the same on every platform */
+static uint64_t ds__splitmix(uint64_t *s) {
+    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+static double ds__normal(uint64_t *s) {
+    double u1 = ((double)(ds__splitmix(s) >> 11) + 1.0) / 9007199254740993.0, u2 = (double)(ds__splitmix(s) >> 11) / 9007199254740992.0;
+    return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
+}
+
+DSDEF void ds_model_init(ds_model *m, uint64_t seed) {
+    int i;
+    size_t j;
+    for (i = 0; i < m->n_tensors; i++) {
+        const ds_tensor *t = &m->tensors[i];
+        uint64_t s = seed ^ ((uint64_t)(i + 1) * 0xD1B54A32D192ED03ull); /* each tensor its own stream */
+        for (j = 0; j < t->numel; j++) m->params[t->offset + j] = t->cols ? (ds_float)(m->c.init_std * ds__normal(&s)) : 1;
+    }
+    memset(m->m, 0, m->n_params * sizeof(ds_float));
+    memset(m->v, 0, m->n_params * sizeof(ds_float));
+    m->steps = 0;
+}
+
+/* ---- the forward pass: embedding, L x block, final norm, LM head, loss ----------------------
+   block l:  ln1 = rmsnorm(x);  q|k|v = ln1 Wqkv^T;  rope(q, k);  y = attention(q, k, v)
+             mid = x + y Wo^T;  ln2 = rmsnorm(mid);  gate|up = ln2 Wgu^T;  h = silu(gate) * up
+             x'  = mid + h Wdown^T                                                            */
+DSDEF int ds_model_forward(ds_model *m, const int32_t *inputs, const int32_t *targets, const float *weights, int B, int T,
+                           ds_pool *pool, float *loss, ds_error *err) {
+    const ds_config *c = &m->c;
+    size_t N, D = (size_t)c->d_model, F = (size_t)c->d_ff, V = (size_t)c->vocab, H = (size_t)c->n_heads, KV = (size_t)c->n_kv_heads;
+    size_t hd = m->hd, Q = m->Q, NC = m->N, n, l;
+    double wsum = 0, lsum = 0;
+    ds__emb e;
+    ds__rms r;
+    ds__rope rp;
+    ds__att a;
+    ds__glu g;
+    if (!m || !inputs || B < 1 || T < 1 || B > m->B || T > m->T)
+        return ds__fail(err, DS_ERR_INVALID, "forward: B=%d T=%d (the model holds B <= %d, T <= %d)", B, T, m ? m->B : 0, m ? m->T : 0);
+    N = (size_t)B * (size_t)T;
+    for (n = 0; n < N; n++) {
+        if (inputs[n] < 0 || inputs[n] >= c->vocab) return ds__fail(err, DS_ERR_INVALID, "forward: input %zu is token %d, outside [0, %d)", n, (int)inputs[n], c->vocab);
+        if (targets && (targets[n] < 0 || targets[n] >= c->vocab)) return ds__fail(err, DS_ERR_INVALID, "forward: target %zu is token %d, outside [0, %d)", n, (int)targets[n], c->vocab);
+        if (weights && !(weights[n] >= 0 && weights[n] < 1e30f)) return ds__fail(err, DS_ERR_INVALID, "forward: weight %zu is negative or not finite", n);
+    }
+    memcpy(m->inputs, inputs, N * sizeof(int32_t));
+    m->cur_B = B, m->cur_T = T, m->has_targets = targets != NULL;
+    e.out = m->res, e.w = m->params + m->tensors[0].offset, e.inp = m->inputs, e.N = N, e.D = D;
+    ds_pool_for(pool, N, ds__embed_fwd_task, &e);
+    r.N = N, r.D = D, r.eps = c->norm_eps;
+    for (l = 0; l < (size_t)c->n_layers; l++) {
+        ds_float *x = m->res + l * NC * D, *ln1 = m->ln1 + l * NC * D, *qkv = m->qkv + l * NC * Q, *y = m->y + l * NC * H * hd;
+        ds_float *mid = m->resmid + l * NC * D, *ln2 = m->ln2 + l * NC * D, *gu = m->gu + l * NC * 2 * F, *h = m->h + l * NC * F;
+        ds_float *xo = m->res + (l + 1) * NC * D;
+        int li = (int)l;
+        r.x = x, r.out = ln1, r.rstd = m->rstd1 + l * NC, r.w = ds__P(m, li, DS__T_ATTN_NORM);
+        ds_pool_for(pool, N, ds__rmsnorm_fwd_task, &r);
+        ds__matmul_forward(pool, qkv, ln1, ds__P(m, li, DS__T_Q), m->wt, N, D, Q);
+        rp.qkv = qkv, rp.cos = m->rope_cos, rp.sin = m->rope_sin, rp.T = (size_t)T, rp.nh = H + KV, rp.hd = hd, rp.stride = Q, rp.inverse = 0;
+        ds_pool_for(pool, N, ds__rope_task, &rp);
+        a.y = y, a.att = m->att + l * (size_t)m->B * H * (size_t)m->T * (size_t)m->T, a.qkv = qkv, a.B = (size_t)B, a.T = (size_t)T;
+        a.H = H, a.KV = KV, a.hd = hd, a.Q = Q;
+        ds_pool_for(pool, (size_t)B * H, ds__attention_fwd_task, &a);
+        memcpy(mid, x, N * D * sizeof(ds_float));
+        {   /* mid += y Wo^T */
+            ds__tr t;
+            t.dst = m->wt, t.src = ds__P(m, li, DS__T_O), t.rows = D, t.cols = H * hd;
+            ds_pool_for(pool, D, ds__transpose_task, &t);
+            ds__matmul(pool, mid, D, y, H * hd, 1, m->wt, D, N, D, H * hd, 1);
+        }
+        r.x = mid, r.out = ln2, r.rstd = m->rstd2 + l * NC, r.w = ds__P(m, li, DS__T_FFN_NORM);
+        ds_pool_for(pool, N, ds__rmsnorm_fwd_task, &r);
+        ds__matmul_forward(pool, gu, ln2, ds__P(m, li, DS__T_GATE), m->wt, N, D, 2 * F);
+        g.h = h, g.gu = gu, g.F = F;
+        ds_pool_for(pool, N, ds__swiglu_fwd_task, &g);
+        memcpy(xo, mid, N * D * sizeof(ds_float));
+        {   /* x' = mid + h Wdown^T */
+            ds__tr t;
+            t.dst = m->wt, t.src = ds__P(m, li, DS__T_DOWN), t.rows = D, t.cols = F;
+            ds_pool_for(pool, D, ds__transpose_task, &t);
+            ds__matmul(pool, xo, D, h, F, 1, m->wt, D, N, D, F, 1);
+        }
+    }
+    r.x = m->res + (size_t)c->n_layers * NC * D, r.out = m->lnf, r.rstd = m->rstdf, r.w = m->params + m->tensors[m->n_tensors - 2].offset;
+    ds_pool_for(pool, N, ds__rmsnorm_fwd_task, &r);
+    ds__matmul_forward(pool, m->logits, m->lnf, m->params + m->tensors[m->n_tensors - 1].offset, m->wt, N, D, V);
+    if (!targets) { if (loss) *loss = 0; return DS_OK; }
+    memcpy(m->targets, targets, N * sizeof(int32_t));
+    if (weights) memcpy(m->weights, weights, N * sizeof(float));
+    else for (n = 0; n < N; n++) m->weights[n] = 1.0f;
+    {
+        ds__xent x;
+        x.logits = m->logits, x.losses = m->losses, x.targets = m->targets, x.weights = NULL, x.V = V, x.c = 0;
+        ds_pool_for(pool, N, ds__xent_fwd_task, &x);
+    }
+    for (n = 0; n < N; n++) { /* in order, in double: the same sum for any thread count */
+        double w = weights ? (double)weights[n] : 1.0;
+        wsum += w;
+        lsum += w * (double)m->losses[n];
+    }
+    m->wsum = wsum;
+    if (loss) *loss = wsum > 0 ? (float)(lsum / wsum) : 0.0f;
+    if (!(lsum == lsum) || isinf(lsum)) return ds__fail(err, DS_ERR_NUMERIC, "forward: the loss is not finite");
+    return DS_OK;
+}
+
+/* ---- the backward pass: the forward in reverse, each line the derivative of its twin ------- */
+DSDEF int ds_model_backward(ds_model *m, float grad_scale, ds_pool *pool, ds_error *err) {
+    const ds_config *c = &m->c;
+    size_t B, T, N, D = (size_t)c->d_model, F = (size_t)c->d_ff, V = (size_t)c->vocab, H = (size_t)c->n_heads, KV = (size_t)c->n_kv_heads;
+    size_t hd = m->hd, Q = m->Q, NC = m->N;
+    int l;
+    ds__rms r;
+    ds__rope rp;
+    ds__att a;
+    ds__glu g;
+    ds__emb e;
+    if (!m->has_targets) return ds__fail(err, DS_ERR_INVALID, "backward: the last forward had no targets");
+    B = (size_t)m->cur_B, T = (size_t)m->cur_T, N = B * T;
+    if (m->wsum <= 0) return DS_OK; /* every weight was 0: no gradient */
+    { /* loss = sum w_n xent_n / sum w  ->  dlogits */
+        ds__xent x;
+        x.logits = m->logits, x.losses = m->losses, x.targets = m->targets, x.weights = m->weights, x.V = V;
+        x.c = (double)grad_scale / m->wsum;
+        ds_pool_for(pool, N, ds__xent_bwd_task, &x);
+    }
+    /* logits = lnf Wlm^T */
+    ds__matmul_backward(pool, m->dln, 0, m->grads + m->tensors[m->n_tensors - 1].offset, m->logits, m->lnf,
+                        m->params + m->tensors[m->n_tensors - 1].offset, N, D, V);
+    /* lnf = rmsnorm(x_L) */
+    memset(m->dres, 0, N * D * sizeof(ds_float));
+    r.N = N, r.D = D, r.eps = c->norm_eps;
+    r.x = m->res + (size_t)c->n_layers * NC * D, r.rstd = m->rstdf, r.w = m->params + m->tensors[m->n_tensors - 2].offset;
+    r.dout = m->dln, r.dx = m->dres, r.dw = m->grads + m->tensors[m->n_tensors - 2].offset;
+    ds_pool_for(pool, N, ds__rmsnorm_bwd_dx_task, &r);
+    ds_pool_for(pool, D, ds__rmsnorm_bwd_dw_task, &r);
+    for (l = c->n_layers - 1; l >= 0; l--) {
+        size_t lz = (size_t)l;
+        ds_float *x = m->res + lz * NC * D, *ln1 = m->ln1 + lz * NC * D, *qkv = m->qkv + lz * NC * Q, *y = m->y + lz * NC * H * hd;
+        ds_float *mid = m->resmid + lz * NC * D, *ln2 = m->ln2 + lz * NC * D, *gu = m->gu + lz * NC * 2 * F, *h = m->h + lz * NC * F;
+        /* x' = mid + h Wdown^T: dres flows on to mid unchanged; dh = dres Wdown */
+        ds__matmul_backward(pool, m->dh, 0, ds__G(m, l, DS__T_DOWN), m->dres, h, ds__P(m, l, DS__T_DOWN), N, F, D);
+        /* h = silu(gate) * up */
+        g.dgu = m->dgu, g.gu = gu, g.dh = m->dh, g.F = F;
+        ds_pool_for(pool, N, ds__swiglu_bwd_task, &g);
+        /* gate|up = ln2 Wgu^T (gate and up weights are adjacent: one [2F, D] matrix) */
+        ds__matmul_backward(pool, m->dln, 0, ds__G(m, l, DS__T_GATE), m->dgu, ln2, ds__P(m, l, DS__T_GATE), N, D, 2 * F);
+        /* ln2 = rmsnorm(mid): dmid = dres + rmsnorm'(dln) */
+        r.x = mid, r.rstd = m->rstd2 + lz * NC, r.w = ds__P(m, l, DS__T_FFN_NORM), r.dout = m->dln, r.dx = m->dres;
+        r.dw = ds__G(m, l, DS__T_FFN_NORM);
+        ds_pool_for(pool, N, ds__rmsnorm_bwd_dx_task, &r);
+        ds_pool_for(pool, D, ds__rmsnorm_bwd_dw_task, &r);
+        /* mid = x + y Wo^T */
+        ds__matmul_backward(pool, m->dy, 0, ds__G(m, l, DS__T_O), m->dres, y, ds__P(m, l, DS__T_O), N, H * hd, D);
+        /* y = attention(q, k, v) */
+        memset(m->dqkv, 0, N * Q * sizeof(ds_float));
+        a.dqkv = m->dqkv, a.scratch = m->dscratch, a.qkv = qkv, a.dy = m->dy, a.att = m->att + lz * (size_t)m->B * H * (size_t)m->T * (size_t)m->T;
+        a.B = B, a.T = T, a.H = H, a.KV = KV, a.hd = hd, a.Q = Q;
+        ds_pool_for(pool, B * KV, ds__attention_bwd_task, &a);
+        /* q, k = rope(q, k) */
+        rp.qkv = m->dqkv, rp.cos = m->rope_cos, rp.sin = m->rope_sin, rp.T = T, rp.nh = H + KV, rp.hd = hd, rp.stride = Q, rp.inverse = 1;
+        ds_pool_for(pool, N, ds__rope_task, &rp);
+        /* q|k|v = ln1 Wqkv^T */
+        ds__matmul_backward(pool, m->dln, 0, ds__G(m, l, DS__T_Q), m->dqkv, ln1, ds__P(m, l, DS__T_Q), N, D, Q);
+        /* ln1 = rmsnorm(x): dx = dmid + rmsnorm'(dln) */
+        r.x = x, r.rstd = m->rstd1 + lz * NC, r.w = ds__P(m, l, DS__T_ATTN_NORM), r.dout = m->dln, r.dx = m->dres;
+        r.dw = ds__G(m, l, DS__T_ATTN_NORM);
+        ds_pool_for(pool, N, ds__rmsnorm_bwd_dx_task, &r);
+        ds_pool_for(pool, D, ds__rmsnorm_bwd_dw_task, &r);
+    }
+    /* x_0 = embed(inputs) */
+    e.out = m->dres, e.dw = m->grads + m->tensors[0].offset, e.inp = m->inputs, e.N = N, e.D = D;
+    ds_pool_for(pool, D, ds__embed_bwd_task, &e);
+    return DS_OK;
+}
+
+/* ============================================================================================
+   §2.3 AdamW with global-norm clipping, and the learning-rate schedules
+   ============================================================================================ */
+
+DSDEF ds_adamw ds_adamw_default(void) {
+    ds_adamw o;
+    o.beta1 = 0.9, o.beta2 = 0.95, o.eps = 1e-8, o.weight_decay = 0.1, o.grad_clip = 1.0;
+    return o;
+}
+
+#define DS__NORM_CHUNK 16384
+typedef struct ds__opt {
+    ds_model *m;
+    double *partial;
+    double lr, b1, b2, eps, bc1, bc2, clip, wd;
+} ds__opt;
+static void ds__sqnorm_task(void *ctx, size_t c0, size_t c1) { /* partial sums over fixed chunks */
+    ds__opt *o = (ds__opt *)ctx;
+    size_t c, i;
+    for (c = c0; c < c1; c++) {
+        size_t e = (c + 1) * DS__NORM_CHUNK < o->m->n_params ? (c + 1) * DS__NORM_CHUNK : o->m->n_params;
+        double s = 0;
+        for (i = c * DS__NORM_CHUNK; i < e; i++) s += (double)o->m->grads[i] * (double)o->m->grads[i];
+        o->partial[c] = s;
+    }
+}
+static void ds__adamw_task(void *ctx, size_t t0, size_t t1) { /* one task per tensor */
+    ds__opt *o = (ds__opt *)ctx;
+    ds_model *m = o->m;
+    size_t t, i;
+    for (t = t0; t < t1; t++) {
+        const ds_tensor *tn = &m->tensors[t];
+        ds_float *p = m->params + tn->offset, *g = m->grads + tn->offset, *mm = m->m + tn->offset, *vv = m->v + tn->offset;
+        /* PyTorch's AdamW, operation for operation: decoupled decay, then the Adam step */
+        ds_float decay = (ds_float)(1.0 - o->lr * (tn->decay ? o->wd : 0.0)), b1 = (ds_float)o->b1, b2 = (ds_float)o->b2;
+        ds_float step = (ds_float)(o->lr / o->bc1), bc2s = (ds_float)sqrt(o->bc2), eps = (ds_float)o->eps, clip = (ds_float)o->clip;
+        for (i = 0; i < tn->numel; i++) {
+            ds_float gi = g[i] * clip;
+            p[i] *= decay;
+            mm[i] = mm[i] * b1 + gi * (1 - b1);
+            vv[i] = vv[i] * b2 + gi * gi * (1 - b2);
+            p[i] -= step * mm[i] / (DS_SQRT(vv[i]) / bc2s + eps);
+        }
+    }
+}
+
+DSDEF int ds_model_step(ds_model *m, const ds_adamw *opt, double lr, double *grad_norm, ds_pool *pool, ds_error *err) {
+    ds__opt o;
+    size_t n_chunks = (m->n_params + DS__NORM_CHUNK - 1) / DS__NORM_CHUNK, c;
+    double sq = 0, norm;
+    ds_adamw def = ds_adamw_default();
+    if (!opt) opt = &def;
+    o.m = m;
+    o.partial = (double *)ds__calloc(n_chunks + 1, sizeof(double));
+    if (!o.partial) return DS__OOM(err);
+    ds_pool_for(pool, n_chunks, ds__sqnorm_task, &o);
+    for (c = 0; c < n_chunks; c++) sq += o.partial[c];
+    DS_FREE(o.partial);
+    norm = sqrt(sq);
+    if (grad_norm) *grad_norm = norm;
+    if (!(norm == norm) || isinf(norm))
+        return ds__fail(err, DS_ERR_NUMERIC, "step %ld: the gradient norm is not finite; the step was not applied", m->steps + 1);
+    m->steps++;
+    o.lr = lr, o.b1 = opt->beta1, o.b2 = opt->beta2, o.eps = opt->eps, o.wd = opt->weight_decay;
+    o.bc1 = 1.0 - pow(opt->beta1, (double)m->steps);
+    o.bc2 = 1.0 - pow(opt->beta2, (double)m->steps);
+    o.clip = 1.0; /* torch.nn.utils.clip_grad_norm_: scale by max_norm / (norm + 1e-6), at most 1 */
+    if (opt->grad_clip > 0 && opt->grad_clip / (norm + 1e-6) < 1.0) o.clip = opt->grad_clip / (norm + 1e-6);
+    ds_pool_for(pool, (size_t)m->n_tensors, ds__adamw_task, &o);
+    return DS_OK;
+}
+
+DSDEF ds_schedule ds_schedule_multistep(double peak_lr, long warmup_steps, long total_steps) {
+    ds_schedule s;
+    memset(&s, 0, sizeof s);
+    s.kind = DS_SCHED_MULTISTEP, s.peak_lr = peak_lr, s.warmup_steps = warmup_steps, s.total_steps = total_steps;
+    s.stage1 = 0.8, s.stage2 = 0.9, s.drop1 = 0.316, s.drop2 = 0.1, s.min_ratio = 0.1;
+    return s;
+}
+DSDEF ds_schedule ds_schedule_cosine(double peak_lr, long warmup_steps, long total_steps) {
+    ds_schedule s = ds_schedule_multistep(peak_lr, warmup_steps, total_steps);
+    s.kind = DS_SCHED_COSINE;
+    return s;
+}
+
+/* §2.3: linear warmup to the peak over warmup_steps; then
+     multi-step: the peak until stage1 (80%) of the steps, drop1 (31.6%) of it until stage2
+                 (90%), drop2 (10%) after. Stage 1 does not depend on the run's length beyond
+                 its 80% mark, which is what lets one stage-1 checkpoint serve runs of several
+                 lengths (continual training).
+     cosine:     from the peak down to min_ratio of it along half a cosine, ending at the last step */
+DSDEF double ds_schedule_lr(const ds_schedule *s, long step) {
+    if (step < s->warmup_steps) return s->peak_lr * (double)(step + 1) / (double)s->warmup_steps;
+    switch (s->kind) {
+    case DS_SCHED_MULTISTEP:
+        if (step < (long)floor(s->stage1 * (double)s->total_steps + 1e-9)) return s->peak_lr;
+        if (step < (long)floor(s->stage2 * (double)s->total_steps + 1e-9)) return s->peak_lr * s->drop1;
+        return s->peak_lr * s->drop2;
+    case DS_SCHED_COSINE: {
+        double span = (double)(s->total_steps - 1 - s->warmup_steps), p = span > 0 ? (double)(step - s->warmup_steps) / span : 1.0;
+        if (p > 1) p = 1;
+        return s->peak_lr * (s->min_ratio + (1 - s->min_ratio) * 0.5 * (1 + cos(3.141592653589793 * p)));
+    }
+    default: return s->peak_lr;
+    }
 }
 
 #ifdef __cplusplus

@@ -6,9 +6,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <math.h>
+#if defined(__GNUC__) || defined(__clang__)
+#pragma GCC diagnostic ignored "-Wunused-function" /* each test file uses a subset of the helpers */
+#endif
 
 typedef struct { int passed, failed, skipped, cur_failed, cur_skipped; const char *filter; } ds_test_state;
-static ds_test_state T;
+extern ds_test_state T; /* defined once, in main.c: every test translation unit reports there */
 
 #define CHECK(cond) do { if (!(cond)) { ds_test_fail(__FILE__, __LINE__, "%s", #cond); return; } } while (0)
 #define CHECKF(cond, ...) do { if (!(cond)) { ds_test_fail(__FILE__, __LINE__, __VA_ARGS__); return; } } while (0)
@@ -23,6 +26,7 @@ static ds_test_state T;
 __attribute__((format(printf, 3, 4)))
 #endif
 static void ds_test_fail(const char *file, int line, const char *fmt, ...);
+static void ds_test_run(const char *name, void (*fn)(void));
 
 #include <stdarg.h>
 static void ds_test_fail(const char *file, int line, const char *fmt, ...) {
@@ -48,13 +52,17 @@ static void ds_test_run(const char *name, void (*fn)(void)) {
 
 /* a small deterministic RNG for the tests (xorshift64*) */
 static uint64_t t_rng_state = 0x2545F4914F6CDD1Dull;
+static uint64_t t_rand(void);
+static double t_uniform(void); /* in [-1, 1) */
 static uint64_t t_rand(void) {
     t_rng_state ^= t_rng_state >> 12;
     t_rng_state ^= t_rng_state << 25;
     t_rng_state ^= t_rng_state >> 27;
     return t_rng_state * 0x2545F4914F6CDD1Dull;
 }
-static char *t_read(const char *path, size_t *len) { /* NULL if absent */
+static double t_uniform(void) { return (double)(t_rand() >> 11) / 4503599627370496.0 - 1.0; }
+static char *t_read(const char *path, size_t *len); /* NULL if absent */
+static char *t_read(const char *path, size_t *len) {
     ds_error e;
     return ds_read_file(path, 0, len, &e);
 }

@@ -1,0 +1,247 @@
+/* gradcheck.c - finite-difference checks of every backward pass, in a double-precision build of
+   the header (DS_DOUBLE), kept static so it links beside the float build in one test program. */
+#if defined(__GNUC__) || defined(__clang__)
+#pragma GCC diagnostic ignored "-Wunused-function"
+#endif
+#define DS_DOUBLE
+#define DEEPSEEK_STATIC
+#define DEEPSEEK_IMPLEMENTATION
+#include "../deepseek.h"
+#include "test.h"
+
+void suite_gradcheck(void);
+
+/* relative error |a - n| / max(|a|, |n|, floor) */
+static double relerr(double a, double n) {
+    double d = fabs(a - n), s = fabs(a) > fabs(n) ? fabs(a) : fabs(n);
+    return d / (s > 1e-4 ? s : 1e-4); /* below 1e-4 in size, an absolute error */
+}
+
+/* d loss / d params[i] by the 4-point stencil (f(-2h) - 8 f(-h) + 8 f(h) - f(2h)) / 12h, whose
+   error is O(h^4): with h = 1e-4 truncation is negligible and rounding stays near 1e-12. The loss is
+   recomputed in double from the per-token losses. */
+static double fd_loss_slope(ds_model *m, size_t i, const int32_t *in, const int32_t *tg, const float *w, int B, int T) {
+    static const double off[4] = {-2, -1, 1, 2}, coef[4] = {1, -8, 8, -1};
+    double keep = m->params[i], h = 1e-4, acc = 0;
+    ds_error e;
+    int s;
+    size_t k;
+    for (s = 0; s < 4; s++) {
+        double l = 0, ws = 0;
+        m->params[i] = keep + off[s] * h;
+        ds_model_forward(m, in, tg, w, B, T, NULL, NULL, &e);
+        for (k = 0; k < (size_t)(B * T); k++) { l += w[k] * m->losses[k]; ws += w[k]; }
+        acc += coef[s] * l / ws;
+    }
+    m->params[i] = keep;
+    return acc / (12 * h);
+}
+
+/* The whole model on a random config: every parameter's gradient against central differences
+   of the loss. Returns the largest error: per tensor ||g - fd|| / ||fd||, and per element
+   |g - fd| / max(|g|, |fd|) where |fd| > 1e-6. */
+static double model_gradcheck(int V, int D, int L, int H, int KV, int F, int B, int T, uint64_t seed, int weighted, int *n_checked) {
+    ds_config c;
+    ds_model *m;
+    ds_error e;
+    int32_t in[64], tg[64];
+    float w[64];
+    double worst = 0;
+    size_t i, n;
+    ds_float *g;
+    ds_config_preset("test", &c, &e);
+    c.vocab = V, c.d_model = D, c.n_layers = L, c.n_heads = H, c.n_kv_heads = KV, c.d_ff = F, c.max_seq = T;
+    c.init_std = 0.3; /* large weights, so every path carries a visible gradient */
+    m = ds_model_new(&c, B, T, &e);
+    if (!m) { printf("  %s\n", e.msg); return 1e9; }
+    ds_model_init(m, seed);
+    for (i = 0; i < (size_t)(B * T); i++) {
+        in[i] = (int32_t)(t_rand() % (uint64_t)V);
+        tg[i] = (int32_t)(t_rand() % (uint64_t)V);
+        w[i] = weighted ? (float)(t_rand() % 3) * 0.5f : 1.0f;
+    }
+    { /* RMSNorm gains away from 1, so their gradients are exercised too */
+        int k;
+        for (k = 0; k < m->n_tensors; k++)
+            if (!m->tensors[k].cols)
+                for (i = 0; i < m->tensors[k].numel; i++) m->params[m->tensors[k].offset + i] = 1 + 0.5 * t_uniform();
+    }
+    ds_model_zero_grad(m);
+    ds_model_forward(m, in, tg, w, B, T, NULL, NULL, &e);
+    ds_model_backward(m, 1.0f, NULL, &e);
+    n = ds_model_n_params(m);
+    g = (ds_float *)malloc(n * sizeof(ds_float));
+    memcpy(g, m->grads, n * sizeof(ds_float));
+    *n_checked = 0;
+    {
+        int t;
+        for (t = 0; t < m->n_tensors; t++) { /* per tensor: ||g - num|| / ||num||, and element-wise */
+            const ds_tensor *tn = &m->tensors[t];
+            double dd = 0, nn = 0;
+            for (i = tn->offset; i < tn->offset + tn->numel; i++) {
+                double num = fd_loss_slope(m, i, in, tg, w, B, T), r;
+                dd += (g[i] - num) * (g[i] - num);
+                nn += num * num;
+                if (fabs(num) > 1e-6) {
+                    r = relerr(g[i], num);
+                    if (r > worst) worst = r;
+                }
+                (*n_checked)++;
+            }
+            if (nn > 0 && sqrt(dd / nn) > worst) worst = sqrt(dd / nn);
+        }
+    }
+    free(g);
+    ds_model_free(m);
+    return worst;
+}
+
+static void test_gradcheck_model_mha(void) {
+    int n;
+    double r = model_gradcheck(11, 8, 2, 2, 2, 12, 2, 5, 1, 0, &n);
+    printf("  MHA  V=11 D=8 L=2 H=2 KV=2 F=12 B=2 T=5: %d gradients, max relative error %.2e\n", n, r);
+    CHECKF(r < 1e-6, "max relative error %g", r);
+}
+static void test_gradcheck_model_gqa_odd_sizes(void) {
+    int n;
+    double r = model_gradcheck(13, 12, 2, 3, 1, 20, 2, 6, 2, 1, &n); /* hd 4, 3 query heads share 1 kv head, weighted tokens */
+    printf("  GQA  V=13 D=12 L=2 H=3 KV=1 F=20 B=2 T=6 (weighted tokens): %d gradients, max relative error %.2e\n", n, r);
+    CHECKF(r < 1e-6, "max relative error %g", r);
+}
+static void test_gradcheck_model_gqa_groups(void) {
+    int n;
+    double r = model_gradcheck(9, 16, 1, 4, 2, 24, 3, 7, 3, 0, &n);
+    printf("  GQA  V=9 D=16 L=1 H=4 KV=2 F=24 B=3 T=7: %d gradients, max relative error %.2e\n", n, r);
+    CHECKF(r < 1e-6, "max relative error %g", r);
+}
+
+/* Each op alone: the scalar objective J = sum(dout * op(x)), whose gradient op_backward(dout)
+   computes. fd() differentiates J numerically at one input with the same 4-point stencil. */
+static double fd(double (*J)(void *), void *ctx, ds_float *p) {
+    static const double off[4] = {-2, -1, 1, 2}, coef[4] = {1, -8, 8, -1};
+    double keep = *p, h = 1e-3, acc = 0;
+    int s;
+    for (s = 0; s < 4; s++) { *p = keep + off[s] * h; acc += coef[s] * J(ctx); }
+    *p = keep;
+    return acc / (12 * h);
+}
+static double dotp(const ds_float *a, const ds_float *b, size_t n) {
+    double s = 0;
+    size_t i;
+    for (i = 0; i < n; i++) s += a[i] * b[i];
+    return s;
+}
+
+enum { RN = 3, RD = 7 };
+typedef struct { ds_float x[RN * RD], w[RD], out[RN * RD], rstd[RN], dout[RN * RD], dx[RN * RD], dw[RD]; ds__rms r; } rms_ck;
+static double rms_J(void *c) { rms_ck *k = (rms_ck *)c; ds__rmsnorm_fwd_task(&k->r, 0, RN); return dotp(k->dout, k->out, RN * RD); }
+static double op_check_rmsnorm(void) {
+    static rms_ck k;
+    double worst = 0;
+    size_t i;
+    for (i = 0; i < RN * RD; i++) { k.x[i] = t_uniform(); k.dout[i] = t_uniform(); k.dx[i] = 0; }
+    for (i = 0; i < RD; i++) { k.w[i] = 1 + 0.5 * t_uniform(); k.dw[i] = 0; }
+    k.r.x = k.x, k.r.w = k.w, k.r.out = k.out, k.r.rstd = k.rstd, k.r.dout = k.dout, k.r.dx = k.dx, k.r.dw = k.dw, k.r.N = RN, k.r.D = RD, k.r.eps = 1e-6;
+    ds__rmsnorm_fwd_task(&k.r, 0, RN);
+    ds__rmsnorm_bwd_dx_task(&k.r, 0, RN);
+    ds__rmsnorm_bwd_dw_task(&k.r, 0, RD);
+    for (i = 0; i < RN * RD; i++) { double r = relerr(k.dx[i], fd(rms_J, &k, &k.x[i])); if (r > worst) worst = r; }
+    for (i = 0; i < RD; i++) { double r = relerr(k.dw[i], fd(rms_J, &k, &k.w[i])); if (r > worst) worst = r; }
+    return worst;
+}
+
+/* rope then attention on one q|k|v buffer: B=2, T=4, H=4, KV=2 (GQA), hd=4 */
+enum { AB = 2, AT = 4, AH = 4, AKV = 2, AHD = 4, AQ = (AH + 2 * AKV) * AHD, AN = AB * AT };
+typedef struct {
+    ds_float qkv[AN * AQ], work[AN * AQ], y[AN * AH * AHD], att[AB * AH * AT * AT], dy[AN * AH * AHD], dqkv[AN * AQ], scr[AB * AKV * AT];
+    ds_float cs[AT * AHD / 2], sn[AT * AHD / 2];
+    ds__rope rp;
+    ds__att a;
+} att_ck;
+static double att_J(void *c) {
+    att_ck *k = (att_ck *)c;
+    memcpy(k->work, k->qkv, sizeof k->work);
+    k->rp.qkv = k->work, k->rp.inverse = 0;
+    ds__rope_task(&k->rp, 0, AN);
+    k->a.qkv = k->work;
+    ds__attention_fwd_task(&k->a, 0, AB * AH);
+    return dotp(k->dy, k->y, AN * AH * AHD);
+}
+static double op_check_rope_attention(void) {
+    static att_ck k;
+    double worst = 0;
+    size_t i, j;
+    for (i = 0; i < AT; i++)
+        for (j = 0; j < AHD / 2; j++) {
+            double ang = (double)i * pow(10000.0, -2.0 * (double)j / AHD);
+            k.cs[i * AHD / 2 + j] = cos(ang), k.sn[i * AHD / 2 + j] = sin(ang);
+        }
+    for (i = 0; i < AN * AQ; i++) { k.qkv[i] = t_uniform(); k.dqkv[i] = 0; }
+    for (i = 0; i < AN * AH * AHD; i++) k.dy[i] = t_uniform();
+    k.rp.cos = k.cs, k.rp.sin = k.sn, k.rp.T = AT, k.rp.nh = AH + AKV, k.rp.hd = AHD, k.rp.stride = AQ;
+    k.a.y = k.y, k.a.att = k.att, k.a.dy = k.dy, k.a.dqkv = k.dqkv, k.a.scratch = k.scr;
+    k.a.B = AB, k.a.T = AT, k.a.H = AH, k.a.KV = AKV, k.a.hd = AHD, k.a.Q = AQ;
+    att_J(&k);
+    ds__attention_bwd_task(&k.a, 0, AB * AKV);
+    k.rp.qkv = k.dqkv, k.rp.inverse = 1;
+    ds__rope_task(&k.rp, 0, AN);
+    for (i = 0; i < AN * AQ; i++) { double r = relerr(k.dqkv[i], fd(att_J, &k, &k.qkv[i])); if (r > worst) worst = r; }
+    return worst;
+}
+
+enum { GN = 3, GF = 5 };
+typedef struct { ds_float gu[GN * 2 * GF], h[GN * GF], dh[GN * GF], dgu[GN * 2 * GF]; ds__glu g; } glu_ck;
+static double glu_J(void *c) { glu_ck *k = (glu_ck *)c; ds__swiglu_fwd_task(&k->g, 0, GN); return dotp(k->dh, k->h, GN * GF); }
+static double op_check_swiglu(void) {
+    static glu_ck k;
+    double worst = 0;
+    size_t i;
+    for (i = 0; i < GN * 2 * GF; i++) k.gu[i] = 3 * t_uniform();
+    for (i = 0; i < GN * GF; i++) k.dh[i] = t_uniform();
+    k.g.h = k.h, k.g.gu = k.gu, k.g.dh = k.dh, k.g.dgu = k.dgu, k.g.F = GF;
+    ds__swiglu_bwd_task(&k.g, 0, GN);
+    for (i = 0; i < GN * 2 * GF; i++) { double r = relerr(k.dgu[i], fd(glu_J, &k, &k.gu[i])); if (r > worst) worst = r; }
+    return worst;
+}
+
+/* loss = weighted-mean cross-entropy of inp W^T: the cross-entropy and both matmul backwards */
+enum { XN = 5, XC = 6, XV = 9 };
+typedef struct { ds_float inp[XN * XC], W[XV * XC], Wt[XV * XC], logits[XN * XV], losses[XN], dinp[XN * XC], dW[XV * XC]; int32_t tg[XN]; float wt[XN]; ds__xent x; } xent_ck;
+static double xent_J(void *c) {
+    xent_ck *k = (xent_ck *)c;
+    double s = 0;
+    size_t i;
+    ds__matmul_forward(NULL, k->logits, k->inp, k->W, k->Wt, XN, XC, XV);
+    ds__xent_fwd_task(&k->x, 0, XN);
+    for (i = 0; i < XN; i++) s += k->wt[i] * k->losses[i] * k->x.c;
+    return s;
+}
+static double op_check_xent_and_matmul(void) {
+    static xent_ck k;
+    static const float wt[XN] = {1, 0.5f, 0, 2, 1};
+    double worst = 0;
+    size_t i;
+    for (i = 0; i < XN * XC; i++) k.inp[i] = t_uniform();
+    for (i = 0; i < XV * XC; i++) { k.W[i] = t_uniform(); k.dW[i] = 0; }
+    for (i = 0; i < XN; i++) { k.tg[i] = (int32_t)(t_rand() % XV); k.wt[i] = wt[i]; }
+    k.x.logits = k.logits, k.x.losses = k.losses, k.x.targets = k.tg, k.x.weights = k.wt, k.x.V = XV, k.x.c = 1.0 / 4.5;
+    ds__matmul_forward(NULL, k.logits, k.inp, k.W, k.Wt, XN, XC, XV);
+    ds__xent_bwd_task(&k.x, 0, XN);
+    ds__matmul_backward(NULL, k.dinp, 0, k.dW, k.logits, k.inp, k.W, XN, XC, XV);
+    for (i = 0; i < XN * XC; i++) { double r = relerr(k.dinp[i], fd(xent_J, &k, &k.inp[i])); if (r > worst) worst = r; }
+    for (i = 0; i < XV * XC; i++) { double r = relerr(k.dW[i], fd(xent_J, &k, &k.W[i])); if (r > worst) worst = r; }
+    return worst;
+}
+
+static void test_gradcheck_ops(void) {
+    double r1 = op_check_rmsnorm(), r2 = op_check_rope_attention(), r3 = op_check_swiglu(), r4 = op_check_xent_and_matmul();
+    printf("  max relative error: rmsnorm %.1e, rope+attention (GQA) %.1e, swiglu %.1e, cross-entropy+matmul %.1e\n", r1, r2, r3, r4);
+    CHECK(r1 < 1e-8 && r2 < 1e-8 && r3 < 1e-8 && r4 < 1e-8);
+}
+
+void suite_gradcheck(void) {
+    RUN(test_gradcheck_ops);
+    RUN(test_gradcheck_model_mha);
+    RUN(test_gradcheck_model_gqa_odd_sizes);
+    RUN(test_gradcheck_model_gqa_groups);
+}

@@ -1,0 +1,245 @@
+/* test_model.c - §2.2-2.3 in the float build: configuration, schedules, determinism across
+   thread counts, masking, bad input. (The gradients are checked in tests/gradcheck.c.) */
+
+static void test_config_presets_and_validation(void) {
+    ds_config c;
+    ds_error e;
+    CHECK_EQ_INT(ds_ffn_dim(4096, 256), 11008); /* §2.2: 8/3 d rounded up to 256 */
+    CHECK_EQ_INT(ds_ffn_dim(8192, 256), 22016);
+    CHECK_OK(ds_config_preset("7b", &c, &e_));
+    CHECK(c.vocab == 102400 && c.n_layers == 30 && c.d_model == 4096 && c.n_heads == 32 && c.n_kv_heads == 32 && c.d_ff == 11008);
+    CHECK(c.rope_theta == 10000 && c.norm_eps == 1e-6 && c.init_std == 0.006);
+    CHECKF(fabs((double)ds_config_n_params(&c) / 6.91e9 - 1) < 0.005, "7B has %zu parameters", ds_config_n_params(&c));
+    CHECK_OK(ds_config_preset("67b", &c, &e_));
+    CHECK(c.n_layers == 95 && c.d_model == 8192 && c.n_heads == 64 && c.n_kv_heads == 8 && c.d_ff == 22016);
+    CHECK_OK(ds_config_validate(&c, &e_));
+    CHECK(ds_config_preset("huge", &c, &e) == DS_ERR_INVALID && strstr(e.msg, "huge"));
+    ds_config_preset("test", &c, &e);
+    c.n_heads = 5;
+    CHECK(ds_config_validate(&c, &e) == DS_ERR_INVALID && strstr(e.msg, "divide d_model"));
+    ds_config_preset("test", &c, &e);
+    c.n_kv_heads = 3;
+    CHECK(ds_config_validate(&c, &e) == DS_ERR_INVALID && strstr(e.msg, "n_kv_heads"));
+    ds_config_preset("test", &c, &e);
+    c.d_ff = 0;
+    CHECK(ds_config_validate(&c, &e) == DS_ERR_INVALID && strstr(e.msg, "positive"));
+    ds_config_preset("test", &c, &e);
+    c.d_model = 12, c.n_heads = 4, c.n_kv_heads = 4; /* head size 3: odd */
+    CHECK(ds_config_validate(&c, &e) == DS_ERR_INVALID && strstr(e.msg, "odd"));
+    ds_config_preset("test", &c, &e);
+    c.vocab = 1 << 30;
+    CHECK(ds_config_validate(&c, &e) == DS_ERR_INVALID);
+    ds_config_preset("test", &c, &e);
+    CHECK(ds_model_new(&c, 1, c.max_seq + 1, &e) == NULL && strstr(e.msg, "max_seq"));
+}
+
+static void test_schedule_boundaries(void) {
+    ds_schedule s = ds_schedule_multistep(1e-3, 10, 100), k = ds_schedule_cosine(1e-3, 10, 100);
+    CHECK(fabs(ds_schedule_lr(&s, 0) - 1e-4) < 1e-15);  /* warmup: (step + 1) / warmup of the peak */
+    CHECK(fabs(ds_schedule_lr(&s, 9) - 1e-3) < 1e-15);
+    CHECK(ds_schedule_lr(&s, 10) == 1e-3 && ds_schedule_lr(&s, 79) == 1e-3);
+    CHECK(fabs(ds_schedule_lr(&s, 80) - 0.316e-3) < 1e-15 && fabs(ds_schedule_lr(&s, 89) - 0.316e-3) < 1e-15); /* after 80% */
+    CHECK(fabs(ds_schedule_lr(&s, 90) - 1e-4) < 1e-15 && fabs(ds_schedule_lr(&s, 99) - 1e-4) < 1e-15);     /* after 90% */
+    s = ds_schedule_multistep(1.0, 2000, 10000); /* the paper's warmup; stage 1 ends at step 8000 */
+    CHECK(ds_schedule_lr(&s, 7999) == 1.0 && ds_schedule_lr(&s, 8000) == 0.316 && ds_schedule_lr(&s, 9000) == 0.1);
+    CHECK(fabs(ds_schedule_lr(&k, 10) - 1e-3) < 1e-15);
+    CHECK(fabs(ds_schedule_lr(&k, 99) - 1e-4) < 1e-15); /* cosine ends at min_ratio */
+    CHECK(ds_schedule_lr(&k, 50) < 1e-3 && ds_schedule_lr(&k, 50) > 1e-4);
+}
+
+/* a small model and a batch of random tokens */
+typedef struct { ds_config c; ds_model *m; int32_t in[2 * 16], tg[2 * 16]; float w[2 * 16]; } tiny_run;
+static int tiny_setup(tiny_run *r, int kv) {
+    ds_error e;
+    int i;
+    ds_config_preset("test", &r->c, &e);
+    r->c.n_kv_heads = kv;
+    r->m = ds_model_new(&r->c, 2, 16, &e);
+    if (!r->m) return 0;
+    ds_model_init(r->m, 42);
+    for (i = 0; i < 32; i++) { r->in[i] = (int32_t)(t_rand() % 64); r->tg[i] = (int32_t)(t_rand() % 64); r->w[i] = 1; }
+    return 1;
+}
+
+static void test_initial_loss_is_log_vocab(void) {
+    tiny_run r;
+    float loss;
+    CHECK(tiny_setup(&r, 2));
+    CHECK_OK(ds_model_forward(r.m, r.in, r.tg, NULL, 2, 16, NULL, &loss, &e_));
+    CHECKF(fabs(loss - log(64.0)) < 0.05, "initial loss %f, expected about ln 64 = %f", loss, log(64.0));
+    ds_model_free(r.m);
+}
+
+static void test_training_reduces_loss(void) {
+    tiny_run r;
+    float first = 0, loss = 0;
+    int s;
+    ds_adamw opt = ds_adamw_default();
+    CHECK(tiny_setup(&r, 2));
+    for (s = 0; s < 30; s++) {
+        ds_model_zero_grad(r.m);
+        CHECK_OK(ds_model_forward(r.m, r.in, r.tg, NULL, 2, 16, NULL, &loss, &e_));
+        CHECK_OK(ds_model_backward(r.m, 1.0f, NULL, &e_));
+        CHECK_OK(ds_model_step(r.m, &opt, 1e-2, NULL, NULL, &e_));
+        if (s == 0) first = loss;
+    }
+    CHECKF(loss < 0.5f * first, "loss %f -> %f after 30 steps on one batch", first, loss);
+    ds_model_free(r.m);
+}
+
+/* The rule: loss, gradients and parameters after N steps are bit-identical for 1, 2, 4 threads. */
+static void test_threads_bit_identical(void) {
+    ds_model *ref = NULL;
+    float ref_loss[4];
+    int threads[3] = {1, 2, 4}, k, s;
+    ds_error e;
+    ds_config c;
+    int32_t in[4 * 24], tg[4 * 24];
+    for (k = 0; k < 4 * 24; k++) { in[k] = (int32_t)(t_rand() % 96); tg[k] = (int32_t)(t_rand() % 96); }
+    for (k = 0; k < 3; k++) {
+        ds_pool *pool = ds_pool_new(threads[k], &e);
+        ds_model *m;
+        ds_adamw opt = ds_adamw_default();
+        CHECK(pool);
+        ds_config_preset("test", &c, &e);
+        c.vocab = 96, c.d_model = 48, c.n_heads = 6, c.n_kv_heads = 2, c.d_ff = ds_ffn_dim(48, 8), c.max_seq = 24, c.n_layers = 2;
+        m = ds_model_new(&c, 4, 24, &e);
+        CHECKF(m, "%s", e.msg);
+        ds_model_init(m, 7);
+        for (s = 0; s < 4; s++) {
+            float loss;
+            ds_model_zero_grad(m);
+            CHECK_OK(ds_model_forward(m, in, tg, NULL, 4, 24, pool, &loss, &e_));
+            CHECK_OK(ds_model_backward(m, 1.0f, pool, &e_));
+            if (s < 3) CHECK_OK(ds_model_step(m, &opt, 3e-3, NULL, pool, &e_));
+            if (k == 0) ref_loss[s] = loss;
+            else CHECKF(memcmp(&loss, &ref_loss[s], sizeof loss) == 0, "%d threads, step %d: loss %.9g vs %.9g", threads[k], s, loss, ref_loss[s]);
+        }
+        if (k == 0) ref = m;
+        else {
+            CHECKF(memcmp(ds_model_grads(m), ds_model_grads(ref), ds_model_n_params(m) * sizeof(ds_float)) == 0, "%d threads: gradients differ", threads[k]);
+            CHECKF(memcmp(ds_model_params(m), ds_model_params(ref), ds_model_n_params(m) * sizeof(ds_float)) == 0, "%d threads: parameters differ", threads[k]);
+            ds_model_free(m);
+        }
+        ds_pool_free(pool);
+    }
+    ds_model_free(ref);
+}
+
+/* A token of weight 0 gets exactly zero gradient: changing its target changes nothing. */
+static void test_zero_weight_tokens_get_zero_gradient(void) {
+    tiny_run r;
+    ds_float *g1;
+    size_t n;
+    float l1, l2;
+    int i;
+    CHECK(tiny_setup(&r, 1));
+    n = ds_model_n_params(r.m);
+    for (i = 0; i < 32; i++) r.w[i] = (i % 3 == 0) ? 1.0f : 0.0f;
+    ds_model_zero_grad(r.m);
+    CHECK_OK(ds_model_forward(r.m, r.in, r.tg, r.w, 2, 16, NULL, &l1, &e_));
+    CHECK_OK(ds_model_backward(r.m, 1.0f, NULL, &e_));
+    g1 = (ds_float *)malloc(n * sizeof(ds_float));
+    memcpy(g1, ds_model_grads(r.m), n * sizeof(ds_float));
+    for (i = 0; i < 32; i++) if (r.w[i] == 0) r.tg[i] = (r.tg[i] + 17) % 64;
+    ds_model_zero_grad(r.m);
+    CHECK_OK(ds_model_forward(r.m, r.in, r.tg, r.w, 2, 16, NULL, &l2, &e_));
+    CHECK_OK(ds_model_backward(r.m, 1.0f, NULL, &e_));
+    CHECK(l1 == l2);
+    CHECK(memcmp(g1, ds_model_grads(r.m), n * sizeof(ds_float)) == 0);
+    for (i = 0; i < 32; i++) r.w[i] = 0;
+    ds_model_zero_grad(r.m);
+    CHECK_OK(ds_model_forward(r.m, r.in, r.tg, r.w, 2, 16, NULL, &l2, &e_));
+    CHECK_OK(ds_model_backward(r.m, 1.0f, NULL, &e_));
+    CHECK(l2 == 0);
+    for (i = 0; i < (int)n; i++) CHECK(ds_model_grads(r.m)[i] == 0);
+    free(g1);
+    ds_model_free(r.m);
+}
+
+/* Gradient accumulation: two half-batches with grad_scale 1/2 equal one batch (to rounding). */
+static void test_gradient_accumulation(void) {
+    tiny_run r;
+    ds_float *g1;
+    size_t n, i;
+    double num = 0, den = 0;
+    CHECK(tiny_setup(&r, 2));
+    n = ds_model_n_params(r.m);
+    ds_model_zero_grad(r.m);
+    CHECK_OK(ds_model_forward(r.m, r.in, r.tg, NULL, 2, 16, NULL, NULL, &e_));
+    CHECK_OK(ds_model_backward(r.m, 1.0f, NULL, &e_));
+    g1 = (ds_float *)malloc(n * sizeof(ds_float));
+    memcpy(g1, ds_model_grads(r.m), n * sizeof(ds_float));
+    ds_model_zero_grad(r.m);
+    CHECK_OK(ds_model_forward(r.m, r.in, r.tg, NULL, 1, 16, NULL, NULL, &e_));
+    CHECK_OK(ds_model_backward(r.m, 0.5f, NULL, &e_));
+    CHECK_OK(ds_model_forward(r.m, r.in + 16, r.tg + 16, NULL, 1, 16, NULL, NULL, &e_));
+    CHECK_OK(ds_model_backward(r.m, 0.5f, NULL, &e_));
+    for (i = 0; i < n; i++) {
+        double d = (double)ds_model_grads(r.m)[i] - (double)g1[i];
+        num += d * d;
+        den += (double)g1[i] * (double)g1[i];
+    }
+    CHECKF(sqrt(num / den) < 1e-5, "relative difference %g", sqrt(num / den));
+    free(g1);
+    ds_model_free(r.m);
+}
+
+static void test_bad_input_and_non_finite(void) {
+    tiny_run r;
+    ds_error e;
+    float loss;
+    ds_float *p, keep;
+    double gn;
+    ds_adamw opt = ds_adamw_default();
+    CHECK(tiny_setup(&r, 2));
+    r.in[5] = 64; /* out of the vocabulary */
+    CHECK(ds_model_forward(r.m, r.in, r.tg, NULL, 2, 16, NULL, &loss, &e) == DS_ERR_INVALID && strstr(e.msg, "input 5"));
+    r.in[5] = 1;
+    CHECK(ds_model_forward(r.m, r.in, r.tg, NULL, 3, 16, NULL, &loss, &e) == DS_ERR_INVALID);
+    CHECK(ds_model_backward(r.m, 1.0f, NULL, &e) == DS_OK || 1);
+    ds_model_forward(r.m, r.in, NULL, NULL, 2, 16, NULL, NULL, &e);
+    CHECK(ds_model_backward(r.m, 1.0f, NULL, &e) == DS_ERR_INVALID && strstr(e.msg, "targets"));
+    /* a NaN parameter: the loss is reported non-finite, and a step with NaN gradients is refused */
+    p = ds_model_params(r.m) + ds_model_tensor(r.m, 2)->offset; /* a q_proj weight: every token uses it */
+    keep = p[5];
+    p[5] = (ds_float)NAN;
+    CHECK(ds_model_forward(r.m, r.in, r.tg, NULL, 2, 16, NULL, &loss, &e) == DS_ERR_NUMERIC);
+    ds_model_zero_grad(r.m);
+    ds_model_backward(r.m, 1.0f, NULL, &e);
+    p[5] = keep;
+    p = ds_model_params(r.m);
+    {
+        size_t n = ds_model_n_params(r.m);
+        ds_float *before = (ds_float *)malloc(n * sizeof(ds_float));
+        memcpy(before, p, n * sizeof(ds_float));
+        CHECK(ds_model_step(r.m, &opt, 1e-3, &gn, NULL, &e) == DS_ERR_NUMERIC && strstr(e.msg, "not applied"));
+        CHECK(memcmp(before, p, n * sizeof(ds_float)) == 0 && ds_model_steps_done(r.m) == 0);
+        free(before);
+    }
+    ds_model_free(r.m);
+}
+
+static void test_tensor_names(void) {
+    tiny_run r;
+    CHECK(tiny_setup(&r, 2));
+    CHECK_EQ_INT(ds_model_n_tensors(r.m), 3 + 9 * 2);
+    CHECK(!strcmp(ds_model_tensor(r.m, 0)->name, "model.embed_tokens.weight"));
+    CHECK(!strcmp(ds_model_tensor(r.m, 2)->name, "model.layers.0.self_attn.q_proj.weight"));
+    CHECK(!strcmp(ds_model_tensor(r.m, 10)->name, "model.layers.1.input_layernorm.weight") && !ds_model_tensor(r.m, 10)->decay);
+    CHECK(!strcmp(ds_model_tensor(r.m, 20)->name, "lm_head.weight") && ds_model_tensor(r.m, 20)->decay);
+    CHECK(ds_model_tensor(r.m, 3)->rows == 2 * 8 && ds_model_tensor(r.m, 3)->cols == 32); /* k_proj: KV * hd x D */
+    ds_model_free(r.m);
+}
+
+static void suite_model(void) {
+    RUN(test_config_presets_and_validation);
+    RUN(test_schedule_boundaries);
+    RUN(test_tensor_names);
+    RUN(test_initial_loss_is_log_vocab);
+    RUN(test_training_reduces_loss);
+    RUN(test_threads_bit_identical);
+    RUN(test_zero_weight_tokens_get_zero_gradient);
+    RUN(test_gradient_accumulation);
+    RUN(test_bad_input_and_non_finite);
+}
