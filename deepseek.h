@@ -2772,16 +2772,48 @@ DSDEF int ds_config_validate(const ds_config *c, ds_error *err) {
 #endif
 
 /* ---- matmul: C[M,N] (+)= A[M,K] B[K,N], A read through strides (sam, sak) ----------------
-   The register tile is MR rows x NR columns: each k broadcasts MR values of A and streams one
-   row of B, so the compiler keeps MR*NR accumulators in vector registers. Work is split over
-   tiles of MR rows, so each output element is computed by the same code whatever the number of
+   The register tile is MR = 4 rows by NR columns: each k broadcasts 4 values of A and streams
+   one row of B, and the 4 x NR accumulators live in vector registers for the whole k loop (16
+   zmm registers with AVX-512: NR = 64 floats). GCC and clang get that tile written with their
+   vector extensions; any other compiler gets the same loop in plain C. Work is split over tiles
+   of MR rows, so each output element is computed by the same code whatever the number of
    threads: results are bit-identical for 1, 2 or 64 threads. */
-#define DS__MR 4
-#if defined(__AVX512F__)
-#define DS__NR (int)(64 / (sizeof(ds_float) / 4))
+/* restrict, in C99 and (as an extension) in C++ */
+#if defined(__cplusplus) && (defined(__GNUC__) || defined(__clang__))
+#define DS__RESTRICT __restrict__
+#elif defined(__cplusplus)
+#define DS__RESTRICT
 #else
-#define DS__NR (int)(32 / (sizeof(ds_float) / 4))
+#define DS__RESTRICT restrict
 #endif
+
+#define DS__MR 4
+#if (defined(__GNUC__) || defined(__clang__)) && !defined(DS_NO_SIMD)
+#define DS__SIMD 1
+#if defined(__AVX512F__)
+#define DS__VB 64
+#elif defined(__AVX__)
+#define DS__VB 32
+#else
+#define DS__VB 16
+#endif
+typedef ds_float ds__vec __attribute__((vector_size(DS__VB)));
+#define DS__VL (int)(DS__VB / sizeof(ds_float))
+#define DS__NR (4 * DS__VL)
+static ds__vec ds__vload(const ds_float *p) { ds__vec v; memcpy(&v, p, sizeof v); return v; }
+static void ds__vstore(ds_float *p, ds__vec v) { memcpy(p, &v, sizeof v); }
+#else
+#define DS__NR 16
+#endif
+
+/* y[0..n) += a * x[0..n): the inner loop of attention, one vector at a time */
+static void ds__axpy(ds_float *DS__RESTRICT y, ds_float a, const ds_float *DS__RESTRICT x, size_t n) {
+    size_t i = 0;
+#ifdef DS__SIMD
+    for (; i + (size_t)DS__VL <= n; i += DS__VL) ds__vstore(y + i, ds__vload(y + i) + a * ds__vload(x + i));
+#endif
+    for (; i < n; i++) y[i] += a * x[i];
+}
 
 typedef struct ds__mm {
     ds_float *C;
@@ -2790,6 +2822,56 @@ typedef struct ds__mm {
     int accumulate;
 } ds__mm;
 
+#ifdef DS__SIMD
+/* 4 rows x 4 vectors */
+static void ds__mm_tile(const ds__mm *g, size_t m, size_t n) {
+    const ds_float *A = g->A + m * g->sam, *B = g->B + n;
+    ds_float *C = g->C + m * g->ldc + n;
+    size_t k, sam = g->sam, sak = g->sak, ldb = g->ldb, ldc = g->ldc;
+    ds__vec c00, c01, c02, c03, c10, c11, c12, c13, c20, c21, c22, c23, c30, c31, c32, c33;
+    if (g->accumulate) {
+        c00 = ds__vload(C), c01 = ds__vload(C + DS__VL), c02 = ds__vload(C + 2 * DS__VL), c03 = ds__vload(C + 3 * DS__VL);
+        c10 = ds__vload(C + ldc), c11 = ds__vload(C + ldc + DS__VL), c12 = ds__vload(C + ldc + 2 * DS__VL), c13 = ds__vload(C + ldc + 3 * DS__VL);
+        c20 = ds__vload(C + 2 * ldc), c21 = ds__vload(C + 2 * ldc + DS__VL), c22 = ds__vload(C + 2 * ldc + 2 * DS__VL);
+        c23 = ds__vload(C + 2 * ldc + 3 * DS__VL);
+        c30 = ds__vload(C + 3 * ldc), c31 = ds__vload(C + 3 * ldc + DS__VL), c32 = ds__vload(C + 3 * ldc + 2 * DS__VL);
+        c33 = ds__vload(C + 3 * ldc + 3 * DS__VL);
+    } else {
+        ds__vec z = {0};
+        c00 = c01 = c02 = c03 = c10 = c11 = c12 = c13 = c20 = c21 = c22 = c23 = c30 = c31 = c32 = c33 = z;
+    }
+    for (k = 0; k < g->K; k++) {
+        const ds_float *b = B + k * ldb;
+        ds__vec b0 = ds__vload(b), b1 = ds__vload(b + DS__VL), b2 = ds__vload(b + 2 * DS__VL), b3 = ds__vload(b + 3 * DS__VL);
+        ds_float a0 = A[k * sak], a1 = A[sam + k * sak], a2 = A[2 * sam + k * sak], a3 = A[3 * sam + k * sak];
+        c00 += a0 * b0, c01 += a0 * b1, c02 += a0 * b2, c03 += a0 * b3;
+        c10 += a1 * b0, c11 += a1 * b1, c12 += a1 * b2, c13 += a1 * b3;
+        c20 += a2 * b0, c21 += a2 * b1, c22 += a2 * b2, c23 += a2 * b3;
+        c30 += a3 * b0, c31 += a3 * b1, c32 += a3 * b2, c33 += a3 * b3;
+    }
+    ds__vstore(C, c00), ds__vstore(C + DS__VL, c01), ds__vstore(C + 2 * DS__VL, c02), ds__vstore(C + 3 * DS__VL, c03);
+    C += ldc;
+    ds__vstore(C, c10), ds__vstore(C + DS__VL, c11), ds__vstore(C + 2 * DS__VL, c12), ds__vstore(C + 3 * DS__VL, c13);
+    C += ldc;
+    ds__vstore(C, c20), ds__vstore(C + DS__VL, c21), ds__vstore(C + 2 * DS__VL, c22), ds__vstore(C + 3 * DS__VL, c23);
+    C += ldc;
+    ds__vstore(C, c30), ds__vstore(C + DS__VL, c31), ds__vstore(C + 2 * DS__VL, c32), ds__vstore(C + 3 * DS__VL, c33);
+}
+/* mr <= 4 rows x one vector: the column remainder that is a whole number of vectors */
+static void ds__mm_tile1(const ds__mm *g, size_t m, size_t n, size_t mr) {
+    ds__vec c[DS__MR];
+    size_t r, k;
+    for (r = 0; r < mr; r++) {
+        if (g->accumulate) c[r] = ds__vload(g->C + (m + r) * g->ldc + n);
+        else { ds__vec z = {0}; c[r] = z; }
+    }
+    for (k = 0; k < g->K; k++) {
+        ds__vec b = ds__vload(g->B + k * g->ldb + n);
+        for (r = 0; r < mr; r++) c[r] += g->A[(m + r) * g->sam + k * g->sak] * b;
+    }
+    for (r = 0; r < mr; r++) ds__vstore(g->C + (m + r) * g->ldc + n, c[r]);
+}
+#else
 static void ds__mm_tile(const ds__mm *g, size_t m, size_t n) {
     ds_float acc[DS__MR][DS__NR];
     const ds_float *A = g->A + m * g->sam, *B = g->B + n;
@@ -2811,10 +2893,14 @@ static void ds__mm_tile(const ds__mm *g, size_t m, size_t n) {
     for (r = 0; r < DS__MR; r++)
         for (j = 0; j < DS__NR; j++) C[r * ldc + j] = acc[r][j];
 }
+#endif
 
-/* the edges: mr x nr with mr <= MR, nr <= NR, same summation order (k ascending) */
+/* the rest: mr x nr with mr <= MR, nr <= NR, the same summation order (k ascending) */
 static void ds__mm_edge(const ds__mm *g, size_t m, size_t n, size_t mr, size_t nr) {
     size_t r, j, k;
+#ifdef DS__SIMD
+    for (; nr >= (size_t)DS__VL; n += DS__VL, nr -= DS__VL) ds__mm_tile1(g, m, n, mr);
+#endif
     for (r = 0; r < mr; r++) {
         const ds_float *A = g->A + (m + r) * g->sam;
         ds_float *C = g->C + (m + r) * g->ldc + n;
@@ -2966,10 +3052,13 @@ static void ds__rope_task(void *ctx, size_t n0, size_t n1) {
    The forward splits over (b, h); the backward over (b, kv head), so the dk and dv of a kv
    head (summed over its query heads) belong to one task. p is kept: [B, H, T, T]. */
 typedef struct ds__att {
-    ds_float *y, *att, *dqkv, *scratch;
+    ds_float *y, *att, *dqkv, *scratch, *tscratch;
     const ds_float *qkv, *dy;
     size_t B, T, H, KV, hd, Q;
 } ds__att;
+/* The dot products q.k[t2] and dy.v[t2] are computed for all t2 at once from a transposed copy
+   of K (or V), [hd][T], so the inner loops run along t2 and vectorize without reassociating any
+   sum; every other inner loop runs along the head dimension. */
 static void ds__attention_fwd_task(void *ctx, size_t i0, size_t i1) {
     const ds__att *a = (const ds__att *)ctx;
     size_t i, t, t2, j, T = a->T, hd = a->hd, Dq = a->H * hd;
@@ -2977,23 +3066,19 @@ static void ds__attention_fwd_task(void *ctx, size_t i0, size_t i1) {
     for (i = i0; i < i1; i++) {
         size_t b = i / a->H, h = i % a->H, kvh = h / (a->H / a->KV);
         const ds_float *base = a->qkv + b * T * a->Q;
+        ds_float *kT = a->tscratch + i * hd * T;
+        for (t2 = 0; t2 < T; t2++)
+            for (j = 0; j < hd; j++) kT[j * T + t2] = base[t2 * a->Q + Dq + kvh * hd + j];
         for (t = 0; t < T; t++) {
             const ds_float *q = base + t * a->Q + h * hd;
             ds_float *p = a->att + (i * T + t) * T, *y = a->y + (b * T + t) * Dq + h * hd, mx = -INFINITY, sum = 0;
-            for (t2 = 0; t2 <= t; t2++) {
-                const ds_float *k = base + t2 * a->Q + Dq + kvh * hd;
-                ds_float s = 0;
-                for (j = 0; j < hd; j++) s += q[j] * k[j];
-                p[t2] = s * scale;
-                if (p[t2] > mx) mx = p[t2];
-            }
+            for (t2 = 0; t2 <= t; t2++) p[t2] = 0;
+            for (j = 0; j < hd; j++) ds__axpy(p, q[j] * scale, kT + j * T, t + 1);
+            for (t2 = 0; t2 <= t; t2++) mx = p[t2] > mx ? p[t2] : mx;
             for (t2 = 0; t2 <= t; t2++) { p[t2] = DS_EXP(p[t2] - mx); sum += p[t2]; }
             for (t2 = 0; t2 <= t; t2++) p[t2] /= sum;
             for (j = 0; j < hd; j++) y[j] = 0;
-            for (t2 = 0; t2 <= t; t2++) {
-                const ds_float *v = base + t2 * a->Q + Dq + a->KV * hd + kvh * hd;
-                for (j = 0; j < hd; j++) y[j] += p[t2] * v[j];
-            }
+            for (t2 = 0; t2 <= t; t2++) ds__axpy(y, p[t2], base + t2 * a->Q + Dq + a->KV * hd + kvh * hd, hd);
         }
     }
 }
@@ -3004,29 +3089,24 @@ static void ds__attention_bwd_task(void *ctx, size_t i0, size_t i1) {
     for (i = i0; i < i1; i++) { /* i = (b, kv head) */
         size_t b = i / a->KV, kvh = i % a->KV;
         const ds_float *base = a->qkv + b * T * a->Q;
-        ds_float *dbase = a->dqkv + b * T * a->Q, *dp = a->scratch + i * T;
+        ds_float *dbase = a->dqkv + b * T * a->Q, *dp = a->scratch + i * T, *vT = a->tscratch + i * hd * T;
+        for (t2 = 0; t2 < T; t2++)
+            for (j = 0; j < hd; j++) vT[j * T + t2] = base[t2 * a->Q + Dq + a->KV * hd + kvh * hd + j];
         for (g = 0; g < group; g++) {
             size_t h = kvh * group + g;
             for (t = 0; t < T; t++) {
                 const ds_float *p = a->att + ((b * a->H + h) * T + t) * T, *dy = a->dy + (b * T + t) * Dq + h * hd;
                 const ds_float *q = base + t * a->Q + h * hd;
                 ds_float *dq = dbase + t * a->Q + h * hd, dot = 0;
-                for (t2 = 0; t2 <= t; t2++) {
-                    const ds_float *v = base + t2 * a->Q + Dq + a->KV * hd + kvh * hd;
-                    ds_float s = 0;
-                    for (j = 0; j < hd; j++) s += dy[j] * v[j];
-                    dp[t2] = s;
-                    dot += p[t2] * s;
-                }
-                for (t2 = 0; t2 <= t; t2++) {
-                    const ds_float *k = base + t2 * a->Q + Dq + kvh * hd;
-                    ds_float *dk = dbase + t2 * a->Q + Dq + kvh * hd, *dv = dbase + t2 * a->Q + Dq + a->KV * hd + kvh * hd;
-                    ds_float ds = p[t2] * (dp[t2] - dot) * scale;
-                    for (j = 0; j < hd; j++) {
-                        dq[j] += ds * k[j];
-                        dk[j] += ds * q[j];
-                        dv[j] += p[t2] * dy[j];
-                    }
+                for (t2 = 0; t2 <= t; t2++) dp[t2] = 0;
+                for (j = 0; j < hd; j++) ds__axpy(dp, dy[j], vT + j * T, t + 1);
+                for (t2 = 0; t2 <= t; t2++) dot += p[t2] * dp[t2];
+                for (t2 = 0; t2 <= t; t2++) dp[t2] = p[t2] * (dp[t2] - dot) * scale; /* now ds, scaled */
+                for (t2 = 0; t2 <= t; t2++) { /* q, k, v rows and their gradients never overlap */
+                    ds_float *dk = dbase + t2 * a->Q + Dq + kvh * hd;
+                    ds__axpy(dq, dp[t2], base + t2 * a->Q + Dq + kvh * hd, hd);
+                    ds__axpy(dk, dp[t2], q, hd);
+                    ds__axpy(dk + a->KV * hd, p[t2], dy, hd);
                 }
             }
         }
@@ -3111,7 +3191,7 @@ struct ds_model {
     ds_float *res;             /* [L+1][N][D] the residual stream entering each layer (and leaving the last) */
     ds_float *ln1, *rstd1, *qkv, *att, *y, *resmid, *ln2, *rstd2, *gu, *h; /* per layer */
     ds_float *lnf, *rstdf, *logits, *losses;
-    ds_float *dres, *dln, *dqkv, *dy, *dgu, *dh, *dscratch, *wt; /* backward scratch, reused by every layer */
+    ds_float *dres, *dln, *dqkv, *dy, *dgu, *dh, *dscratch, *tscratch, *wt; /* scratch, reused by every layer */
     ds_float *rope_cos, *rope_sin; /* [max_seq][hd/2] */
     int32_t *inputs, *targets;
     float *weights;
@@ -3212,7 +3292,7 @@ DSDEF ds_model *ds_model_new(const ds_config *c, int B, int T, ds_error *err) {
     (void)per_layer;
     {
         size_t wt = V * D > 2 * F * D ? V * D : 2 * F * D; /* the largest weight, transposed */
-        size_t dh_scr = N * F + (size_t)B * KV * (size_t)T;
+        size_t dh_scr = N * F + (size_t)B * KV * (size_t)T + N * H * hd; /* dh, attention's dp and K/V transposes */
         if (Q * D > wt) wt = Q * D;
         for (n_acts = 0, i = 0; i < (size_t)n_parts; i++) n_acts += sizes[i];
         n_acts += dh_scr + wt;
@@ -3223,7 +3303,8 @@ DSDEF ds_model *ds_model_new(const ds_config *c, int B, int T, ds_error *err) {
         for (off = 0, i = 0; i < (size_t)n_parts; i++) { *ptrs[i] = m->acts + off; off += sizes[i]; }
         m->dh = m->acts + off;
         m->dscratch = m->dh + N * F;
-        m->wt = m->dscratch + (size_t)B * KV * (size_t)T;
+        m->tscratch = m->dscratch + (size_t)B * KV * (size_t)T;
+        m->wt = m->tscratch + N * H * hd;
     }
 #undef DS__PART
     /* RoPE tables, computed in double */
@@ -3323,6 +3404,7 @@ DSDEF int ds_model_forward(ds_model *m, const int32_t *inputs, const int32_t *ta
         rp.qkv = qkv, rp.cos = m->rope_cos, rp.sin = m->rope_sin, rp.T = (size_t)T, rp.nh = H + KV, rp.hd = hd, rp.stride = Q, rp.inverse = 0;
         ds_pool_for(pool, N, ds__rope_task, &rp);
         a.y = y, a.att = m->att + l * (size_t)m->B * H * (size_t)m->T * (size_t)m->T, a.qkv = qkv, a.B = (size_t)B, a.T = (size_t)T;
+        a.tscratch = m->tscratch;
         a.H = H, a.KV = KV, a.hd = hd, a.Q = Q;
         ds_pool_for(pool, (size_t)B * H, ds__attention_fwd_task, &a);
         memcpy(mid, x, N * D * sizeof(ds_float));
@@ -3419,7 +3501,7 @@ DSDEF int ds_model_backward(ds_model *m, float grad_scale, ds_pool *pool, ds_err
         /* y = attention(q, k, v) */
         memset(m->dqkv, 0, N * Q * sizeof(ds_float));
         a.dqkv = m->dqkv, a.scratch = m->dscratch, a.qkv = qkv, a.dy = m->dy, a.att = m->att + lz * (size_t)m->B * H * (size_t)m->T * (size_t)m->T;
-        a.B = B, a.T = T, a.H = H, a.KV = KV, a.hd = hd, a.Q = Q;
+        a.B = B, a.T = T, a.H = H, a.KV = KV, a.hd = hd, a.Q = Q, a.tscratch = m->tscratch;
         ds_pool_for(pool, B * KV, ds__attention_bwd_task, &a);
         /* q, k = rope(q, k) */
         rp.qkv = m->dqkv, rp.cos = m->rope_cos, rp.sin = m->rope_sin, rp.T = T, rp.nh = H + KV, rp.hd = hd, rp.stride = Q, rp.inverse = 1;

@@ -153,7 +153,7 @@ static double op_check_rmsnorm(void) {
 /* rope then attention on one q|k|v buffer: B=2, T=4, H=4, KV=2 (GQA), hd=4 */
 enum { AB = 2, AT = 4, AH = 4, AKV = 2, AHD = 4, AQ = (AH + 2 * AKV) * AHD, AN = AB * AT };
 typedef struct {
-    ds_float qkv[AN * AQ], work[AN * AQ], y[AN * AH * AHD], att[AB * AH * AT * AT], dy[AN * AH * AHD], dqkv[AN * AQ], scr[AB * AKV * AT];
+    ds_float qkv[AN * AQ], work[AN * AQ], y[AN * AH * AHD], att[AB * AH * AT * AT], dy[AN * AH * AHD], dqkv[AN * AQ], scr[AB * AKV * AT], tscr[AN * AH * AHD];
     ds_float cs[AT * AHD / 2], sn[AT * AHD / 2];
     ds__rope rp;
     ds__att a;
@@ -179,7 +179,7 @@ static double op_check_rope_attention(void) {
     for (i = 0; i < AN * AQ; i++) { k.qkv[i] = t_uniform(); k.dqkv[i] = 0; }
     for (i = 0; i < AN * AH * AHD; i++) k.dy[i] = t_uniform();
     k.rp.cos = k.cs, k.rp.sin = k.sn, k.rp.T = AT, k.rp.nh = AH + AKV, k.rp.hd = AHD, k.rp.stride = AQ;
-    k.a.y = k.y, k.a.att = k.att, k.a.dy = k.dy, k.a.dqkv = k.dqkv, k.a.scratch = k.scr;
+    k.a.y = k.y, k.a.att = k.att, k.a.dy = k.dy, k.a.dqkv = k.dqkv, k.a.scratch = k.scr, k.a.tscratch = k.tscr;
     k.a.B = AB, k.a.T = AT, k.a.H = AH, k.a.KV = AKV, k.a.hd = AHD, k.a.Q = AQ;
     att_J(&k);
     ds__attention_bwd_task(&k.a, 0, AB * AKV);

@@ -1,0 +1,72 @@
+/* bench_train.c - training throughput of deepseek.h on the standard configs of ../shared/bench:
+ *   build/bench_train [tiny|small|medium] [threads] [steps]
+ * One step = zero_grad + forward + backward + AdamW (with clipping), as torch_llama_train.py
+ * times it. Prints `tokens_per_s=... gflops=...` last, with the same FLOP formula:
+ * 6 * N_matmul + 12 * L * T * d_attn per token (N_matmul: q,k,v,o,gate,up,down, lm_head). */
+#define DEEPSEEK_IMPLEMENTATION
+#include "../deepseek.h"
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int cmp_d(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+int main(int argc, char **argv) {
+    const char *name = argc > 1 ? argv[1] : "small";
+    int threads = argc > 2 ? atoi(argv[2]) : 2, steps = argc > 3 ? atoi(argv[3]) : 20, warmup = 3, B, T, s, i;
+    ds_config c;
+    ds_error err;
+    ds_model *m;
+    ds_pool *pool;
+    ds_adamw opt = ds_adamw_default();
+    int32_t *tok;
+    double times[256], flops_per_token, nmat, t_fwd = 0, t_bwd = 0, t_opt = 0;
+    uint64_t rng = 1337;
+    if (ds_config_preset(name, &c, &err)) { fprintf(stderr, "%s\n", err.msg); return 2; }
+    B = !strcmp(name, "tiny") ? 16 : 8;
+    T = c.max_seq;
+    if (steps > 256) steps = 256;
+    m = ds_model_new(&c, B, T, &err);
+    pool = ds_pool_new(threads, &err);
+    if (!m || !pool) { fprintf(stderr, "%s\n", err.msg); return 1; }
+    ds_model_init(m, 1337);
+    tok = (int32_t *)malloc(sizeof(int32_t) * (size_t)(B * T + 1) * (size_t)(steps + warmup));
+    for (i = 0; i < (B * T + 1) * (steps + warmup); i++) {
+        rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+        tok[i] = (int32_t)((rng >> 33) % (uint64_t)c.vocab);
+    }
+    nmat = (double)c.d_model * c.d_model * 2 + 2.0 * c.d_model * (c.d_model / c.n_heads) * c.n_kv_heads + 3.0 * c.d_model * c.d_ff;
+    nmat = nmat * c.n_layers + (double)c.vocab * c.d_model;
+    flops_per_token = 6 * nmat + 12.0 * c.n_layers * T * c.d_model;
+    printf("deepseek.h | threads=%d | config %s vocab=%d dim=%d layers=%d heads=%d kv_heads=%d ffn=%d seq=%d batch=%d\n", threads, name,
+           c.vocab, c.d_model, c.n_layers, c.n_heads, c.n_kv_heads, c.d_ff, T, B);
+    for (s = 0; s < steps + warmup; s++) {
+        const int32_t *x = tok + (size_t)s * (size_t)(B * T + 1);
+        float loss;
+        double gn, t0 = ds_now(), t1, t2, t3;
+        ds_model_zero_grad(m);
+        if (ds_model_forward(m, x, x + 1, NULL, B, T, pool, &loss, &err)) { fprintf(stderr, "%s\n", err.msg); return 1; }
+        t1 = ds_now();
+        ds_model_backward(m, 1.0f, pool, &err);
+        t2 = ds_now();
+        ds_model_step(m, &opt, 3e-4, &gn, pool, &err);
+        t3 = ds_now();
+        printf("step %3d (%s) loss %.4f gnorm %.3f %.1f ms %.0f tok/s\n", s, s < warmup ? "warmup" : "timed", loss, gn, (t3 - t0) * 1e3,
+               B * T / (t3 - t0));
+        if (s >= warmup) { times[s - warmup] = t3 - t0; t_fwd += t1 - t0; t_bwd += t2 - t1; t_opt += t3 - t2; }
+    }
+    qsort(times, (size_t)steps, sizeof(double), cmp_d);
+    {
+        double med = steps % 2 ? times[steps / 2] : 0.5 * (times[steps / 2 - 1] + times[steps / 2]), tps = B * T / med;
+        printf("time split: forward %.0f%%, backward %.0f%%, optimizer %.0f%%\n", 100 * t_fwd / (t_fwd + t_bwd + t_opt),
+               100 * t_bwd / (t_fwd + t_bwd + t_opt), 100 * t_opt / (t_fwd + t_bwd + t_opt));
+        printf("step_ms median=%.2f\ntokens_per_s=%.1f gflops=%.2f\n", med * 1e3, tps, tps * flops_per_token * 1e-9);
+    }
+    ds_model_free(m);
+    ds_pool_free(pool);
+    free(tok);
+    return 0;
+}
