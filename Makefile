@@ -5,6 +5,7 @@
 #   make asan     the tests under AddressSanitizer and UndefinedBehaviorSanitizer
 #   make fuzz     libFuzzer targets (clang) for the JSON reader and the tokenizer loader
 #   make check-hf compare with Hugging Face `tokenizers` (npm; skips without node)
+#   make check-torch  loss and gradients against PyTorch (python3-torch; skips without it)
 #   make bench    tokenizer speed beside HF `tokenizers`
 #   make clean
 
@@ -20,7 +21,7 @@ B        = build
 
 EXAMPLES = $(B)/01_tokenizer
 
-.PHONY: all test demo asan fuzz fuzz-run check-hf bench clean
+.PHONY: all test demo asan fuzz fuzz-run check-hf check-torch bench clean
 
 all: $(B)/check_c $(B)/check_cpp $(EXAMPLES)
 
@@ -73,6 +74,17 @@ fuzz-run: $(FUZZ)
 
 check-hf: $(B)/01_tokenizer $(B)/tok_ids
 	sh tools/check_hf.sh
+
+# PyTorch reference (Debian's python3-torch; skips cleanly without it)
+check-torch: $(B)/torch_ref $(B)/torch_ref_f64
+	@if /usr/bin/python3 -c 'import torch' 2>/dev/null; then /usr/bin/python3 tools/check_torch.py $(FIXTURE_ARGS); \
+	 else echo "check-torch: skipped (PyTorch not installed: apt-get install python3-torch)"; fi
+
+$(B)/torch_ref: tools/torch_ref.c deepseek.h | $(B)
+	$(CC) -std=c99 $(WARN) $(CFLAGS) -o $@ tools/torch_ref.c $(LDLIBS)
+
+$(B)/torch_ref_f64: tools/torch_ref.c deepseek.h | $(B)
+	$(CC) -std=c99 $(WARN) -DDS_DOUBLE $(CFLAGS) -o $@ tools/torch_ref.c $(LDLIBS)
 
 $(B)/tok_ids: tools/tok_ids.c deepseek.h | $(B)
 	$(CC) -std=c99 $(WARN) $(CFLAGS) -o $@ tools/tok_ids.c $(LDLIBS)

@@ -4,7 +4,7 @@
 #include "../deepseek.h"
 #include "test.h"
 
-ds_test_state T;
+ds_test_state ds_tstate;
 
 #include "test_json.c"
 #include "test_tokenizer.c"
@@ -13,11 +13,11 @@ ds_test_state T;
 void suite_gradcheck(void); /* tests/gradcheck.c: a double-precision copy of the library */
 
 int main(int argc, char **argv) {
-    T.filter = argc > 1 ? argv[1] : NULL;
+    ds_tstate.filter = argc > 1 ? argv[1] : NULL;
     suite_json();
     suite_tokenizer();
     suite_model();
     suite_gradcheck();
-    printf("%d passed, %d failed, %d skipped\n", T.passed, T.failed, T.skipped);
-    return T.failed ? 1 : 0;
+    printf("%d passed, %d failed, %d skipped\n", ds_tstate.passed, ds_tstate.failed, ds_tstate.skipped);
+    return ds_tstate.failed ? 1 : 0;
 }

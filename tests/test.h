@@ -11,7 +11,7 @@
 #endif
 
 typedef struct { int passed, failed, skipped, cur_failed, cur_skipped; const char *filter; } ds_test_state;
-extern ds_test_state T; /* defined once, in main.c: every test translation unit reports there */
+extern ds_test_state ds_tstate; /* defined once, in main.c: every test translation unit reports there */
 
 #define CHECK(cond) do { if (!(cond)) { ds_test_fail(__FILE__, __LINE__, "%s", #cond); return; } } while (0)
 #define CHECKF(cond, ...) do { if (!(cond)) { ds_test_fail(__FILE__, __LINE__, __VA_ARGS__); return; } } while (0)
@@ -19,7 +19,7 @@ extern ds_test_state T; /* defined once, in main.c: every test translation unit 
     if (a_ != b_) { ds_test_fail(__FILE__, __LINE__, "%s == %lld, expected %s == %lld", #a, a_, #b, b_); return; } } while (0)
 #define CHECK_OK(call) do { ds_error e_; memset(&e_, 0, sizeof e_); int rc_ = (call); \
     if (rc_) { ds_test_fail(__FILE__, __LINE__, "%s failed: %s", #call, e_.msg); return; } } while (0)
-#define SKIP(...) do { T.cur_skipped = 1; printf("  skip: "); printf(__VA_ARGS__); printf("\n"); return; } while (0)
+#define SKIP(...) do { ds_tstate.cur_skipped = 1; printf("  skip: "); printf(__VA_ARGS__); printf("\n"); return; } while (0)
 #define RUN(fn) ds_test_run(#fn, fn)
 
 #if defined(__GNUC__) || defined(__clang__)
@@ -31,7 +31,7 @@ static void ds_test_run(const char *name, void (*fn)(void));
 #include <stdarg.h>
 static void ds_test_fail(const char *file, int line, const char *fmt, ...) {
     va_list ap;
-    T.cur_failed = 1;
+    ds_tstate.cur_failed = 1;
     printf("  %s:%d: ", file, line);
     va_start(ap, fmt);
     vprintf(fmt, ap);
@@ -40,13 +40,13 @@ static void ds_test_fail(const char *file, int line, const char *fmt, ...) {
 }
 
 static void ds_test_run(const char *name, void (*fn)(void)) {
-    if (T.filter && !strstr(name, T.filter)) return;
-    T.cur_failed = T.cur_skipped = 0;
+    if (ds_tstate.filter && !strstr(name, ds_tstate.filter)) return;
+    ds_tstate.cur_failed = ds_tstate.cur_skipped = 0;
     fflush(stdout);
     fn();
-    if (T.cur_failed) { T.failed++; printf("FAIL %s\n", name); }
-    else if (T.cur_skipped) { T.skipped++; printf("skip %s\n", name); }
-    else { T.passed++; printf("ok   %s\n", name); }
+    if (ds_tstate.cur_failed) { ds_tstate.failed++; printf("FAIL %s\n", name); }
+    else if (ds_tstate.cur_skipped) { ds_tstate.skipped++; printf("skip %s\n", name); }
+    else { ds_tstate.passed++; printf("ok   %s\n", name); }
     fflush(stdout);
 }
 

@@ -232,6 +232,85 @@ static void test_tensor_names(void) {
     ds_model_free(r.m);
 }
 
+
+/* ---- the PyTorch fixture (tools/check_torch.py --fixture): weights, a batch, torch's loss and
+   gradients for one config; deepseek.h must match them per tensor to 1e-5 ---------------------- */
+
+static const ds_json *fx_tensor(const ds_json_doc *h, const char *name, size_t *begin, size_t *end) {
+    const ds_json *t = ds_json_get(h->root, name), *o;
+    int64_t b, e;
+    if (!t || !(o = ds_json_get(t, "data_offsets")) || o->len != 2 || !ds_json_int(o->child, 0, INT64_MAX, &b) ||
+        !ds_json_int(o->child->next, 0, INT64_MAX, &e))
+        return NULL;
+    *begin = (size_t)b, *end = (size_t)e;
+    return t;
+}
+
+static void test_pytorch_fixture(void) {
+    size_t len, hl, b, e, i;
+    char *f = t_read("tests/fixtures/torch_ref_f32.safetensors", &len), *data;
+    ds_json_doc *h;
+    const ds_json *meta;
+    ds_config c;
+    ds_model *m;
+    ds_error err;
+    float loss;
+    int k, B, T;
+    double worst = 0;
+    if (!f) SKIP("tests/fixtures/torch_ref_f32.safetensors not found");
+    for (hl = 0, i = 0; i < 8; i++) hl |= (size_t)(unsigned char)f[i] << (8 * i);
+    h = ds_json_parse(f + 8, hl, &err);
+    CHECKF(h, "%s", err.msg);
+    data = f + 8 + hl;
+    meta = ds_json_get(h->root, "__metadata__");
+    ds_config_preset("test", &c, &err);
+    c.vocab = atoi(ds_json_get(meta, "vocab")->str), c.d_model = atoi(ds_json_get(meta, "d_model")->str);
+    c.n_layers = atoi(ds_json_get(meta, "n_layers")->str), c.n_heads = atoi(ds_json_get(meta, "n_heads")->str);
+    c.n_kv_heads = atoi(ds_json_get(meta, "n_kv_heads")->str), c.d_ff = atoi(ds_json_get(meta, "d_ff")->str);
+    B = atoi(ds_json_get(meta, "B")->str), T = atoi(ds_json_get(meta, "T")->str), c.max_seq = T;
+    m = ds_model_new(&c, B, T, &err);
+    CHECKF(m, "%s", err.msg);
+    for (k = 0; k < ds_model_n_tensors(m); k++) {
+        const ds_tensor *t = ds_model_tensor(m, k);
+        CHECKF(fx_tensor(h, t->name, &b, &e) && e - b == t->numel * 4, "fixture lacks %s", t->name);
+        memcpy(ds_model_params(m) + t->offset, data + b, e - b);
+    }
+    {
+        int32_t *in, *tg;
+        float *w;
+        CHECK(fx_tensor(h, "batch.inputs", &b, &e) && e - b == (size_t)(B * T) * 4);
+        in = (int32_t *)(void *)(data + b);
+        CHECK(fx_tensor(h, "batch.targets", &b, &e));
+        tg = (int32_t *)(void *)(data + b);
+        CHECK(fx_tensor(h, "batch.weights", &b, &e));
+        w = (float *)(void *)(data + b);
+        ds_model_zero_grad(m);
+        CHECK_OK(ds_model_forward(m, in, tg, w, B, T, NULL, &loss, &e_));
+        CHECK_OK(ds_model_backward(m, 1.0f, NULL, &e_));
+    }
+    CHECKF(fabs(loss - atof(ds_json_get(meta, "torch_loss")->str)) < 1e-5, "loss %.7f, PyTorch %s", loss, ds_json_get(meta, "torch_loss")->str);
+    for (k = 0; k < ds_model_n_tensors(m); k++) {
+        const ds_tensor *t = ds_model_tensor(m, k);
+        char name[96];
+        const float *ref;
+        double dd = 0, nn = 0;
+        snprintf(name, sizeof name, "torch_grad.%s", t->name);
+        CHECK(fx_tensor(h, name, &b, &e));
+        ref = (const float *)(const void *)(data + b);
+        for (i = 0; i < t->numel; i++) {
+            double d = (double)ds_model_grads(m)[t->offset + i] - ref[i];
+            dd += d * d;
+            nn += (double)ref[i] * ref[i];
+        }
+        if (sqrt(dd / nn) > worst) worst = sqrt(dd / nn);
+    }
+    printf("  PyTorch %s fixture: max per-tensor relative gradient error %.1e\n", ds_json_get(meta, "torch_version")->str, worst);
+    CHECK(worst < 1e-5);
+    ds_model_free(m);
+    ds_json_free(h);
+    free(f);
+}
+
 static void suite_model(void) {
     RUN(test_config_presets_and_validation);
     RUN(test_schedule_boundaries);
@@ -242,4 +321,5 @@ static void suite_model(void) {
     RUN(test_zero_weight_tokens_get_zero_gradient);
     RUN(test_gradient_accumulation);
     RUN(test_bad_input_and_non_finite);
+    RUN(test_pytorch_fixture);
 }

@@ -1,0 +1,147 @@
+#!/usr/bin/env python3
+"""check_torch.py - deepseek.h's loss and gradients against an independent PyTorch model.
+
+`make check-torch` runs it (Debian's python3-torch; it skips cleanly without torch). For each
+config, build/torch_ref (float) and build/torch_ref_f64 (double) dump the weights, a batch with
+per-token weights, their loss and every gradient (safetensors). This script rebuilds the model in
+PyTorch -- written here from the Hugging Face LLaMA definition, not from deepseek.h -- loads the
+same weights, computes the weighted cross-entropy and its gradients with autograd, and compares
+each tensor: ||g_ds - g_torch|| / ||g_torch|| <= 1e-5 in float32, 1e-10 in float64.
+
+  --fixture PATH   also write PyTorch's gradients for the first config (float32) there, which
+                   `make test` checks deepseek.h against without Python
+"""
+import json, math, os, struct, subprocess, sys
+
+try:
+    import torch
+    import torch.nn.functional as F
+except ImportError:
+    print("check-torch: skipped (PyTorch not installed: apt-get install python3-torch)")
+    sys.exit(0)
+
+CONFIGS = [  # V, D, L, H, KV, F, B, T
+    (64, 32, 2, 4, 4, 96, 2, 16),     # multi-head
+    (97, 48, 3, 6, 2, 128, 2, 24),    # GQA 3:1, odd vocabulary
+    (50, 24, 2, 3, 1, 64, 3, 9),      # one kv head, odd sequence length
+    (128, 64, 2, 8, 4, 176, 2, 32),   # GQA 2:1
+]
+
+DT = {"F32": (torch.float32, 4), "F64": (torch.float64, 8), "I32": (torch.int32, 4)}
+
+
+def read_safetensors(path):
+    with open(path, "rb") as f:
+        data = f.read()
+    (n,) = struct.unpack("<Q", data[:8])
+    header = json.loads(data[8:8 + n])
+    meta = header.pop("__metadata__", {})
+    base = 8 + n
+    out = {}
+    for name, h in header.items():
+        dtype, size = DT[h["dtype"]]
+        b, e = h["data_offsets"]
+        t = torch.frombuffer(bytearray(data[base + b:base + e]), dtype=dtype)
+        out[name] = t.reshape(h["shape"]).clone()
+    return out, meta
+
+
+def write_safetensors(path, tensors, meta):
+    header, blobs, off = {"__metadata__": meta}, [], 0
+    for name, t in tensors.items():
+        t = t.contiguous()
+        raw = t.numpy().tobytes()
+        header[name] = {"dtype": {torch.float32: "F32", torch.int32: "I32"}[t.dtype], "shape": list(t.shape),
+                        "data_offsets": [off, off + len(raw)]}
+        blobs.append(raw)
+        off += len(raw)
+    h = json.dumps(header, separators=(",", ":")).encode()
+    h += b" " * (-len(h) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(h)) + h + b"".join(blobs))
+
+
+def rms_norm(x, w, eps):
+    return w * (x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps))
+
+
+def rotate_half(x):
+    h = x.shape[-1] // 2
+    return torch.cat((-x[..., h:], x[..., :h]), dim=-1)
+
+
+def torch_loss(p, inputs, targets, weights, cfg, dtype):
+    V, D, L, H, KV, FF, B, T = cfg
+    hd, eps = D // H, 1e-6
+    inv = 1.0 / (10000.0 ** (torch.arange(0, hd, 2, dtype=torch.float64) / hd))
+    ang = torch.outer(torch.arange(T, dtype=torch.float64), inv)
+    emb = torch.cat((ang, ang), dim=-1)
+    cos, sin = emb.cos().to(dtype), emb.sin().to(dtype)
+    x = p["model.embed_tokens.weight"][inputs.long()].view(B, T, D)
+    mask = torch.full((T, T), float("-inf"), dtype=dtype).triu(1)
+    for l in range(L):
+        pre = f"model.layers.{l}."
+        h = rms_norm(x, p[pre + "input_layernorm.weight"], eps)
+        q = (h @ p[pre + "self_attn.q_proj.weight"].T).view(B, T, H, hd).transpose(1, 2)
+        k = (h @ p[pre + "self_attn.k_proj.weight"].T).view(B, T, KV, hd).transpose(1, 2)
+        v = (h @ p[pre + "self_attn.v_proj.weight"].T).view(B, T, KV, hd).transpose(1, 2)
+        q, k = q * cos + rotate_half(q) * sin, k * cos + rotate_half(k) * sin
+        k = k.repeat_interleave(H // KV, dim=1)  # query head h reads kv head h // (H / KV)
+        v = v.repeat_interleave(H // KV, dim=1)
+        att = torch.softmax(q @ k.transpose(2, 3) / math.sqrt(hd) + mask, dim=-1)
+        y = (att @ v).transpose(1, 2).reshape(B, T, D)
+        x = x + y @ p[pre + "self_attn.o_proj.weight"].T
+        h = rms_norm(x, p[pre + "post_attention_layernorm.weight"], eps)
+        g, u = h @ p[pre + "mlp.gate_proj.weight"].T, h @ p[pre + "mlp.up_proj.weight"].T
+        x = x + (F.silu(g) * u) @ p[pre + "mlp.down_proj.weight"].T
+    logits = rms_norm(x, p["model.norm.weight"], eps) @ p["lm_head.weight"].T
+    per_token = F.cross_entropy(logits.view(B * T, V), targets.long(), reduction="none")
+    w = weights.to(dtype)
+    return (per_token * w).sum() / w.sum()
+
+
+def check(binary, cfg, seed, tol, fixture=None):
+    path = f"build/torch_ref_{os.path.basename(binary)}_{seed}.safetensors"
+    subprocess.run([binary, path] + [str(c) for c in cfg] + [str(seed)], check=True, stdout=subprocess.DEVNULL)
+    t, meta = read_safetensors(path)
+    names = [n for n in t if not n.startswith(("grad.", "batch."))]
+    dtype = t[names[0]].dtype
+    params = {n: t[n].clone().requires_grad_(True) for n in names}
+    loss = torch_loss(params, t["batch.inputs"], t["batch.targets"], t["batch.weights"], cfg, dtype)
+    loss.backward()
+    loss_err = abs(float(meta["loss"]) - loss.item()) / abs(loss.item())
+    worst, worst_name = loss_err, "loss"
+    for n in names:
+        g_ref = params[n].grad.double()
+        err = ((t["grad." + n].double() - g_ref).norm() / g_ref.norm()).item()
+        if err > worst:
+            worst, worst_name = err, n
+    ok = worst <= tol
+    V, D, L, H, KV, FF, B, T = cfg
+    print(f"check-torch: {str(dtype):14s} V={V} D={D} L={L} H={H} KV={KV} F={FF} B={B} T={T}: loss {loss.item():.6f} "
+          f"(rel. err {loss_err:.1e}), max per-tensor gradient error {worst:.1e} ({worst_name}) -> {'ok' if ok else 'FAIL'} (tol {tol:g})")
+    if fixture:
+        out = {n: t[n] for n in names}
+        out.update({"torch_grad." + n: params[n].grad.detach().float() for n in names})
+        out.update({k: t[k] for k in ("batch.inputs", "batch.targets", "batch.weights")})
+        meta2 = dict(meta)
+        meta2["torch_loss"] = repr(loss.item())
+        meta2["torch_version"] = torch.__version__
+        write_safetensors(fixture, out, meta2)
+        print(f"check-torch: fixture written to {fixture}")
+    return ok
+
+
+def main():
+    fixture = sys.argv[sys.argv.index("--fixture") + 1] if "--fixture" in sys.argv else None
+    torch.manual_seed(0)
+    ok = True
+    for i, cfg in enumerate(CONFIGS):
+        ok &= check("build/torch_ref", cfg, 11 + i, 1e-5, fixture if i == 0 else None)
+        ok &= check("build/torch_ref_f64", cfg, 11 + i, 1e-10)
+    print("check-torch: " + ("all configs agree" if ok else "MISMATCH"))
+    sys.exit(0 if ok else 1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,107 @@
+/* torch_ref.c - dump a model, a batch, deepseek.h's loss and every parameter gradient as
+ * safetensors, for tools/check_torch.py to recompute in PyTorch.
+ *   build/torch_ref OUT.safetensors V D L H KV F B T SEED      (float; build/torch_ref_f64: double)
+ * Tensors: the parameters under their Hugging Face names, "grad.<name>" for each gradient,
+ * "batch.inputs" / "batch.targets" (I32) and "batch.weights" (F32); metadata: the config and loss. */
+#define DEEPSEEK_IMPLEMENTATION
+#include "../deepseek.h"
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct { const char *name; const char *dtype; int rows, cols; const void *data; size_t bytes; } entry;
+
+static int write_safetensors(const char *path, const entry *e, int n, const char *meta) {
+    ds_buf h = {0, 0, 0, 0}, out = {0, 0, 0, 0};
+    size_t off = 0, hl;
+    uint64_t le;
+    int i, b;
+    ds_error err;
+    ds_buf_printf(&h, "{\"__metadata__\":%s", meta);
+    for (i = 0; i < n; i++) {
+        ds_buf_printf(&h, ",\"%s\":{\"dtype\":\"%s\",\"shape\":", e[i].name, e[i].dtype);
+        if (e[i].cols) ds_buf_printf(&h, "[%d,%d]", e[i].rows, e[i].cols);
+        else ds_buf_printf(&h, "[%d]", e[i].rows);
+        ds_buf_printf(&h, ",\"data_offsets\":[%zu,%zu]}", off, off + e[i].bytes);
+        off += e[i].bytes;
+    }
+    ds_buf_puts(&h, "}");
+    while (h.len % 8) ds_buf_puts(&h, " ");
+    hl = h.len;
+    for (b = 0, le = 0; b < 8; b++) le |= (uint64_t)((hl >> (8 * b)) & 0xFF) << (8 * b); /* little-endian on x86 and arm */
+    ds_buf_append(&out, &le, 8);
+    ds_buf_append(&out, h.data, h.len);
+    for (i = 0; i < n; i++) ds_buf_append(&out, e[i].data, e[i].bytes);
+    if (out.oom || ds_write_file_atomic(path, out.data, out.len, &err)) { fprintf(stderr, "cannot write %s\n", path); return 1; }
+    ds_buf_free(&h);
+    ds_buf_free(&out);
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    ds_config c;
+    ds_error err;
+    ds_model *m;
+    int B, T, i, n, k;
+    uint64_t seed, r;
+    int32_t *in, *tg;
+    float *w, loss;
+    entry *e;
+    char meta[512], (*names)[80];
+    const char *dt = sizeof(ds_float) == 8 ? "F64" : "F32";
+    if (argc != 11) { fprintf(stderr, "usage: torch_ref OUT V D L H KV F B T SEED\n"); return 2; }
+    ds_config_preset("test", &c, &err);
+    c.vocab = atoi(argv[2]), c.d_model = atoi(argv[3]), c.n_layers = atoi(argv[4]), c.n_heads = atoi(argv[5]);
+    c.n_kv_heads = atoi(argv[6]), c.d_ff = atoi(argv[7]), B = atoi(argv[8]), T = atoi(argv[9]), c.max_seq = T;
+    seed = strtoull(argv[10], NULL, 10);
+    c.init_std = 0.1; /* larger than the paper's 0.006 so that every path carries a clear gradient */
+    if (!(m = ds_model_new(&c, B, T, &err))) { fprintf(stderr, "%s\n", err.msg); return 1; }
+    ds_model_init(m, seed);
+    n = B * T;
+    in = (int32_t *)malloc(sizeof(int32_t) * (size_t)n);
+    tg = (int32_t *)malloc(sizeof(int32_t) * (size_t)n);
+    w = (float *)malloc(sizeof(float) * (size_t)n);
+    for (r = seed * 2654435761u + 1, i = 0; i < n; i++) {
+        r = r * 6364136223846793005ull + 1442695040888963407ull;
+        in[i] = (int32_t)((r >> 33) % (uint64_t)c.vocab);
+        tg[i] = (int32_t)((r >> 13) % (uint64_t)c.vocab);
+        w[i] = (float)((r >> 50) % 3) * 0.5f; /* 0, 0.5 or 1: masked and weighted tokens */
+    }
+    for (k = 0; k < ds_model_n_tensors(m); k++) { /* RMSNorm gains away from 1 */
+        const ds_tensor *t = ds_model_tensor(m, k);
+        size_t j;
+        if (!t->cols)
+            for (j = 0; j < t->numel; j++) ds_model_params(m)[t->offset + j] = (ds_float)(1.0 + 0.1 * (double)((j * 7919) % 13) / 13.0);
+    }
+    ds_model_zero_grad(m);
+    if (ds_model_forward(m, in, tg, w, B, T, NULL, &loss, &err) || ds_model_backward(m, 1.0f, NULL, &err)) {
+        fprintf(stderr, "%s\n", err.msg);
+        return 1;
+    }
+    { /* the loss in full precision, recomputed from the per-token losses */
+        double s = 0, ws = 0;
+        for (i = 0; i < n; i++) { s += w[i] * (double)m->losses[i]; ws += w[i]; }
+        snprintf(meta, sizeof meta, "{\"vocab\":\"%d\",\"d_model\":\"%d\",\"n_layers\":\"%d\",\"n_heads\":\"%d\",\"n_kv_heads\":\"%d\","
+                 "\"d_ff\":\"%d\",\"B\":\"%d\",\"T\":\"%d\",\"rope_theta\":\"10000\",\"norm_eps\":\"1e-06\",\"loss\":\"%.17g\"}",
+                 c.vocab, c.d_model, c.n_layers, c.n_heads, c.n_kv_heads, c.d_ff, B, T, s / ws);
+    }
+    k = ds_model_n_tensors(m);
+    e = (entry *)calloc((size_t)(2 * k + 3), sizeof(entry));
+    names = (char(*)[80])calloc((size_t)k, 80);
+    for (i = 0; i < k; i++) {
+        const ds_tensor *t = ds_model_tensor(m, i);
+        e[i].name = t->name, e[i].dtype = dt, e[i].rows = t->rows, e[i].cols = t->cols;
+        e[i].data = ds_model_params(m) + t->offset, e[i].bytes = t->numel * sizeof(ds_float);
+        snprintf(names[i], 80, "grad.%s", t->name);
+        e[k + i] = e[i];
+        e[k + i].name = names[i];
+        e[k + i].data = ds_model_grads(m) + t->offset;
+    }
+    e[2 * k].name = "batch.inputs", e[2 * k].dtype = "I32", e[2 * k].rows = n, e[2 * k].data = in, e[2 * k].bytes = sizeof(int32_t) * (size_t)n;
+    e[2 * k + 1] = e[2 * k], e[2 * k + 1].name = "batch.targets", e[2 * k + 1].data = tg;
+    e[2 * k + 2] = e[2 * k], e[2 * k + 2].name = "batch.weights", e[2 * k + 2].dtype = "F32", e[2 * k + 2].data = w;
+    if (write_safetensors(argv[1], e, 2 * k + 3, meta)) return 1;
+    printf("%s: loss %.9f, %zu parameters (%s)\n", argv[1], loss, ds_model_n_params(m), dt);
+    ds_model_free(m);
+    return 0;
+}
