@@ -153,7 +153,7 @@ static double op_check_rmsnorm(void) {
 /* rope then attention on one q|k|v buffer: B=2, T=4, H=4, KV=2 (GQA), hd=4 */
 enum { AB = 2, AT = 4, AH = 4, AKV = 2, AHD = 4, AQ = (AH + 2 * AKV) * AHD, AN = AB * AT };
 typedef struct {
-    ds_float qkv[AN * AQ], work[AN * AQ], y[AN * AH * AHD], att[AB * AH * AT * AT], dy[AN * AH * AHD], dqkv[AN * AQ], scr[AB * AKV * AT], tscr[AN * AH * AHD];
+    ds_float qkv[AN * AQ], work[AN * AQ], y[AN * AH * AHD], att[AB * AH * AT * AT], dy[AN * AH * AHD], dqkv[AN * AQ], scr[AB * AKV * AT * AT], tscr[AN * AH * AHD];
     ds_float cs[AT * AHD / 2], sn[AT * AHD / 2];
     ds__rope rp;
     ds__att a;
