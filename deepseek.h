@@ -2811,12 +2811,13 @@ typedef struct ds__mm {
     const ds_float *A, *B;
     size_t M, N, K, sam, sak, ldb, ldc;
     int accumulate;
+    int packed; /* B holds just the current strip: its column 0 is column n */
 } ds__mm;
 
 #ifdef DS__SIMD
 /* 4 rows x 4 vectors */
 static void ds__mm_tile(const ds__mm *g, size_t m, size_t n) {
-    const ds_float *A = g->A + m * g->sam, *B = g->B + n;
+    const ds_float *A = g->A + m * g->sam, *B = g->B + (g->packed ? 0 : n);
     ds_float *C = g->C + m * g->ldc + n;
     size_t k, sam = g->sam, sak = g->sak, ldb = g->ldb, ldc = g->ldc;
     ds__vec c00, c01, c02, c03, c10, c11, c12, c13, c20, c21, c22, c23, c30, c31, c32, c33;
@@ -2870,7 +2871,7 @@ static void ds__mm_tile1(const ds__mm *g, size_t m, size_t n, size_t mr) {
 #else
 static void ds__mm_tile(const ds__mm *g, size_t m, size_t n) {
     ds_float acc[DS__MR][DS__NR];
-    const ds_float *A = g->A + m * g->sam, *B = g->B + n;
+    const ds_float *A = g->A + m * g->sam, *B = g->B + (g->packed ? 0 : n);
     ds_float *C = g->C + m * g->ldc + n;
     size_t k, sam = g->sam, sak = g->sak, ldb = g->ldb, ldc = g->ldc;
     int r, j;
@@ -2914,20 +2915,31 @@ static void ds__mm_edge(const ds__mm *g, size_t m, size_t n, size_t mr, size_t n
 static void ds__mm_task(void *ctx, size_t t0, size_t t1) { /* tasks are tiles of MR rows */
     const ds__mm *g0 = (const ds__mm *)ctx;
     size_t m0 = t0 * DS__MR, m1 = t1 * DS__MR < g0->M ? t1 * DS__MR : g0->M, n, m, pc;
+    ds_float bp[DS_MM_KC * DS__NR];
     for (n = 0; n < g0->N; n += DS__NR) {
         size_t nr = g0->N - n < (size_t)DS__NR ? g0->N - n : (size_t)DS__NR;
         for (pc = 0; pc < g0->K || pc == 0; pc += DS_MM_KC) {
             /* the block k in [pc, pc + KC): every element still sums k in ascending order, with its
                running value parked in C between blocks, so the result does not depend on KC */
-            ds__mm g = *g0;
+            ds__mm g = *g0, ge;
             g.K = g0->K - pc < DS_MM_KC ? g0->K - pc : DS_MM_KC;
             g.A = g0->A + pc * g0->sak;
             g.B = g0->B + pc * g0->ldb;
             g.accumulate = g0->accumulate || pc > 0;
+            ge = g; /* the edges read B where it is */
+            if (nr == (size_t)DS__NR && m1 - m0 >= 4 * DS__MR) {
+                /* pack the KC x NR strip of B contiguously (32 KB): with a power-of-two row
+                   stride its rows would fall into a few L1 sets and evict each other */
+                size_t k;
+                for (k = 0; k < g.K; k++) memcpy(bp + k * DS__NR, g.B + k * g.ldb + n, DS__NR * sizeof(ds_float));
+                g.B = bp;
+                g.ldb = DS__NR;
+                g.packed = 1;
+            }
             for (m = m0; m < m1; m += DS__MR) {
                 size_t mr = m1 - m < DS__MR ? m1 - m : DS__MR;
                 if (mr == DS__MR && nr == (size_t)DS__NR) ds__mm_tile(&g, m, n);
-                else ds__mm_edge(&g, m, n, mr, nr);
+                else ds__mm_edge(&ge, m, n, mr, nr);
             }
             if (g0->K == 0) break;
         }
@@ -2939,6 +2951,7 @@ static void ds__matmul(ds_pool *pool, ds_float *C, size_t ldc, const ds_float *A
     ds__mm g;
     g.C = C, g.A = A, g.B = B, g.M = M, g.N = N, g.K = K, g.sam = sam, g.sak = sak, g.ldb = ldb, g.ldc = ldc;
     g.accumulate = accumulate;
+    g.packed = 0;
     ds_pool_for(pool, (M + DS__MR - 1) / DS__MR, ds__mm_task, &g);
 }
 
