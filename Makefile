@@ -6,7 +6,7 @@
 #   make fuzz     libFuzzer targets (clang) for the JSON reader and the tokenizer loader
 #   make check-hf compare with Hugging Face `tokenizers` (npm; skips without node)
 #   make check-torch  loss and gradients against PyTorch (python3-torch; skips without it)
-#   make bench    tokenizer speed beside HF `tokenizers`
+#   make bench    tokenizer beside HF `tokenizers`, trainer beside PyTorch (make bench-train: only that)
 #   make clean
 
 CC      ?= cc
@@ -22,7 +22,7 @@ B        = build
 
 EXAMPLES = $(B)/01_tokenizer
 
-.PHONY: all test demo asan fuzz fuzz-run check-hf check-torch bench clean
+.PHONY: all test demo asan fuzz fuzz-run check-hf check-torch bench bench-train clean
 
 all: $(B)/check_c $(B)/check_cpp $(EXAMPLES)
 
@@ -96,8 +96,12 @@ $(B)/bench_train: bench/bench_train.c deepseek.h | $(B)
 $(B)/bench_tokenizer: bench/bench_tokenizer.c deepseek.h | $(B)
 	$(CC) -std=c99 $(WARN) $(CFLAGS) -o $@ bench/bench_tokenizer.c $(LDLIBS)
 
-bench: $(B)/bench_tokenizer
+bench: $(B)/bench_tokenizer $(B)/bench_train
 	sh bench/bench_tokenizer.sh
+	sh bench/bench_train.sh
+
+bench-train: $(B)/bench_train
+	sh bench/bench_train.sh
 
 clean:
 	rm -rf $(B)

@@ -1,4 +1,4 @@
-/* deepseek.h - v0.1 - public domain / MIT - the DeepSeek LLM training pipeline in one C header
+/* deepseek.h - v0.2 - public domain / MIT - the DeepSeek LLM training pipeline in one C header
                                               https://arxiv.org/abs/2401.02954
 
    deepseek.h implements, in C99 with libc and pthreads only, the pipeline of the paper
@@ -17,7 +17,7 @@
       #include "deepseek.h"
 
    Every other file includes "deepseek.h" without the define and sees only the declarations.
-   Link with -lm (and -lpthread once the threaded CPU path lands).
+   Link with -lm -lpthread.
 
    QUICK NOTES
       - Byte-level BPE with DeepSeek's exact pre-tokenizer (a hand-written UTF-8 scanner, no regex
@@ -26,9 +26,12 @@
       - A small strict JSON reader and writer: the one JSON path of the library.
       - Everything returns an error code and fills a ds_error with a sentence you can print.
         Nothing here exits, aborts, or prints on bad input, and nothing keeps global state.
-      - Status of this version: §2.1 (tokenizer) is complete. The model (§2.2), the optimizer and
-        schedule (§2.3), scaling-law tools (§3) and alignment (§4-5) arrive in later versions;
-        the table of contents below marks what is here.
+      - A LLaMA-style transformer (§2.2) with a hand-written backward pass, checked against finite
+        differences and against PyTorch; AdamW with clipping and the multi-step schedule (§2.3);
+        a pthreads pool whose results are bit-identical for any thread count.
+      - Status of this version: §2.1-2.3 are here. Checkpoints, data and generation (§2.3-2.4),
+        scaling-law tools (§3) and alignment (§4-5) arrive in later versions; the table of
+        contents below marks what is here.
 
    TABLE OF CONTENTS (by paper section)
       [here]  0. Errors, buffers, UTF-8, files   ds_error, ds_buf, ds_utf8_decode, ds_read_file,
@@ -38,11 +41,14 @@
       [here]  §2.1 Tokenizer: BPE trainer        ds_bpe_trainer_new/_feed/_train
       [here]  §2.1 Tokenizer: encode/decode      ds_tokenizer_encode, ds_tokenizer_decode
       [here]  §2.1 Tokenizer: tokenizer.json     ds_tokenizer_load, ds_tokenizer_save
-      [later] §2.2 Model: LLaMA-style transformer, hand-written backward
-      [later] §2.3 Optimizer: AdamW, clipping, multi-step and cosine schedules
+      [here]  Threads: a pool object             ds_pool_new, ds_pool_for
+      [here]  §2.2 Model: config and presets     ds_config, ds_config_preset, ds_ffn_dim
+      [here]  §2.2 Model: forward and backward   ds_model_new, ds_model_forward, ds_model_backward
+      [here]  §2.3 Optimizer and schedules       ds_model_step (AdamW + clipping), ds_schedule_lr
+      [later] §2.3-2.4 Checkpoints (safetensors + config.json), data, bits-per-byte, generation
       [later] §3   Scaling laws: FLOPs/token, power-law and IsoFLOP fits, bits-per-byte
       [later] §4-5 Alignment: SFT, DPO, chat template
-      [later] Backends: threaded CPU (pthreads), CUDA (deepseek_cuda.cuh)
+      [later] Backends: CUDA (deepseek_cuda.cuh)
 
    COMPILE-TIME OPTIONS (define before including, in the file with DEEPSEEK_IMPLEMENTATION unless
    noted)
@@ -53,6 +59,14 @@
       DS_ASSERT(x)          (default: assert(x)) internal invariants only, never input validation.
       DS_JSON_MAX_DEPTH     (default: 128) the nesting limit of the JSON reader.
       DS_BPE_CACHE_WORDS    (default: 65536) words the encoder memoizes before it starts over.
+      DS_DOUBLE             (default: undefined) the model computes in double (ds_float), for
+                            finite-difference checks. Define it everywhere the header is included.
+      DS_NO_THREADS         (default: undefined) no pthreads: every ds_pool runs on its caller.
+      DS_NO_SIMD            (default: undefined) the plain-C matmul tile instead of the GCC/clang
+                            vector-extension one.
+      DS_MM_KC              (default: 128) the matmul's k-block.
+   Build with -O2 or -O3, and -ffp-contract=fast (ISO C modes otherwise forbid fusing a*b+c into
+   one FMA, which halves the matmul's speed). Never -Ofast: it breaks the NaN checks.
 
    ERRORS
       Functions that can fail return an int: DS_OK (0) or a DS_ERR_* code; constructors return a
@@ -64,18 +78,23 @@
       There is no errno-style global and no thread-local: the error travels with the call.
 
    THREADING
-      No global state: any number of tokenizers (and, later, models) may live in one program.
+      No global state: any number of tokenizers, models and pools may live in one program.
       Distinct objects may be used from distinct threads freely. One ds_tokenizer must not be used
       to *encode* from two threads at once, because it memoizes the words it has encoded; decoding
-      and the read-only accessors are safe to share. (The model's thread pool, a ds_threadpool
-      object, arrives with §2.2.)
+      and the read-only accessors are safe to share. The model's kernels run on a ds_pool you pass
+      in (NULL: the calling thread); they split outputs, never reductions, so the loss, gradients
+      and parameters are bit-identical for any number of threads.
 
    DETERMINISM
       Tokenizer training is a pure function of its input and target size: ties between equally
       frequent pairs are broken by the lower (left id, right id), so every platform learns the same
-      merges in the same order.
+      merges in the same order. Model initialization is a seeded, platform-independent stream;
+      training results do not depend on the thread count. They may differ in the last bits across
+      CPUs (SIMD width) and compiler flags (FMA contraction).
 
    VERSION HISTORY
+      0.2  (2026-11-23)  §2.2 the model with hand-written backward; §2.3 AdamW, clipping, multi-step
+                         and cosine schedules; the thread pool.
       0.1  (2026-11-23)  JSON reader/writer; §2.1 tokenizer: pre-tokenizer, BPE trainer (fast and
                          reference), encode/decode with special-token policy, tokenizer.json I/O.
 
