@@ -2604,23 +2604,43 @@ static void ds__chunk(size_t n, int parts, int k, size_t *b, size_t *e) {
     *e = *b + n / (size_t)parts + ((size_t)k < n % (size_t)parts);
 }
 
+/* Hand-offs happen hundreds of times per training step, so both sides first spin briefly on
+   the counters (GCC/clang atomics) before sleeping on the condition variables. The counters are
+   re-checked under the mutex before any wait, so no wake-up is lost. */
+#if defined(__GNUC__) || defined(__clang__)
+#define DS__LOAD(p) __atomic_load_n(p, __ATOMIC_ACQUIRE)
+#define DS__SPIN 20000
+#if defined(__x86_64__) || defined(__i386__)
+#define DS__PAUSE() __builtin_ia32_pause()
+#else
+#define DS__PAUSE() ((void)0)
+#endif
+#else
+#define DS__LOAD(p) (*(p))
+#define DS__SPIN 0
+#define DS__PAUSE() ((void)0)
+#endif
+
 static void *ds__worker_main(void *arg) {
     ds__worker *w = (ds__worker *)arg;
     ds_pool *p = w->pool;
     unsigned long seen = 0;
-    pthread_mutex_lock(&p->mu);
     for (;;) {
         size_t b, e;
+        int spin = 0, last;
+        while (DS__LOAD(&p->gen) == seen && !DS__LOAD(&p->quit) && spin < DS__SPIN) { DS__PAUSE(); spin++; }
+        pthread_mutex_lock(&p->mu);
         while (p->gen == seen && !p->quit) pthread_cond_wait(&p->go, &p->mu);
-        if (p->quit) break;
+        if (p->quit) { pthread_mutex_unlock(&p->mu); break; }
         seen = p->gen;
         pthread_mutex_unlock(&p->mu);
         ds__chunk(p->total, p->n, w->k, &b, &e);
         if (b < e) p->fn(p->ctx, b, e);
         pthread_mutex_lock(&p->mu);
-        if (--p->pending == 0) pthread_cond_signal(&p->done);
+        last = --p->pending == 0;
+        if (last) pthread_cond_signal(&p->done);
+        pthread_mutex_unlock(&p->mu);
     }
-    pthread_mutex_unlock(&p->mu);
     return NULL;
 }
 #endif
@@ -2692,6 +2712,10 @@ DSDEF void ds_pool_for(ds_pool *p, size_t n, void (*fn)(void *ctx, size_t begin,
         pthread_mutex_unlock(&p->mu);
         ds__chunk(n, p->n, 0, &b, &e);
         if (b < e) fn(ctx, b, e);
+        {
+            int spin = 0;
+            while (DS__LOAD(&p->pending) > 0 && spin < DS__SPIN) { DS__PAUSE(); spin++; }
+        }
         pthread_mutex_lock(&p->mu);
         while (p->pending > 0) pthread_cond_wait(&p->done, &p->mu);
         pthread_mutex_unlock(&p->mu);
@@ -2894,6 +2918,34 @@ static void ds__mm_tile(const ds__mm *g, size_t m, size_t n) {
     C += ldc;
     ds__vstore(C, c30), ds__vstore(C + DS__VL, c31), ds__vstore(C + 2 * DS__VL, c32), ds__vstore(C + 3 * DS__VL, c33);
 }
+/* 4 rows x 2 vectors: a 32-wide remainder (head size 32 in attention's products) */
+static void ds__mm_tile2(const ds__mm *g, size_t m, size_t n) {
+    const ds_float *A = g->A + m * g->sam, *B = g->B + n;
+    ds_float *C = g->C + m * g->ldc + n;
+    size_t k, sam = g->sam, sak = g->sak, ldb = g->ldb, ldc = g->ldc;
+    ds__vec c00, c01, c10, c11, c20, c21, c30, c31;
+    if (g->accumulate) {
+        c00 = ds__vload(C), c01 = ds__vload(C + DS__VL), c10 = ds__vload(C + ldc), c11 = ds__vload(C + ldc + DS__VL);
+        c20 = ds__vload(C + 2 * ldc), c21 = ds__vload(C + 2 * ldc + DS__VL), c30 = ds__vload(C + 3 * ldc);
+        c31 = ds__vload(C + 3 * ldc + DS__VL);
+    } else {
+        ds__vec z = {0};
+        c00 = c01 = c10 = c11 = c20 = c21 = c30 = c31 = z;
+    }
+    for (k = 0; k < g->K; k++) {
+        ds__vec b0 = ds__vload(B + k * ldb), b1 = ds__vload(B + k * ldb + DS__VL);
+        ds_float a0 = A[k * sak], a1 = A[sam + k * sak], a2 = A[2 * sam + k * sak], a3 = A[3 * sam + k * sak];
+#if defined(__x86_64__) || defined(__i386__)
+        __asm__("" : "+v"(b0), "+v"(b1));
+#endif
+        c00 += a0 * b0, c01 += a0 * b1, c10 += a1 * b0, c11 += a1 * b1;
+        c20 += a2 * b0, c21 += a2 * b1, c30 += a3 * b0, c31 += a3 * b1;
+    }
+    ds__vstore(C, c00), ds__vstore(C + DS__VL, c01);
+    ds__vstore(C + ldc, c10), ds__vstore(C + ldc + DS__VL, c11);
+    ds__vstore(C + 2 * ldc, c20), ds__vstore(C + 2 * ldc + DS__VL, c21);
+    ds__vstore(C + 3 * ldc, c30), ds__vstore(C + 3 * ldc + DS__VL, c31);
+}
 /* mr <= 4 rows x one vector: the column remainder that is a whole number of vectors */
 static void ds__mm_tile1(const ds__mm *g, size_t m, size_t n, size_t mr) {
     ds__vec c[DS__MR];
@@ -2936,6 +2988,8 @@ static void ds__mm_tile(const ds__mm *g, size_t m, size_t n) {
 static void ds__mm_edge(const ds__mm *g, size_t m, size_t n, size_t mr, size_t nr) {
     size_t r, j, k;
 #ifdef DS__SIMD
+    if (mr == DS__MR)
+        for (; nr >= 2 * (size_t)DS__VL; n += 2 * DS__VL, nr -= 2 * DS__VL) ds__mm_tile2(g, m, n);
     for (; nr >= (size_t)DS__VL; n += DS__VL, nr -= DS__VL) ds__mm_tile1(g, m, n, mr);
 #endif
     for (r = 0; r < mr; r++) {
