@@ -2811,14 +2811,16 @@ DSDEF int ds_config_validate(const ds_config *c, ds_error *err) {
 #else
 /* exp for float, branch-free so that loops over it vectorize (libm's expf is a scalar call):
    e^x = 2^n e^r with n = round(x log2 e), |r| <= ln2/2, e^r by Cephes' degree-6 polynomial,
-   2^n built in the exponent bits. Within 2 ulp of expf on [-87.3, 88.7]; clamped outside. */
+   2^n built in the exponent bits. Within 1 ulp of expf on [-87.3, 88.3]; clamped outside;
+   NaN in, NaN out. */
 static float ds__expf(float x) {
-    float n, r, p;
+    float n, r, p, y = x;
     int32_t e;
-    x = x < -87.3f ? -87.3f : x;
-    x = x > 88.7f ? 88.7f : x;
-    n = (x * 1.44269504f + 12582912.0f) - 12582912.0f; /* round to nearest: add and drop 1.5 * 2^23 */
-    r = x - n * 0.693359375f + n * 2.12194440e-4f;
+    y = y < -87.3f ? -87.3f : y;
+    y = y > 88.3f ? 88.3f : y; /* keeps 2^n a normal float: n <= 127 */
+    y = y == y ? y : 0.0f;     /* NaN: compute on 0, return NaN below (no UB converting it) */
+    n = (y * 1.44269504f + 12582912.0f) - 12582912.0f; /* round to nearest: add and drop 1.5 * 2^23 */
+    r = y - n * 0.693359375f + n * 2.12194440e-4f;
     p = 1.9875691500e-4f;
     p = p * r + 1.3981999507e-3f;
     p = p * r + 8.3334519073e-3f;
@@ -2828,7 +2830,7 @@ static float ds__expf(float x) {
     p = p * r * r + r + 1.0f;
     e = ((int32_t)n + 127) << 23;
     memcpy(&n, &e, sizeof n);
-    return p * n;
+    return x == x ? p * n : x;
 }
 #define DS_EXP ds__expf
 #define DS_LOG logf
