@@ -427,6 +427,41 @@ DSDEF ds_schedule ds_schedule_cosine(double peak_lr, long warmup_steps, long tot
 /* The learning rate of step (0-based). */
 DSDEF double ds_schedule_lr(const ds_schedule *s, long step);
 
+/* ============================================================================================
+   §2.4 Checkpoints: a directory a Hugging Face user recognises, and exact resume
+     config.json                 LlamaConfig keys ("architectures": ["LlamaForCausalLM"], ...)
+     model.safetensors           the weights under the HF LLaMA names, F32 (or BF16 to export)
+     tokenizer.json              when a tokenizer is given
+     trainer_state.safetensors   AdamW's moments, the step, tokens seen, data position, RNG state
+   The directory is written whole as "<dir>.tmp" and swapped in by renames, so a crash (or a full
+   disk) never damages the last good checkpoint: a reader finds either the old one or the new one
+   (after a crash between the two renames, "<dir>.old", which ds_checkpoint_load falls back to).
+   ============================================================================================ */
+
+enum { DS_DTYPE_F32 = 0, DS_DTYPE_BF16 = 1 };
+
+typedef struct ds_train_state {
+    long step;             /* optimizer steps done */
+    uint64_t tokens_seen;
+    uint64_t data_pos;     /* where the data reader stands (the caller's meaning) */
+    uint64_t rng;          /* the caller's sampler RNG state */
+} ds_train_state;
+
+/* Saves the model (and, when st is not NULL, the optimizer and trainer state; with tok, the
+   tokenizer). BF16 weights are for export: exact resume needs DS_DTYPE_F32. */
+DSDEF int ds_checkpoint_save(const ds_model *m, const ds_tokenizer *tok, const ds_train_state *st, const char *dir, int dtype,
+                             ds_error *err);
+/* Loads a checkpoint directory -- ours, or a Hugging Face LLaMA checkpoint (F32, BF16, F16 or
+   F64 weights; tied embeddings are untied by copying) -- into a new model with room for B x T.
+   With st, also restores the optimizer and trainer state (an error if the file is missing).
+   Validates everything: header size, JSON, dtypes, shapes against config.json, byte ranges; the
+   first problem is reported in words. */
+DSDEF ds_model *ds_checkpoint_load(const char *dir, int B, int T, ds_train_state *st, ds_error *err);
+/* config.json <-> ds_config (LlamaConfig keys; unknown keys are ignored, unsupported values --
+   biases, another activation, RoPE scaling -- refused). */
+DSDEF int ds_config_from_json(const char *json, size_t len, ds_config *c, ds_error *err);
+DSDEF int ds_config_to_json(const ds_config *c, int dtype, int32_t bos, int32_t eos, ds_buf *out, ds_error *err);
+
 #ifdef __cplusplus
 }
 #endif
@@ -511,6 +546,20 @@ static int ds__fail(ds_error *err, int code, const char *fmt, ...) {
     return code;
 }
 #define DS__OOM(err) ds__fail(err, DS_ERR_NOMEM, "out of memory")
+
+/* err->msg = "<where>: <err->msg>", to say which file a nested failure came from */
+static void ds__err_prefix(ds_error *err, const char *where) {
+    char msg[sizeof err->msg];
+    size_t n;
+    if (!err || !where) return;
+    n = strlen(where);
+    if (n + 2 >= sizeof msg) n = sizeof msg - 3;
+    memcpy(msg, where, n);
+    msg[n] = ':', msg[n + 1] = ' ';
+    memcpy(msg + n + 2, err->msg, sizeof msg - n - 2);
+    msg[sizeof msg - 1] = 0;
+    memcpy(err->msg, msg, sizeof msg);
+}
 
 /* calloc through the user's allocator, with the n*size overflow check */
 static void *ds__calloc(size_t n, size_t size) {
@@ -2200,12 +2249,7 @@ DSDEF ds_tokenizer *ds_tokenizer_load(const char *path, ds_error *err) {
     if (!text) return NULL;
     t = ds_tokenizer_from_json(text, len, err);
     DS_FREE(text);
-    if (!t && err) { /* say which file */
-        ds_buf m = {0, 0, 0, 0};
-        ds_buf_printf(&m, "%s: %s", path, err->msg);
-        if (!m.oom) snprintf(err->msg, sizeof err->msg, "%s", m.data);
-        ds_buf_free(&m);
-    }
+    if (!t) ds__err_prefix(err, path); /* say which file */
     return t;
 }
 
@@ -3744,6 +3788,461 @@ DSDEF double ds_schedule_lr(const ds_schedule *s, long step) {
     }
     default: return s->peak_lr;
     }
+}
+
+
+/* ============================================================================================
+   §2.4 Checkpoints
+   ============================================================================================ */
+
+#ifdef DS__POSIX
+#include <sys/stat.h>
+#endif
+
+/* ---- config.json ---------------------------------------------------------------------------- */
+
+DSDEF int ds_config_to_json(const ds_config *c, int dtype, int32_t bos, int32_t eos, ds_buf *o, ds_error *err) {
+    if (!c || !o) return ds__fail(err, DS_ERR_INVALID, "ds_config_to_json: NULL argument");
+    ds_buf_puts(o, "{\n  \"architectures\": [\"LlamaForCausalLM\"],\n  \"model_type\": \"llama\",\n");
+    ds_buf_printf(o, "  \"vocab_size\": %d,\n  \"hidden_size\": %d,\n  \"intermediate_size\": %d,\n  \"num_hidden_layers\": %d,\n",
+                  c->vocab, c->d_model, c->d_ff, c->n_layers);
+    ds_buf_printf(o, "  \"num_attention_heads\": %d,\n  \"num_key_value_heads\": %d,\n  \"max_position_embeddings\": %d,\n",
+                  c->n_heads, c->n_kv_heads, c->max_seq);
+    ds_buf_printf(o, "  \"rms_norm_eps\": %.17g,\n  \"rope_theta\": %.17g,\n  \"initializer_range\": %.17g,\n", c->norm_eps, c->rope_theta,
+                  c->init_std);
+    ds_buf_puts(o, "  \"hidden_act\": \"silu\",\n  \"attention_bias\": false,\n  \"mlp_bias\": false,\n  \"rope_scaling\": null,\n"
+                   "  \"tie_word_embeddings\": false,\n");
+    if (bos >= 0) ds_buf_printf(o, "  \"bos_token_id\": %d,\n", (int)bos);
+    if (eos >= 0) ds_buf_printf(o, "  \"eos_token_id\": %d,\n", (int)eos);
+    ds_buf_printf(o, "  \"torch_dtype\": \"%s\"\n}\n", dtype == DS_DTYPE_BF16 ? "bfloat16" : "float32");
+    return o->oom ? DS__OOM(err) : DS_OK;
+}
+
+static int ds__cfg_int(const ds_json *root, const char *key, int required, int dflt, int *out, ds_error *err) {
+    const ds_json *j = ds_json_get(root, key);
+    int64_t v;
+    if (!j || j->type == DS_JSON_NULL) {
+        if (required) return ds__fail(err, DS_ERR_FORMAT, "config.json: \"%s\" is missing", key);
+        *out = dflt;
+        return DS_OK;
+    }
+    if (!ds_json_int(j, 1, INT32_MAX, &v)) return ds__fail(err, DS_ERR_FORMAT, "config.json: \"%s\" is not a positive integer", key);
+    *out = (int)v;
+    return DS_OK;
+}
+static int ds__cfg_num(const ds_json *root, const char *key, double dflt, double *out, ds_error *err) {
+    const ds_json *j = ds_json_get(root, key);
+    if (!j || j->type == DS_JSON_NULL) { *out = dflt; return DS_OK; }
+    if (j->type != DS_JSON_NUMBER || !(j->num > 0)) return ds__fail(err, DS_ERR_FORMAT, "config.json: \"%s\" is not a positive number", key);
+    *out = j->num;
+    return DS_OK;
+}
+
+/* tie: set to 1 when the checkpoint ties the LM head to the embedding */
+static int ds__config_from_doc(const ds_json *r, ds_config *c, int *tie, ds_error *err) {
+    const ds_json *j;
+    int rc, hd;
+    if (!r || r->type != DS_JSON_OBJECT) return ds__fail(err, DS_ERR_FORMAT, "config.json: the top level is not an object");
+    memset(c, 0, sizeof *c);
+    if ((j = ds_json_get(r, "model_type")) && !ds__jis(j, "llama"))
+        return ds__fail(err, DS_ERR_UNSUPPORTED, "config.json: model_type \"%.40s\" (deepseek.h implements \"llama\")", j->type == DS_JSON_STRING ? j->str : "?");
+    if ((j = ds_json_get(r, "hidden_act")) && !ds__jis(j, "silu"))
+        return ds__fail(err, DS_ERR_UNSUPPORTED, "config.json: hidden_act is not \"silu\" (SwiGLU)");
+    if (!ds__jfalse(ds_json_get(r, "attention_bias")) || !ds__jfalse(ds_json_get(r, "mlp_bias")))
+        return ds__fail(err, DS_ERR_UNSUPPORTED, "config.json: biases are not supported (DeepSeek LLM has none)");
+    if (!ds__jnull(ds_json_get(r, "rope_scaling"))) return ds__fail(err, DS_ERR_UNSUPPORTED, "config.json: rope_scaling is not supported");
+    if ((rc = ds__cfg_int(r, "vocab_size", 1, 0, &c->vocab, err)) || (rc = ds__cfg_int(r, "hidden_size", 1, 0, &c->d_model, err)) ||
+        (rc = ds__cfg_int(r, "intermediate_size", 1, 0, &c->d_ff, err)) || (rc = ds__cfg_int(r, "num_hidden_layers", 1, 0, &c->n_layers, err)) ||
+        (rc = ds__cfg_int(r, "num_attention_heads", 1, 0, &c->n_heads, err)) ||
+        (rc = ds__cfg_int(r, "num_key_value_heads", 0, c->n_heads, &c->n_kv_heads, err)) ||
+        (rc = ds__cfg_int(r, "max_position_embeddings", 0, 2048, &c->max_seq, err)) ||
+        (rc = ds__cfg_num(r, "rms_norm_eps", 1e-6, &c->norm_eps, err)) || (rc = ds__cfg_num(r, "rope_theta", 10000.0, &c->rope_theta, err)) ||
+        (rc = ds__cfg_num(r, "initializer_range", 0.006, &c->init_std, err)))
+        return rc;
+    if ((j = ds_json_get(r, "head_dim")) && j->type != DS_JSON_NULL) {
+        if ((rc = ds__cfg_int(r, "head_dim", 1, 0, &hd, err))) return rc;
+        if (hd * c->n_heads != c->d_model) return ds__fail(err, DS_ERR_UNSUPPORTED, "config.json: head_dim %d is not hidden_size / num_attention_heads", hd);
+    }
+    j = ds_json_get(r, "tie_word_embeddings");
+    if (j && j->type != DS_JSON_TRUE && j->type != DS_JSON_FALSE) return ds__fail(err, DS_ERR_FORMAT, "config.json: tie_word_embeddings is not a boolean");
+    if (tie) *tie = j && j->type == DS_JSON_TRUE;
+    return ds_config_validate(c, err);
+}
+
+DSDEF int ds_config_from_json(const char *json, size_t len, ds_config *c, ds_error *err) {
+    ds_json_doc *d = ds_json_parse(json, len, err);
+    int rc;
+    if (!d) return err ? err->code : DS_ERR_FORMAT;
+    rc = ds__config_from_doc(d->root, c, NULL, err);
+    ds_json_free(d);
+    return rc;
+}
+
+/* ---- safetensors -----------------------------------------------------------------------------
+   8 bytes: the header's length N (little-endian); N bytes of JSON: {"name": {"dtype": "F32",
+   "shape": [rows, cols], "data_offsets": [begin, end]}, ..., "__metadata__": {"k": "v"}}; then
+   the data, every tensor row-major, little-endian, the offsets relative to the data's start. */
+
+static int ds__little_endian(void) { const uint16_t x = 1; unsigned char b; memcpy(&b, &x, 1); return b == 1; }
+
+typedef struct ds__st_w { const char *name; int rows, cols; const ds_float *data; size_t n; int dtype; } ds__st_w;
+
+static uint16_t ds__f32_to_bf16(float f) { /* round to nearest even; NaN stays NaN */
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    if ((u & 0x7FFFFFFFu) > 0x7F800000u) return (uint16_t)((u >> 16) | 0x40);
+    return (uint16_t)((u + 0x7FFFu + ((u >> 16) & 1)) >> 16);
+}
+
+static void ds__st_write(ds_buf *o, const ds__st_w *t, int n, const char *meta) {
+    ds_buf h = {0, 0, 0, 0};
+    size_t off = 0, hl, i;
+    int k, b;
+    unsigned char len8[8];
+    ds_buf_puts(&h, "{\"__metadata__\":");
+    ds_buf_puts(&h, meta ? meta : "{}");
+    for (k = 0; k < n; k++) {
+        size_t es = t[k].dtype == DS_DTYPE_BF16 ? 2 : sizeof(ds_float);
+        ds_buf_puts(&h, ",");
+        ds_buf_json_string(&h, t[k].name, strlen(t[k].name));
+        ds_buf_printf(&h, ":{\"dtype\":\"%s\",\"shape\":", t[k].dtype == DS_DTYPE_BF16 ? "BF16" : sizeof(ds_float) == 8 ? "F64" : "F32");
+        if (t[k].cols) ds_buf_printf(&h, "[%d,%d]", t[k].rows, t[k].cols);
+        else ds_buf_printf(&h, "[%zu]", t[k].n);
+        ds_buf_printf(&h, ",\"data_offsets\":[%zu,%zu]}", off, off + t[k].n * es);
+        off += t[k].n * es;
+    }
+    ds_buf_puts(&h, "}");
+    while (h.len % 8) ds_buf_puts(&h, " "); /* the data starts 8-byte aligned */
+    hl = h.len;
+    for (b = 0; b < 8; b++) len8[b] = (unsigned char)(((uint64_t)hl >> (8 * b)) & 0xFF);
+    ds_buf_append(o, len8, 8);
+    ds_buf_append(o, h.data, h.len);
+    ds_buf_free(&h);
+    for (k = 0; k < n && !o->oom; k++) {
+        if (t[k].dtype != DS_DTYPE_BF16) { ds_buf_append(o, t[k].data, t[k].n * sizeof(ds_float)); continue; }
+        if (!ds__buf_reserve(o, t[k].n * 2)) break;
+        for (i = 0; i < t[k].n; i++) {
+            uint16_t v = ds__f32_to_bf16((float)t[k].data[i]);
+            memcpy(o->data + o->len + 2 * i, &v, 2);
+        }
+        o->len += t[k].n * 2;
+        o->data[o->len] = 0;
+    }
+}
+
+typedef struct ds__st_r {
+    char *file;
+    size_t len;
+    ds_json_doc *doc;
+    const char *data;
+    size_t data_len;
+    const char *path;
+} ds__st_r;
+
+static void ds__st_close(ds__st_r *r) {
+    DS_FREE(r->file);
+    ds_json_free(r->doc);
+    memset(r, 0, sizeof *r);
+}
+
+static size_t ds__dtype_size(const ds_json *d) {
+    if (ds__jis(d, "F32") || ds__jis(d, "I32") || ds__jis(d, "U32")) return 4;
+    if (ds__jis(d, "BF16") || ds__jis(d, "F16") || ds__jis(d, "I16") || ds__jis(d, "U16")) return 2;
+    if (ds__jis(d, "F64") || ds__jis(d, "I64") || ds__jis(d, "U64")) return 8;
+    if (ds__jis(d, "I8") || ds__jis(d, "U8") || ds__jis(d, "BOOL")) return 1;
+    return 0;
+}
+
+typedef struct { size_t b, e; } ds__range;
+static int ds__range_cmp(const void *x, const void *y) {
+    const ds__range *a = (const ds__range *)x, *b = (const ds__range *)y;
+    return a->b < b->b ? -1 : a->b > b->b;
+}
+
+/* Opens and validates a whole safetensors file: every tensor's dtype, shape and byte range, and
+   that the ranges tile the data exactly (no overlap, no hole, nothing past the end). */
+static int ds__st_open(ds__st_r *r, const char *path, ds_error *err) {
+    uint64_t hl = 0;
+    int b;
+    size_t n = 0, k;
+    ds__range *rg = NULL;
+    const ds_json *t;
+    memset(r, 0, sizeof *r);
+    r->path = path;
+    if (!ds__little_endian()) return ds__fail(err, DS_ERR_UNSUPPORTED, "safetensors: big-endian hosts are not supported");
+    if (!(r->file = ds_read_file(path, (size_t)1 << 40, &r->len, err))) return err ? err->code : DS_ERR_IO;
+    if (r->len < 8) { ds__fail(err, DS_ERR_FORMAT, "%s: %zu bytes, too short for a safetensors header", path, r->len); goto fail; }
+    for (b = 0; b < 8; b++) hl |= (uint64_t)(unsigned char)r->file[b] << (8 * b);
+    if (hl < 2 || hl > 100000000 || hl > r->len - 8) {
+        ds__fail(err, DS_ERR_FORMAT, "%s: header length %llu does not fit the %zu-byte file", path, (unsigned long long)hl, r->len);
+        goto fail;
+    }
+    if (!(r->doc = ds_json_parse(r->file + 8, (size_t)hl, err))) {
+        ds__err_prefix(err, path);
+        goto fail;
+    }
+    if (r->doc->root->type != DS_JSON_OBJECT) { ds__fail(err, DS_ERR_FORMAT, "%s: the header is not a JSON object", path); goto fail; }
+    r->data = r->file + 8 + hl;
+    r->data_len = r->len - 8 - (size_t)hl;
+    rg = (ds__range *)ds__calloc(r->doc->root->len + 1, sizeof(ds__range));
+    if (!rg) { DS__OOM(err); goto fail; }
+    for (t = r->doc->root->child; t; t = t->next) {
+        const ds_json *dt = ds_json_get(t, "dtype"), *sh = ds_json_get(t, "shape"), *of = ds_json_get(t, "data_offsets"), *d;
+        size_t es, numel = 1;
+        int64_t v0, v1;
+        int ok = 1;
+        if (t->key_len == 12 && !memcmp(t->key, "__metadata__", 12)) continue;
+        if (t->type != DS_JSON_OBJECT || !(es = ds__dtype_size(dt)) || !sh || sh->type != DS_JSON_ARRAY || !of || of->type != DS_JSON_ARRAY ||
+            of->len != 2 || !ds_json_int(of->child, 0, INT64_MAX, &v0) || !ds_json_int(of->child->next, 0, INT64_MAX, &v1) || v1 < v0) {
+            ds__fail(err, DS_ERR_FORMAT, "%s: tensor \"%.60s\" lacks a known dtype, a shape or valid data_offsets", path, t->key);
+            goto fail;
+        }
+        for (d = sh->child; d; d = d->next) {
+            int64_t dim;
+            if (!ds_json_int(d, 0, INT32_MAX, &dim)) { ok = 0; break; }
+            numel = ds__mul(numel, (size_t)dim, &ok);
+        }
+        if (!ok || ds__mul(numel, es, &ok) != (size_t)(v1 - v0) || !ok || (uint64_t)v1 > r->data_len) {
+            ds__fail(err, DS_ERR_FORMAT, "%s: tensor \"%.60s\": its shape and dtype need %zu bytes, its offsets [%lld, %lld) give %lld "
+                     "(the data holds %zu)", path, t->key, numel * es, (long long)v0, (long long)v1, (long long)(v1 - v0), r->data_len);
+            goto fail;
+        }
+        rg[n].b = (size_t)v0, rg[n].e = (size_t)v1, n++;
+    }
+    qsort(rg, n, sizeof *rg, ds__range_cmp);
+    for (k = 0; k < n; k++)
+        if (rg[k].b != (k ? rg[k - 1].e : 0)) {
+            ds__fail(err, DS_ERR_FORMAT, "%s: tensor byte ranges overlap or leave a hole at byte %zu", path, rg[k].b);
+            goto fail;
+        }
+    if ((n ? rg[n - 1].e : 0) != r->data_len) {
+        ds__fail(err, DS_ERR_FORMAT, "%s: %zu bytes of data after the last tensor", path, r->data_len - (n ? rg[n - 1].e : 0));
+        goto fail;
+    }
+    DS_FREE(rg);
+    return DS_OK;
+fail:
+    DS_FREE(rg);
+    ds__st_close(r);
+    return err && err->code ? err->code : DS_ERR_FORMAT;
+}
+
+/* Reads tensor `name`, which must have the shape (rows, cols) (cols 0: a vector of rows), into
+   out as ds_float, converting F32, F64, BF16 or F16. Returns DS_ERR_FORMAT naming the problem. */
+static int ds__st_read(const ds__st_r *r, const char *name, int rows, int cols, ds_float *out, ds_error *err) {
+    const ds_json *t = ds_json_get(r->doc->root, name), *sh, *dt;
+    int64_t d0 = -1, d1 = -1, b = 0;
+    size_t n = (size_t)rows * (size_t)(cols ? cols : 1), i;
+    const unsigned char *p;
+    if (!t) return ds__fail(err, DS_ERR_FORMAT, "%s: tensor \"%s\" is missing", r->path, name);
+    sh = ds_json_get(t, "shape");
+    dt = ds_json_get(t, "dtype");
+    if (sh->len >= 1) ds_json_int(sh->child, 0, INT32_MAX, &d0);
+    if (sh->len >= 2) ds_json_int(sh->child->next, 0, INT32_MAX, &d1);
+    if (sh->len != (cols ? 2u : 1u) || d0 != rows || (cols && d1 != cols))
+        return ds__fail(err, DS_ERR_FORMAT, "%s: tensor \"%s\" has shape [%lld%s%lld], config.json implies [%d%s%d]", r->path, name, (long long)d0,
+                        sh->len >= 2 ? ", " : "", sh->len >= 2 ? (long long)d1 : 0LL, rows, cols ? ", " : "", cols);
+    ds_json_int(ds_json_get(t, "data_offsets")->child, 0, INT64_MAX, &b);
+    p = (const unsigned char *)r->data + b;
+    if (ds__jis(dt, "F32")) {
+        for (i = 0; i < n; i++) { float f; memcpy(&f, p + 4 * i, 4); out[i] = (ds_float)f; }
+    } else if (ds__jis(dt, "F64")) {
+        for (i = 0; i < n; i++) { double f; memcpy(&f, p + 8 * i, 8); out[i] = (ds_float)f; }
+    } else if (ds__jis(dt, "BF16")) {
+        for (i = 0; i < n; i++) { uint32_t u = (uint32_t)(p[2 * i] | (p[2 * i + 1] << 8)) << 16; float f; memcpy(&f, &u, 4); out[i] = (ds_float)f; }
+    } else if (ds__jis(dt, "F16")) {
+        for (i = 0; i < n; i++) {
+            unsigned h = (unsigned)(p[2 * i] | (p[2 * i + 1] << 8)), e = (h >> 10) & 31, mnt = h & 1023;
+            double v = e == 0 ? ldexp((double)mnt, -24) : e == 31 ? (mnt ? NAN : INFINITY) : ldexp((double)(mnt | 1024), (int)e - 25);
+            out[i] = (ds_float)((h & 0x8000) ? -v : v);
+        }
+    } else {
+        return ds__fail(err, DS_ERR_UNSUPPORTED, "%s: tensor \"%s\" has dtype %s; floating point expected", r->path, name, dt->str);
+    }
+    return DS_OK;
+}
+
+static const char *ds__st_meta(const ds__st_r *r, const char *key) {
+    const ds_json *j = ds_json_get(ds_json_get(r->doc->root, "__metadata__"), key);
+    return j && j->type == DS_JSON_STRING ? j->str : NULL;
+}
+
+/* ---- the directory ------------------------------------------------------------------------- */
+
+static const char *const ds__ckpt_files[] = {"model.safetensors", "config.json", "tokenizer.json", "trainer_state.safetensors"};
+
+static void ds__path(ds_buf *b, const char *dir, const char *suffix, const char *file) {
+    b->len = 0;
+    ds_buf_puts(b, dir);
+    ds_buf_puts(b, suffix);
+    if (file) { ds_buf_puts(b, "/"); ds_buf_puts(b, file); }
+}
+
+#ifdef DS__POSIX
+static int ds__is_dir(const char *p) { struct stat s; return stat(p, &s) == 0 && S_ISDIR(s.st_mode); }
+static void ds__fsync_path(const char *p) { int fd = open(p, O_RDONLY); if (fd >= 0) { fsync(fd); close(fd); } }
+/* removes a checkpoint directory we wrote: our files, then the directory (which fails, leaving
+   it, if someone put other files in it) */
+static void ds__ckpt_remove(const char *dir) {
+    ds_buf p = {0, 0, 0, 0};
+    size_t i;
+    for (i = 0; i < sizeof ds__ckpt_files / sizeof ds__ckpt_files[0]; i++) {
+        ds__path(&p, dir, "", ds__ckpt_files[i]);
+        if (!p.oom) remove(p.data);
+        ds_buf_puts(&p, ".tmp");
+        if (!p.oom) remove(p.data);
+    }
+    rmdir(dir);
+    ds_buf_free(&p);
+}
+#endif
+
+DSDEF int ds_checkpoint_save(const ds_model *m, const ds_tokenizer *tok, const ds_train_state *st, const char *dir, int dtype, ds_error *err) {
+#ifndef DS__POSIX
+    (void)m, (void)tok, (void)st, (void)dir, (void)dtype;
+    return ds__fail(err, DS_ERR_UNSUPPORTED, "checkpoints need a POSIX file system");
+#else
+    ds_buf tmp = {0, 0, 0, 0}, old = {0, 0, 0, 0}, p = {0, 0, 0, 0}, o = {0, 0, 0, 0};
+    ds__st_w *w = NULL;
+    int rc = DS_OK, k;
+    if (!m || !dir || (dtype != DS_DTYPE_F32 && dtype != DS_DTYPE_BF16)) return ds__fail(err, DS_ERR_INVALID, "ds_checkpoint_save: bad argument");
+    ds__path(&tmp, dir, ".tmp", NULL);
+    ds__path(&old, dir, ".old", NULL);
+    if (tmp.oom || old.oom) { rc = DS__OOM(err); goto done; }
+    if (ds__is_dir(tmp.data)) ds__ckpt_remove(tmp.data); /* a previous crash's leftovers */
+    if (mkdir(tmp.data, 0755) != 0) { rc = ds__fail(err, DS_ERR_IO, "cannot create '%s': %s", tmp.data, strerror(errno)); goto done; }
+    /* 1. the weights */
+    w = (ds__st_w *)ds__calloc((size_t)m->n_tensors + 2, sizeof(ds__st_w));
+    if (!w) { rc = DS__OOM(err); goto fail; }
+    for (k = 0; k < m->n_tensors; k++) {
+        const ds_tensor *t = &m->tensors[k];
+        w[k].name = t->name, w[k].rows = t->rows, w[k].cols = t->cols, w[k].data = m->params + t->offset, w[k].n = t->numel, w[k].dtype = dtype;
+    }
+    ds__st_write(&o, w, m->n_tensors, "{\"format\":\"pt\",\"writer\":\"deepseek.h\"}");
+    ds__path(&p, tmp.data, "", "model.safetensors");
+    if (o.oom || p.oom) { rc = DS__OOM(err); goto fail; }
+    if ((rc = ds_write_file_atomic(p.data, o.data, o.len, err))) goto fail;
+    /* 2. config.json, 3. tokenizer.json */
+    o.len = 0;
+    if ((rc = ds_config_to_json(&m->c, dtype, tok ? tok->bos : -1, tok ? tok->eos : -1, &o, err))) goto fail;
+    ds__path(&p, tmp.data, "", "config.json");
+    if ((rc = ds_write_file_atomic(p.data, o.data, o.len, err))) goto fail;
+    if (tok) {
+        ds__path(&p, tmp.data, "", "tokenizer.json");
+        if ((rc = ds_tokenizer_save(tok, p.data, err))) goto fail;
+    }
+    /* 4. the optimizer and trainer state, in full precision */
+    if (st) {
+        char meta[512];
+        ds__st_w s[2];
+        s[0].name = "optimizer.exp_avg", s[0].rows = 0, s[0].cols = 0, s[0].data = m->m, s[0].n = m->n_params, s[0].dtype = DS_DTYPE_F32;
+        s[1] = s[0], s[1].name = "optimizer.exp_avg_sq", s[1].data = m->v;
+        snprintf(meta, sizeof meta, "{\"step\":\"%ld\",\"adam_step\":\"%ld\",\"tokens_seen\":\"%llu\",\"data_pos\":\"%llu\",\"rng\":\"%llu\","
+                 "\"n_params\":\"%zu\"}", st->step, m->steps, (unsigned long long)st->tokens_seen, (unsigned long long)st->data_pos,
+                 (unsigned long long)st->rng, m->n_params);
+        o.len = 0;
+        ds__st_write(&o, s, 2, meta);
+        ds__path(&p, tmp.data, "", "trainer_state.safetensors");
+        if (o.oom || p.oom) { rc = DS__OOM(err); goto fail; }
+        if ((rc = ds_write_file_atomic(p.data, o.data, o.len, err))) goto fail;
+    }
+    ds__fsync_path(tmp.data);
+    /* 5. swap it in: dir -> dir.old, dir.tmp -> dir, drop dir.old */
+    if (ds__is_dir(old.data)) ds__ckpt_remove(old.data);
+    if (ds__is_dir(dir) && rename(dir, old.data) != 0) { rc = ds__fail(err, DS_ERR_IO, "cannot rename '%s': %s", dir, strerror(errno)); goto fail; }
+    if (rename(tmp.data, dir) != 0) {
+        rc = ds__fail(err, DS_ERR_IO, "cannot rename '%s' to '%s': %s", tmp.data, dir, strerror(errno));
+        rename(old.data, dir);
+        goto fail;
+    }
+    if (ds__is_dir(old.data)) ds__ckpt_remove(old.data);
+    goto done;
+fail:
+    ds__ckpt_remove(tmp.data);
+done:
+    DS_FREE(w);
+    ds_buf_free(&tmp);
+    ds_buf_free(&old);
+    ds_buf_free(&p);
+    ds_buf_free(&o);
+    return rc;
+#endif
+}
+
+DSDEF ds_model *ds_checkpoint_load(const char *dir, int B, int T, ds_train_state *st, ds_error *err) {
+    ds_buf p = {0, 0, 0, 0}, d = {0, 0, 0, 0};
+    char *cfg_text = NULL;
+    size_t cfg_len;
+    ds_json_doc *cfg_doc = NULL;
+    ds_config c;
+    ds__st_r r;
+    ds_model *m = NULL;
+    int tie = 0, k;
+    memset(&r, 0, sizeof r);
+    if (!dir) { ds__fail(err, DS_ERR_INVALID, "ds_checkpoint_load: NULL directory"); return NULL; }
+    ds_buf_puts(&d, dir);
+#ifdef DS__POSIX
+    if (!ds__is_dir(dir)) { /* a crash between save's two renames leaves only "<dir>.old" */
+        ds__path(&p, dir, ".old", NULL);
+        if (!p.oom && ds__is_dir(p.data)) { d.len = 0; ds_buf_puts(&d, p.data); }
+    }
+#endif
+    if (d.oom) { DS__OOM(err); goto fail; }
+    ds__path(&p, d.data, "", "config.json");
+    if (!(cfg_text = ds_read_file(p.data, 1 << 24, &cfg_len, err))) goto fail;
+    if (!(cfg_doc = ds_json_parse(cfg_text, cfg_len, err))) {
+        ds__err_prefix(err, p.data);
+        goto fail;
+    }
+    if (ds__config_from_doc(cfg_doc->root, &c, &tie, err)) goto fail;
+    if (T > c.max_seq) c.max_seq = T; /* RoPE extends to any length; the table must cover T */
+    ds__path(&p, d.data, "", "model.safetensors");
+    if (ds__st_open(&r, p.data, err)) goto fail;
+    if (!(m = ds_model_new(&c, B, T, err))) goto fail;
+    for (k = 0; k < m->n_tensors; k++) {
+        const ds_tensor *t = &m->tensors[k];
+        if (tie && k == m->n_tensors - 1 && !ds_json_get(r.doc->root, t->name)) { /* tied: the head is the embedding */
+            memcpy(m->params + t->offset, m->params + m->tensors[0].offset, t->numel * sizeof(ds_float));
+            continue;
+        }
+        if (ds__st_read(&r, t->name, t->rows, t->cols, m->params + t->offset, err)) goto fail;
+    }
+    ds__st_close(&r);
+    if (st) {
+        const char *v;
+        ds__path(&p, d.data, "", "trainer_state.safetensors");
+        if (ds__st_open(&r, p.data, err)) goto fail;
+        if (!(v = ds__st_meta(&r, "n_params")) || strtoull(v, NULL, 10) != (unsigned long long)m->n_params) {
+            ds__fail(err, DS_ERR_FORMAT, "%s: it was written for another model (n_params %s, this one %zu)", p.data, v ? v : "missing", m->n_params);
+            goto fail;
+        }
+        if (ds__st_read(&r, "optimizer.exp_avg", (int)m->n_params, 0, m->m, err) || ds__st_read(&r, "optimizer.exp_avg_sq", (int)m->n_params, 0, m->v, err))
+            goto fail;
+        if (!ds__st_meta(&r, "step") || !ds__st_meta(&r, "adam_step") || !ds__st_meta(&r, "tokens_seen") || !ds__st_meta(&r, "data_pos") ||
+            !ds__st_meta(&r, "rng")) {
+            ds__fail(err, DS_ERR_FORMAT, "%s: the trainer state (step, adam_step, tokens_seen, data_pos, rng) is incomplete", p.data);
+            goto fail;
+        }
+        st->step = strtol(ds__st_meta(&r, "step"), NULL, 10);
+        m->steps = strtol(ds__st_meta(&r, "adam_step"), NULL, 10);
+        st->tokens_seen = strtoull(ds__st_meta(&r, "tokens_seen"), NULL, 10);
+        st->data_pos = strtoull(ds__st_meta(&r, "data_pos"), NULL, 10);
+        st->rng = strtoull(ds__st_meta(&r, "rng"), NULL, 10);
+        ds__st_close(&r);
+    }
+    ds_json_free(cfg_doc);
+    DS_FREE(cfg_text);
+    ds_buf_free(&p);
+    ds_buf_free(&d);
+    return m;
+fail:
+    ds__st_close(&r);
+    ds_model_free(m);
+    ds_json_free(cfg_doc);
+    DS_FREE(cfg_text);
+    ds_buf_free(&p);
+    ds_buf_free(&d);
+    return NULL;
 }
 
 #ifdef __cplusplus
