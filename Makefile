@@ -48,9 +48,9 @@ $(B)/run_tests: tests/main.c tests/gradcheck.c tests/test.h tests/test_*.c deeps
 $(B)/replay_%: tests/fuzz/fuzz_%.c deepseek.h | $(B)
 	$(CC) -std=c99 $(WARN) -O1 -g -DDS_FUZZ_MAIN -o $@ $< $(LDLIBS)
 
-test: $(B)/check_c $(B)/check_cpp $(B)/check_serial $(B)/replay_json $(B)/replay_tokenizer $(B)/run_tests
+test: $(B)/check_c $(B)/check_cpp $(B)/check_serial $(B)/replay_json $(B)/replay_tokenizer $(B)/replay_safetensors $(B)/run_tests
 	./$(B)/check_c && ./$(B)/check_cpp && ./$(B)/check_serial
-	./$(B)/replay_json tests/fuzz/seeds/json/* && ./$(B)/replay_tokenizer tests/fuzz/seeds/tokenizer/*
+	./$(B)/replay_json tests/fuzz/seeds/json/* && ./$(B)/replay_tokenizer tests/fuzz/seeds/tokenizer/* && ./$(B)/replay_safetensors tests/fuzz/seeds/safetensors/*
 	./$(B)/run_tests
 
 $(B)/01_tokenizer: examples/01_tokenizer.c deepseek.h | $(B)
@@ -66,10 +66,10 @@ asan: $(B)/run_tests_asan
 	./$(B)/run_tests_asan
 
 # libFuzzer targets; each also builds as a plain program that replays files (tests/fuzz/README).
-FUZZ = $(B)/fuzz_json $(B)/fuzz_tokenizer
+FUZZ = $(B)/fuzz_json $(B)/fuzz_tokenizer $(B)/fuzz_safetensors
 fuzz: $(FUZZ)
 $(B)/fuzz_%: tests/fuzz/fuzz_%.c deepseek.h | $(B)
-	clang -g -O1 -fsanitize=fuzzer,address,undefined -o $@ $<
+	clang -g -O1 -fsanitize=fuzzer,address,undefined -o $@ $< -lpthread
 fuzz-run: $(FUZZ)
 	sh tests/fuzz/run.sh
 
