@@ -29,9 +29,10 @@
       - A LLaMA-style transformer (§2.2) with a hand-written backward pass, checked against finite
         differences and against PyTorch; AdamW with clipping and the multi-step schedule (§2.3);
         a pthreads pool whose results are bit-identical for any thread count.
-      - Status of this version: §2.1-2.3 are here. Checkpoints, data and generation (§2.3-2.4),
-        scaling-law tools (§3) and alignment (§4-5) arrive in later versions; the table of
-        contents below marks what is here.
+      - Hugging Face checkpoints (config.json + safetensors) with exact resume, written atomically.
+      - Status of this version: §2.1-2.4's tokenizer, model, optimizer and checkpoints are here.
+        Token data, generation, scaling-law tools (§3) and alignment (§4-5) arrive in later
+        versions; the table of contents below marks what is here.
 
    TABLE OF CONTENTS (by paper section)
       [here]  0. Errors, buffers, UTF-8, files   ds_error, ds_buf, ds_utf8_decode, ds_read_file,
@@ -45,7 +46,9 @@
       [here]  §2.2 Model: config and presets     ds_config, ds_config_preset, ds_ffn_dim
       [here]  §2.2 Model: forward and backward   ds_model_new, ds_model_forward, ds_model_backward
       [here]  §2.3 Optimizer and schedules       ds_model_step (AdamW + clipping), ds_schedule_lr
-      [later] §2.3-2.4 Checkpoints (safetensors + config.json), data, bits-per-byte, generation
+      [here]  §2.4 Checkpoints                   ds_checkpoint_save, ds_checkpoint_load (HF safetensors +
+                                                 config.json, exact resume, atomic)
+      [later] §2.3-3 Token data, bits-per-byte, KV-cache generation
       [later] §3   Scaling laws: FLOPs/token, power-law and IsoFLOP fits, bits-per-byte
       [later] §4-5 Alignment: SFT, DPO, chat template
       [later] Backends: CUDA (deepseek_cuda.cuh)
@@ -94,7 +97,7 @@
 
    VERSION HISTORY
       0.2  (2026-11-23)  §2.2 the model with hand-written backward; §2.3 AdamW, clipping, multi-step
-                         and cosine schedules; the thread pool.
+                         and cosine schedules; the thread pool; §2.4 checkpoints (safetensors).
       0.1  (2026-11-23)  JSON reader/writer; §2.1 tokenizer: pre-tokenizer, BPE trainer (fast and
                          reference), encode/decode with special-token policy, tokenizer.json I/O.
 
