@@ -465,6 +465,35 @@ DSDEF ds_model *ds_checkpoint_load(const char *dir, int B, int T, ds_train_state
 DSDEF int ds_config_from_json(const char *json, size_t len, ds_config *c, ds_error *err);
 DSDEF int ds_config_to_json(const ds_config *c, int dtype, int32_t bos, int32_t eos, ds_buf *out, ds_error *err);
 
+/* ============================================================================================
+   §2.3 / §3 Token data and bits-per-byte
+   A token file: a 32-byte header -- magic "DSTOKENS", version 1, the vocabulary size, the number
+   of tokens, the number of UTF-8 bytes of the text they encode -- then the ids as little-endian
+   uint32. Encode a corpus once, then sample training windows from it with a seeded RNG.
+   ============================================================================================ */
+
+typedef struct ds_tokens {
+    int32_t *ids;
+    size_t n;
+    uint64_t n_bytes;  /* UTF-8 bytes of the text (bits-per-byte divides by it) */
+    int32_t vocab;     /* every id is below it */
+} ds_tokens;
+
+/* Encodes text with tok (no BOS/EOS, special strings as plain text) into t. */
+DSDEF int ds_tokens_from_text(ds_tokenizer *tok, const char *text, size_t len, ds_tokens *t, ds_error *err);
+DSDEF int ds_tokens_save(const ds_tokens *t, const char *path, ds_error *err); /* atomic */
+/* Validates magic, version, the size against the count, and every id against the vocabulary. */
+DSDEF int ds_tokens_load(const char *path, ds_tokens *t, ds_error *err);
+DSDEF void ds_tokens_free(ds_tokens *t);
+/* B random windows of T + 1 tokens: inputs[b*T + i] = w[i], targets[b*T + i] = w[i + 1]. The
+   RNG state is the caller's (save it in ds_train_state.rng to resume exactly). */
+DSDEF int ds_tokens_batch(const ds_tokens *t, uint64_t *rng, int B, int T, int32_t *inputs, int32_t *targets, ds_error *err);
+/* Bits per byte on a token set (§3, the paper's error metric): every token but the first is
+   predicted once, in consecutive windows of T; BPB = sum(-log2 p(token)) / (UTF-8 bytes of the
+   predicted tokens), independent of the tokenizer. Also returns the mean loss in nats. */
+DSDEF int ds_model_eval_bpb(ds_model *m, const ds_tokenizer *tok, const ds_tokens *t, int B, int T, ds_pool *pool, double *loss,
+                            double *bpb, ds_error *err);
+
 #ifdef __cplusplus
 }
 #endif
@@ -4246,6 +4275,151 @@ fail:
     ds_buf_free(&p);
     ds_buf_free(&d);
     return NULL;
+}
+
+
+/* ============================================================================================
+   §2.3 / §3 Token data and bits-per-byte
+   ============================================================================================ */
+
+static void ds__put_u32(unsigned char *p, uint32_t v) { int i; for (i = 0; i < 4; i++) p[i] = (unsigned char)(v >> (8 * i)); }
+static void ds__put_u64(unsigned char *p, uint64_t v) { int i; for (i = 0; i < 8; i++) p[i] = (unsigned char)(v >> (8 * i)); }
+static uint32_t ds__get_u32(const unsigned char *p) { return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24; }
+static uint64_t ds__get_u64(const unsigned char *p) { return (uint64_t)ds__get_u32(p) | (uint64_t)ds__get_u32(p + 4) << 32; }
+
+DSDEF void ds_tokens_free(ds_tokens *t) {
+    if (!t) return;
+    DS_FREE(t->ids);
+    memset(t, 0, sizeof *t);
+}
+
+DSDEF int ds_tokens_from_text(ds_tokenizer *tok, const char *text, size_t len, ds_tokens *t, ds_error *err) {
+    size_t n;
+    int rc;
+    if (!tok || !t || (!text && len)) return ds__fail(err, DS_ERR_INVALID, "ds_tokens_from_text: NULL argument");
+    memset(t, 0, sizeof *t);
+    t->ids = (int32_t *)DS_MALLOC((len + 2) * sizeof(int32_t));
+    if (!t->ids) return DS__OOM(err);
+    if ((rc = ds_tokenizer_encode(tok, text, len, 0, t->ids, len + 2, &n, err))) { ds_tokens_free(t); return rc; }
+    t->n = n;
+    t->n_bytes = len;
+    t->vocab = ds_tokenizer_vocab_size(tok);
+    return DS_OK;
+}
+
+#define DS__TOK_HEADER 32
+DSDEF int ds_tokens_save(const ds_tokens *t, const char *path, ds_error *err) {
+    unsigned char *buf;
+    size_t i, size;
+    int rc;
+    if (!t || !path) return ds__fail(err, DS_ERR_INVALID, "ds_tokens_save: NULL argument");
+    size = DS__TOK_HEADER + 4 * t->n;
+    if (!(buf = (unsigned char *)DS_MALLOC(size))) return DS__OOM(err);
+    memcpy(buf, "DSTOKENS", 8);
+    ds__put_u32(buf + 8, 1);
+    ds__put_u32(buf + 12, (uint32_t)t->vocab);
+    ds__put_u64(buf + 16, (uint64_t)t->n);
+    ds__put_u64(buf + 24, t->n_bytes);
+    for (i = 0; i < t->n; i++) ds__put_u32(buf + DS__TOK_HEADER + 4 * i, (uint32_t)t->ids[i]);
+    rc = ds_write_file_atomic(path, buf, size, err);
+    DS_FREE(buf);
+    return rc;
+}
+
+DSDEF int ds_tokens_load(const char *path, ds_tokens *t, ds_error *err) {
+    size_t len, i;
+    char *f;
+    const unsigned char *p;
+    uint64_t n;
+    if (!t) return ds__fail(err, DS_ERR_INVALID, "ds_tokens_load: NULL argument");
+    memset(t, 0, sizeof *t);
+    if (!(f = ds_read_file(path, 0, &len, err))) return err ? err->code : DS_ERR_IO;
+    p = (const unsigned char *)f;
+    if (len < DS__TOK_HEADER || memcmp(p, "DSTOKENS", 8) != 0) { DS_FREE(f); return ds__fail(err, DS_ERR_FORMAT, "%s: not a token file (no DSTOKENS header)", path); }
+    if (ds__get_u32(p + 8) != 1) {
+        unsigned version = ds__get_u32(p + 8);
+        DS_FREE(f);
+        return ds__fail(err, DS_ERR_UNSUPPORTED, "%s: token file version %u (1 expected)", path, version);
+    }
+    n = ds__get_u64(p + 16);
+    if (n > (len - DS__TOK_HEADER) / 4 || DS__TOK_HEADER + 4 * n != len) {
+        DS_FREE(f);
+        return ds__fail(err, DS_ERR_FORMAT, "%s: the header says %llu tokens, the file holds %zu bytes of ids", path, (unsigned long long)n, len - DS__TOK_HEADER);
+    }
+    t->vocab = (int32_t)ds__get_u32(p + 12);
+    t->n_bytes = ds__get_u64(p + 24);
+    t->n = (size_t)n;
+    if (t->vocab <= 0) { DS_FREE(f); return ds__fail(err, DS_ERR_FORMAT, "%s: vocabulary size %d", path, (int)t->vocab); }
+    t->ids = (int32_t *)DS_MALLOC((t->n + 1) * sizeof(int32_t));
+    if (!t->ids) { DS_FREE(f); return DS__OOM(err); }
+    for (i = 0; i < t->n; i++) {
+        uint32_t v = ds__get_u32(p + DS__TOK_HEADER + 4 * i);
+        if (v >= (uint32_t)t->vocab) {
+            int vocab = (int)t->vocab;
+            DS_FREE(f);
+            ds_tokens_free(t);
+            return ds__fail(err, DS_ERR_FORMAT, "%s: token %zu is %u, outside the vocabulary of %d", path, i, v, vocab);
+        }
+        t->ids[i] = (int32_t)v;
+    }
+    DS_FREE(f);
+    return DS_OK;
+}
+
+DSDEF int ds_tokens_batch(const ds_tokens *t, uint64_t *rng, int B, int T, int32_t *inputs, int32_t *targets, ds_error *err) {
+    int b;
+    if (!t || !rng || !inputs || !targets || B < 1 || T < 1) return ds__fail(err, DS_ERR_INVALID, "ds_tokens_batch: bad argument");
+    if (t->n < (size_t)T + 1) return ds__fail(err, DS_ERR_INVALID, "ds_tokens_batch: %zu tokens cannot fill a window of %d", t->n, T + 1);
+    for (b = 0; b < B; b++) {
+        size_t start = (size_t)(ds__splitmix(rng) % (uint64_t)(t->n - (size_t)T)); /* a window [start, start + T] */
+        memcpy(inputs + (size_t)b * T, t->ids + start, (size_t)T * sizeof(int32_t));
+        memcpy(targets + (size_t)b * T, t->ids + start + 1, (size_t)T * sizeof(int32_t));
+    }
+    return DS_OK;
+}
+
+DSDEF int ds_model_eval_bpb(ds_model *m, const ds_tokenizer *tok, const ds_tokens *t, int B, int T, ds_pool *pool, double *loss, double *bpb,
+                            ds_error *err) {
+    size_t pos = 0, k, n_pred = 0, NT = (size_t)B * (size_t)T;
+    double nats = 0, bytes = 0;
+    int32_t *in, *tg;
+    float *w;
+    int rc = DS_OK;
+    if (!m || !tok || !t || B < 1 || T < 1 || B > m->B || T > m->T) return ds__fail(err, DS_ERR_INVALID, "eval: bad argument (B %d, T %d)", B, T);
+    if (t->n < 2) return ds__fail(err, DS_ERR_INVALID, "eval: fewer than 2 tokens");
+    if (t->vocab > m->c.vocab) return ds__fail(err, DS_ERR_INVALID, "eval: token vocabulary %d exceeds the model's %d", (int)t->vocab, m->c.vocab);
+    in = (int32_t *)DS_MALLOC(NT * (2 * sizeof(int32_t) + sizeof(float)));
+    if (!in) return DS__OOM(err);
+    tg = in + NT;
+    w = (float *)(void *)(tg + NT);
+    while (pos + 1 < t->n && !rc) {
+        int rows = 0;
+        /* up to B consecutive windows of T predictions; a short last window is padded with
+           weight-0 positions */
+        for (; rows < B && pos + 1 < t->n; rows++) {
+            size_t avail = t->n - 1 - pos, take = avail < (size_t)T ? avail : (size_t)T, o = (size_t)rows * T;
+            for (k = 0; k < (size_t)T; k++) {
+                in[o + k] = k < take ? t->ids[pos + k] : 0;
+                tg[o + k] = k < take ? t->ids[pos + k + 1] : 0;
+                w[o + k] = k < take ? 1.0f : 0.0f;
+            }
+            pos += take;
+        }
+        if ((rc = ds_model_forward(m, in, tg, w, rows, T, pool, NULL, err))) break;
+        for (k = 0; k < (size_t)rows * (size_t)T; k++) {
+            size_t nb = 0;
+            if (w[k] == 0) continue;
+            nats += (double)m->losses[k];
+            ds_tokenizer_token_bytes(tok, tg[k], &nb);
+            bytes += (double)nb;
+            n_pred++;
+        }
+    }
+    DS_FREE(in);
+    if (rc) return rc;
+    if (loss) *loss = nats / (double)n_pred;
+    if (bpb) *bpb = bytes > 0 ? nats / log(2.0) / bytes : 0;
+    return DS_OK;
 }
 
 #ifdef __cplusplus

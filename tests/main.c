@@ -10,6 +10,7 @@ ds_test_state ds_tstate;
 #include "test_tokenizer.c"
 #include "test_model.c"
 #include "test_checkpoint.c"
+#include "test_data.c"
 
 void suite_gradcheck(void); /* tests/gradcheck.c: a double-precision copy of the library */
 
@@ -19,6 +20,7 @@ int main(int argc, char **argv) {
     suite_tokenizer();
     suite_model();
     suite_checkpoint();
+    suite_data();
     suite_gradcheck();
     printf("%d passed, %d failed, %d skipped\n", ds_tstate.passed, ds_tstate.failed, ds_tstate.skipped);
     return ds_tstate.failed ? 1 : 0;

@@ -1,0 +1,95 @@
+/* test_data.c - token files, batch sampling, bits-per-byte (§2.3, §3). */
+
+static void test_tokens_file_roundtrip_and_errors(void) {
+    ds_tokenizer *tok = ds_tokenizer_from_merges(NULL, 0, NULL); /* bytes only: one token per byte */
+    ds_tokens t, u;
+    ds_error e;
+    char *raw;
+    size_t len;
+    const char *text = "To be, or not to be: that is the question. \xE5\xAD\xA6\xE8\x80\x8C\n";
+    CHECK(tok);
+    CHECK_OK(ds_tokens_from_text(tok, text, strlen(text), &t, &e_));
+    CHECK(t.n == strlen(text) && t.n_bytes == strlen(text) && t.vocab == 258);
+    CHECKF(ds_tokens_save(&t, "build/test.tok", &e) == 0, "%s", e.msg);
+    CHECK_OK(ds_tokens_load("build/test.tok", &u, &e_));
+    CHECK(u.n == t.n && u.n_bytes == t.n_bytes && u.vocab == t.vocab && memcmp(u.ids, t.ids, t.n * sizeof(int32_t)) == 0);
+    ds_tokens_free(&u);
+    raw = t_read("build/test.tok", &len);
+    CHECK(raw && len == 32 + 4 * t.n);
+    ck_put("build/bad.tok", raw, len - 3); /* wrong size for its count */
+    CHECK(ds_tokens_load("build/bad.tok", &u, &e) == DS_ERR_FORMAT && strstr(e.msg, "tokens"));
+    raw[41] = (char)0xFF; /* an id beyond the vocabulary (>= 65280) */
+    ck_put("build/bad.tok", raw, len);
+    CHECK(ds_tokens_load("build/bad.tok", &u, &e) == DS_ERR_FORMAT && strstr(e.msg, "vocabulary"));
+    raw[0] = 'X';
+    ck_put("build/bad.tok", raw, len);
+    CHECK(ds_tokens_load("build/bad.tok", &u, &e) == DS_ERR_FORMAT && strstr(e.msg, "DSTOKENS"));
+    CHECK(ds_tokens_load("build/no-such.tok", &u, &e) == DS_ERR_IO);
+    free(raw);
+    ds_tokens_free(&t);
+    ds_tokenizer_free(tok);
+}
+
+static void test_tokens_batch_deterministic(void) {
+    ds_tokens t;
+    int32_t a_in[3 * 8], a_tg[3 * 8], b_in[3 * 8], b_tg[3 * 8];
+    uint64_t r1 = 42, r2 = 42;
+    size_t i;
+    int b, k;
+    t.n = 500, t.n_bytes = 500, t.vocab = 1000;
+    t.ids = (int32_t *)malloc(t.n * sizeof(int32_t));
+    for (i = 0; i < t.n; i++) t.ids[i] = (int32_t)i; /* id = position: windows are easy to read */
+    CHECK_OK(ds_tokens_batch(&t, &r1, 3, 8, a_in, a_tg, &e_));
+    CHECK_OK(ds_tokens_batch(&t, &r2, 3, 8, b_in, b_tg, &e_));
+    CHECK(r1 == r2 && memcmp(a_in, b_in, sizeof a_in) == 0 && memcmp(a_tg, b_tg, sizeof a_tg) == 0);
+    for (b = 0; b < 3; b++)
+        for (k = 0; k < 8; k++) {
+            CHECK(a_tg[b * 8 + k] == a_in[b * 8 + k] + 1);                 /* targets are the next token */
+            if (k) CHECK(a_in[b * 8 + k] == a_in[b * 8 + k - 1] + 1);      /* a contiguous window */
+            CHECK(a_tg[b * 8 + k] < 500);
+        }
+    CHECK_OK(ds_tokens_batch(&t, &r1, 3, 8, a_in, a_tg, &e_));
+    CHECK(memcmp(a_in, b_in, sizeof a_in) != 0); /* the RNG moved on */
+    t.n = 8;
+    {
+        ds_error e;
+        CHECK(ds_tokens_batch(&t, &r1, 1, 8, a_in, a_tg, &e) == DS_ERR_INVALID && strstr(e.msg, "window"));
+    }
+    free(t.ids);
+}
+
+/* A zero LM head makes every prediction uniform: loss ln V per token, and with one byte per token
+   BPB = log2 V exactly -- across several batches and a padded last window. */
+static void test_bpb_of_a_uniform_model(void) {
+    ds_tokenizer *tok = ds_tokenizer_from_merges(NULL, 0, NULL);
+    ds_config c;
+    ds_model *m;
+    ds_tokens t;
+    ds_error e;
+    double loss = 0, bpb = 0;
+    size_t i;
+    const ds_tensor *head;
+    CHECK(tok);
+    ds_config_preset("test", &c, &e);
+    c.vocab = 320, c.max_seq = 16;
+    m = ds_model_new(&c, 2, 16, &e);
+    CHECKF(m, "%s", e.msg);
+    ds_model_init(m, 1);
+    head = ds_model_tensor(m, ds_model_n_tensors(m) - 1);
+    memset(ds_model_params(m) + head->offset, 0, head->numel * sizeof(ds_float));
+    t.n = 1001, t.n_bytes = 1001, t.vocab = 258;
+    t.ids = (int32_t *)malloc(t.n * sizeof(int32_t));
+    for (i = 0; i < t.n; i++) t.ids[i] = (int32_t)((i * 37) % 256);
+    CHECKF(ds_model_eval_bpb(m, tok, &t, 2, 16, NULL, &loss, &bpb, &e) == 0, "%s", e.msg);
+    CHECKF(fabs(loss - log(320.0)) < 1e-5, "loss %.8f, expected ln 320 = %.8f", loss, log(320.0));
+    CHECKF(fabs(bpb - log2(320.0)) < 1e-5, "bpb %.8f, expected log2 320 = %.8f", bpb, log2(320.0));
+    free(t.ids);
+    ds_model_free(m);
+    ds_tokenizer_free(tok);
+}
+
+static void suite_data(void) {
+    RUN(test_tokens_file_roundtrip_and_errors);
+    RUN(test_tokens_batch_deterministic);
+    RUN(test_bpb_of_a_uniform_model);
+}
