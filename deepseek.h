@@ -494,6 +494,23 @@ DSDEF int ds_tokens_batch(const ds_tokens *t, uint64_t *rng, int B, int T, int32
 DSDEF int ds_model_eval_bpb(ds_model *m, const ds_tokenizer *tok, const ds_tokens *t, int B, int T, ds_pool *pool, double *loss,
                             double *bpb, ds_error *err);
 
+/* ============================================================================================
+   Generation: a KV-cached single-token forward, and sampling
+   ============================================================================================ */
+
+/* Runs token at position pos (0-based) of one sequence, attending to the positions before it
+   through the KV cache (allocated on first use: 2 * L * max_seq * KV * hd floats), and points
+   *logits at the V logits. Positions must be fed in order 0, 1, 2, ...; pos 0 starts over. */
+DSDEF int ds_model_forward_token(ds_model *m, int32_t token, int pos, ds_pool *pool, const ds_float **logits, ds_error *err);
+/* temperature 0: the argmax (the first, on ties). Otherwise softmax(logits / temperature),
+   restricted to the smallest set of most likely tokens whose mass reaches top_p (1: all). */
+DSDEF int32_t ds_sample(const ds_float *logits, int V, double temperature, double top_p, uint64_t *rng);
+/* Feeds the prompt, then samples up to max_new tokens (stopping after eos when eos >= 0),
+   calling on_token (may be NULL) for each as it comes. out receives the new tokens. */
+DSDEF int ds_generate(ds_model *m, const int32_t *prompt, int n_prompt, int max_new, double temperature, double top_p, uint64_t seed,
+                      int32_t eos, void (*on_token)(void *ctx, int32_t id), void *ctx, int32_t *out, int *n_out, ds_pool *pool,
+                      ds_error *err);
+
 #ifdef __cplusplus
 }
 #endif
@@ -3388,6 +3405,7 @@ struct ds_model {
     ds_float *lnf, *rstdf, *logits, *losses;
     ds_float *dres, *dln, *dqkv, *dy, *dgu, *dh, *dscratch, *tscratch, *wt; /* scratch, reused by every layer */
     ds_float *rope_cos, *rope_sin; /* [max_seq][hd/2] */
+    ds_float *kcache;          /* generation: [L][K|V][max_seq][KV*hd], then one position's scratch */
     int32_t *inputs, *targets;
     float *weights;
     int cur_B, cur_T, has_targets;
@@ -3418,6 +3436,7 @@ DSDEF void ds_model_free(ds_model *m) {
     DS_FREE(m->v);
     DS_FREE(m->acts);
     DS_FREE(m->rope_cos);
+    DS_FREE(m->kcache);
     DS_FREE(m->inputs);
     DS_FREE(m->weights);
     DS_FREE(m);
@@ -4419,6 +4438,152 @@ DSDEF int ds_model_eval_bpb(ds_model *m, const ds_tokenizer *tok, const ds_token
     if (rc) return rc;
     if (loss) *loss = nats / (double)n_pred;
     if (bpb) *bpb = bytes > 0 ? nats / log(2.0) / bytes : 0;
+    return DS_OK;
+}
+
+
+/* ============================================================================================
+   Generation
+   The same block as ds_model_forward, for one position, with the keys and values of the earlier
+   positions read from the cache instead of recomputed (llama2.c's forward(token, pos)).
+   ============================================================================================ */
+
+typedef struct ds__mv { ds_float *out; const ds_float *W, *x; size_t C; int accumulate; } ds__mv;
+static void ds__matvec_task(void *ctx, size_t o0, size_t o1) { /* out[o] (+)= W[o,:] . x */
+    const ds__mv *v = (const ds__mv *)ctx;
+    size_t o, k;
+    for (o = o0; o < o1; o++) {
+        const ds_float *w = v->W + o * v->C;
+        ds_float s = 0;
+        for (k = 0; k < v->C; k++) s += w[k] * v->x[k];
+        v->out[o] = v->accumulate ? v->out[o] + s : s;
+    }
+}
+static void ds__matvec(ds_pool *pool, ds_float *out, const ds_float *W, const ds_float *x, size_t OC, size_t C, int accumulate) {
+    ds__mv v;
+    v.out = out, v.W = W, v.x = x, v.C = C, v.accumulate = accumulate;
+    ds_pool_for(pool, OC, ds__matvec_task, &v);
+}
+
+DSDEF int ds_model_forward_token(ds_model *m, int32_t token, int pos, ds_pool *pool, const ds_float **logits, ds_error *err) {
+    const ds_config *c = &m->c;
+    size_t D = (size_t)c->d_model, F = (size_t)c->d_ff, H = (size_t)c->n_heads, KV = (size_t)c->n_kv_heads, hd = m->hd, Q = m->Q;
+    size_t S = (size_t)c->max_seq, l, h, t, j, half = hd / 2;
+    ds_float *x, *ln, *qkv, *y, *gu, *hh, *att, rstd;
+    ds_float scale = (ds_float)(1.0 / sqrt((double)hd));
+    ds__rms r;
+    ds__rope rp;
+    ds__glu g;
+    if (!m || token < 0 || token >= c->vocab) return ds__fail(err, DS_ERR_INVALID, "generate: token %d outside [0, %d)", (int)token, m ? c->vocab : 0);
+    if (pos < 0 || (size_t)pos >= S) return ds__fail(err, DS_ERR_INVALID, "generate: position %d outside [0, %d)", pos, c->max_seq);
+    if (!m->kcache) {
+        m->kcache = (ds_float *)ds__calloc(2 * (size_t)c->n_layers * S * KV * hd + D * 4 + Q + 3 * F + H * hd + S, sizeof(ds_float));
+        if (!m->kcache) return DS__OOM(err);
+    }
+    /* scratch after the two caches */
+    x = m->kcache + 2 * (size_t)c->n_layers * S * KV * hd, ln = x + D, qkv = ln + D, y = qkv + Q, gu = y + H * hd, hh = gu + 2 * F, att = hh + F;
+    memcpy(x, m->params + m->tensors[0].offset + (size_t)token * D, D * sizeof(ds_float));
+    r.N = 1, r.D = D, r.eps = c->norm_eps, r.rstd = &rstd, r.out = ln;
+    for (l = 0; l < (size_t)c->n_layers; l++) {
+        ds_float *kc = m->kcache + l * 2 * S * KV * hd, *vc = kc + S * KV * hd;
+        int li = (int)l;
+        r.x = x, r.w = ds__P(m, li, DS__T_ATTN_NORM);
+        ds__rmsnorm_fwd_task(&r, 0, 1);
+        ds__matvec(pool, qkv, ds__P(m, li, DS__T_Q), ln, Q, D, 0);
+        rp.qkv = qkv, rp.cos = m->rope_cos + (size_t)pos * half, rp.sin = m->rope_sin + (size_t)pos * half, rp.T = 1;
+        rp.nh = H + KV, rp.hd = hd, rp.stride = Q, rp.inverse = 0;
+        ds__rope_task(&rp, 0, 1);
+        memcpy(kc + (size_t)pos * KV * hd, qkv + H * hd, KV * hd * sizeof(ds_float));
+        memcpy(vc + (size_t)pos * KV * hd, qkv + (H + KV) * hd, KV * hd * sizeof(ds_float));
+        for (h = 0; h < H; h++) {
+            size_t kvh = h / (H / KV);
+            const ds_float *q = qkv + h * hd;
+            ds_float mx = -INFINITY, sum = 0, *yh = y + h * hd;
+            for (t = 0; t <= (size_t)pos; t++) {
+                const ds_float *k = kc + t * KV * hd + kvh * hd;
+                ds_float s = 0;
+                for (j = 0; j < hd; j++) s += q[j] * k[j];
+                att[t] = s * scale;
+                mx = att[t] > mx ? att[t] : mx;
+            }
+            for (t = 0; t <= (size_t)pos; t++) { att[t] = DS_EXP(att[t] - mx); sum += att[t]; }
+            for (j = 0; j < hd; j++) yh[j] = 0;
+            for (t = 0; t <= (size_t)pos; t++) {
+                const ds_float *v = vc + t * KV * hd + kvh * hd, p = att[t] / sum;
+                for (j = 0; j < hd; j++) yh[j] += p * v[j];
+            }
+        }
+        ds__matvec(pool, x, ds__P(m, li, DS__T_O), y, D, H * hd, 1);
+        r.x = x, r.w = ds__P(m, li, DS__T_FFN_NORM);
+        ds__rmsnorm_fwd_task(&r, 0, 1);
+        ds__matvec(pool, gu, ds__P(m, li, DS__T_GATE), ln, 2 * F, D, 0);
+        g.h = hh, g.gu = gu, g.F = F;
+        ds__swiglu_fwd_task(&g, 0, 1);
+        ds__matvec(pool, x, ds__P(m, li, DS__T_DOWN), hh, D, F, 1);
+    }
+    r.x = x, r.w = m->params + m->tensors[m->n_tensors - 2].offset;
+    ds__rmsnorm_fwd_task(&r, 0, 1);
+    ds__matvec(pool, m->logits, m->params + m->tensors[m->n_tensors - 1].offset, ln, (size_t)c->vocab, D, 0);
+    if (logits) *logits = m->logits;
+    m->has_targets = 0;
+    return DS_OK;
+}
+
+typedef struct { double p; int32_t id; } ds__cand;
+static int ds__cand_cmp(const void *a, const void *b) { /* descending probability, then ascending id */
+    const ds__cand *x = (const ds__cand *)a, *y = (const ds__cand *)b;
+    if (x->p != y->p) return x->p > y->p ? -1 : 1;
+    return x->id < y->id ? -1 : x->id > y->id;
+}
+
+DSDEF int32_t ds_sample(const ds_float *logits, int V, double temperature, double top_p, uint64_t *rng) {
+    int32_t i, best = 0;
+    double mx, sum = 0, u, acc = 0;
+    ds__cand *c;
+    size_t n, keep;
+    for (i = 1; i < V; i++) if (logits[i] > logits[best]) best = i;
+    if (!(temperature > 0) || !rng) return best;
+    c = (ds__cand *)DS_MALLOC((size_t)V * sizeof(ds__cand));
+    if (!c) return best;
+    mx = (double)logits[best];
+    for (i = 0; i < V; i++) { c[i].p = exp(((double)logits[i] - mx) / temperature); c[i].id = i; sum += c[i].p; }
+    n = (size_t)V;
+    keep = n;
+    if (top_p > 0 && top_p < 1) { /* nucleus: the most likely tokens whose mass reaches top_p */
+        qsort(c, n, sizeof *c, ds__cand_cmp);
+        for (keep = 0, acc = 0; keep < n && acc < top_p * sum; keep++) acc += c[keep].p;
+        sum = acc;
+    }
+    u = (double)(ds__splitmix(rng) >> 11) / 9007199254740992.0 * sum;
+    for (i = 0, acc = 0; (size_t)i < keep; i++) {
+        acc += c[i].p;
+        if (u < acc) break;
+    }
+    best = c[(size_t)i < keep ? (size_t)i : keep - 1].id;
+    DS_FREE(c);
+    return best;
+}
+
+DSDEF int ds_generate(ds_model *m, const int32_t *prompt, int n_prompt, int max_new, double temperature, double top_p, uint64_t seed,
+                      int32_t eos, void (*on_token)(void *ctx, int32_t id), void *ctx, int32_t *out, int *n_out, ds_pool *pool,
+                      ds_error *err) {
+    const ds_float *logits = NULL;
+    uint64_t rng = seed;
+    int i, rc, n = 0;
+    if (!m || !prompt || n_prompt < 1 || max_new < 0 || (!out && max_new) || !n_out) return ds__fail(err, DS_ERR_INVALID, "ds_generate: bad argument");
+    *n_out = 0;
+    if (n_prompt + max_new > m->c.max_seq)
+        return ds__fail(err, DS_ERR_INVALID, "generate: %d prompt + %d new tokens exceed max_seq %d", n_prompt, max_new, m->c.max_seq);
+    for (i = 0; i < n_prompt; i++)
+        if ((rc = ds_model_forward_token(m, prompt[i], i, pool, &logits, err))) return rc;
+    for (n = 0; n < max_new; n++) {
+        int32_t id = ds_sample(logits, m->c.vocab, temperature, top_p, &rng);
+        out[n] = id;
+        *n_out = n + 1;
+        if (on_token) on_token(ctx, id);
+        if (id == eos || n + 1 == max_new) break;
+        if ((rc = ds_model_forward_token(m, id, n_prompt + n, pool, &logits, err))) return rc;
+    }
     return DS_OK;
 }
 

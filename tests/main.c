@@ -21,6 +21,7 @@ int main(int argc, char **argv) {
     suite_model();
     suite_checkpoint();
     suite_data();
+    suite_generation();
     suite_gradcheck();
     printf("%d passed, %d failed, %d skipped\n", ds_tstate.passed, ds_tstate.failed, ds_tstate.skipped);
     return ds_tstate.failed ? 1 : 0;

@@ -93,3 +93,59 @@ static void suite_data(void) {
     RUN(test_tokens_batch_deterministic);
     RUN(test_bpb_of_a_uniform_model);
 }
+
+/* ---- generation ------------------------------------------------------------------------------ */
+
+static void test_greedy_kv_cache_equals_full_forward(void) {
+    ds_config c;
+    ds_model *m, *full;
+    ds_error e;
+    int32_t seq[24] = {5, 17, 3, 42, 9}, out[19];
+    int n_out = 0, i, k;
+    double worst = 0;
+    ds_config_preset("test", &c, &e);
+    c.n_kv_heads = 2, c.max_seq = 24, c.init_std = 0.2; /* large weights: a non-trivial argmax */
+    m = ds_model_new(&c, 1, 24, &e);
+    full = ds_model_new(&c, 1, 24, &e);
+    CHECK(m && full);
+    ds_model_init(m, 11);
+    ds_model_init(full, 11);
+    CHECK_OK(ds_generate(m, seq, 5, 19, 0.0, 1.0, 0, -1, NULL, NULL, out, &n_out, NULL, &e_));
+    CHECK(n_out == 19);
+    for (i = 0; i < n_out; i++) seq[5 + i] = out[i];
+    /* the full forward over the whole sequence: at each position, its argmax is the next token */
+    CHECK_OK(ds_model_forward(full, seq, NULL, NULL, 1, 24, NULL, NULL, &e_));
+    for (i = 4; i < 23; i++) {
+        const ds_float *row = ds_model_logits(full) + (size_t)i * 64;
+        int32_t arg = ds_sample(row, 64, 0.0, 1.0, NULL);
+        CHECKF(arg == seq[i + 1], "position %d: full forward argmax %d, KV cache generated %d", i, (int)arg, (int)seq[i + 1]);
+    }
+    /* and the logits themselves agree */
+    for (i = 0; i < 24; i++) {
+        const ds_float *lg;
+        CHECK_OK(ds_model_forward_token(m, seq[i], i, NULL, &lg, &e_));
+        for (k = 0; k < 64; k++) {
+            double d = fabs((double)lg[k] - (double)ds_model_logits(full)[(size_t)i * 64 + k]);
+            if (d > worst) worst = d;
+        }
+    }
+    CHECKF(worst < 1e-4, "KV-cache logits differ from the full forward by %g", worst);
+    ds_model_free(m);
+    ds_model_free(full);
+}
+
+static void test_sampling(void) {
+    ds_float logits[6] = {1.0f, 3.0f, 2.9f, -1.0f, 3.0f, 0.0f};
+    uint64_t r1 = 7, r2 = 7;
+    int i, counts[6] = {0};
+    CHECK(ds_sample(logits, 6, 0.0, 1.0, &r1) == 1); /* argmax, first on ties */
+    for (i = 0; i < 50; i++) CHECK(ds_sample(logits, 6, 1.0, 1.0, &r1) == ds_sample(logits, 6, 1.0, 1.0, &r2)); /* seeded */
+    for (i = 0; i < 2000; i++) counts[ds_sample(logits, 6, 1.0, 0.5, &r1)]++;
+    CHECK(counts[0] == 0 && counts[3] == 0 && counts[5] == 0 && counts[2] == 0); /* top-p 0.5: only the two tied best */
+    CHECK(counts[1] > 800 && counts[4] > 800);
+}
+
+static void suite_generation(void) {
+    RUN(test_greedy_kv_cache_equals_full_forward);
+    RUN(test_sampling);
+}
