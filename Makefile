@@ -1,7 +1,7 @@
 # deepseek.h - build, test, demo. Every target is one visible compiler line (or a short recipe).
 #   make          check the header (C and C++) and build the examples
 #   make test     the tests (C99 and C++ builds of the header, then the test program)
-#   make demo     the main job on the bundled data (today: train the tokenizer and show it)
+#   make demo     the main job on the bundled data: the tokenizer, then pretraining (~4 minutes)
 #   make asan     the tests under AddressSanitizer and UndefinedBehaviorSanitizer
 #   make fuzz     libFuzzer targets (clang) for the JSON reader and the tokenizer loader
 #   make check-hf compare with Hugging Face `tokenizers` (npm; skips without node)
@@ -20,7 +20,7 @@ WARN     = -Wall -Wextra -Werror
 LDLIBS   = -lm -lpthread
 B        = build
 
-EXAMPLES = $(B)/01_tokenizer
+EXAMPLES = $(B)/01_tokenizer $(B)/02_pretrain
 
 .PHONY: all test demo asan fuzz fuzz-run check-hf check-torch bench bench-train clean
 
@@ -56,8 +56,12 @@ test: $(B)/check_c $(B)/check_cpp $(B)/check_serial $(B)/replay_json $(B)/replay
 $(B)/01_tokenizer: examples/01_tokenizer.c deepseek.h | $(B)
 	$(CC) -std=c99 $(WARN) $(CFLAGS) -o $@ examples/01_tokenizer.c $(LDLIBS)
 
-demo: $(B)/01_tokenizer
+$(B)/02_pretrain: examples/02_pretrain.c deepseek.h | $(B)
+	$(CC) -std=c99 $(WARN) $(CFLAGS) -o $@ examples/02_pretrain.c $(LDLIBS)
+
+demo: $(B)/01_tokenizer $(B)/02_pretrain
 	./$(B)/01_tokenizer --out $(B)/tokenizer.json
+	./$(B)/02_pretrain --out $(B)/pretrain
 
 $(B)/run_tests_asan: tests/main.c tests/gradcheck.c tests/test.h tests/test_*.c deepseek.h | $(B)
 	clang -std=c99 $(WARN) -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -o $@ tests/main.c tests/gradcheck.c $(LDLIBS)
