@@ -20,7 +20,7 @@ static const char *const corpus_files[] = {"tinyshakespeare.txt", "tang300.txt",
 #define N_FILES 3
 
 typedef struct {
-    int steps, warmup, batch, seq, dim, layers, heads, kv_heads, vocab, threads, eval_every, ckpt_every, resume, sample_tokens;
+    int steps, warmup, batch, seq, dim, layers, heads, kv_heads, vocab, threads, eval_every, ckpt_every, resume, sample_tokens, stop_after;
     double lr;
     unsigned long long seed;
     const char *data, *out;
@@ -41,6 +41,7 @@ static void usage(const options *o) {
            "  --data DIR       (default %s)\n"
            "  --out DIR        checkpoint, loss curve, token files (default %s)\n"
            "  --resume         continue from DIR/ckpt exactly where it stopped\n"
+           "  --stop-after N   save a checkpoint and stop after step N (an interruption, for --resume)\n"
            "  --sample N       tokens to sample at the end (default %d)\n",
            o->steps, o->lr, o->warmup, o->batch, o->seq, o->dim, o->layers, o->heads, o->kv_heads, o->vocab, o->threads, o->eval_every,
            o->ckpt_every, o->seed, o->data, o->out, o->sample_tokens);
@@ -70,6 +71,7 @@ static int parse(int argc, char **argv, options *o) {
         else if (!strcmp(a, "--data")) o->data = argv[++i];
         else if (!strcmp(a, "--out")) o->out = argv[++i];
         else if (!strcmp(a, "--sample")) o->sample_tokens = atoi(argv[++i]);
+        else if (!strcmp(a, "--stop-after")) o->stop_after = atoi(argv[++i]);
         else { fprintf(stderr, "unknown option %s (see --help)\n", a); return 0; }
     }
     if (o->steps < 1 || o->batch < 1 || o->seq < 2 || o->threads < 1 || o->eval_every < 1 || o->ckpt_every < 1 || !(o->lr > 0)) {
@@ -116,7 +118,7 @@ static void print_token(void *ctx, int32_t id) {
 }
 
 int main(int argc, char **argv) {
-    options o = {2000, 100, 16, 128, 128, 4, 4, 2, 4096, 2, 500, 1000, 0, 200, 2e-3, 1337, "data", "build/pretrain"};
+    options o = {2000, 100, 16, 128, 128, 4, 4, 2, 4096, 2, 500, 1000, 0, 200, 0, 2e-3, 1337, "data", "build/pretrain"};
     char *files[N_FILES], path[1024];
     size_t lens[N_FILES], cuts[N_FILES], f;
     ds_bpe_trainer *tr;
@@ -224,10 +226,11 @@ int main(int argc, char **argv) {
             if (n_bpb < 64) bpb_at[n_bpb] = step, bpbs[n_bpb++] = val_bpb;
             t_eval += ds_now() - te; /* tokens/s counts training only */
         }
-        if ((step + 1) % o.ckpt_every == 0 || step + 1 == o.steps) {
+        if ((step + 1) % o.ckpt_every == 0 || step + 1 == o.steps || step + 1 == o.stop_after) {
             if (ds_checkpoint_save(m, tok, &st, path, DS_DTYPE_F32, &err)) fprintf(stderr, "checkpoint: %s (training goes on)\n", err.msg);
             else printf("  checkpoint: %s (step %ld)\n", path, st.step);
         }
+        if (step + 1 == o.stop_after) { printf("stopped after step %d as asked; continue with --resume\n", step + 1); return 0; }
     }
     printf("trained %d steps in %.1f s; final validation: %.4f bits per byte\n", o.steps - first, ds_now() - t0, val_bpb);
     snprintf(path, sizeof path, "%s/loss.svg", o.out);
