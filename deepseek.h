@@ -30,9 +30,9 @@
         differences and against PyTorch; AdamW with clipping and the multi-step schedule (§2.3);
         a pthreads pool whose results are bit-identical for any thread count.
       - Hugging Face checkpoints (config.json + safetensors) with exact resume, written atomically.
-      - Status of this version: §2.1-2.4's tokenizer, model, optimizer and checkpoints are here.
-        Token data, generation, scaling-law tools (§3) and alignment (§4-5) arrive in later
-        versions; the table of contents below marks what is here.
+      - Token data, bits-per-byte (§3's metric), and KV-cache generation with sampling.
+      - Status of this version: §2.1-2.4 are here. Scaling-law tools (§3) and alignment (§4-5)
+        arrive in later versions; the table of contents below marks what is here.
 
    TABLE OF CONTENTS (by paper section)
       [here]  0. Errors, buffers, UTF-8, files   ds_error, ds_buf, ds_utf8_decode, ds_read_file,
@@ -48,7 +48,8 @@
       [here]  §2.3 Optimizer and schedules       ds_model_step (AdamW + clipping), ds_schedule_lr
       [here]  §2.4 Checkpoints                   ds_checkpoint_save, ds_checkpoint_load (HF safetensors +
                                                  config.json, exact resume, atomic)
-      [later] §2.3-3 Token data, bits-per-byte, KV-cache generation
+      [here]  §3   Token data, bits-per-byte     ds_tokens_load, ds_tokens_batch, ds_model_eval_bpb
+      [here]  Generation                         ds_model_forward_token (KV cache), ds_sample, ds_generate
       [later] §3   Scaling laws: FLOPs/token, power-law and IsoFLOP fits, bits-per-byte
       [later] §4-5 Alignment: SFT, DPO, chat template
       [later] Backends: CUDA (deepseek_cuda.cuh)
@@ -97,7 +98,8 @@
 
    VERSION HISTORY
       0.2  (2026-11-23)  §2.2 the model with hand-written backward; §2.3 AdamW, clipping, multi-step
-                         and cosine schedules; the thread pool; §2.4 checkpoints (safetensors).
+                         and cosine schedules; the thread pool; §2.4 checkpoints (safetensors);
+                         token data, bits-per-byte, KV-cache generation.
       0.1  (2026-11-23)  JSON reader/writer; §2.1 tokenizer: pre-tokenizer, BPE trainer (fast and
                          reference), encode/decode with special-token policy, tokenizer.json I/O.
 
