@@ -81,12 +81,15 @@ check-hf: $(B)/01_tokenizer $(B)/tok_ids
 	sh tools/check_hf.sh
 
 # PyTorch reference (Debian's python3-torch; skips cleanly without it)
-check-torch: $(B)/torch_ref $(B)/torch_ref_f64
+check-torch: $(B)/torch_ref $(B)/torch_ref_f64 $(B)/hf_load_check
 	@if /usr/bin/python3 -c 'import torch' 2>/dev/null; then /usr/bin/python3 tools/check_torch.py $(FIXTURE_ARGS); \
 	 else echo "check-torch: skipped (PyTorch not installed: apt-get install python3-torch)"; fi
 
 $(B)/torch_ref: tools/torch_ref.c deepseek.h | $(B)
 	$(CC) -std=c99 $(WARN) $(CFLAGS) -o $@ tools/torch_ref.c $(LDLIBS)
+
+$(B)/hf_load_check: tools/hf_load_check.c deepseek.h | $(B)
+	$(CC) -std=c99 $(WARN) $(CFLAGS) -o $@ tools/hf_load_check.c $(LDLIBS)
 
 $(B)/torch_ref_f64: tools/torch_ref.c deepseek.h | $(B)
 	$(CC) -std=c99 $(WARN) -DDS_DOUBLE $(CFLAGS) -o $@ tools/torch_ref.c $(LDLIBS)

@@ -167,6 +167,10 @@ int main(int argc, char **argv) {
     }
     printf("tokenizer: %d tokens; train %zu tokens (%llu bytes), validation %zu tokens (%llu bytes)\n", ds_tokenizer_vocab_size(tok),
            train.n, (unsigned long long)train.n_bytes, val.n, (unsigned long long)val.n_bytes);
+    snprintf(path, sizeof path, "%s/train.tok", o.out); /* the encoded corpus, for other tools */
+    if (ds_tokens_save(&train, path, &err)) fprintf(stderr, "%s\n", err.msg);
+    snprintf(path, sizeof path, "%s/val.tok", o.out);
+    if (ds_tokens_save(&val, path, &err)) fprintf(stderr, "%s\n", err.msg);
 
     /* 2. the model: new, or resumed from the checkpoint */
     snprintf(path, sizeof path, "%s/ckpt", o.out);

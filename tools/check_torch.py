@@ -132,6 +132,60 @@ def check(binary, cfg, seed, tol, fixture=None):
     return ok
 
 
+def write_bf16_safetensors(path, tensors):
+    """The Hugging Face way: BF16 weights (numpy has no bfloat16, so the raw 16-bit patterns)."""
+    header, blobs, off = {"__metadata__": {"format": "pt"}}, [], 0
+    for name, t in tensors.items():
+        raw = t.detach().to(torch.bfloat16).contiguous().view(torch.int16).numpy().tobytes()
+        header[name] = {"dtype": "BF16", "shape": list(t.shape), "data_offsets": [off, off + len(raw)]}
+        blobs.append(raw)
+        off += len(raw)
+    h = json.dumps(header).encode()
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(h)) + h + b"".join(blobs))
+
+
+def check_foreign_checkpoint(cfg, seed):
+    """A checkpoint written by PyTorch as HF does it -- BF16 weights, tied embeddings (no
+    lm_head.weight), no num_key_value_heads (multi-head), extra config keys -- must load in
+    deepseek.h and give PyTorch's loss."""
+    V, D, L, H, KV, FF, B, T = cfg
+    g = torch.Generator().manual_seed(seed)
+    p = {"model.embed_tokens.weight": torch.randn(V, D, generator=g) * 0.1, "model.norm.weight": 1 + 0.1 * torch.randn(D, generator=g)}
+    for l in range(L):
+        pre = f"model.layers.{l}."
+        for n, shape in [("input_layernorm.weight", (D,)), ("post_attention_layernorm.weight", (D,))]:
+            p[pre + n] = 1 + 0.1 * torch.randn(*shape, generator=g)
+        for n, shape in [("self_attn.q_proj.weight", (D, D)), ("self_attn.k_proj.weight", (D, D)), ("self_attn.v_proj.weight", (D, D)),
+                         ("self_attn.o_proj.weight", (D, D)), ("mlp.gate_proj.weight", (FF, D)), ("mlp.up_proj.weight", (FF, D)),
+                         ("mlp.down_proj.weight", (D, FF))]:
+            p[pre + n] = torch.randn(*shape, generator=g) * 0.1
+    d = "build/hf_foreign"
+    os.makedirs(d, exist_ok=True)
+    write_bf16_safetensors(d + "/model.safetensors", p)
+    with open(d + "/config.json", "w") as f:
+        json.dump({"architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": D, "intermediate_size": FF,
+                   "num_attention_heads": H, "num_hidden_layers": L, "vocab_size": V, "max_position_embeddings": T, "rms_norm_eps": 1e-6,
+                   "hidden_act": "silu", "tie_word_embeddings": True, "torch_dtype": "bfloat16", "use_cache": True,
+                   "transformers_version": "4.36.0", "pretraining_tp": 1, "rope_scaling": None, "attention_bias": False}, f, indent=2)
+    inputs = torch.randint(0, V, (B, T), generator=g, dtype=torch.int32)
+    targets = torch.randint(0, V, (B, T), generator=g, dtype=torch.int32)
+    write_safetensors(d + "/batch.safetensors", {"inputs": inputs, "targets": targets}, {})
+    pt = {n: t.to(torch.bfloat16).float() for n, t in p.items()}  # the weights as stored
+    pt["lm_head.weight"] = pt["model.embed_tokens.weight"]        # tied
+    ref = torch_loss(pt, inputs.view(-1), targets.view(-1), torch.ones(B * T), (V, D, L, H, H, FF, B, T), torch.float32).item()
+    out = subprocess.run(["build/hf_load_check", d], capture_output=True, text=True)
+    if out.returncode != 0:
+        print("check-torch: foreign HF checkpoint: deepseek.h refused it: " + out.stderr.strip())
+        return False
+    ds_loss = float(out.stdout.strip().split("=")[1])
+    err = abs(ds_loss - ref) / abs(ref)
+    ok = err <= 1e-5
+    print(f"check-torch: a checkpoint written by PyTorch (BF16, tied embeddings, HF config): PyTorch loss {ref:.6f}, "
+          f"deepseek.h {ds_loss:.6f} (rel. err {err:.1e}) -> {'ok' if ok else 'FAIL'}")
+    return ok
+
+
 def main():
     fixture = sys.argv[sys.argv.index("--fixture") + 1] if "--fixture" in sys.argv else None
     torch.manual_seed(0)
@@ -139,6 +193,7 @@ def main():
     for i, cfg in enumerate(CONFIGS):
         ok &= check("build/torch_ref", cfg, 11 + i, 1e-5, fixture if i == 0 else None)
         ok &= check("build/torch_ref_f64", cfg, 11 + i, 1e-10)
+    ok &= check_foreign_checkpoint((80, 32, 2, 4, 4, 96, 2, 12), 5)
     print("check-torch: " + ("all configs agree" if ok else "MISMATCH"))
     sys.exit(0 if ok else 1)
 
