@@ -50,7 +50,9 @@
                                                  config.json, exact resume, atomic)
       [here]  §3   Token data, bits-per-byte     ds_tokens_load, ds_tokens_batch, ds_model_eval_bpb
       [here]  Generation                         ds_model_forward_token (KV cache), ds_sample, ds_generate
-      [later] §3   Scaling laws: FLOPs/token, power-law and IsoFLOP fits, bits-per-byte
+      [here]  §3   Scaling laws: accounting      ds_scale_n1/_n2/_m, ds_model_flops_per_token, ds_law_*
+      [here]  §3   Scaling laws: power-law fit   ds_fit_power_law (R^2, standard errors)
+      [later] §3   IsoFLOP and hyperparameter-grid fits, the scaling study
       [later] §4-5 Alignment: SFT, DPO, chat template
       [later] Backends: CUDA (deepseek_cuda.cuh)
 
@@ -512,6 +514,41 @@ DSDEF int32_t ds_sample(const ds_float *logits, int V, double temperature, doubl
 DSDEF int ds_generate(ds_model *m, const int32_t *prompt, int n_prompt, int max_new, double temperature, double top_p, uint64_t seed,
                       int32_t eos, void (*on_token)(void *ctx, int32_t id), void *ctx, int32_t *out, int *n_out, ds_pool *pool,
                       ds_error *err);
+
+/* ============================================================================================
+   §3 Scaling laws: model-scale accounting, the paper's fitted laws, power-law fitting
+   ============================================================================================ */
+
+/* The paper's measures (§3, Table 3). N1: non-embedding parameters, 12 n_layer d^2 (6 N1 =
+   72 n_layer d^2); N2: all parameters, N1 + n_vocab d; M: non-embedding FLOPs per token,
+   72 n_layer d^2 + 12 n_layer d l_seq (attention counted, the vocabulary projection not).
+   Compute C = M D for D training tokens. */
+DSDEF double ds_scale_n1(int n_layer, int d_model);
+DSDEF double ds_scale_n2(int n_layer, int d_model, int n_vocab);
+DSDEF double ds_scale_m(int n_layer, int d_model, int l_seq);
+/* The FLOPs per trained token of the model as implemented (for MFU): 6 x every matmul weight
+   (q, k, v, o with GQA's smaller k and v, gate, up, down with the real d_ff, the LM head) plus
+   12 n_layer T d (the attention products, full T x T), the formula of ../shared/bench. */
+DSDEF double ds_model_flops_per_token(const ds_config *c, int T);
+
+/* The paper's fitted laws, C in FLOPs: eta_opt = 0.3118 C^-0.1250, B_opt = 0.2920 C^0.3271 tokens
+   (§3.1); M_opt = 0.1715 C^0.5243, D_opt = 5.8316 C^0.4757 (§3.2). */
+DSDEF double ds_law_eta_opt(double C);
+DSDEF double ds_law_batch_opt(double C);
+DSDEF double ds_law_m_opt(double C);
+DSDEF double ds_law_d_opt(double C);
+
+/* y = k x^alpha, by least squares on log y = log k + alpha log x. R^2 is that of the log-log
+   line; the standard errors (of log k and alpha) need n >= 3. Refuses n < 2, non-positive or
+   non-finite values, and x all equal, with the reason. */
+typedef struct ds_power_law {
+    double k, alpha;
+    double r2;
+    double se_log_k, se_alpha; /* standard errors; 0 when n == 2 */
+    int n;
+} ds_power_law;
+DSDEF int ds_fit_power_law(const double *x, const double *y, int n, ds_power_law *out, ds_error *err);
+DSDEF double ds_power_law_eval(const ds_power_law *p, double x);
 
 #ifdef __cplusplus
 }
@@ -4588,6 +4625,62 @@ DSDEF int ds_generate(ds_model *m, const int32_t *prompt, int n_prompt, int max_
     }
     return DS_OK;
 }
+
+
+/* ============================================================================================
+   §3 Scaling laws
+   ============================================================================================ */
+
+DSDEF double ds_scale_n1(int n_layer, int d_model) { return 12.0 * n_layer * (double)d_model * d_model; }
+DSDEF double ds_scale_n2(int n_layer, int d_model, int n_vocab) { return ds_scale_n1(n_layer, d_model) + (double)n_vocab * d_model; }
+DSDEF double ds_scale_m(int n_layer, int d_model, int l_seq) {
+    return 72.0 * n_layer * (double)d_model * d_model + 12.0 * n_layer * (double)d_model * l_seq;
+}
+DSDEF double ds_model_flops_per_token(const ds_config *c, int T) {
+    double D = c->d_model, hd = (double)c->d_model / c->n_heads;
+    double per_layer = D * hd * (2.0 * c->n_heads + 2.0 * c->n_kv_heads) + 3.0 * D * c->d_ff;
+    return 6.0 * (per_layer * c->n_layers + (double)c->vocab * D) + 12.0 * c->n_layers * (double)T * D;
+}
+
+DSDEF double ds_law_eta_opt(double C) { return 0.3118 * pow(C, -0.1250); }
+DSDEF double ds_law_batch_opt(double C) { return 0.2920 * pow(C, 0.3271); }
+DSDEF double ds_law_m_opt(double C) { return 0.1715 * pow(C, 0.5243); }
+DSDEF double ds_law_d_opt(double C) { return 5.8316 * pow(C, 0.4757); }
+
+DSDEF int ds_fit_power_law(const double *x, const double *y, int n, ds_power_law *out, ds_error *err) {
+    double mx = 0, my = 0, sxx = 0, sxy = 0, syy = 0, sse = 0, a, b;
+    int i;
+    if (!x || !y || !out) return ds__fail(err, DS_ERR_INVALID, "power-law fit: NULL argument");
+    if (n < 2) return ds__fail(err, DS_ERR_INVALID, "power-law fit: %d point%s; at least 2 are needed", n, n == 1 ? "" : "s");
+    for (i = 0; i < n; i++) {
+        if (!(x[i] > 0) || !(y[i] > 0) || isinf(x[i]) || isinf(y[i]))
+            return ds__fail(err, DS_ERR_INVALID, "power-law fit: point %d is (%g, %g); x and y must be positive and finite", i, x[i], y[i]);
+        mx += log(x[i]);
+        my += log(y[i]);
+    }
+    mx /= n, my /= n;
+    for (i = 0; i < n; i++) {
+        double dx = log(x[i]) - mx, dy = log(y[i]) - my;
+        sxx += dx * dx, sxy += dx * dy, syy += dy * dy;
+    }
+    if (!(sxx > 1e-300)) return ds__fail(err, DS_ERR_INVALID, "power-law fit: every x is the same (%g): no slope to fit", x[0]);
+    b = sxy / sxx;
+    a = my - b * mx;
+    for (i = 0; i < n; i++) {
+        double r = log(y[i]) - (a + b * log(x[i]));
+        sse += r * r;
+    }
+    out->k = exp(a), out->alpha = b, out->n = n;
+    out->r2 = syy > 0 ? 1 - sse / syy : 1;
+    out->se_alpha = out->se_log_k = 0;
+    if (n > 2) { /* ordinary least squares: s^2 = SSE / (n - 2) */
+        double s2 = sse / (n - 2);
+        out->se_alpha = sqrt(s2 / sxx);
+        out->se_log_k = sqrt(s2 * (1.0 / n + mx * mx / sxx));
+    }
+    return DS_OK;
+}
+DSDEF double ds_power_law_eval(const ds_power_law *p, double x) { return p->k * pow(x, p->alpha); }
 
 #ifdef __cplusplus
 }

@@ -23,7 +23,7 @@ int main(int argc, char **argv) {
     ds_pool *pool;
     ds_adamw opt = ds_adamw_default();
     int32_t *tok;
-    double times[256], flops_per_token, nmat, t_fwd = 0, t_bwd = 0, t_opt = 0;
+    double times[256], flops_per_token, t_fwd = 0, t_bwd = 0, t_opt = 0;
     uint64_t rng = 1337;
     if (ds_config_preset(name, &c, &err)) { fprintf(stderr, "%s\n", err.msg); return 2; }
     B = !strcmp(name, "tiny") ? 16 : 8;
@@ -38,9 +38,7 @@ int main(int argc, char **argv) {
         rng = rng * 6364136223846793005ull + 1442695040888963407ull;
         tok[i] = (int32_t)((rng >> 33) % (uint64_t)c.vocab);
     }
-    nmat = (double)c.d_model * c.d_model * 2 + 2.0 * c.d_model * (c.d_model / c.n_heads) * c.n_kv_heads + 3.0 * c.d_model * c.d_ff;
-    nmat = nmat * c.n_layers + (double)c.vocab * c.d_model;
-    flops_per_token = 6 * nmat + 12.0 * c.n_layers * T * c.d_model;
+    flops_per_token = ds_model_flops_per_token(&c, T); /* 6 N_matmul + 12 L T d_attn, as torch_llama_train.py counts */
     printf("deepseek.h | threads=%d | config %s vocab=%d dim=%d layers=%d heads=%d kv_heads=%d ffn=%d seq=%d batch=%d\n", threads, name,
            c.vocab, c.d_model, c.n_layers, c.n_heads, c.n_kv_heads, c.d_ff, T, B);
     for (s = 0; s < steps + warmup; s++) {

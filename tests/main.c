@@ -11,6 +11,7 @@ ds_test_state ds_tstate;
 #include "test_model.c"
 #include "test_checkpoint.c"
 #include "test_data.c"
+#include "test_scaling.c"
 
 void suite_gradcheck(void); /* tests/gradcheck.c: a double-precision copy of the library */
 
@@ -22,6 +23,7 @@ int main(int argc, char **argv) {
     suite_checkpoint();
     suite_data();
     suite_generation();
+    suite_scaling();
     suite_gradcheck();
     printf("%d passed, %d failed, %d skipped\n", ds_tstate.passed, ds_tstate.failed, ds_tstate.skipped);
     return ds_tstate.failed ? 1 : 0;
