@@ -52,7 +52,8 @@
       [here]  Generation                         ds_model_forward_token (KV cache), ds_sample, ds_generate
       [here]  §3   Scaling laws: accounting      ds_scale_n1/_n2/_m, ds_model_flops_per_token, ds_law_*
       [here]  §3   Scaling laws: power-law fit   ds_fit_power_law (R^2, standard errors)
-      [later] §3   IsoFLOP and hyperparameter-grid fits, the scaling study
+      [here]  §3   Hyperparameter and IsoFLOP fits  ds_fit_hyperparams, ds_fit_isoflop
+      [later] §3   The scaling study (04_scaling), multi-step vs cosine (03_lr_schedules)
       [later] §4-5 Alignment: SFT, DPO, chat template
       [later] Backends: CUDA (deepseek_cuda.cuh)
 
@@ -549,6 +550,28 @@ typedef struct ds_power_law {
 } ds_power_law;
 DSDEF int ds_fit_power_law(const double *x, const double *y, int n, ds_power_law *out, ds_error *err);
 DSDEF double ds_power_law_eval(const ds_power_law *p, double x);
+
+/* §3.1 hyperparameter scaling: runs at several budgets over a grid of (batch, learning rate).
+   A run is near-optimal when its loss is within `threshold` (0.0025: 0.25%) of the best loss at
+   its budget; power laws eta_opt(C) and B_opt(C) are fitted through the near-optimal runs. */
+typedef struct ds_hp_run { double C, batch, lr, loss; } ds_hp_run;
+DSDEF int ds_fit_hyperparams(const ds_hp_run *runs, int n, double threshold, ds_power_law *eta, ds_power_law *batch, int *n_selected,
+                             ds_error *err);
+
+/* §3.2 IsoFLOP profiles: runs (C, M, loss) at several budgets. At each budget the loss is fitted
+   as a parabola in log M (least squares, 3 or more models); its vertex is M_opt, D_opt = C /
+   M_opt, and its value the optimal loss. Then M_opt = k C^a, D_opt = k' C^b and loss_opt(C) are
+   fitted as power laws. Refused with the reason: a NaN loss, fewer than 3 models at a budget, a
+   parabola with no minimum, a minimum outside the models sampled, fewer than 2 budgets. */
+#define DS_ISOFLOP_MAX_BUDGETS 64
+typedef struct ds_isoflop_run { double C, M, loss; } ds_isoflop_run;
+typedef struct ds_isoflop_fit {
+    int n_budgets;
+    double C[DS_ISOFLOP_MAX_BUDGETS], M_opt[DS_ISOFLOP_MAX_BUDGETS], D_opt[DS_ISOFLOP_MAX_BUDGETS], loss_opt[DS_ISOFLOP_MAX_BUDGETS];
+    double parabola[DS_ISOFLOP_MAX_BUDGETS][3]; /* loss = p0 + p1 log M + p2 (log M)^2 */
+    ds_power_law m_law, d_law, loss_law;
+} ds_isoflop_fit;
+DSDEF int ds_fit_isoflop(const ds_isoflop_run *runs, int n, ds_isoflop_fit *out, ds_error *err);
 
 #ifdef __cplusplus
 }
@@ -4681,6 +4704,111 @@ DSDEF int ds_fit_power_law(const double *x, const double *y, int n, ds_power_law
     return DS_OK;
 }
 DSDEF double ds_power_law_eval(const ds_power_law *p, double x) { return p->k * pow(x, p->alpha); }
+
+/* the distinct budgets of n values, in increasing order (relative tolerance 1e-9) */
+static int ds__budgets(const double *C, size_t stride, int n, double *out, int cap) {
+    int i, k, m = 0;
+    for (i = 0; i < n; i++) {
+        double c = *(const double *)(const void *)((const char *)(const void *)C + (size_t)i * stride);
+        for (k = 0; k < m && fabs(out[k] - c) > 1e-9 * c; k++) {}
+        if (k == m) {
+            if (m == cap) return -1;
+            out[m++] = c;
+        }
+    }
+    for (i = 1; i < m; i++) /* insertion sort */
+        for (k = i; k > 0 && out[k - 1] > out[k]; k--) { double t = out[k]; out[k] = out[k - 1]; out[k - 1] = t; }
+    return m;
+}
+
+DSDEF int ds_fit_hyperparams(const ds_hp_run *runs, int n, double threshold, ds_power_law *eta, ds_power_law *batch, int *n_selected,
+                             ds_error *err) {
+    double budgets[DS_ISOFLOP_MAX_BUDGETS], *xc, *xl, *xb;
+    int nb, i, k, sel = 0, rc;
+    if (!runs || n < 1 || !eta || !batch || !(threshold >= 0)) return ds__fail(err, DS_ERR_INVALID, "hyperparameter fit: bad argument");
+    for (i = 0; i < n; i++)
+        if (!(runs[i].C > 0) || !(runs[i].batch > 0) || !(runs[i].lr > 0) || !(runs[i].loss == runs[i].loss) || isinf(runs[i].loss))
+            return ds__fail(err, DS_ERR_INVALID, "hyperparameter fit: run %d (C %g, batch %g, lr %g, loss %g) is not positive and finite", i,
+                            runs[i].C, runs[i].batch, runs[i].lr, runs[i].loss);
+    nb = ds__budgets(&runs[0].C, sizeof(ds_hp_run), n, budgets, DS_ISOFLOP_MAX_BUDGETS);
+    if (nb < 0) return ds__fail(err, DS_ERR_INVALID, "hyperparameter fit: more than %d budgets", DS_ISOFLOP_MAX_BUDGETS);
+    if (nb < 2) return ds__fail(err, DS_ERR_INVALID, "hyperparameter fit: one budget only; a scaling law needs two or more");
+    xc = (double *)DS_MALLOC(3 * (size_t)n * sizeof(double));
+    if (!xc) return DS__OOM(err);
+    xl = xc + n, xb = xl + n;
+    for (k = 0; k < nb; k++) {
+        double best = INFINITY;
+        for (i = 0; i < n; i++) if (fabs(runs[i].C - budgets[k]) <= 1e-9 * budgets[k] && runs[i].loss < best) best = runs[i].loss;
+        for (i = 0; i < n; i++)
+            if (fabs(runs[i].C - budgets[k]) <= 1e-9 * budgets[k] && runs[i].loss <= best * (1 + threshold))
+                xc[sel] = runs[i].C, xl[sel] = runs[i].lr, xb[sel] = runs[i].batch, sel++;
+    }
+    rc = ds_fit_power_law(xc, xl, sel, eta, err);
+    if (!rc) rc = ds_fit_power_law(xc, xb, sel, batch, err);
+    if (n_selected) *n_selected = sel;
+    DS_FREE(xc);
+    return rc;
+}
+
+DSDEF int ds_fit_isoflop(const ds_isoflop_run *runs, int n, ds_isoflop_fit *out, ds_error *err) {
+    int nb, i, k, rc;
+    if (!runs || n < 1 || !out) return ds__fail(err, DS_ERR_INVALID, "IsoFLOP fit: bad argument");
+    memset(out, 0, sizeof *out);
+    for (i = 0; i < n; i++)
+        if (!(runs[i].C > 0) || !(runs[i].M > 0) || !(runs[i].loss == runs[i].loss) || isinf(runs[i].loss) || isinf(runs[i].M))
+            return ds__fail(err, DS_ERR_INVALID, "IsoFLOP fit: run %d (C %g, M %g, loss %g) is not positive and finite: a diverged run?", i,
+                            runs[i].C, runs[i].M, runs[i].loss);
+    nb = ds__budgets(&runs[0].C, sizeof(ds_isoflop_run), n, out->C, DS_ISOFLOP_MAX_BUDGETS);
+    if (nb < 0) return ds__fail(err, DS_ERR_INVALID, "IsoFLOP fit: more than %d budgets", DS_ISOFLOP_MAX_BUDGETS);
+    if (nb < 2) return ds__fail(err, DS_ERR_INVALID, "IsoFLOP fit: one budget only; the scaling of M_opt needs two or more");
+    out->n_budgets = nb;
+    for (k = 0; k < nb; k++) {
+        /* least squares for loss = p0 + p1 u + p2 u^2, u = log M - ubar (centred for conditioning) */
+        double S[5] = {0, 0, 0, 0, 0}, R[3] = {0, 0, 0}, ubar = 0, umin = INFINITY, umax = -INFINITY, a[3][4], C = out->C[k], vtx;
+        int m = 0, r, c, p;
+        for (i = 0; i < n; i++) if (fabs(runs[i].C - C) <= 1e-9 * C) { ubar += log(runs[i].M); m++; }
+        if (m < 3) return ds__fail(err, DS_ERR_INVALID, "IsoFLOP fit: %d model%s at budget %.3g; a parabola needs 3 or more", m, m == 1 ? "" : "s", C);
+        ubar /= m;
+        for (i = 0; i < n; i++) {
+            double u, pw = 1;
+            if (fabs(runs[i].C - C) > 1e-9 * C) continue;
+            u = log(runs[i].M) - ubar;
+            if (u < umin) umin = u;
+            if (u > umax) umax = u;
+            for (p = 0; p < 5; p++) { S[p] += pw; if (p < 3) R[p] += pw * runs[i].loss; pw *= u; }
+        }
+        for (r = 0; r < 3; r++) { for (c = 0; c < 3; c++) a[r][c] = S[r + c]; a[r][3] = R[r]; }
+        for (c = 0; c < 3; c++) { /* Gaussian elimination with partial pivoting */
+            int piv = c;
+            for (r = c + 1; r < 3; r++) if (fabs(a[r][c]) > fabs(a[piv][c])) piv = r;
+            if (fabs(a[piv][c]) < 1e-300) return ds__fail(err, DS_ERR_INVALID, "IsoFLOP fit: the models at budget %.3g have too few distinct sizes", C);
+            for (p = 0; p < 4; p++) { double t = a[c][p]; a[c][p] = a[piv][p]; a[piv][p] = t; }
+            for (r = 0; r < 3; r++)
+                if (r != c) { double f = a[r][c] / a[c][c]; for (p = c; p < 4; p++) a[r][p] -= f * a[c][p]; }
+        }
+        for (r = 0; r < 3; r++) out->parabola[k][r] = a[r][3] / a[r][r];
+        if (!(out->parabola[k][2] > 0))
+            return ds__fail(err, DS_ERR_INVALID, "IsoFLOP fit: at budget %.3g the loss has no minimum over log M (the parabola opens downward)", C);
+        vtx = -out->parabola[k][1] / (2 * out->parabola[k][2]);
+        if (vtx < umin - 1e-9 || vtx > umax + 1e-9)
+            return ds__fail(err, DS_ERR_INVALID, "IsoFLOP fit: at budget %.3g the optimum lies outside the models sampled; add %s models", C,
+                            vtx < umin ? "smaller" : "larger");
+        out->M_opt[k] = exp(vtx + ubar);
+        out->D_opt[k] = C / out->M_opt[k];
+        out->loss_opt[k] = out->parabola[k][0] + vtx * (out->parabola[k][1] + vtx * out->parabola[k][2]);
+        /* report the parabola in log M itself: shift from the centred variable */
+        {
+            double p0 = out->parabola[k][0], p1 = out->parabola[k][1], p2 = out->parabola[k][2];
+            out->parabola[k][0] = p0 - p1 * ubar + p2 * ubar * ubar;
+            out->parabola[k][1] = p1 - 2 * p2 * ubar;
+        }
+    }
+    if ((rc = ds_fit_power_law(out->C, out->M_opt, nb, &out->m_law, err)) || (rc = ds_fit_power_law(out->C, out->D_opt, nb, &out->d_law, err)))
+        return rc;
+    for (k = 0; k < nb; k++)
+        if (!(out->loss_opt[k] > 0)) return ds__fail(err, DS_ERR_INVALID, "IsoFLOP fit: the optimal loss at budget %.3g is not positive", out->C[k]);
+    return ds_fit_power_law(out->C, out->loss_opt, nb, &out->loss_law, err);
+}
 
 #ifdef __cplusplus
 }

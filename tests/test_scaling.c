@@ -70,9 +70,77 @@ static void test_power_law_fit(void) {
     CHECK(ds_fit_power_law(x, y, 4, &p, &e) == DS_ERR_INVALID && strstr(e.msg, "same"));
 }
 
+
+/* Synthetic IsoFLOP profiles with a known optimum: loss = 2 C^-0.05 + 0.3 (ln M - ln M_opt)^2,
+   M_opt = 0.1715 C^0.5243 (the paper's law). The fit must return the exponents exactly. */
+static void test_isoflop_fit_recovers_the_law(void) {
+    ds_isoflop_run runs[4 * 5];
+    static const double f[5] = {1.0 / 8, 1.0 / 3, 1, 3, 8};
+    ds_isoflop_fit fit;
+    int b, i, n = 0;
+    for (b = 0; b < 4; b++) {
+        double C = pow(10.0, 17 + b), mo = 0.1715 * pow(C, 0.5243);
+        for (i = 0; i < 5; i++) {
+            double M = mo * f[i], d = log(M) - log(mo);
+            runs[n].C = C, runs[n].M = M, runs[n].loss = 2 * pow(C, -0.05) + 0.3 * d * d, n++;
+        }
+    }
+    CHECK_OK(ds_fit_isoflop(runs, n, &fit, &e_));
+    CHECK(fit.n_budgets == 4);
+    CHECKF(fabs(fit.m_law.alpha - 0.5243) < 1e-9 && fabs(fit.m_law.k / 0.1715 - 1) < 1e-6, "a %.6f k %.6f", fit.m_law.alpha, fit.m_law.k);
+    CHECKF(fabs(fit.d_law.alpha - 0.4757) < 1e-9, "b %.6f", fit.d_law.alpha);
+    CHECKF(fabs(fit.loss_law.alpha + 0.05) < 1e-9 && fabs(fit.loss_law.k - 2) < 1e-6, "loss law %.6f C^%.6f", fit.loss_law.k, fit.loss_law.alpha);
+    CHECK(fabs(fit.M_opt[2] * fit.D_opt[2] / fit.C[2] - 1) < 1e-12);
+}
+
+static void test_isoflop_fit_refuses_degenerate_grids(void) {
+    ds_isoflop_run r[10];
+    ds_isoflop_fit fit;
+    ds_error e;
+    int i;
+    for (i = 0; i < 10; i++) r[i].C = i < 5 ? 1e18 : 1e19, r[i].M = pow(10.0, 8 + i % 5), r[i].loss = 3 + 0.1 * ((i % 5) - 2) * ((i % 5) - 2);
+    CHECK(ds_fit_isoflop(r, 5, &fit, &e) == DS_ERR_INVALID && strstr(e.msg, "one budget"));
+    r[7].loss = NAN;
+    CHECK(ds_fit_isoflop(r, 10, &fit, &e) == DS_ERR_INVALID && strstr(e.msg, "run 7"));
+    r[7].loss = 3;
+    CHECK(ds_fit_isoflop(r, 7, &fit, &e) == DS_ERR_INVALID && strstr(e.msg, "2 models"));
+    for (i = 5; i < 10; i++) r[i].loss = 3 - 0.1 * ((i % 5) - 2) * ((i % 5) - 2); /* a maximum, not a minimum */
+    CHECK(ds_fit_isoflop(r, 10, &fit, &e) == DS_ERR_INVALID && strstr(e.msg, "no minimum"));
+    for (i = 5; i < 10; i++) r[i].loss = 3 - 0.1 * (i % 5); /* still falling at the largest model */
+    CHECK(ds_fit_isoflop(r, 10, &fit, &e) == DS_ERR_INVALID && (strstr(e.msg, "larger") || strstr(e.msg, "no minimum")));
+}
+
+/* A (batch, lr) grid around the paper's optima; only the centre is within 0.25% of the best. */
+static void test_hyperparameter_fit(void) {
+    ds_hp_run runs[3 * 9];
+    ds_power_law eta, batch;
+    ds_error e;
+    int b, i, j, n = 0, sel = 0;
+    for (b = 0; b < 3; b++) {
+        double C = pow(10.0, 17 + b), lr0 = ds_law_eta_opt(C), b0 = ds_law_batch_opt(C);
+        for (i = -1; i <= 1; i++)
+            for (j = -1; j <= 1; j++) {
+                double dl = i * log(2.0), db = j * log(2.0);
+                runs[n].C = C, runs[n].lr = lr0 * exp(dl), runs[n].batch = b0 * exp(db), runs[n].loss = 1.0 + 0.01 * (dl * dl + db * db), n++;
+            }
+    }
+    CHECK_OK(ds_fit_hyperparams(runs, n, 0.0025, &eta, &batch, &sel, &e_));
+    CHECK(sel == 3);
+    CHECKF(fabs(eta.alpha + 0.125) < 1e-9 && fabs(eta.k / 0.3118 - 1) < 1e-6, "eta %.6f C^%.6f", eta.k, eta.alpha);
+    CHECKF(fabs(batch.alpha - 0.3271) < 1e-9 && fabs(batch.k / 0.2920 - 1) < 1e-6, "batch %.6f C^%.6f", batch.k, batch.alpha);
+    CHECK_OK(ds_fit_hyperparams(runs, n, 0.01, &eta, &batch, &sel, &e_)); /* a looser threshold keeps more runs */
+    CHECK(sel > 3 && fabs(eta.alpha + 0.125) < 1e-9);
+    CHECK(ds_fit_hyperparams(runs, 9, 0.0025, &eta, &batch, &sel, &e) == DS_ERR_INVALID && strstr(e.msg, "one budget"));
+    runs[4].loss = NAN;
+    CHECK(ds_fit_hyperparams(runs, n, 0.0025, &eta, &batch, &sel, &e) == DS_ERR_INVALID && strstr(e.msg, "run 4"));
+}
+
 static void suite_scaling(void) {
     RUN(test_table3_reproduced);
     RUN(test_fitted_laws_give_table2);
     RUN(test_model_flops_per_token);
     RUN(test_power_law_fit);
+    RUN(test_isoflop_fit_recovers_the_law);
+    RUN(test_isoflop_fit_refuses_degenerate_grids);
+    RUN(test_hyperparameter_fit);
 }
