@@ -20,7 +20,7 @@ WARN     = -Wall -Wextra -Werror
 LDLIBS   = -lm -lpthread
 B        = build
 
-EXAMPLES = $(B)/01_tokenizer $(B)/02_pretrain
+EXAMPLES = $(B)/01_tokenizer $(B)/02_pretrain $(B)/03_lr_schedules
 
 .PHONY: all test demo asan fuzz fuzz-run check-hf check-torch bench bench-train clean
 
@@ -56,8 +56,11 @@ test: $(B)/check_c $(B)/check_cpp $(B)/check_serial $(B)/replay_json $(B)/replay
 $(B)/01_tokenizer: examples/01_tokenizer.c deepseek.h | $(B)
 	$(CC) -std=c99 $(WARN) $(CFLAGS) -o $@ examples/01_tokenizer.c $(LDLIBS)
 
-$(B)/02_pretrain: examples/02_pretrain.c deepseek.h | $(B)
+$(B)/02_pretrain: examples/02_pretrain.c examples/common.h deepseek.h | $(B)
 	$(CC) -std=c99 $(WARN) $(CFLAGS) -o $@ examples/02_pretrain.c $(LDLIBS)
+
+$(B)/03_lr_schedules: examples/03_lr_schedules.c examples/common.h deepseek.h | $(B)
+	$(CC) -std=c99 $(WARN) $(CFLAGS) -o $@ examples/03_lr_schedules.c $(LDLIBS)
 
 demo: $(B)/01_tokenizer $(B)/02_pretrain
 	./$(B)/01_tokenizer --out $(B)/tokenizer.json

@@ -15,9 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-
-static const char *const corpus_files[] = {"tinyshakespeare.txt", "tang300.txt", "lunyu.txt"};
-#define N_FILES 3
+#include "common.h"
 
 typedef struct {
     int steps, warmup, batch, seq, dim, layers, heads, kv_heads, vocab, threads, eval_every, ckpt_every, resume, sample_tokens, stop_after;
@@ -81,35 +79,6 @@ static int parse(int argc, char **argv, options *o) {
     return 1;
 }
 
-/* the loss curve: training loss (an exponential average) and validation BPB, as an SVG */
-static void write_svg(const char *path, const float *loss, int n, const double *bpb_at, const double *bpb, int n_bpb) {
-    FILE *f = fopen(path, "w");
-    double lo = 1e9, hi = -1e9, W = 720, H = 360, P = 50;
-    int i;
-    if (!f) return;
-    for (i = 0; i < n; i++) { if (loss[i] < lo) lo = loss[i]; if (loss[i] > hi) hi = loss[i]; }
-    for (i = 0; i < n_bpb; i++) { if (bpb[i] < lo) lo = bpb[i]; if (bpb[i] > hi) hi = bpb[i]; }
-    if (hi <= lo) hi = lo + 1;
-    fprintf(f, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%g\" height=\"%g\" font-family=\"sans-serif\" font-size=\"12\">\n", W, H);
-    fprintf(f, "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n<text x=\"%g\" y=\"20\">02_pretrain: training loss (nats/token, blue) "
-               "and validation bits per byte (red) against steps</text>\n", P);
-    fprintf(f, "<line x1=\"%g\" y1=\"%g\" x2=\"%g\" y2=\"%g\" stroke=\"black\"/><line x1=\"%g\" y1=\"%g\" x2=\"%g\" y2=\"%g\" stroke=\"black\"/>\n",
-            P, H - P, W - 10, H - P, P, 30.0, P, H - P);
-    for (i = 0; i <= 4; i++) {
-        double v = lo + (hi - lo) * i / 4, y = H - P - (H - P - 30) * i / 4;
-        fprintf(f, "<text x=\"5\" y=\"%g\">%.2f</text>\n", y + 4, v);
-    }
-    fprintf(f, "<text x=\"%g\" y=\"%g\">%d steps</text>\n", W - 80, H - P + 20, n);
-    fprintf(f, "<polyline fill=\"none\" stroke=\"#2060c0\" points=\"");
-    for (i = 0; i < n; i += (n > 600 ? n / 600 : 1))
-        fprintf(f, "%.1f,%.1f ", P + (W - P - 10) * i / (n > 1 ? n - 1 : 1), H - P - (H - P - 30) * (loss[i] - lo) / (hi - lo));
-    fprintf(f, "\"/>\n<polyline fill=\"none\" stroke=\"#c02020\" stroke-width=\"2\" points=\"");
-    for (i = 0; i < n_bpb; i++)
-        fprintf(f, "%.1f,%.1f ", P + (W - P - 10) * bpb_at[i] / (n > 1 ? n - 1 : 1), H - P - (H - P - 30) * (bpb[i] - lo) / (hi - lo));
-    fprintf(f, "\"/>\n</svg>\n");
-    fclose(f);
-}
-
 static void print_token(void *ctx, int32_t id) {
     size_t n;
     const char *b = ds_tokenizer_token_bytes((const ds_tokenizer *)ctx, id, &n);
@@ -119,22 +88,17 @@ static void print_token(void *ctx, int32_t id) {
 
 int main(int argc, char **argv) {
     options o = {2000, 100, 16, 128, 128, 4, 4, 2, 4096, 2, 500, 1000, 0, 200, 0, 2e-3, 1337, "data", "build/pretrain"};
-    char *files[N_FILES], path[1024];
-    size_t lens[N_FILES], cuts[N_FILES], f;
-    ds_bpe_trainer *tr;
-    ds_tokenizer *tok;
-    ds_tokens train, val;
+    char path[1024];
+    ex_corpus corpus;
     ds_config c;
     ds_model *m;
     ds_pool *pool;
     ds_error err;
-    ds_adamw opt = ds_adamw_default();
     ds_schedule sched;
     ds_train_state st;
-    int32_t *in, *tg;
-    float *losses, smooth = 0;
-    double bpb_at[64], bpbs[64], t0, t_eval = 0, val_loss = 0, val_bpb = 0;
-    int n_bpb = 0, step, first;
+    float *losses, *bpb_curve;
+    double t0, val_loss = 0, val_bpb = 0;
+    long first;
     if (!parse(argc, argv, &o)) return 2;
     mkdir(o.out, 0755); /* may exist already */
     memset(&st, 0, sizeof st);
@@ -142,35 +106,13 @@ int main(int argc, char **argv) {
 
     /* 1. data: the tokenizer (01_tokenizer's recipe), then the two splits encoded once */
     printf("== §2.2-2.4 pretraining a tiny DeepSeek LLM on the bundled corpus ==\n");
-    if (!(tr = ds_bpe_trainer_new(&err))) { fprintf(stderr, "%s\n", err.msg); return 1; }
-    for (f = 0; f < N_FILES; f++) {
-        snprintf(path, sizeof path, "%s/%s", o.data, corpus_files[f]);
-        if (!(files[f] = ds_read_file(path, 0, &lens[f], &err))) { fprintf(stderr, "%s\n", err.msg); return 1; }
-        cuts[f] = ds_split_point(files[f], lens[f], 0.9);
-        ds_bpe_trainer_feed(tr, files[f], cuts[f], &err);
-    }
-    if (!(tok = ds_bpe_trainer_train(tr, o.vocab, &err))) { fprintf(stderr, "tokenizer: %s\n", err.msg); return 1; }
-    ds_bpe_trainer_free(tr);
-    {
-        ds_buf all = {0, 0, 0, 0}, vall = {0, 0, 0, 0};
-        for (f = 0; f < N_FILES; f++) {
-            ds_buf_append(&all, files[f], cuts[f]);
-            ds_buf_append(&vall, files[f] + cuts[f], lens[f] - cuts[f]);
-        }
-        if (all.oom || vall.oom || ds_tokens_from_text(tok, all.data, all.len, &train, &err) ||
-            ds_tokens_from_text(tok, vall.data, vall.len, &val, &err)) {
-            fprintf(stderr, "encoding: %s\n", err.msg);
-            return 1;
-        }
-        ds_buf_free(&all);
-        ds_buf_free(&vall);
-    }
-    printf("tokenizer: %d tokens; train %zu tokens (%llu bytes), validation %zu tokens (%llu bytes)\n", ds_tokenizer_vocab_size(tok),
-           train.n, (unsigned long long)train.n_bytes, val.n, (unsigned long long)val.n_bytes);
+    if (ex_corpus_load(&corpus, o.data, o.vocab, &err)) { fprintf(stderr, "%s\n", err.msg); return 1; }
+    printf("tokenizer: %d tokens; train %zu tokens (%llu bytes), validation %zu tokens (%llu bytes)\n", ds_tokenizer_vocab_size(corpus.tok),
+           corpus.train.n, (unsigned long long)corpus.train.n_bytes, corpus.val.n, (unsigned long long)corpus.val.n_bytes);
     snprintf(path, sizeof path, "%s/train.tok", o.out); /* the encoded corpus, for other tools */
-    if (ds_tokens_save(&train, path, &err)) fprintf(stderr, "%s\n", err.msg);
+    if (ds_tokens_save(&corpus.train, path, &err)) fprintf(stderr, "%s\n", err.msg);
     snprintf(path, sizeof path, "%s/val.tok", o.out);
-    if (ds_tokens_save(&val, path, &err)) fprintf(stderr, "%s\n", err.msg);
+    if (ds_tokens_save(&corpus.val, path, &err)) fprintf(stderr, "%s\n", err.msg);
 
     /* 2. the model: new, or resumed from the checkpoint */
     snprintf(path, sizeof path, "%s/ckpt", o.out);
@@ -179,8 +121,8 @@ int main(int argc, char **argv) {
         printf("resumed from %s at step %ld (%llu tokens seen)\n", path, st.step, (unsigned long long)st.tokens_seen);
     } else {
         ds_config_preset("tiny", &c, &err);
-        c.vocab = ds_tokenizer_padded_vocab(tok), c.d_model = o.dim, c.n_layers = o.layers, c.n_heads = o.heads, c.n_kv_heads = o.kv_heads;
-        c.d_ff = ds_ffn_dim(o.dim, 32), c.max_seq = o.seq;
+        c.vocab = ds_tokenizer_padded_vocab(corpus.tok), c.d_model = o.dim, c.n_layers = o.layers, c.n_heads = o.heads;
+        c.n_kv_heads = o.kv_heads, c.d_ff = ds_ffn_dim(o.dim, 32), c.max_seq = o.seq;
         if (!(m = ds_model_new(&c, o.batch, o.seq, &err))) { fprintf(stderr, "%s\n", err.msg); return 1; }
         ds_model_init(m, o.seed);
     }
@@ -191,55 +133,45 @@ int main(int argc, char **argv) {
     sched = ds_schedule_multistep(o.lr, o.warmup, o.steps);
     printf("schedule: multi-step (§2.3): warmup %d, peak %g, x0.316 at step %d, x0.1 at step %d\n", o.warmup, o.lr, (int)(0.8 * o.steps),
            (int)(0.9 * o.steps));
-    in = (int32_t *)malloc(sizeof(int32_t) * (size_t)o.batch * (size_t)o.seq * 2);
-    tg = in + (size_t)o.batch * o.seq;
     losses = (float *)calloc((size_t)o.steps + 1, sizeof(float));
-    if (!in || !losses) { fprintf(stderr, "out of memory\n"); return 1; }
+    bpb_curve = (float *)calloc((size_t)o.steps + 1, sizeof(float));
+    if (!losses || !bpb_curve) { fprintf(stderr, "out of memory\n"); return 1; }
+    for (first = 0; first <= o.steps; first++) bpb_curve[first] = NAN;
 
-    /* 3. train */
+    /* 3. train, in stretches between evaluations, checkpoints and the requested stop */
     t0 = ds_now();
-    first = (int)st.step;
-    for (step = first; step < o.steps; step++) {
-        float loss;
-        double gnorm, lr = ds_schedule_lr(&sched, step);
-        int rc;
-        if (ds_tokens_batch(&train, &st.rng, o.batch, o.seq, in, tg, &err)) { fprintf(stderr, "%s\n", err.msg); return 1; }
-        ds_model_zero_grad(m);
-        rc = ds_model_forward(m, in, tg, NULL, o.batch, o.seq, pool, &loss, &err);
-        if (!rc) rc = ds_model_backward(m, 1.0f, pool, &err);
-        if (!rc) rc = ds_model_step(m, &opt, lr, &gnorm, pool, &err);
-        if (rc) { /* a non-finite loss or gradient: stop; the last checkpoint is intact */
-            fprintf(stderr, "step %d: %s; stopping (the last checkpoint, %s, is intact)\n", step, err.msg, path);
+    first = st.step;
+    while (st.step < o.steps) {
+        long to = (st.step / o.eval_every + 1) * o.eval_every;
+        if ((st.step / o.ckpt_every + 1) * o.ckpt_every < to) to = (st.step / o.ckpt_every + 1) * o.ckpt_every;
+        if (o.stop_after > st.step && o.stop_after < to) to = o.stop_after;
+        if (to > o.steps) to = o.steps;
+        if (ex_train(m, &corpus.train, &sched, &st, to, o.batch, o.seq, pool, losses, "", &err)) {
+            /* a non-finite loss or gradient: stop; the last checkpoint is intact */
+            fprintf(stderr, "step %ld: %s; stopping (the last checkpoint, %s, is intact)\n", st.step, err.msg, path);
             return 1;
         }
-        losses[step] = loss;
-        smooth = step == (int)st.step ? loss : 0.95f * smooth + 0.05f * loss;
-        st.step = step + 1;
-        st.tokens_seen += (uint64_t)o.batch * (uint64_t)o.seq;
-        if ((step + 1) % 50 == 0 || step == first || step + 1 == o.steps) {
-            double now = ds_now(), done = (double)(step + 1 - first);
-            double tps = (double)o.batch * o.seq * done / (now - t0 - t_eval + 1e-9), eta = (now - t0) / done * (o.steps - step - 1);
-            printf("step %5d/%d | loss %.4f | lr %.2e | grad norm %.3f | %6.0f tok/s | ETA %dm%02ds\n", step + 1, o.steps, smooth, lr, gnorm,
-                   tps, (int)eta / 60, (int)eta % 60);
-            fflush(stdout);
-        }
-        if ((step + 1) % o.eval_every == 0 || step + 1 == o.steps) {
-            double te = ds_now();
-            if (ds_model_eval_bpb(m, tok, &val, o.batch, o.seq, pool, &val_loss, &val_bpb, &err)) { fprintf(stderr, "%s\n", err.msg); return 1; }
+        if (to % o.eval_every == 0 || to == o.steps) {
+            if (ds_model_eval_bpb(m, corpus.tok, &corpus.val, o.batch, o.seq, pool, &val_loss, &val_bpb, &err)) { fprintf(stderr, "%s\n", err.msg); return 1; }
             printf("  validation: loss %.4f nats/token, %.4f bits per byte\n", val_loss, val_bpb);
-            if (n_bpb < 64) bpb_at[n_bpb] = step, bpbs[n_bpb++] = val_bpb;
-            t_eval += ds_now() - te; /* tokens/s counts training only */
+            bpb_curve[to - 1] = (float)val_bpb;
         }
-        if ((step + 1) % o.ckpt_every == 0 || step + 1 == o.steps || step + 1 == o.stop_after) {
-            if (ds_checkpoint_save(m, tok, &st, path, DS_DTYPE_F32, &err)) fprintf(stderr, "checkpoint: %s (training goes on)\n", err.msg);
+        if (to % o.ckpt_every == 0 || to == o.steps || to == o.stop_after) {
+            if (ds_checkpoint_save(m, corpus.tok, &st, path, DS_DTYPE_F32, &err)) fprintf(stderr, "checkpoint: %s (training goes on)\n", err.msg);
             else printf("  checkpoint: %s (step %ld)\n", path, st.step);
         }
-        if (step + 1 == o.stop_after) { printf("stopped after step %d as asked; continue with --resume\n", step + 1); return 0; }
+        if (to == o.stop_after) { printf("stopped after step %ld as asked; continue with --resume\n", to); return 0; }
     }
-    printf("trained %d steps in %.1f s; final validation: %.4f bits per byte\n", o.steps - first, ds_now() - t0, val_bpb);
-    snprintf(path, sizeof path, "%s/loss.svg", o.out);
-    write_svg(path, losses, o.steps, bpb_at, bpbs, n_bpb);
-    printf("loss curve: %s\n", path);
+    printf("trained %ld steps in %.1f s; final validation: %.4f bits per byte\n", o.steps - first, ds_now() - t0, val_bpb);
+    {
+        const float *curves[2];
+        int lens[2];
+        const char *names[2] = {"training loss (nats/token)", "validation bits per byte"};
+        curves[0] = losses, curves[1] = bpb_curve, lens[0] = lens[1] = o.steps;
+        snprintf(path, sizeof path, "%s/loss.svg", o.out);
+        ex_svg(path, "02_pretrain: training loss and validation bits per byte", curves, lens, names, 2);
+        printf("loss curve: %s\n", path);
+    }
 
     /* 4. sample with the KV cache: temperature 0.8, top-p 0.9 */
     if (o.sample_tokens > 0) {
@@ -249,10 +181,10 @@ int main(int argc, char **argv) {
             int32_t pids[64], *out = (int32_t *)malloc(sizeof(int32_t) * (size_t)o.sample_tokens);
             size_t np;
             int n_out, max_new = o.sample_tokens < c.max_seq - 16 ? o.sample_tokens : c.max_seq - 16;
-            ds_model *gm = m;
-            ds_tokenizer_encode(tok, prompts[k], strlen(prompts[k]), DS_ENCODE_BOS, pids, 64, &np, &err);
+            ds_tokenizer_encode(corpus.tok, prompts[k], strlen(prompts[k]), DS_ENCODE_BOS, pids, 64, &np, &err);
             printf("\n--- sample (temperature 0.8, top-p 0.9) ---\n%s", prompts[k]);
-            if (ds_generate(gm, pids, (int)np, max_new, 0.8, 0.9, o.seed + k, ds_tokenizer_eos(tok), print_token, tok, out, &n_out, pool, &err))
+            if (ds_generate(m, pids, (int)np, max_new, 0.8, 0.9, o.seed + k, ds_tokenizer_eos(corpus.tok), print_token, corpus.tok, out, &n_out,
+                            pool, &err))
                 fprintf(stderr, "\n%s\n", err.msg);
             printf("\n");
             free(out);
@@ -260,11 +192,8 @@ int main(int argc, char **argv) {
     }
     ds_model_free(m);
     ds_pool_free(pool);
-    ds_tokenizer_free(tok);
-    ds_tokens_free(&train);
-    ds_tokens_free(&val);
-    for (f = 0; f < N_FILES; f++) free(files[f]);
-    free(in);
+    ex_corpus_free(&corpus);
     free(losses);
+    free(bpb_curve);
     return 0;
 }
