@@ -50,9 +50,10 @@ static void ex_corpus_free(ex_corpus *c) {
     ds_tokens_free(&c->val);
 }
 
-/* One stretch of training, steps [st->step, to) under schedule s: batches from the corpus with
-   st->rng, AdamW with clipping; losses[step] gets each step's loss; progress lines every 50
-   steps when label is not NULL. Returns DS_OK or the error (a non-finite loss stops it). */
+/* One stretch of training, steps [st->step, to) of a run of s->total_steps under schedule s:
+   batches from the corpus with st->rng, AdamW with clipping; losses[step] gets each step's loss;
+   progress lines every 50 steps when label is not NULL (ETA: to the end of the run). Returns
+   DS_OK or the error (a non-finite loss stops it). */
 static int ex_train(ds_model *m, const ds_tokens *train, const ds_schedule *s, ds_train_state *st, long to, int B, int T, ds_pool *pool,
                     float *losses, const char *label, ds_error *err) {
     ds_adamw opt = ds_adamw_default();
@@ -72,9 +73,9 @@ static int ex_train(ds_model *m, const ds_tokens *train, const ds_schedule *s, d
         if (rc) break;
         losses[st->step] = loss;
         st->tokens_seen += (uint64_t)B * (uint64_t)T;
-        if (label && ((st->step + 1) % 50 == 0 || st->step + 1 == to)) {
-            double dt = ds_now() - t0, done = (double)(st->step + 1 - first), eta = dt / done * (double)(to - st->step - 1);
-            printf("%sstep %5ld/%ld | loss %.4f | lr %.2e | grad norm %.3f | %6.0f tok/s | ETA %dm%02ds\n", label, st->step + 1, to, loss, lr,
+        if (label && ((st->step + 1) % 50 == 0 || st->step + 1 == s->total_steps)) {
+            double dt = ds_now() - t0, done = (double)(st->step + 1 - first), eta = dt / done * (double)(s->total_steps - st->step - 1);
+            printf("%sstep %5ld/%ld | loss %.4f | lr %.2e | grad norm %.3f | %6.0f tok/s | ETA %dm%02ds\n", label, st->step + 1, s->total_steps, loss, lr,
                    gnorm, (double)B * T * done / dt, (int)eta / 60, (int)eta % 60);
             fflush(stdout);
         }
