@@ -45,7 +45,7 @@ $(B)/run_tests: tests/main.c tests/gradcheck.c tests/test.h tests/test_*.c deeps
 	$(CC) -std=c99 $(WARN) $(CFLAGS) -g -o $@ tests/main.c tests/gradcheck.c $(LDLIBS)
 
 # the fuzz targets built as plain programs that replay files (no libFuzzer needed)
-$(B)/replay_%: tests/fuzz/fuzz_%.c deepseek.h | $(B)
+$(B)/replay_%: tests/fuzz/fuzz_%.c tests/fuzz/replay_main.h deepseek.h | $(B)
 	$(CC) -std=c99 $(WARN) -O1 -g -DDS_FUZZ_MAIN -o $@ $< $(LDLIBS)
 
 test: $(B)/check_c $(B)/check_cpp $(B)/check_serial $(B)/replay_json $(B)/replay_tokenizer $(B)/replay_safetensors $(B)/run_tests
@@ -75,7 +75,7 @@ asan: $(B)/run_tests_asan
 # libFuzzer targets; each also builds as a plain program that replays files (tests/fuzz/README).
 FUZZ = $(B)/fuzz_json $(B)/fuzz_tokenizer $(B)/fuzz_safetensors
 fuzz: $(FUZZ)
-$(B)/fuzz_%: tests/fuzz/fuzz_%.c deepseek.h | $(B)
+$(B)/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/replay_main.h deepseek.h | $(B)
 	clang -g -O1 -fsanitize=fuzzer,address,undefined -o $@ $< -lpthread
 fuzz-run: $(FUZZ)
 	sh tests/fuzz/run.sh
