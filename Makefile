@@ -20,7 +20,7 @@ WARN     = -Wall -Wextra -Werror
 LDLIBS   = -lm -lpthread
 B        = build
 
-EXAMPLES = $(B)/01_tokenizer $(B)/02_pretrain $(B)/03_lr_schedules
+EXAMPLES = $(B)/01_tokenizer $(B)/02_pretrain $(B)/03_lr_schedules $(B)/04_scaling
 
 .PHONY: all test demo asan fuzz fuzz-run check-hf check-torch bench bench-train clean
 
@@ -61,6 +61,9 @@ $(B)/02_pretrain: examples/02_pretrain.c examples/common.h deepseek.h | $(B)
 
 $(B)/03_lr_schedules: examples/03_lr_schedules.c examples/common.h deepseek.h | $(B)
 	$(CC) -std=c99 $(WARN) $(CFLAGS) -o $@ examples/03_lr_schedules.c $(LDLIBS)
+
+$(B)/04_scaling: examples/04_scaling.c examples/common.h deepseek.h | $(B)
+	$(CC) -std=c99 $(WARN) $(CFLAGS) -o $@ examples/04_scaling.c $(LDLIBS)
 
 demo: $(B)/01_tokenizer $(B)/02_pretrain
 	./$(B)/01_tokenizer --out $(B)/tokenizer.json

@@ -400,6 +400,13 @@ DSDEF const ds_float *ds_model_logits(const ds_model *m);
    (+=) into the gradient buffer, scaled by grad_scale (1 for one batch; 1/k for the mean over k
    micro-batches), so gradient accumulation is free. ds_model_zero_grad clears them. */
 DSDEF int ds_model_backward(ds_model *m, float grad_scale, ds_pool *pool, ds_error *err);
+/* The per-token losses of the last forward with targets, [B*T] nats: -log p_t(target_t) for every
+   token, whatever its weight. A sequence's log-probability is minus their sum over its tokens. */
+DSDEF const ds_float *ds_model_token_losses(const ds_model *m);
+/* Backward of any objective J built from the per-token losses: dloss[n] = dJ/dloss_n (any sign;
+   0 gives the token exactly zero gradient). ds_model_backward is the case dloss = grad_scale *
+   w_n / sum w; DPO passes -dJ/dlogp(sequence) on each response token. Gradients accumulate. */
+DSDEF int ds_model_backward_tokens(ds_model *m, const float *dloss, ds_pool *pool, ds_error *err);
 DSDEF void ds_model_zero_grad(ds_model *m);
 
 /* ============================================================================================
@@ -3727,7 +3734,26 @@ DSDEF int ds_model_forward(ds_model *m, const int32_t *inputs, const int32_t *ta
 }
 
 /* ---- the backward pass: the forward in reverse, each line the derivative of its twin ------- */
+static int ds__backward(ds_model *m, const float *w, double scale, ds_pool *pool, ds_error *err);
 DSDEF int ds_model_backward(ds_model *m, float grad_scale, ds_pool *pool, ds_error *err) {
+    if (!m->has_targets) return ds__fail(err, DS_ERR_INVALID, "backward: the last forward had no targets");
+    if (m->wsum <= 0) return DS_OK; /* every weight was 0: no gradient */
+    return ds__backward(m, m->weights, (double)grad_scale / m->wsum, pool, err);
+}
+
+DSDEF const ds_float *ds_model_token_losses(const ds_model *m) { return m->has_targets ? m->losses : NULL; }
+
+DSDEF int ds_model_backward_tokens(ds_model *m, const float *dloss, ds_pool *pool, ds_error *err) {
+    size_t n, N;
+    if (!m->has_targets) return ds__fail(err, DS_ERR_INVALID, "backward: the last forward had no targets");
+    N = (size_t)m->cur_B * (size_t)m->cur_T;
+    for (n = 0; n < N; n++)
+        if (!(dloss[n] == dloss[n]) || isinf(dloss[n])) return ds__fail(err, DS_ERR_NUMERIC, "backward: dloss[%zu] is not finite", n);
+    return ds__backward(m, dloss, 1.0, pool, err);
+}
+
+/* the backward proper: dlogits[n] = scale * w[n] * (softmax - onehot), then every layer */
+static int ds__backward(ds_model *m, const float *w, double scale, ds_pool *pool, ds_error *err) {
     const ds_config *c = &m->c;
     size_t B, T, N, D = (size_t)c->d_model, F = (size_t)c->d_ff, V = (size_t)c->vocab, H = (size_t)c->n_heads, KV = (size_t)c->n_kv_heads;
     size_t hd = m->hd, Q = m->Q, NC = m->N;
@@ -3737,13 +3763,12 @@ DSDEF int ds_model_backward(ds_model *m, float grad_scale, ds_pool *pool, ds_err
     ds__att a;
     ds__glu g;
     ds__emb e;
-    if (!m->has_targets) return ds__fail(err, DS_ERR_INVALID, "backward: the last forward had no targets");
     B = (size_t)m->cur_B, T = (size_t)m->cur_T, N = B * T;
-    if (m->wsum <= 0) return DS_OK; /* every weight was 0: no gradient */
-    { /* loss = sum w_n xent_n / sum w  ->  dlogits */
+    (void)err;
+    { /* J = sum_n w_n xent_n * scale  ->  dlogits */
         ds__xent x;
-        x.logits = m->logits, x.losses = m->losses, x.targets = m->targets, x.weights = m->weights, x.V = V;
-        x.c = (double)grad_scale / m->wsum;
+        x.logits = m->logits, x.losses = m->losses, x.targets = m->targets, x.weights = w, x.V = V;
+        x.c = scale;
         ds_pool_for(pool, N, ds__xent_bwd_task, &x);
     }
     /* logits = lnf Wlm^T */

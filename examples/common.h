@@ -7,6 +7,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#if defined(__GNUC__)
+#define EX_MAYBE_UNUSED __attribute__((unused))
+#else
+#define EX_MAYBE_UNUSED
+#endif
+
 /* The corpus: the training split of each file (the first 90%, data/SOURCES.md) trains the
    tokenizer as 01_tokenizer does, and both splits are encoded once. */
 typedef struct ex_corpus {
@@ -14,7 +20,7 @@ typedef struct ex_corpus {
     ds_tokens train, val;
 } ex_corpus;
 
-static int ex_corpus_load(ex_corpus *c, const char *dir, int vocab, ds_error *err) {
+EX_MAYBE_UNUSED static int ex_corpus_load(ex_corpus *c, const char *dir, int vocab, ds_error *err) {
     static const char *const files[] = {"tinyshakespeare.txt", "tang300.txt", "lunyu.txt"};
     ds_buf tr = {0, 0, 0, 0}, va = {0, 0, 0, 0};
     ds_bpe_trainer *bt = ds_bpe_trainer_new(err);
@@ -44,7 +50,7 @@ static int ex_corpus_load(ex_corpus *c, const char *dir, int vocab, ds_error *er
     return rc;
 }
 
-static void ex_corpus_free(ex_corpus *c) {
+EX_MAYBE_UNUSED static void ex_corpus_free(ex_corpus *c) {
     ds_tokenizer_free(c->tok);
     ds_tokens_free(&c->train);
     ds_tokens_free(&c->val);
@@ -54,7 +60,7 @@ static void ex_corpus_free(ex_corpus *c) {
    batches from the corpus with st->rng, AdamW with clipping; losses[step] gets each step's loss;
    progress lines every 50 steps when label is not NULL (ETA: to the end of the run). Returns
    DS_OK or the error (a non-finite loss stops it). */
-static int ex_train(ds_model *m, const ds_tokens *train, const ds_schedule *s, ds_train_state *st, long to, int B, int T, ds_pool *pool,
+EX_MAYBE_UNUSED static int ex_train(ds_model *m, const ds_tokens *train, const ds_schedule *s, ds_train_state *st, long to, int B, int T, ds_pool *pool,
                     float *losses, const char *label, ds_error *err) {
     ds_adamw opt = ds_adamw_default();
     int32_t *in = (int32_t *)malloc(sizeof(int32_t) * (size_t)B * (size_t)T * 2), *tg;
@@ -85,7 +91,7 @@ static int ex_train(ds_model *m, const ds_tokens *train, const ds_schedule *s, d
 }
 
 /* Curves on one SVG: n_curves series of values (NaN: no point), against their index. */
-static void ex_svg(const char *path, const char *title, const float *const *curves, const int *lens, const char *const *names, int n_curves) {
+EX_MAYBE_UNUSED static void ex_svg(const char *path, const char *title, const float *const *curves, const int *lens, const char *const *names, int n_curves) {
     static const char *const colors[] = {"#2060c0", "#c02020", "#20a040", "#a060c0"};
     FILE *f = fopen(path, "w");
     double lo = 1e30, hi = -1e30, W = 760, H = 380, P = 50;

@@ -1,0 +1,407 @@
+/* 04_scaling.c - paper §3: a real IsoFLOP scaling study, on the bundled corpus, on a laptop.
+ *
+ *   build/04_scaling [--quick] [--budgets 4] [--c0 2e11] [--threads 2] [--out build/scaling] ... (--help)
+ *
+ * The method of §3.2, at a scale 2 cores can afford:
+ *  1. A ladder of compute budgets C = M D (M: non-embedding FLOPs per token, D: tokens), each
+ *     `--ratio` times the last. At each budget, a window of models from one family of shapes is
+ *     trained with D = C / M tokens; when the best model of a window sits at its edge, the
+ *     window grows on that side, so every IsoFLOP curve has an interior minimum.
+ *  2. The error is validation bits-per-byte. Batch size and learning rate come from the paper's
+ *     §3.1 fit (Eq. 1), evaluated once at the middle of the ladder, so that every run of a
+ *     model can share its first stage (see 3).
+ *  3. Multi-step schedule, reused as the paper reuses it: the first 80% of a run is constant
+ *     learning rate after a fixed warmup, so a model's stage 1 for a small budget is a prefix of
+ *     its stage 1 for a larger one. Each model keeps one "trunk" checkpoint that only moves
+ *     forward; each budget branches from it and trains only the last 20% (both drops).
+ *  4. ds_fit_isoflop: a parabola of BPB in log M per budget, its vertex M_opt, D_opt = C/M_opt;
+ *     power laws M_opt = k C^a, D_opt = k' C^b and BPB_opt(C), printed beside the paper's.
+ *  5. A prediction: one model at `--predict` times the largest budget, the family member closest
+ *     to the fitted M_opt there; measured BPB against the extrapolated optimal-loss law.
+ *  Writes runs.csv, isoflop.svg and laws.svg to --out.
+ */
+#define DEEPSEEK_IMPLEMENTATION
+#include "../deepseek.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include "common.h"
+
+/* The family: MHA with head size 16, d_ff = 8d/3 (to 16) as the M formula assumes, depth rising
+   with width as in the paper's Table 3. */
+static const int FAMILY[][2] = {{1, 16}, {1, 32}, {2, 32}, {2, 48}, {2, 64}, {3, 64}, {3, 80}, {4, 96}, {4, 128}, {5, 160}, {6, 192}, {8, 256}};
+#define N_FAMILY ((int)(sizeof FAMILY / sizeof FAMILY[0]))
+#define MAX_RUNS 256
+
+typedef struct {
+    int budgets, width, threads, seq, vocab, warmup, min_steps, quick;
+    double c0, ratio, predict, lr, batch;
+    unsigned long long seed;
+    const char *data, *out;
+} options;
+
+typedef struct { /* one finished run */
+    double C, M, D, bpb, seconds;
+    int model, steps, shared_steps;
+} run_t;
+
+typedef struct { /* a model's trunk: its stage 1, trained as far as any budget has needed */
+    long step;   /* trained to (0: not started) */
+    char path[1024];
+} trunk_t;
+
+static ds_config family_config(int i, int vocab, int T) {
+    ds_config c;
+    memset(&c, 0, sizeof c);
+    c.vocab = vocab, c.n_layers = FAMILY[i][0], c.d_model = FAMILY[i][1];
+    c.n_heads = c.n_kv_heads = c.d_model / 16;
+    c.d_ff = ds_ffn_dim(c.d_model, 16), c.max_seq = T;
+    c.rope_theta = 10000, c.norm_eps = 1e-6f, c.init_std = 0.006f;
+    return c;
+}
+
+static double family_m(int i, int T) { return ds_scale_m(FAMILY[i][0], FAMILY[i][1], T); }
+
+/* Trains model i at budget C (steps total): the trunk to the run's stage-1 end, then the branch
+   to the end; returns the validation BPB. */
+static int train_run(const ex_corpus *c, const options *o, int i, long steps, int B, double lr, trunk_t *trunk, ds_pool *pool, run_t *r,
+                     ds_error *err) {
+    ds_config cfg = family_config(i, ds_tokenizer_padded_vocab(c->tok), o->seq);
+    ds_schedule s = ds_schedule_multistep(lr, o->warmup, steps);
+    long stage1 = (long)floor(s.stage1 * (double)steps + 1e-9);
+    ds_train_state st;
+    ds_model *m;
+    float *losses = (float *)malloc(sizeof(float) * (size_t)steps);
+    double t0 = ds_now();
+    int rc = DS_OK;
+    char label[64];
+    if (!losses) return ds__fail(err, DS_ERR_NOMEM, "out of memory");
+    memset(&st, 0, sizeof st);
+    if (trunk->step > 0 && trunk->step <= stage1) { /* (a trunk at -1 is never used) */
+        r->shared_steps = (int)trunk->step;
+        m = ds_checkpoint_load(trunk->path, B, o->seq, &st, err);
+    } else {
+        r->shared_steps = 0;
+        st.rng = o->seed;
+        if ((m = ds_model_new(&cfg, B, o->seq, err))) ds_model_init(m, o->seed);
+    }
+    if (!m) { free(losses); return err->code; }
+    snprintf(label, sizeof label, "  [L%d d%d] ", FAMILY[i][0], FAMILY[i][1]);
+    rc = ex_train(m, &c->train, &s, &st, stage1, B, o->seq, pool, losses, NULL, err);
+    if (!rc && trunk->step >= 0 && stage1 > trunk->step) { /* the trunk moves forward: save it for larger budgets */
+        rc = ds_checkpoint_save(m, NULL, &st, trunk->path, DS_DTYPE_F32, err);
+        trunk->step = stage1;
+    }
+    if (!rc) rc = ex_train(m, &c->train, &s, &st, steps, B, o->seq, pool, losses, NULL, err);
+    if (!rc) rc = ds_model_eval_bpb(m, c->tok, &c->val, B, o->seq, pool, NULL, &r->bpb, err);
+    r->seconds = ds_now() - t0;
+    r->model = i, r->steps = (int)steps;
+    if (!rc)
+        printf("%sM %.3g  D %.3g tokens  %ld steps (%d from the trunk)  train loss %.3f nats  val BPB %.4f  %.1f s\n", label, r->M, r->D, steps,
+               r->shared_steps, losses[steps - 1], r->bpb, r->seconds);
+    fflush(stdout);
+    ds_model_free(m);
+    free(losses);
+    return rc;
+}
+
+/* ---- plots: log-x axes, points and curves ---- */
+typedef struct { FILE *f; double x0, x1, y0, y1, W, H, P; int logy; } plot;
+static double px(const plot *p, double x) { return p->P + (p->W - p->P - 20) * (log(x) - log(p->x0)) / (log(p->x1) - log(p->x0)); }
+static double py(const plot *p, double y) {
+    double t = p->logy ? (log(y) - log(p->y0)) / (log(p->y1) - log(p->y0)) : (y - p->y0) / (p->y1 - p->y0);
+    return p->H - p->P - (p->H - p->P - 30) * t;
+}
+static int plot_open(plot *p, const char *path, const char *title, double x0, double x1, double y0, double y1, int logy, const char *xl,
+                     const char *yl) {
+    int k;
+    if (!(p->f = fopen(path, "w"))) return 0;
+    p->x0 = x0, p->x1 = x1, p->y0 = y0, p->y1 = y1, p->W = 760, p->H = 420, p->P = 60, p->logy = logy;
+    fprintf(p->f, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"760\" height=\"420\" font-family=\"sans-serif\" font-size=\"12\">\n"
+                  "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n<text x=\"60\" y=\"18\">%s</text>\n", title);
+    fprintf(p->f, "<line x1=\"60\" y1=\"360\" x2=\"740\" y2=\"360\" stroke=\"black\"/><line x1=\"60\" y1=\"30\" x2=\"60\" y2=\"360\" stroke=\"black\"/>\n");
+    fprintf(p->f, "<text x=\"620\" y=\"395\">%s</text><text x=\"5\" y=\"24\">%s</text>\n", xl, yl);
+    for (k = 0; k <= 4; k++) {
+        double x = exp(log(x0) + (log(x1) - log(x0)) * k / 4), y = logy ? exp(log(y0) + (log(y1) - log(y0)) * k / 4) : y0 + (y1 - y0) * k / 4;
+        fprintf(p->f, "<text x=\"%.1f\" y=\"378\" text-anchor=\"middle\">%.3g</text>\n", px(p, x), x);
+        fprintf(p->f, "<text x=\"5\" y=\"%.1f\">%.3g</text>\n", py(p, y) + 4, y);
+    }
+    return 1;
+}
+static void plot_point(plot *p, double x, double y, const char *color, int hollow) {
+    fprintf(p->f, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"4\" fill=\"%s\" stroke=\"%s\"/>\n", px(p, x), py(p, y), hollow ? "none" : color, color);
+}
+static void plot_label(plot *p, double x, double y, const char *color, const char *text) {
+    fprintf(p->f, "<text x=\"%.1f\" y=\"%.1f\" fill=\"%s\">%s</text>\n", x, y, color, text);
+}
+/* y = a0 + a1 u + a2 u^2 (u = ln x; a2 = 0: a line in ln x) or y = k x^alpha (law != NULL) */
+static void plot_curve(plot *p, double xa, double xb, const double *a, const ds_power_law *law, const char *color, int dashed) {
+    int k;
+    fprintf(p->f, "<polyline fill=\"none\" stroke=\"%s\"%s points=\"", color, dashed ? " stroke-dasharray=\"6,4\"" : "");
+    for (k = 0; k <= 60; k++) {
+        double x = exp(log(xa) + (log(xb) - log(xa)) * k / 60), u = log(x), y = law ? ds_power_law_eval(law, x) : a[0] + u * (a[1] + u * a[2]);
+        fprintf(p->f, "%.1f,%.1f ", px(p, x), py(p, y));
+    }
+    fprintf(p->f, "\"/>\n");
+}
+static void plot_close(plot *p) { fprintf(p->f, "</svg>\n"); fclose(p->f); }
+
+static const char *const COLORS[] = {"#2060c0", "#c02020", "#20a040", "#a060c0", "#c08020", "#208080", "#606060", "#e040a0"};
+
+int main(int argc, char **argv) {
+    options o = {4, 5, 2, 128, 1024, 40, 200, 0, 3e11, 2.5, 2.5, 0, 0, 1337, "data", "build/scaling"};
+    ex_corpus corpus;
+    ds_pool *pool;
+    ds_error err;
+    trunk_t trunks[N_FAMILY];
+    run_t runs[MAX_RUNS], pred;
+    ds_isoflop_run iso[MAX_RUNS];
+    ds_isoflop_fit fit;
+    int n_runs = 0, b, i, B, seqs;
+    double t0, C_mid, lr, Cmax, C_pred, M_pred_fit, bpb_pred;
+    long total_steps = 0, shared_total = 0;
+    char path[1024];
+    FILE *csv;
+    for (i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            printf("usage: 04_scaling [options]\n"
+                   "  --quick         3 budgets 2x apart, 3 models each, vocab 512, Eq. 1's learning rate\n"
+                   "                  without the sweep: under 3 minutes\n"
+                   "  --budgets N     budgets on the ladder (default %d)\n"
+                   "  --c0 X          the smallest budget C, in FLOPs (default %g)\n"
+                   "  --ratio X       each budget is X times the last (default %g)\n"
+                   "  --width N       models first tried at each budget (default %d; the window grows\n"
+                   "                  when the best model is at its edge)\n"
+                   "  --predict X     the prediction run's budget, in multiples of the largest (default %g)\n"
+                   "  --lr X          peak learning rate instead of Eq. 1's   --batch N  batch in tokens instead of Eq. 1's\n"
+                   "  --warmup N      warmup steps (default %d)   --min-steps N  shortest run allowed (default %d)\n"
+                   "  --vocab N       tokenizer size (default %d)   --seq N  sequence length (default %d)\n"
+                   "  --threads N     (default %d)   --seed N (default %llu)   --data DIR (default %s)\n"
+                   "  --out DIR       runs.csv, isoflop.svg, laws.svg and the trunk checkpoints (default %s)\n",
+                   o.budgets, o.c0, o.ratio, o.width, o.predict, o.warmup, o.min_steps, o.vocab, o.seq, o.threads, o.seed, o.data, o.out);
+            return 0;
+        }
+        if (!strcmp(argv[i], "--quick")) { o.quick = 1, o.budgets = 3, o.width = 3, o.c0 = 4e11, o.ratio = 2, o.predict = 2, o.vocab = 512; continue; }
+        if (i + 1 >= argc) { fprintf(stderr, "%s needs a value (see --help)\n", argv[i]); return 2; }
+        if (!strcmp(argv[i], "--budgets")) o.budgets = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--c0")) o.c0 = atof(argv[++i]);
+        else if (!strcmp(argv[i], "--ratio")) o.ratio = atof(argv[++i]);
+        else if (!strcmp(argv[i], "--width")) o.width = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--predict")) o.predict = atof(argv[++i]);
+        else if (!strcmp(argv[i], "--warmup")) o.warmup = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--lr")) o.lr = atof(argv[++i]);
+        else if (!strcmp(argv[i], "--batch")) o.batch = atof(argv[++i]);
+        else if (!strcmp(argv[i], "--min-steps")) o.min_steps = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--vocab")) o.vocab = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--seq")) o.seq = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--threads")) o.threads = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--seed")) o.seed = strtoull(argv[++i], NULL, 10);
+        else if (!strcmp(argv[i], "--data")) o.data = argv[++i];
+        else if (!strcmp(argv[i], "--out")) o.out = argv[++i];
+        else { fprintf(stderr, "unknown option %s (see --help)\n", argv[i]); return 2; }
+    }
+    if (o.budgets < 2 || o.budgets > 16 || o.width < 3 || o.width > N_FAMILY || !(o.c0 > 0) || !(o.ratio > 1) || !(o.predict > 1) ||
+        o.warmup < 1 || o.min_steps < 5 * o.warmup / 4 + 10 || o.vocab < 260 || o.seq < 16 || o.threads < 1) {
+        fprintf(stderr, "need: 2 <= budgets <= 16, 3 <= width <= %d, c0 > 0, ratio > 1, predict > 1, warmup >= 1, min-steps well above\n"
+                        "warmup (>= 1.25 warmup + 10), vocab >= 260, seq >= 16, threads >= 1\n", N_FAMILY);
+        return 2;
+    }
+    mkdir(o.out, 0755);
+    printf("== §3 an IsoFLOP scaling study on the bundled corpus ==\n");
+    t0 = ds_now();
+    if (ex_corpus_load(&corpus, o.data, o.vocab, &err) || !(pool = ds_pool_new(o.threads, &err))) { fprintf(stderr, "%s\n", err.msg); return 1; }
+    /* hyperparameters from Eq. 1 at the ladder's geometric middle */
+    C_mid = o.c0 * pow(o.ratio, (o.budgets - 1) / 2.0);
+    lr = o.lr > 0 ? o.lr : ds_law_eta_opt(C_mid);
+    seqs = (int)floor((o.batch > 0 ? o.batch : ds_law_batch_opt(C_mid)) / o.seq + 0.5);
+    B = seqs < 2 ? 2 : seqs;
+    printf("corpus: %zu training tokens, %zu validation tokens (vocab %d); T = %d\n", corpus.train.n, corpus.val.n, o.vocab, o.seq);
+    printf("Eq. 1 at C = %.3g: learning rate %.4g, batch %.0f tokens -> %d sequences of %d (%d tokens)\n", C_mid, lr,
+           ds_law_batch_opt(C_mid), B, o.seq, B * o.seq);
+    printf("  (across the ladder Eq. 1 would move the learning rate %.4g..%.4g and the batch %.0f..%.0f tokens)\n",
+           ds_law_eta_opt(o.c0 * pow(o.ratio, o.budgets - 1)), ds_law_eta_opt(o.c0), ds_law_batch_opt(o.c0),
+           ds_law_batch_opt(o.c0 * pow(o.ratio, o.budgets - 1)));
+    if (!(o.lr > 0) && !o.quick) { /* a first sweep: Eq. 1 extrapolates 5 orders of magnitude down, so check its learning rate */
+        static const double scale[] = {1.0, 0.25, 0.5};
+        double best_bpb = INFINITY, eq1 = lr;
+        int centre = 0, k;
+        for (i = 0; i < N_FAMILY; i++)
+            if (fabs(log(family_m(i, o.seq) / ds_law_m_opt(o.c0))) < fabs(log(family_m(centre, o.seq) / ds_law_m_opt(o.c0)))) centre = i;
+        printf("\nlearning-rate sweep at C = %.3g on L%d d%d (the model nearest the paper's M_opt there):\n", o.c0, FAMILY[centre][0], FAMILY[centre][1]);
+        for (k = 0; k < 3; k++) {
+            trunk_t none = {0, ""};
+            run_t r;
+            long steps;
+            memset(&r, 0, sizeof r);
+            r.C = o.c0, r.M = family_m(centre, o.seq);
+            steps = (long)floor(o.c0 / r.M / ((double)B * o.seq) + 0.5);
+            r.D = (double)steps * B * o.seq;
+            none.step = -1; /* never saved, never read */
+            printf("  lr %.4g (Eq. 1 x %.2f):", eq1 * scale[k], scale[k]);
+            if (train_run(&corpus, &o, centre, steps, B, eq1 * scale[k], &none, pool, &r, &err)) { fprintf(stderr, "%s\n", err.msg); return 1; }
+            if (r.bpb < best_bpb) best_bpb = r.bpb, lr = eq1 * scale[k];
+        }
+        printf("  -> learning rate %.4g for every run\n", lr);
+    }
+    for (i = 0; i < N_FAMILY; i++) {
+        trunks[i].step = 0;
+        snprintf(trunks[i].path, sizeof trunks[i].path, "%s/trunk_L%d_d%d", o.out, FAMILY[i][0], FAMILY[i][1]);
+    }
+
+    for (b = 0; b < o.budgets; b++) {
+        double C = o.c0 * pow(o.ratio, b), target = ds_law_m_opt(C);
+        int lo, hi, centre = 0, first = n_runs, best, k, fits = 0;
+        char done[N_FAMILY];
+        memset(done, 0, sizeof done);
+        /* the window starts around the largest model that still gets min_steps, centred on the
+           paper's M_opt(C) where that is smaller */
+        for (i = 0; i < N_FAMILY; i++)
+            if (C / family_m(i, o.seq) / ((double)B * o.seq) >= o.min_steps) fits = i + 1;
+        if (fits < 3) {
+            fprintf(stderr, "budget %.3g is too small: fewer than 3 models of the family get %d steps of %d tokens (raise --c0)\n", C,
+                    o.min_steps, B * o.seq);
+            return 1;
+        }
+        for (i = 0; i < fits; i++) if (fabs(log(family_m(i, o.seq) / target)) < fabs(log(family_m(centre, o.seq) / target))) centre = i;
+        lo = centre - o.width / 2, hi = lo + o.width - 1;
+        if (hi > fits - 1) hi = fits - 1, lo = hi - o.width + 1;
+        if (lo < 0) lo = 0, hi = o.width - 1 < fits - 1 ? o.width - 1 : fits - 1;
+        printf("\nbudget %d/%d: C = %.3g FLOPs (the paper's M_opt would be %.3g)\n", b + 1, o.budgets, C, target);
+        for (;;) {
+            for (i = lo; i <= hi; i++) {
+                run_t *r;
+                long steps;
+                if (done[i]) continue;
+                if (n_runs == MAX_RUNS) { fprintf(stderr, "too many runs\n"); return 1; }
+                r = &runs[n_runs];
+                r->C = C, r->M = family_m(i, o.seq);
+                steps = (long)floor(C / r->M / ((double)B * o.seq) + 0.5);
+                r->D = (double)steps * B * o.seq; /* whole steps: the budget is met to within half a step */
+                if (train_run(&corpus, &o, i, steps, B, lr, &trunks[i], pool, r, &err)) { fprintf(stderr, "%s\n", err.msg); return 1; }
+                total_steps += steps, shared_total += r->shared_steps;
+                done[i] = 1, n_runs++;
+            }
+            best = first;
+            for (k = first; k < n_runs; k++) if (runs[k].bpb < runs[best].bpb) best = k;
+            /* an edge minimum: grow the window on that side, if the family allows */
+            if (runs[best].model == lo && lo > 0) { lo--; continue; }
+            if (runs[best].model == hi && hi < fits - 1) { hi++; continue; }
+            break;
+        }
+        if (runs[best].model == lo || runs[best].model == hi)
+            printf("  (the best model is at the edge of what this budget allows; the fit will say so)\n");
+    }
+
+    /* the CSV of every run */
+    snprintf(path, sizeof path, "%s/runs.csv", o.out);
+    if ((csv = fopen(path, "w"))) {
+        fprintf(csv, "C,n_layer,d_model,M,N1,N2,D,steps,batch_tokens,lr,val_bpb,seconds,trunk_steps_reused\n");
+        for (i = 0; i < n_runs; i++) {
+            const run_t *r = &runs[i];
+            int L = FAMILY[r->model][0], d = FAMILY[r->model][1];
+            fprintf(csv, "%.6g,%d,%d,%.6g,%.6g,%.6g,%.6g,%d,%d,%.6g,%.6f,%.2f,%d\n", r->C, L, d, r->M, ds_scale_n1(L, d),
+                    ds_scale_n2(L, d, o.vocab), r->D, r->steps, B * o.seq, lr, r->bpb, r->seconds, r->shared_steps);
+        }
+        fclose(csv);
+    }
+
+    /* the fits */
+    for (i = 0; i < n_runs; i++) iso[i].C = runs[i].C, iso[i].M = runs[i].M, iso[i].loss = runs[i].bpb;
+    if (ds_fit_isoflop(iso, n_runs, &fit, &err)) {
+        fprintf(stderr, "the IsoFLOP fit failed: %s\n(the runs are in %s)\n", err.msg, path);
+        return 1;
+    }
+    printf("\n== IsoFLOP fit: a parabola of BPB in ln M per budget ==\n%-10s %-12s %-12s %-10s\n", "C", "M_opt", "D_opt", "BPB_opt");
+    for (b = 0; b < fit.n_budgets; b++) printf("%-10.3g %-12.4g %-12.4g %-10.4f\n", fit.C[b], fit.M_opt[b], fit.D_opt[b], fit.loss_opt[b]);
+    printf("\n%-26s %-24s %-10s\n", "law", "this study", "the paper");
+    printf("%-26s %.4g C^%.3f (+-%.3f)  %-10s\n", "M_opt = k C^a", fit.m_law.k, fit.m_law.alpha, fit.m_law.se_alpha, "0.1715 C^0.5243");
+    printf("%-26s %.4g C^%.3f (+-%.3f)  %-10s\n", "D_opt = k C^b", fit.d_law.k, fit.d_law.alpha, fit.d_law.se_alpha, "5.8316 C^0.4757");
+    printf("%-26s %.4g C^%.4f (R^2 %.3f)\n", "BPB_opt = k C^c", fit.loss_law.k, fit.loss_law.alpha, fit.loss_law.r2);
+    printf("a + b = %.3f (1 when C = M D exactly); Table 4 puts a between 0.45 and 0.73 by data quality (OpenWebText2 0.578)\n",
+           fit.m_law.alpha + fit.d_law.alpha);
+
+    /* the prediction: a budget beyond the ladder, the family member nearest the fitted M_opt */
+    Cmax = fit.C[fit.n_budgets - 1];
+    C_pred = Cmax * o.predict;
+    M_pred_fit = ds_power_law_eval(&fit.m_law, C_pred);
+    {
+        int best = 0;
+        long steps;
+        for (i = 0; i < N_FAMILY; i++) if (fabs(log(family_m(i, o.seq) / M_pred_fit)) < fabs(log(family_m(best, o.seq) / M_pred_fit))) best = i;
+        memset(&pred, 0, sizeof pred);
+        pred.C = C_pred, pred.M = family_m(best, o.seq);
+        steps = (long)floor(C_pred / pred.M / ((double)B * o.seq) + 0.5);
+        pred.D = (double)steps * B * o.seq;
+        printf("\n== prediction at C = %.3g (%.3gx the largest budget fitted) ==\nfitted M_opt %.3g; the nearest model of the family: L%d d%d, M %.3g\n",
+               C_pred, o.predict, M_pred_fit, FAMILY[best][0], FAMILY[best][1], pred.M);
+        if (train_run(&corpus, &o, best, steps, B, lr, &trunks[best], pool, &pred, &err)) { fprintf(stderr, "%s\n", err.msg); return 1; }
+        total_steps += steps, shared_total += pred.shared_steps;
+        bpb_pred = ds_power_law_eval(&fit.loss_law, C_pred);
+        printf("predicted BPB %.4f (the optimal-loss law), measured %.4f: error %+.4f (%+.2f%%)\n", bpb_pred, pred.bpb, pred.bpb - bpb_pred,
+               100 * (pred.bpb - bpb_pred) / bpb_pred);
+        if ((csv = fopen(path, "a"))) {
+            fprintf(csv, "%.6g,%d,%d,%.6g,%.6g,%.6g,%.6g,%d,%d,%.6g,%.6f,%.2f,%d\n", pred.C, FAMILY[best][0], FAMILY[best][1], pred.M,
+                    ds_scale_n1(FAMILY[best][0], FAMILY[best][1]), ds_scale_n2(FAMILY[best][0], FAMILY[best][1], o.vocab), pred.D, pred.steps,
+                    B * o.seq, lr, pred.bpb, pred.seconds, pred.shared_steps);
+            fclose(csv);
+        }
+    }
+
+    /* the plots */
+    {
+        plot p;
+        double mlo = 1e300, mhi = 0, ylo = 1e300, yhi = 0;
+        for (i = 0; i < n_runs; i++) {
+            mlo = runs[i].M < mlo ? runs[i].M : mlo, mhi = runs[i].M > mhi ? runs[i].M : mhi;
+            ylo = runs[i].bpb < ylo ? runs[i].bpb : ylo, yhi = runs[i].bpb > yhi ? runs[i].bpb : yhi;
+        }
+        ylo = (pred.bpb < ylo ? pred.bpb : ylo) - 0.02, yhi += 0.02;
+        snprintf(path, sizeof path, "%s/isoflop.svg", o.out);
+        if (plot_open(&p, path, "04_scaling: IsoFLOP profiles (validation BPB against M; fitted parabolas, vertices as rings)", mlo / 1.3, mhi * 1.3,
+                      ylo, yhi, 0, "M (FLOPs/token)", "BPB")) {
+            for (b = 0; b < fit.n_budgets; b++) {
+                const char *col = COLORS[b % 8];
+                char lab[64];
+                for (i = 0; i < n_runs; i++) if (fabs(runs[i].C - fit.C[b]) <= 1e-9 * fit.C[b]) plot_point(&p, runs[i].M, runs[i].bpb, col, 0);
+                plot_curve(&p, mlo / 1.2, mhi * 1.2, fit.parabola[b], NULL, col, 0);
+                plot_point(&p, fit.M_opt[b], fit.loss_opt[b], col, 1);
+                snprintf(lab, sizeof lab, "C = %.2g", fit.C[b]);
+                plot_label(&p, 600, 45 + 16 * b, col, lab);
+            }
+            plot_point(&p, pred.M, pred.bpb, "black", 0);
+            plot_label(&p, 600, 45 + 16 * fit.n_budgets, "black", "prediction run");
+            plot_close(&p);
+        }
+        snprintf(path, sizeof path, "%s/laws.svg", o.out);
+        if (plot_open(&p, path, "04_scaling: M_opt (blue), D_opt (red) against C; this study (solid), the paper (dashed)", fit.C[0] / 2, C_pred * 2,
+                      fit.M_opt[0] / 10 < ds_law_m_opt(fit.C[0]) / 2 ? fit.M_opt[0] / 10 : ds_law_m_opt(fit.C[0]) / 2,
+                      fit.D_opt[fit.n_budgets - 1] * 20 > ds_law_d_opt(C_pred) * 2 ? fit.D_opt[fit.n_budgets - 1] * 20 : ds_law_d_opt(C_pred) * 2, 1,
+                      "C (FLOPs)", "M_opt, D_opt")) {
+            ds_power_law pm = {0.1715, 0.5243, 1, 0, 0, 0}, pd = {5.8316, 0.4757, 1, 0, 0, 0};
+            for (b = 0; b < fit.n_budgets; b++) plot_point(&p, fit.C[b], fit.M_opt[b], COLORS[0], 0), plot_point(&p, fit.C[b], fit.D_opt[b], COLORS[1], 0);
+            plot_curve(&p, fit.C[0] / 2, C_pred * 2, NULL, &fit.m_law, COLORS[0], 0);
+            plot_curve(&p, fit.C[0] / 2, C_pred * 2, NULL, &fit.d_law, COLORS[1], 0);
+            plot_curve(&p, fit.C[0] / 2, C_pred * 2, NULL, &pm, COLORS[0], 1);
+            plot_curve(&p, fit.C[0] / 2, C_pred * 2, NULL, &pd, COLORS[1], 1);
+            plot_close(&p);
+        }
+        snprintf(path, sizeof path, "%s/loss_law.svg", o.out);
+        if (plot_open(&p, path, "04_scaling: optimal BPB against C, the fitted law, and the prediction run (ring: predicted, dot: measured)",
+                      fit.C[0] / 2, C_pred * 2, ylo, yhi, 0, "C (FLOPs)", "BPB")) {
+            for (b = 0; b < fit.n_budgets; b++) plot_point(&p, fit.C[b], fit.loss_opt[b], COLORS[0], 0);
+            plot_curve(&p, fit.C[0] / 2, C_pred * 2, NULL, &fit.loss_law, COLORS[0], 0);
+            plot_point(&p, C_pred, bpb_pred, COLORS[1], 1);
+            plot_point(&p, C_pred, pred.bpb, COLORS[1], 0);
+            plot_close(&p);
+        }
+    }
+    printf("\n%d runs + 1 prediction, %ld steps trained, %ld of them (%.0f%%) reused from the trunks instead of retrained; %.0f s in all\n",
+           n_runs, total_steps - shared_total, shared_total, 100.0 * shared_total / total_steps, ds_now() - t0);
+    printf("runs: %s/runs.csv   plots: %s/isoflop.svg, %s/laws.svg, %s/loss_law.svg\n", o.out, o.out, o.out, o.out);
+    ds_pool_free(pool);
+    ex_corpus_free(&corpus);
+    return 0;
+}
