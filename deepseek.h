@@ -406,7 +406,7 @@ DSDEF const ds_float *ds_model_token_losses(const ds_model *m);
 /* Backward of any objective J built from the per-token losses: dloss[n] = dJ/dloss_n (any sign;
    0 gives the token exactly zero gradient). ds_model_backward is the case dloss = grad_scale *
    w_n / sum w; DPO passes -dJ/dlogp(sequence) on each response token. Gradients accumulate. */
-DSDEF int ds_model_backward_tokens(ds_model *m, const float *dloss, ds_pool *pool, ds_error *err);
+DSDEF int ds_model_backward_tokens(ds_model *m, const ds_float *dloss, ds_pool *pool, ds_error *err);
 DSDEF void ds_model_zero_grad(ds_model *m);
 
 /* ============================================================================================
@@ -579,6 +579,114 @@ typedef struct ds_isoflop_fit {
     ds_power_law m_law, d_law, loss_law;
 } ds_isoflop_fit;
 DSDEF int ds_fit_isoflop(const ds_isoflop_run *runs, int n, ds_isoflop_fit *out, ds_error *err);
+
+/* ============================================================================================
+   §4-5 Alignment: the chat format, TRL-style datasets, SFT masking, DPO, the repetition ratio
+   ============================================================================================ */
+
+/* A token sequence with a loss mask: mask[i] = 1 when ids[i] is a trained target (predicted from
+   ids[0..i-1]); 0 for prompts, the template's own words and BOS. Zero-initialize; appends grow it. */
+typedef struct ds_seq {
+    int32_t *ids;
+    uint8_t *mask;
+    int n, cap;
+} ds_seq;
+DSDEF void ds_seq_free(ds_seq *s);
+DSDEF int ds_seq_n_trained(const ds_seq *s); /* how many mask[i] are 1 */
+
+typedef struct ds_message {
+    const char *role; /* "system", "user" or "assistant" */
+    const char *content;
+} ds_message;
+
+/* DeepSeek's chat template (deepseek-llm-7b-chat, ../shared/deepseek-tokenizer/README.md):
+     BOS [{system}\n\n] User: {user}\n\nAssistant: {assistant}EOS User: {user}\n\n ... [Assistant:]
+   Every text part is encoded as plain text, so a BOS/EOS string typed by a user stays text; BOS
+   and EOS are the control ids. Masked in (trained): each reply " {assistant}" and its EOS. With
+   add_generation_prompt the sequence ends in "Assistant:" (no space) for the model to continue.
+   A system message may only come first. Appends to out (with BOS only when out is empty). */
+DSDEF int ds_chat_render(ds_tokenizer *tok, const ds_message *msgs, int n, int add_generation_prompt, ds_seq *out, ds_error *err);
+
+/* JSONL datasets in the TRL conventions, one JSON object per line (blank lines are skipped):
+     SFT          {"messages": [{"role": ..., "content": ...}, ...]}    chat template, replies trained
+                  {"prompt": "...", "completion": "..."}                 BOS prompt completion EOS, the
+                                                                          completion and EOS trained
+                  {"prompt": [messages], "completion": [messages]}      the conversation, replies in
+                                                                          the completion trained
+     preference   {"prompt": ..., "chosen": ..., "rejected": ...}       strings: BOS prompt | response
+                                                                          EOS; message lists: the prompt
+                                                                          rendered up to "Assistant:",
+                                                                          each response one assistant
+                                                                          message " {content}" EOS
+   Sequences longer than max_tokens are cut (counted in `truncated`); a row left with no trained
+   token is bad. A bad line is reported to on_bad (may be NULL) with its number and the reason;
+   with DS_DATA_SKIP_BAD it is skipped, otherwise loading stops there with that error. */
+enum { DS_DATA_SFT = 1, DS_DATA_PREFERENCE = 2 };
+enum { DS_DATA_SKIP_BAD = 1 };
+typedef struct ds_example {
+    ds_seq seq;      /* SFT: the conversation; preference: prompt + chosen */
+    ds_seq rejected; /* preference: prompt + rejected */
+} ds_example;
+typedef struct ds_dataset {
+    int kind, n;
+    ds_example *ex;
+    long lines, bad, truncated; /* non-blank lines read, lines skipped, rows cut to max_tokens */
+    int cap_;
+} ds_dataset;
+typedef void (*ds_bad_line_fn)(void *ctx, long line, const char *msg);
+DSDEF int ds_dataset_parse(ds_dataset *d, ds_tokenizer *tok, int kind, const char *text, size_t len, int max_tokens, int flags,
+                           ds_bad_line_fn on_bad, void *ctx, ds_error *err);
+DSDEF int ds_dataset_load(ds_dataset *d, ds_tokenizer *tok, int kind, const char *path, int max_tokens, int flags, ds_bad_line_fn on_bad,
+                          void *ctx, ds_error *err);
+DSDEF void ds_dataset_free(ds_dataset *d);
+
+/* Lays n <= B sequences out as a batch for ds_model_forward: row b holds seqs[b] shifted by one
+   (inputs ids[t], targets ids[t+1], weights mask[t+1]), cut to T tokens, padded with `pad` and
+   weight 0; rows n..B-1 are all padding. SFT is then ds_model_forward + ds_model_backward: a
+   token of weight 0 gets exactly zero gradient. */
+DSDEF void ds_seq_batch(const ds_seq *const *seqs, int n, int B, int T, int32_t pad, int32_t *inputs, int32_t *targets, float *weights);
+
+/* Direct Preference Optimization (Rafailov et al.; TRL's semantics). With h = (pi_c - pi_r) -
+   (ref_c - ref_r), the sequence log-probs of the chosen and rejected responses under the policy
+   and the frozen reference:
+     sigmoid  loss = -(1 - eps) log sigmoid(beta h) - eps log sigmoid(-beta h)   (eps: label
+              smoothing, conservative DPO; eps = 0 is DPO)
+     IPO      loss = (h - 1/(2 beta))^2, with log-probs averaged over the response tokens (as TRL)
+   rewards = beta (pi - ref). Reference log-probs are computed once, before training, with the
+   frozen SFT model (ds_dpo_logps), so only one model is resident. */
+enum { DS_DPO_SIGMOID = 0, DS_DPO_IPO = 1 };
+typedef struct ds_dpo {
+    double beta;            /* 0.1 */
+    double label_smoothing; /* 0 */
+    int loss_type;          /* DS_DPO_SIGMOID */
+} ds_dpo;
+DSDEF ds_dpo ds_dpo_default(void);
+typedef struct ds_dpo_stats { /* means over the pairs, under TRL's log names */
+    double loss;               /* loss */
+    double rewards_chosen;     /* rewards/chosen */
+    double rewards_rejected;   /* rewards/rejected */
+    double rewards_accuracies; /* rewards/accuracies: share of pairs with reward chosen > rejected */
+    double rewards_margins;    /* rewards/margins */
+    double logps_chosen;       /* logps/chosen */
+    double logps_rejected;     /* logps/rejected */
+} ds_dpo_stats;
+/* The loss of n pairs from their log-probs (mean over pairs); d_pc/d_pr (may be NULL) get
+   dloss/dpi_c and dloss/dpi_r per pair. */
+DSDEF void ds_dpo_loss(const ds_dpo *cfg, int n, const double *pi_c, const double *pi_r, const double *ref_c, const double *ref_r,
+                       ds_dpo_stats *st, double *d_pc, double *d_pr);
+/* The response log-probs of n pairs under model m (forward only; B >= 2n, T >= the longest
+   sequence - 1 or it is cut), as DPO uses them (averaged per token for IPO). */
+DSDEF int ds_dpo_logps(ds_model *m, const ds_example *const *pairs, int n, int T, const ds_dpo *cfg, ds_pool *pool, double *chosen,
+                       double *rejected, ds_error *err);
+/* One DPO gradient: a forward over the 2n sequences (chosen rows, then rejected), the loss, and
+   a backward through ds_model_backward_tokens; gradients accumulate, times grad_scale. */
+DSDEF int ds_dpo_grad(ds_model *m, const ds_dpo *cfg, const ds_example *const *pairs, int n, int T, const double *ref_c,
+                      const double *ref_r, float grad_scale, ds_pool *pool, ds_dpo_stats *st, ds_error *err);
+
+/* The paper's repetition test for one greedy response that did not end: 1 when its second half
+   repeats with some period p <= n/4 (the response loops), for n >= 8. The repetition ratio is the
+   share of held-out prompts whose response hits the length limit without EOS and loops. */
+DSDEF int ds_is_repetitive(const int32_t *ids, int n);
 
 #ifdef __cplusplus
 }
@@ -3425,7 +3533,7 @@ static void ds__swiglu_bwd_task(void *ctx, size_t n0, size_t n1) {
    forward:  loss[n] = logsumexp(logits[n]) - logits[n, target[n]]
    backward: dlogits[n] = c[n] * (softmax(logits[n]) - onehot(target[n])), c = scale * w[n] / sum w,
              written over the logits (a token of weight 0 gets exactly zero gradient) */
-typedef struct ds__xent { ds_float *logits, *losses; const int32_t *targets; const float *weights; size_t V; double c; } ds__xent;
+typedef struct ds__xent { ds_float *logits, *losses; const int32_t *targets; const ds_float *weights; size_t V; double c; } ds__xent;
 static void ds__xent_fwd_task(void *ctx, size_t n0, size_t n1) {
     const ds__xent *x = (const ds__xent *)ctx;
     size_t n, i;
@@ -3441,7 +3549,7 @@ static void ds__xent_bwd_task(void *ctx, size_t n0, size_t n1) {
     const ds__xent *x = (const ds__xent *)ctx;
     size_t n, i;
     for (n = n0; n < n1; n++) {
-        ds_float *l = x->logits + n * x->V, mx = l[0], sum = 0, c = (ds_float)(x->c * (x->weights ? x->weights[n] : 1.0f));
+        ds_float *l = x->logits + n * x->V, mx = l[0], sum = 0, c = (ds_float)(x->c * (x->weights ? (double)x->weights[n] : 1.0));
         if (c == 0) { memset(l, 0, x->V * sizeof(ds_float)); continue; }
         for (i = 1; i < x->V; i++) if (l[i] > mx) mx = l[i];
         for (i = 0; i < x->V; i++) { l[i] = DS_EXP(l[i] - mx); sum += l[i]; }
@@ -3476,7 +3584,7 @@ struct ds_model {
     ds_float *rope_cos, *rope_sin; /* [max_seq][hd/2] */
     ds_float *kcache;          /* generation: [L][K|V][max_seq][KV*hd], then one position's scratch */
     int32_t *inputs, *targets;
-    float *weights;
+    ds_float *weights; /* the last forward's, as given */
     int cur_B, cur_T, has_targets;
     double wsum;
     long steps;
@@ -3593,7 +3701,7 @@ DSDEF ds_model *ds_model_new(const ds_config *c, int B, int T, ds_error *err) {
     /* RoPE tables, computed in double */
     m->rope_cos = (ds_float *)ds__calloc((size_t)c->max_seq * hd, sizeof(ds_float));
     m->inputs = (int32_t *)ds__calloc(2 * N, sizeof(int32_t));
-    m->weights = (float *)ds__calloc(N, sizeof(float));
+    m->weights = (ds_float *)ds__calloc(N, sizeof(ds_float));
     if (!m->rope_cos || !m->inputs || !m->weights) goto oom;
     m->rope_sin = m->rope_cos + (size_t)c->max_seq * hd / 2;
     m->targets = m->inputs + N;
@@ -3715,8 +3823,7 @@ DSDEF int ds_model_forward(ds_model *m, const int32_t *inputs, const int32_t *ta
     ds__matmul_forward(pool, m->logits, m->lnf, m->params + m->tensors[m->n_tensors - 1].offset, m->wt, N, D, V);
     if (!targets) { if (loss) *loss = 0; return DS_OK; }
     memcpy(m->targets, targets, N * sizeof(int32_t));
-    if (weights) memcpy(m->weights, weights, N * sizeof(float));
-    else for (n = 0; n < N; n++) m->weights[n] = 1.0f;
+    for (n = 0; n < N; n++) m->weights[n] = weights ? (ds_float)weights[n] : 1;
     {
         ds__xent x;
         x.logits = m->logits, x.losses = m->losses, x.targets = m->targets, x.weights = NULL, x.V = V, x.c = 0;
@@ -3734,7 +3841,7 @@ DSDEF int ds_model_forward(ds_model *m, const int32_t *inputs, const int32_t *ta
 }
 
 /* ---- the backward pass: the forward in reverse, each line the derivative of its twin ------- */
-static int ds__backward(ds_model *m, const float *w, double scale, ds_pool *pool, ds_error *err);
+static int ds__backward(ds_model *m, const ds_float *w, double scale, ds_pool *pool, ds_error *err);
 DSDEF int ds_model_backward(ds_model *m, float grad_scale, ds_pool *pool, ds_error *err) {
     if (!m->has_targets) return ds__fail(err, DS_ERR_INVALID, "backward: the last forward had no targets");
     if (m->wsum <= 0) return DS_OK; /* every weight was 0: no gradient */
@@ -3743,7 +3850,7 @@ DSDEF int ds_model_backward(ds_model *m, float grad_scale, ds_pool *pool, ds_err
 
 DSDEF const ds_float *ds_model_token_losses(const ds_model *m) { return m->has_targets ? m->losses : NULL; }
 
-DSDEF int ds_model_backward_tokens(ds_model *m, const float *dloss, ds_pool *pool, ds_error *err) {
+DSDEF int ds_model_backward_tokens(ds_model *m, const ds_float *dloss, ds_pool *pool, ds_error *err) {
     size_t n, N;
     if (!m->has_targets) return ds__fail(err, DS_ERR_INVALID, "backward: the last forward had no targets");
     N = (size_t)m->cur_B * (size_t)m->cur_T;
@@ -3753,7 +3860,7 @@ DSDEF int ds_model_backward_tokens(ds_model *m, const float *dloss, ds_pool *poo
 }
 
 /* the backward proper: dlogits[n] = scale * w[n] * (softmax - onehot), then every layer */
-static int ds__backward(ds_model *m, const float *w, double scale, ds_pool *pool, ds_error *err) {
+static int ds__backward(ds_model *m, const ds_float *w, double scale, ds_pool *pool, ds_error *err) {
     const ds_config *c = &m->c;
     size_t B, T, N, D = (size_t)c->d_model, F = (size_t)c->d_ff, V = (size_t)c->vocab, H = (size_t)c->n_heads, KV = (size_t)c->n_kv_heads;
     size_t hd = m->hd, Q = m->Q, NC = m->N;
@@ -4833,6 +4940,396 @@ DSDEF int ds_fit_isoflop(const ds_isoflop_run *runs, int n, ds_isoflop_fit *out,
     for (k = 0; k < nb; k++)
         if (!(out->loss_opt[k] > 0)) return ds__fail(err, DS_ERR_INVALID, "IsoFLOP fit: the optimal loss at budget %.3g is not positive", out->C[k]);
     return ds_fit_power_law(out->C, out->loss_opt, nb, &out->loss_law, err);
+}
+
+/* ============================================================================================
+   §4-5 Alignment
+   ============================================================================================ */
+
+DSDEF void ds_seq_free(ds_seq *s) {
+    DS_FREE(s->ids);
+    DS_FREE(s->mask);
+    memset(s, 0, sizeof *s);
+}
+
+DSDEF int ds_seq_n_trained(const ds_seq *s) {
+    int i, k = 0;
+    for (i = 0; i < s->n; i++) k += s->mask[i] != 0;
+    return k;
+}
+
+static int ds__seq_reserve(ds_seq *s, size_t extra, ds_error *err) {
+    size_t need = (size_t)s->n + extra, cap;
+    int32_t *ids;
+    uint8_t *mask;
+    if (need <= (size_t)s->cap) return DS_OK;
+    if (need > (size_t)INT_MAX / 2) return ds__fail(err, DS_ERR_RANGE, "a sequence of more than %d tokens", INT_MAX / 2);
+    cap = need < 64 ? 64 : need * 2;
+    if (!(ids = (int32_t *)DS_REALLOC(s->ids, cap * sizeof(int32_t)))) return DS__OOM(err);
+    s->ids = ids;
+    if (!(mask = (uint8_t *)DS_REALLOC(s->mask, cap))) return DS__OOM(err);
+    s->mask = mask, s->cap = (int)cap;
+    return DS_OK;
+}
+
+static int ds__seq_id(ds_seq *s, int32_t id, int trained, ds_error *err) {
+    int rc = ds__seq_reserve(s, 1, err);
+    if (rc) return rc;
+    s->ids[s->n] = id, s->mask[s->n++] = (uint8_t)trained;
+    return DS_OK;
+}
+
+/* appends the plain-text encoding of a + b (b may be NULL) + c (may be NULL) */
+static int ds__seq_text(ds_seq *s, ds_tokenizer *tok, const char *a, const char *b, const char *c, int trained, ds_error *err) {
+    ds_buf t = {0, 0, 0, 0};
+    size_t got = 0;
+    int rc, i;
+    ds_buf_puts(&t, a);
+    if (b) ds_buf_puts(&t, b);
+    if (c) ds_buf_puts(&t, c);
+    if (t.oom) { ds_buf_free(&t); return DS__OOM(err); }
+    if (!(rc = ds__seq_reserve(s, t.len + 2, err))) rc = ds_tokenizer_encode(tok, t.data ? t.data : "", t.len, 0, s->ids + s->n, t.len + 2, &got, err);
+    ds_buf_free(&t);
+    if (rc) return rc;
+    for (i = 0; i < (int)got; i++) s->mask[s->n + i] = (uint8_t)trained;
+    s->n += (int)got;
+    return DS_OK;
+}
+
+/* the template over msgs; `train` masks the replies in; `open_reply` leaves out BOS (a continuation) */
+static int ds__render(ds_tokenizer *tok, const ds_message *msgs, int n, int gen_prompt, int train, ds_seq *out, ds_error *err) {
+    int i, rc = DS_OK;
+    int32_t bos = ds_tokenizer_bos(tok), eos = ds_tokenizer_eos(tok);
+    if (bos < 0 || eos < 0) return ds__fail(err, DS_ERR_INVALID, "chat template: the tokenizer has no BOS/EOS tokens");
+    if (n < 0 || (n > 0 && !msgs)) return ds__fail(err, DS_ERR_INVALID, "chat template: bad message list");
+    if (out->n == 0 && (rc = ds__seq_id(out, bos, 0, err))) return rc;
+    for (i = 0; i < n && !rc; i++) {
+        const char *r = msgs[i].role, *c = msgs[i].content;
+        if (!r || !c) return ds__fail(err, DS_ERR_INVALID, "chat template: message %d has no role or no content", i);
+        if (!strcmp(r, "system")) {
+            if (i != 0) return ds__fail(err, DS_ERR_INVALID, "chat template: the system message must come first (message %d)", i);
+            rc = ds__seq_text(out, tok, c, "\n\n", NULL, 0, err);
+        } else if (!strcmp(r, "user")) {
+            rc = ds__seq_text(out, tok, "User: ", c, "\n\n", 0, err);
+        } else if (!strcmp(r, "assistant")) {
+            /* "Assistant: {a}": the split falls at a pre-token boundary (":" ends a punctuation
+               piece; the space starts the reply's first piece), so encoding the parts separately
+               gives the ids of the whole string */
+            if (!(rc = ds__seq_text(out, tok, "Assistant:", NULL, NULL, 0, err)) && !(rc = ds__seq_text(out, tok, " ", c, NULL, train, err)))
+                rc = ds__seq_id(out, eos, train, err);
+        } else {
+            return ds__fail(err, DS_ERR_INVALID, "chat template: message %d has role \"%.40s\" (system, user or assistant)", i, r);
+        }
+    }
+    if (!rc && gen_prompt) rc = ds__seq_text(out, tok, "Assistant:", NULL, NULL, 0, err);
+    return rc;
+}
+
+DSDEF int ds_chat_render(ds_tokenizer *tok, const ds_message *msgs, int n, int add_generation_prompt, ds_seq *out, ds_error *err) {
+    return ds__render(tok, msgs, n, add_generation_prompt, 1, out, err);
+}
+
+DSDEF void ds_dataset_free(ds_dataset *d) {
+    int i;
+    for (i = 0; i < d->n; i++) { ds_seq_free(&d->ex[i].seq); ds_seq_free(&d->ex[i].rejected); }
+    DS_FREE(d->ex);
+    memset(d, 0, sizeof *d);
+}
+
+/* a JSON message list -> ds_message[] (pointers into the document); *n_out messages */
+static int ds__messages(const ds_json *j, const char *what, ds_message **out, int *n_out, ds_error *err) {
+    const ds_json *c;
+    int n = 0;
+    *out = NULL, *n_out = 0;
+    if (j->type != DS_JSON_ARRAY) return ds__fail(err, DS_ERR_FORMAT, "\"%s\" is a %s, not a list of messages", what, ds_json_type_name(j->type));
+    if (j->len == 0) return ds__fail(err, DS_ERR_FORMAT, "\"%s\" is an empty list", what);
+    if (j->len > 100000) return ds__fail(err, DS_ERR_FORMAT, "\"%s\" has too many messages", what);
+    if (!(*out = (ds_message *)DS_MALLOC(j->len * sizeof(ds_message)))) return DS__OOM(err);
+    for (c = j->child; c; c = c->next, n++) {
+        const ds_json *r = c->type == DS_JSON_OBJECT ? ds_json_get(c, "role") : NULL, *t = c->type == DS_JSON_OBJECT ? ds_json_get(c, "content") : NULL;
+        if (!r || !t || r->type != DS_JSON_STRING || t->type != DS_JSON_STRING) {
+            DS_FREE(*out), *out = NULL;
+            return ds__fail(err, DS_ERR_FORMAT, "\"%s\"[%d] is not {\"role\": string, \"content\": string}", what, n);
+        }
+        if (strlen(r->str) != r->len || strlen(t->str) != t->len) {
+            DS_FREE(*out), *out = NULL;
+            return ds__fail(err, DS_ERR_FORMAT, "\"%s\"[%d] contains a NUL character", what, n);
+        }
+        (*out)[n].role = r->str, (*out)[n].content = t->str;
+    }
+    *n_out = n;
+    return DS_OK;
+}
+
+static const ds_json *ds__field(const ds_json *row, const char *key, ds_error *err) {
+    const ds_json *j = ds_json_get(row, key);
+    if (!j) ds__fail(err, DS_ERR_FORMAT, "no \"%s\" field", key);
+    else if (j->type != DS_JSON_STRING && j->type != DS_JSON_ARRAY)
+        j = NULL, ds__fail(err, DS_ERR_FORMAT, "\"%s\" is a %s, not a string or a message list", key, ds_json_type_name(ds_json_get(row, key)->type));
+    else if (j->type == DS_JSON_STRING && strlen(j->str) != j->len) j = NULL, ds__fail(err, DS_ERR_FORMAT, "\"%s\" contains a NUL character", key);
+    return j;
+}
+
+/* prompt (string or messages) + one response; the response and its EOS trained */
+static int ds__pref_side(ds_tokenizer *tok, const ds_json *prompt, const ds_json *resp, const char *what, ds_seq *out, ds_error *err) {
+    int rc;
+    if (prompt->type != resp->type)
+        return ds__fail(err, DS_ERR_FORMAT, "\"prompt\" and \"%s\" mix a string and a message list", what);
+    if (prompt->type == DS_JSON_STRING) {
+        if ((rc = ds__seq_id(out, ds_tokenizer_bos(tok), 0, err)) || (rc = ds__seq_text(out, tok, prompt->str, NULL, NULL, 0, err)) ||
+            (rc = ds__seq_text(out, tok, resp->str, NULL, NULL, 1, err)))
+            return rc;
+    } else {
+        ds_message *pm, *rm;
+        int np, nr;
+        if ((rc = ds__messages(prompt, "prompt", &pm, &np, err))) return rc;
+        if ((rc = ds__messages(resp, what, &rm, &nr, err))) { DS_FREE(pm); return rc; }
+        if (nr != 1 || strcmp(rm[0].role, "assistant")) rc = ds__fail(err, DS_ERR_FORMAT, "\"%s\" must be one assistant message", what);
+        if (!rc) rc = ds__render(tok, pm, np, 1, 0, out, err);
+        if (!rc) rc = ds__seq_text(out, tok, " ", rm[0].content, NULL, 1, err);
+        DS_FREE(pm);
+        DS_FREE(rm);
+        if (rc) return rc;
+    }
+    return ds__seq_id(out, ds_tokenizer_eos(tok), 1, err);
+}
+
+/* one JSON line -> ex; DS_ERR_FORMAT with the reason for a bad row */
+static int ds__row(ds_tokenizer *tok, int kind, const char *line, size_t len, ds_example *ex, ds_error *err) {
+    ds_json_doc *doc = ds_json_parse(line, len, err);
+    const ds_json *row, *a, *b, *c;
+    ds_message *ma = NULL, *mb = NULL;
+    int rc = DS_OK, na, nb;
+    if (!doc) return err->code;
+    row = doc->root;
+    if (row->type != DS_JSON_OBJECT) rc = ds__fail(err, DS_ERR_FORMAT, "the line is a JSON %s, not an object", ds_json_type_name(row->type));
+    else if (kind == DS_DATA_SFT && (a = ds_json_get(row, "messages"))) {
+        if (!(rc = ds__messages(a, "messages", &ma, &na, err))) rc = ds__render(tok, ma, na, 0, 1, &ex->seq, err);
+    } else if (kind == DS_DATA_SFT) {
+        if (!ds_json_get(row, "prompt")) rc = ds__fail(err, DS_ERR_FORMAT, "an SFT row needs \"messages\", or \"prompt\" and \"completion\"");
+        else if (!(a = ds__field(row, "prompt", err)) || !(b = ds__field(row, "completion", err))) rc = err->code;
+        else if (a->type != b->type) rc = ds__fail(err, DS_ERR_FORMAT, "\"prompt\" and \"completion\" mix a string and a message list");
+        else if (a->type == DS_JSON_STRING) {
+            if (!(rc = ds__seq_id(&ex->seq, ds_tokenizer_bos(tok), 0, err)) && !(rc = ds__seq_text(&ex->seq, tok, a->str, NULL, NULL, 0, err)) &&
+                !(rc = ds__seq_text(&ex->seq, tok, b->str, NULL, NULL, 1, err)))
+                rc = ds__seq_id(&ex->seq, ds_tokenizer_eos(tok), 1, err);
+        } else if (!(rc = ds__messages(a, "prompt", &ma, &na, err)) && !(rc = ds__messages(b, "completion", &mb, &nb, err)) &&
+                   !(rc = ds__render(tok, ma, na, 0, 0, &ex->seq, err)))
+            rc = ds__render(tok, mb, nb, 0, 1, &ex->seq, err);
+    } else {
+        if (!(a = ds__field(row, "prompt", err)) || !(b = ds__field(row, "chosen", err)) || !(c = ds__field(row, "rejected", err))) rc = err->code;
+        else if (!(rc = ds__pref_side(tok, a, b, "chosen", &ex->seq, err)))
+            rc = ds__pref_side(tok, a, c, "rejected", &ex->rejected, err);
+    }
+    if (rc == DS_ERR_INVALID) err->code = rc = DS_ERR_FORMAT; /* a bad role, a misplaced system message */
+    DS_FREE(ma);
+    DS_FREE(mb);
+    ds_json_free(doc);
+    return rc;
+}
+
+static int ds__dataset_add(ds_dataset *d, ds_example *ex, ds_error *err) {
+    if (d->n == d->cap_) {
+        int cap = d->cap_ ? d->cap_ * 2 : 256;
+        ds_example *p = (ds_example *)DS_REALLOC(d->ex, (size_t)cap * sizeof(ds_example));
+        if (!p) return DS__OOM(err);
+        d->ex = p, d->cap_ = cap;
+    }
+    d->ex[d->n++] = *ex;
+    return DS_OK;
+}
+
+DSDEF int ds_dataset_parse(ds_dataset *d, ds_tokenizer *tok, int kind, const char *text, size_t len, int max_tokens, int flags,
+                           ds_bad_line_fn on_bad, void *ctx, ds_error *err) {
+    size_t pos = 0;
+    long line = 0;
+    if (!d || !tok || (kind != DS_DATA_SFT && kind != DS_DATA_PREFERENCE) || (!text && len) || max_tokens < 2)
+        return ds__fail(err, DS_ERR_INVALID, "dataset: bad argument (kind SFT or PREFERENCE, max_tokens >= 2)");
+    if (d->kind && d->kind != kind) return ds__fail(err, DS_ERR_INVALID, "dataset: mixing SFT and preference rows in one dataset");
+    if (ds_tokenizer_bos(tok) < 0 || ds_tokenizer_eos(tok) < 0) return ds__fail(err, DS_ERR_INVALID, "dataset: the tokenizer has no BOS/EOS tokens");
+    d->kind = kind;
+    while (pos < len) {
+        const char *p = text + pos, *nl = (const char *)memchr(p, '\n', len - pos);
+        size_t n = nl ? (size_t)(nl - p) : len - pos, k;
+        ds_example ex;
+        ds_error e;
+        int rc, blank = 1;
+        pos += n + (nl ? 1 : 0), line++;
+        for (k = 0; k < n && blank; k++) blank = p[k] == ' ' || p[k] == '\t' || p[k] == '\r';
+        if (blank) continue;
+        d->lines++;
+        memset(&ex, 0, sizeof ex);
+        e.code = 0, e.msg[0] = 0;
+        rc = ds__row(tok, kind, p, n, &ex, &e);
+        if (!rc) { /* cut to max_tokens; a row with nothing left to train is bad */
+            int cut = 0;
+            if (ex.seq.n > max_tokens) ex.seq.n = max_tokens, cut = 1;
+            if (ex.rejected.n > max_tokens) ex.rejected.n = max_tokens, cut = 1;
+            d->truncated += cut;
+            if (!ds_seq_n_trained(&ex.seq) || (kind == DS_DATA_PREFERENCE && !ds_seq_n_trained(&ex.rejected)))
+                rc = ds__fail(&e, DS_ERR_FORMAT, cut ? "no response token within the first %d tokens" : "no assistant reply to train on", max_tokens);
+        }
+        if (!rc) rc = ds__dataset_add(d, &ex, &e);
+        if (rc) {
+            ds_seq_free(&ex.seq);
+            ds_seq_free(&ex.rejected);
+            if (rc == DS_ERR_NOMEM) return ds__fail(err, rc, "out of memory");
+            if (on_bad) on_bad(ctx, line, e.msg);
+            if (!(flags & DS_DATA_SKIP_BAD)) return ds__fail(err, rc, "line %ld: %s", line, e.msg);
+            d->bad++;
+        }
+    }
+    return DS_OK;
+}
+
+DSDEF int ds_dataset_load(ds_dataset *d, ds_tokenizer *tok, int kind, const char *path, int max_tokens, int flags, ds_bad_line_fn on_bad,
+                          void *ctx, ds_error *err) {
+    size_t len;
+    char *text = ds_read_file(path, 0, &len, err);
+    int rc;
+    if (!text) return err->code;
+    rc = ds_dataset_parse(d, tok, kind, text, len, max_tokens, flags, on_bad, ctx, err);
+    DS_FREE(text);
+    if (rc && rc != DS_ERR_NOMEM) {
+        char msg[sizeof err->msg];
+        memcpy(msg, err->msg, sizeof msg);
+        ds__fail(err, rc, "%.60s: %s", path, msg);
+    }
+    return rc;
+}
+
+DSDEF void ds_seq_batch(const ds_seq *const *seqs, int n, int B, int T, int32_t pad, int32_t *inputs, int32_t *targets, float *weights) {
+    int b, t;
+    for (b = 0; b < B; b++) {
+        const ds_seq *s = b < n ? seqs[b] : NULL;
+        int len = s ? (s->n - 1 < T ? s->n - 1 : T) : 0;
+        for (t = 0; t < T; t++) {
+            size_t k = (size_t)b * T + t;
+            if (t < len) inputs[k] = s->ids[t], targets[k] = s->ids[t + 1], weights[k] = s->mask[t + 1] ? 1.0f : 0.0f;
+            else inputs[k] = pad, targets[k] = pad, weights[k] = 0.0f;
+        }
+    }
+}
+
+DSDEF ds_dpo ds_dpo_default(void) {
+    ds_dpo d;
+    d.beta = 0.1, d.label_smoothing = 0, d.loss_type = DS_DPO_SIGMOID;
+    return d;
+}
+
+/* log sigmoid(x) = -log(1 + e^-x), without overflow */
+static double ds__logsig(double x) { return x >= 0 ? -log1p(exp(-x)) : x - log1p(exp(x)); }
+static double ds__sigmoid(double x) { return x >= 0 ? 1 / (1 + exp(-x)) : exp(x) / (1 + exp(x)); }
+
+DSDEF void ds_dpo_loss(const ds_dpo *cfg, int n, const double *pi_c, const double *pi_r, const double *ref_c, const double *ref_r,
+                       ds_dpo_stats *st, double *d_pc, double *d_pr) {
+    double beta = cfg->beta, eps = cfg->label_smoothing;
+    int i;
+    ds_dpo_stats s;
+    memset(&s, 0, sizeof s);
+    for (i = 0; i < n; i++) {
+        double h = (pi_c[i] - pi_r[i]) - (ref_c[i] - ref_r[i]), L, dh, rc = beta * (pi_c[i] - ref_c[i]), rr = beta * (pi_r[i] - ref_r[i]);
+        if (cfg->loss_type == DS_DPO_IPO) {
+            L = (h - 1 / (2 * beta)) * (h - 1 / (2 * beta));
+            dh = 2 * (h - 1 / (2 * beta));
+        } else {
+            /* dL/dh = -beta (1 - eps) sigmoid(-beta h) + beta eps sigmoid(beta h) */
+            L = -(1 - eps) * ds__logsig(beta * h) - eps * ds__logsig(-beta * h);
+            dh = -beta * (1 - eps) * ds__sigmoid(-beta * h) + beta * eps * ds__sigmoid(beta * h);
+        }
+        s.loss += L, s.rewards_chosen += rc, s.rewards_rejected += rr, s.rewards_accuracies += rc > rr, s.rewards_margins += rc - rr;
+        s.logps_chosen += pi_c[i], s.logps_rejected += pi_r[i];
+        if (d_pc) d_pc[i] = dh / n;
+        if (d_pr) d_pr[i] = -dh / n;
+    }
+    if (n > 0) {
+        s.loss /= n, s.rewards_chosen /= n, s.rewards_rejected /= n, s.rewards_accuracies /= n, s.rewards_margins /= n;
+        s.logps_chosen /= n, s.logps_rejected /= n;
+    }
+    if (st) *st = s;
+}
+
+/* forward over the pairs' 2n sequences (chosen rows 0..n-1, rejected rows n..2n-1); logp per row */
+static int ds__dpo_forward(ds_model *m, const ds_example *const *pairs, int n, int T, const ds_dpo *cfg, ds_pool *pool, double *logp,
+                           float **w_out, ds_error *err) {
+    size_t N = (size_t)2 * n * T;
+    int32_t *in;
+    float *w;
+    const ds_seq **rows;
+    int i, t, rc;
+    const ds_float *losses;
+    if (!m || !pairs || n < 1 || T < 1 || !cfg || !(cfg->beta > 0)) return ds__fail(err, DS_ERR_INVALID, "DPO: bad argument (n >= 1, beta > 0)");
+    in = (int32_t *)DS_MALLOC(N * 2 * sizeof(int32_t));
+    w = (float *)DS_MALLOC(N * sizeof(float));
+    rows = (const ds_seq **)DS_MALLOC((size_t)2 * n * sizeof(ds_seq *));
+    if (!in || !w || !rows) { DS_FREE(in); DS_FREE(w); DS_FREE((void *)rows); return DS__OOM(err); }
+    for (i = 0; i < n; i++) rows[i] = &pairs[i]->seq, rows[n + i] = &pairs[i]->rejected;
+    ds_seq_batch(rows, 2 * n, 2 * n, T, 0, in, in + N, w);
+    rc = ds_model_forward(m, in, in + N, w, 2 * n, T, pool, NULL, err);
+    losses = ds_model_token_losses(m);
+    for (i = 0; !rc && i < 2 * n; i++) {
+        double s = 0, cnt = 0;
+        for (t = 0; t < T; t++)
+            if (w[(size_t)i * T + t] != 0) s -= (double)losses[(size_t)i * T + t], cnt++;
+        if (cnt == 0) rc = ds__fail(err, DS_ERR_INVALID, "DPO: pair %d has no response token within T = %d", i % n, T);
+        logp[i] = cfg->loss_type == DS_DPO_IPO && cnt > 0 ? s / cnt : s;
+    }
+    DS_FREE(in);
+    DS_FREE((void *)rows);
+    if (rc || !w_out) DS_FREE(w);
+    else *w_out = w;
+    return rc;
+}
+
+DSDEF int ds_dpo_logps(ds_model *m, const ds_example *const *pairs, int n, int T, const ds_dpo *cfg, ds_pool *pool, double *chosen,
+                       double *rejected, ds_error *err) {
+    double *lp = (double *)DS_MALLOC((size_t)2 * (n > 0 ? n : 1) * sizeof(double));
+    int rc, i;
+    if (!lp) return DS__OOM(err);
+    if (!(rc = ds__dpo_forward(m, pairs, n, T, cfg, pool, lp, NULL, err)))
+        for (i = 0; i < n; i++) chosen[i] = lp[i], rejected[i] = lp[n + i];
+    DS_FREE(lp);
+    return rc;
+}
+
+DSDEF int ds_dpo_grad(ds_model *m, const ds_dpo *cfg, const ds_example *const *pairs, int n, int T, const double *ref_c,
+                      const double *ref_r, float grad_scale, ds_pool *pool, ds_dpo_stats *st, ds_error *err) {
+    double *lp = (double *)DS_MALLOC((size_t)4 * (n > 0 ? n : 1) * sizeof(double)), *d;
+    float *w = NULL;
+    ds_float *dl = NULL;
+    int rc, i, t;
+    ds_dpo_stats s;
+    if (!lp) return DS__OOM(err);
+    d = lp + 2 * n;
+    if (!(rc = ds__dpo_forward(m, pairs, n, T, cfg, pool, lp, &w, err))) {
+        ds_dpo_loss(cfg, n, lp, lp + n, ref_c, ref_r, &s, d, d + n);
+        if (st) *st = s;
+        /* logp(row) = -sum_t mask_t loss_t (/ count for IPO), so dJ/dloss_t = -mask_t dJ/dlogp(row) (/ count) */
+        if (!(dl = (ds_float *)DS_MALLOC((size_t)2 * n * T * sizeof(ds_float)))) rc = DS__OOM(err);
+        for (i = 0; !rc && i < 2 * n; i++) {
+            double cnt = 0, f;
+            for (t = 0; t < T; t++) cnt += w[(size_t)i * T + t] != 0;
+            f = -d[i] * grad_scale / (cfg->loss_type == DS_DPO_IPO ? cnt : 1);
+            for (t = 0; t < T; t++) dl[(size_t)i * T + t] = w[(size_t)i * T + t] != 0 ? (ds_float)f : 0;
+        }
+        if (rc) {}
+        else if (s.loss == s.loss && !isinf(s.loss)) rc = ds_model_backward_tokens(m, dl, pool, err);
+        else rc = ds__fail(err, DS_ERR_NUMERIC, "DPO: the loss is not finite");
+    }
+    DS_FREE(dl);
+    DS_FREE(w);
+    DS_FREE(lp);
+    return rc;
+}
+
+DSDEF int ds_is_repetitive(const int32_t *ids, int n) {
+    int p, i, half = n / 2;
+    if (!ids || n < 8) return 0;
+    for (p = 1; p <= n / 4; p++) {
+        for (i = n - half; i < n && ids[i] == ids[i - p]; i++) {}
+        if (i == n) return 1;
+    }
+    return 0;
 }
 
 #ifdef __cplusplus

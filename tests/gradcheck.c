@@ -206,7 +206,7 @@ static double op_check_swiglu(void) {
 
 /* loss = weighted-mean cross-entropy of inp W^T: the cross-entropy and both matmul backwards */
 enum { XN = 5, XC = 6, XV = 9 };
-typedef struct { ds_float inp[XN * XC], W[XV * XC], Wt[XV * XC], logits[XN * XV], losses[XN], dinp[XN * XC], dW[XV * XC]; int32_t tg[XN]; float wt[XN]; ds__xent x; } xent_ck;
+typedef struct { ds_float inp[XN * XC], W[XV * XC], Wt[XV * XC], logits[XN * XV], losses[XN], dinp[XN * XC], dW[XV * XC]; int32_t tg[XN]; ds_float wt[XN]; ds__xent x; } xent_ck;
 static double xent_J(void *c) {
     xent_ck *k = (xent_ck *)c;
     double s = 0;
@@ -233,6 +233,70 @@ static double op_check_xent_and_matmul(void) {
     return worst;
 }
 
+/* ---- DPO: the loss of two preference pairs through the whole model ---------------------------- */
+static double dpo_J(ds_model *m, const ds_dpo *cfg, const ds_example *const *pairs, const double *rc, const double *rr) {
+    double pc[2] = {0, 0}, pr[2] = {0, 0};
+    ds_dpo_stats st;
+    ds_error e;
+    if (ds_dpo_logps(m, pairs, 2, 8, cfg, NULL, pc, pr, &e)) return NAN;
+    ds_dpo_loss(cfg, 2, pc, pr, rc, rr, &st, NULL, NULL);
+    return st.loss;
+}
+
+static double dpo_gradcheck(const ds_dpo *cfg) {
+    static const int32_t ids[4][9] = {{1, 2, 3, 4, 5, 6, 7, 8, 9}, {1, 2, 3, 4, 9, 8, 7, 0, 0}, {5, 5, 6, 1, 2, 3, 0, 0, 0}, {5, 5, 6, 7, 7, 7, 7, 7, 7}};
+    static const uint8_t mask[4][9] = {{0, 0, 0, 0, 1, 1, 1, 1, 1}, {0, 0, 0, 0, 1, 1, 1, 0, 0}, {0, 0, 0, 1, 1, 1, 0, 0, 0}, {0, 0, 0, 1, 1, 1, 1, 1, 1}};
+    static const int len[4] = {9, 7, 6, 9};
+    ds_example ex[2];
+    const ds_example *pairs[2];
+    double rc[2] = {-9.5, -7.25}, rr[2] = {-8.0, -11.0}, worst = 0, gn = 0;
+    ds_config c;
+    ds_model *m;
+    ds_error e;
+    size_t i, n;
+    int k;
+    ds_config_preset("test", &c, &e);
+    c.vocab = 16, c.d_model = 8, c.n_layers = 2, c.n_heads = 2, c.n_kv_heads = 1, c.d_ff = 12, c.max_seq = 8, c.init_std = 0.3;
+    if (!(m = ds_model_new(&c, 4, 8, &e))) return 1e9;
+    ds_model_init(m, 7);
+    for (k = 0; k < 4; k++) {
+        ds_seq *s = k % 2 ? &ex[k / 2].rejected : &ex[k / 2].seq;
+        s->ids = (int32_t *)ids[k], s->mask = (uint8_t *)mask[k], s->n = len[k], s->cap = 0;
+    }
+    pairs[0] = &ex[0], pairs[1] = &ex[1];
+    ds_model_zero_grad(m);
+    if (ds_dpo_grad(m, cfg, pairs, 2, 8, rc, rr, 1.0f, NULL, NULL, &e)) { printf("  %s\n", e.msg); ds_model_free(m); return 1e9; }
+    n = ds_model_n_params(m);
+    for (i = 0; i < n; i++) {
+        static const double off[4] = {-2, -1, 1, 2}, coef[4] = {1, -8, 8, -1};
+        double keep = m->params[i], h = 1e-4, acc = 0, g = m->grads[i], f;
+        int s;
+        for (s = 0; s < 4; s++) { m->params[i] = keep + off[s] * h; acc += coef[s] * dpo_J(m, cfg, pairs, rc, rr); }
+        m->params[i] = keep;
+        f = acc / (12 * h);
+        gn += fabs(g);
+        if (relerr(g, f) > worst) worst = relerr(g, f);
+    }
+    ds_model_free(m);
+    return gn > 1e-3 ? worst : 1e9; /* a zero gradient would pass vacuously */
+}
+
+static void test_gradcheck_dpo(void) {
+    ds_dpo d = ds_dpo_default();
+    double err;
+    err = dpo_gradcheck(&d);
+    CHECKF(err < 1e-6, "DPO (sigmoid): max relative error %.3g", err);
+    printf("  DPO sigmoid: max relative error %.2g\n", err);
+    d.label_smoothing = 0.2;
+    err = dpo_gradcheck(&d);
+    CHECKF(err < 1e-6, "DPO (label smoothing 0.2): max relative error %.3g", err);
+    printf("  DPO label smoothing 0.2: %.2g\n", err);
+    d.label_smoothing = 0, d.loss_type = DS_DPO_IPO, d.beta = 0.5;
+    err = dpo_gradcheck(&d);
+    CHECKF(err < 1e-6, "IPO: max relative error %.3g", err);
+    printf("  IPO: %.2g\n", err);
+}
+
 static void test_gradcheck_ops(void) {
     double r1 = op_check_rmsnorm(), r2 = op_check_rope_attention(), r3 = op_check_swiglu(), r4 = op_check_xent_and_matmul();
     printf("  max relative error: rmsnorm %.1e, rope+attention (GQA) %.1e, swiglu %.1e, cross-entropy+matmul %.1e\n", r1, r2, r3, r4);
@@ -244,4 +308,5 @@ void suite_gradcheck(void) {
     RUN(test_gradcheck_model_mha);
     RUN(test_gradcheck_model_gqa_odd_sizes);
     RUN(test_gradcheck_model_gqa_groups);
+    RUN(test_gradcheck_dpo);
 }
