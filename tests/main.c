@@ -12,6 +12,7 @@ ds_test_state ds_tstate;
 #include "test_checkpoint.c"
 #include "test_data.c"
 #include "test_scaling.c"
+#include "test_align.c"
 
 void suite_gradcheck(void); /* tests/gradcheck.c: a double-precision copy of the library */
 
@@ -24,6 +25,8 @@ int main(int argc, char **argv) {
     suite_data();
     suite_generation();
     suite_scaling();
+    suite_align();
+    free_shared_tokenizers();
     suite_gradcheck();
     printf("%d passed, %d failed, %d skipped\n", ds_tstate.passed, ds_tstate.failed, ds_tstate.skipped);
     return ds_tstate.failed ? 1 : 0;

@@ -600,6 +600,11 @@ static void suite_tokenizer(void) {
     RUN(test_hf_fixture_trained);
     RUN(test_hf_fixture_deepseek);
     RUN(test_split_point);
+}
+
+/* the shared tokenizers live until every suite that uses them (tokenizer, align) has run */
+static void free_shared_tokenizers(void) {
     ds_tokenizer_free(g_tok);
     ds_tokenizer_free(g_deepseek);
+    g_tok = g_deepseek = NULL, g_deepseek_tried = 0;
 }
