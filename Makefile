@@ -20,7 +20,7 @@ WARN     = -Wall -Wextra -Werror
 LDLIBS   = -lm -lpthread
 B        = build
 
-EXAMPLES = $(B)/01_tokenizer $(B)/02_pretrain $(B)/03_lr_schedules $(B)/04_scaling
+EXAMPLES = $(B)/01_tokenizer $(B)/02_pretrain $(B)/03_lr_schedules $(B)/04_scaling $(B)/05_sft $(B)/06_dpo $(B)/07_chat
 
 .PHONY: all test demo asan fuzz fuzz-run check-hf check-torch bench bench-train clean
 
@@ -64,6 +64,15 @@ $(B)/03_lr_schedules: examples/03_lr_schedules.c examples/common.h deepseek.h | 
 
 $(B)/04_scaling: examples/04_scaling.c examples/common.h deepseek.h | $(B)
 	$(CC) -std=c99 $(WARN) $(CFLAGS) -o $@ examples/04_scaling.c $(LDLIBS)
+
+$(B)/05_sft: examples/05_sft.c examples/common.h examples/task.h deepseek.h | $(B)
+	$(CC) -std=c99 $(WARN) $(CFLAGS) -o $@ examples/05_sft.c $(LDLIBS)
+
+$(B)/06_dpo: examples/06_dpo.c examples/common.h examples/task.h deepseek.h | $(B)
+	$(CC) -std=c99 $(WARN) $(CFLAGS) -o $@ examples/06_dpo.c $(LDLIBS)
+
+$(B)/07_chat: examples/07_chat.c deepseek.h | $(B)
+	$(CC) -std=c99 $(WARN) $(CFLAGS) -o $@ examples/07_chat.c $(LDLIBS)
 
 demo: $(B)/01_tokenizer $(B)/02_pretrain
 	./$(B)/01_tokenizer --out $(B)/tokenizer.json

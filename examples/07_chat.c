@@ -1,0 +1,153 @@
+/* 07_chat.c - talk to a checkpoint with DeepSeek's chat template (paper §4, the chat format).
+ *
+ *   build/07_chat [--model build/dpo/ckpt] [--prompt "Say cat 3 times."] ...   (--help)
+ *
+ * Each turn is rendered with ds_chat_render (BOS, "User: {u}\n\n", "Assistant: {a}" EOS, and
+ * the generation prompt "Assistant:"), fed through the KV cache, and the reply is streamed token
+ * by token until EOS. The conversation so far stays in the cache: a new turn only feeds its own
+ * tokens. Whatever the user types is plain text: typing "<｜end▁of▁sentence｜>" does not end
+ * anything. --prompt TEXT answers once and exits (for scripts and tests); without it, an
+ * interactive loop (an empty line or end of input quits; /reset starts over).
+ */
+#define DEEPSEEK_IMPLEMENTATION
+#include "../deepseek.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct { ds_tokenizer *tok; int32_t eos; } stream_ctx;
+
+/* appends one token (a reply's, trained or not does not matter here) */
+static int chat_push(ds_seq *s, int32_t id) {
+    if (s->n == s->cap) {
+        int cap = s->cap ? 2 * s->cap : 64;
+        int32_t *ids = (int32_t *)realloc(s->ids, sizeof(int32_t) * (size_t)cap);
+        uint8_t *mask;
+        if (!ids) return 1;
+        s->ids = ids;
+        if (!(mask = (uint8_t *)realloc(s->mask, (size_t)cap))) return 1;
+        s->mask = mask, s->cap = cap;
+    }
+    s->ids[s->n] = id, s->mask[s->n++] = 1;
+    return 0;
+}
+
+static void on_token(void *ctx, int32_t id) {
+    const stream_ctx *s = (const stream_ctx *)ctx;
+    size_t n;
+    const char *b = ds_tokenizer_token_bytes(s->tok, id, &n);
+    if (b && !ds_tokenizer_is_special(s->tok, id)) fwrite(b, 1, n, stdout);
+    fflush(stdout);
+}
+
+int main(int argc, char **argv) {
+    const char *model_dir = "build/dpo/ckpt", *prompt = NULL, *system = NULL;
+    double temperature = 0, top_p = 0.9;
+    int max_new = 64, threads = 2, i;
+    unsigned long long seed = 1;
+    ds_error err;
+    ds_pool *pool;
+    ds_tokenizer *tok;
+    ds_model *m;
+    ds_seq conv; /* the whole conversation, as fed so far */
+    int32_t *out;
+    char path[1024], line[4096];
+    stream_ctx sc;
+    int cached = 0, max_seq, vocab; /* positions held by the KV cache */
+    for (i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            printf("usage: 07_chat [options]\n"
+                   "  --model DIR        checkpoint (default %s)\n"
+                   "  --prompt TEXT      answer once, then exit\n"
+                   "  --system TEXT      a system message (the paper advises none for these models)\n"
+                   "  --temperature X    0 is greedy (default %g)   --top-p X (default %g)\n"
+                   "  --max-new N        reply limit in tokens (default %d)\n"
+                   "  --threads N        (default %d)   --seed N (default %llu)\n",
+                   model_dir, temperature, top_p, max_new, threads, seed);
+            return 0;
+        }
+        if (i + 1 >= argc) { fprintf(stderr, "%s needs a value (see --help)\n", a); return 2; }
+        if (!strcmp(a, "--model")) model_dir = argv[++i];
+        else if (!strcmp(a, "--prompt")) prompt = argv[++i];
+        else if (!strcmp(a, "--system")) system = argv[++i];
+        else if (!strcmp(a, "--temperature")) temperature = atof(argv[++i]);
+        else if (!strcmp(a, "--top-p")) top_p = atof(argv[++i]);
+        else if (!strcmp(a, "--max-new")) max_new = atoi(argv[++i]);
+        else if (!strcmp(a, "--threads")) threads = atoi(argv[++i]);
+        else if (!strcmp(a, "--seed")) seed = strtoull(argv[++i], NULL, 10);
+        else { fprintf(stderr, "unknown option %s (see --help)\n", a); return 2; }
+    }
+    if (max_new < 1 || threads < 1 || temperature < 0 || !(top_p > 0 && top_p <= 1)) {
+        fprintf(stderr, "max-new, threads >= 1; temperature >= 0; 0 < top-p <= 1\n");
+        return 2;
+    }
+    snprintf(path, sizeof path, "%s/tokenizer.json", model_dir);
+    if (!(pool = ds_pool_new(threads, &err)) || !(tok = ds_tokenizer_load(path, &err)) || !(m = ds_checkpoint_load(model_dir, 1, 1, NULL, &err))) {
+        fprintf(stderr, "%s\n(07_chat needs a checkpoint with its tokenizer: run make demo, or pass --model)\n", err.msg);
+        return 1;
+    }
+    sc.tok = tok, sc.eos = ds_tokenizer_eos(tok);
+    max_seq = ds_model_config(m)->max_seq, vocab = ds_model_config(m)->vocab;
+    if (!(out = (int32_t *)malloc(sizeof(int32_t) * (size_t)max_new))) return 1;
+    memset(&conv, 0, sizeof conv);
+    if (!prompt) printf("chatting with %s (an empty line quits, /reset starts over)\n", model_dir);
+    for (;;) {
+        ds_message msgs[2];
+        int n_msgs = 0, n_out = 0, k, pos, start = conv.n;
+        const char *user = prompt;
+        const ds_float *logits = NULL;
+        uint64_t rng = seed;
+        size_t len;
+        if (!prompt) {
+            printf("\nUser: ");
+            fflush(stdout);
+            if (!fgets(line, sizeof line, stdin)) break;
+            len = strlen(line);
+            while (len && (line[len - 1] == '\n' || line[len - 1] == '\r')) line[--len] = 0;
+            if (!len) break;
+            if (!strcmp(line, "/reset")) { ds_seq_free(&conv); cached = 0; printf("(a new conversation)\n"); continue; }
+            user = line;
+        }
+        if (conv.n == 0 && system) msgs[n_msgs].role = "system", msgs[n_msgs++].content = system;
+        msgs[n_msgs].role = "user", msgs[n_msgs++].content = user;
+        if (ds_chat_render(tok, msgs, n_msgs, 1, &conv, &err)) { fprintf(stderr, "%s\n", err.msg); return 1; }
+        if (conv.n + max_new > max_seq) { /* the context is full: start over from this turn */
+            ds_seq_free(&conv);
+            cached = 0;
+            if (ds_chat_render(tok, msgs, n_msgs, 1, &conv, &err)) { fprintf(stderr, "%s\n", err.msg); return 1; }
+            if (conv.n + max_new > max_seq) {
+                fprintf(stderr, "the message is too long for the %d-token context\n", max_seq);
+                ds_seq_free(&conv);
+                if (prompt) return 1;
+                continue;
+            }
+            if (start) printf("(the context window is full; earlier turns are forgotten)\n");
+        }
+        /* feed what the KV cache does not hold yet, then sample, streaming each token */
+        for (pos = cached; pos < conv.n; pos++)
+            if (ds_model_forward_token(m, conv.ids[pos], pos, pool, &logits, &err)) { fprintf(stderr, "%s\n", err.msg); return 1; }
+        if (!prompt) printf("Assistant:");
+        for (;;) {
+            int32_t id = ds_sample(logits, vocab, temperature, top_p, &rng);
+            out[n_out++] = id;
+            on_token(&sc, id);
+            if (id == sc.eos || n_out == max_new) break;
+            if (ds_model_forward_token(m, id, conv.n + n_out - 1, pool, &logits, &err)) { fprintf(stderr, "%s\n", err.msg); return 1; }
+        }
+        printf("%s\n", out[n_out - 1] == sc.eos ? "" : " [...]");
+        if (prompt) break;
+        /* the reply joins the conversation, ending in EOS as the template has it; the cache holds
+           every position but the reply's last token */
+        cached = conv.n + n_out - 1;
+        for (k = 0; k < n_out; k++) if (chat_push(&conv, out[k])) return 1;
+        if (out[n_out - 1] != sc.eos && chat_push(&conv, sc.eos)) return 1;
+    }
+    free(out);
+    ds_seq_free(&conv);
+    ds_model_free(m);
+    ds_tokenizer_free(tok);
+    ds_pool_free(pool);
+    return 0;
+}
