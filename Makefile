@@ -1,7 +1,7 @@
 # deepseek.h - build, test, demo. Every target is one visible compiler line (or a short recipe).
 #   make          check the header (C and C++) and build the examples
 #   make test     the tests (C99 and C++ builds of the header, then the test program)
-#   make demo     the main job on the bundled data: the tokenizer, then pretraining (~4 minutes)
+#   make demo     the whole pipeline on the bundled data: tokenizer, pretraining, SFT, DPO, chat (~5 minutes)
 #   make asan     the tests under AddressSanitizer and UndefinedBehaviorSanitizer
 #   make fuzz     libFuzzer targets (clang) for the JSON reader and the tokenizer loader
 #   make check-hf compare with Hugging Face `tokenizers` (npm; skips without node)
@@ -74,9 +74,15 @@ $(B)/06_dpo: examples/06_dpo.c examples/common.h examples/task.h deepseek.h | $(
 $(B)/07_chat: examples/07_chat.c deepseek.h | $(B)
 	$(CC) -std=c99 $(WARN) $(CFLAGS) -o $@ examples/07_chat.c $(LDLIBS)
 
-demo: $(B)/01_tokenizer $(B)/02_pretrain
+demo: $(B)/01_tokenizer $(B)/02_pretrain $(B)/05_sft $(B)/06_dpo $(B)/07_chat
 	./$(B)/01_tokenizer --out $(B)/tokenizer.json
 	./$(B)/02_pretrain --out $(B)/pretrain
+	./$(B)/05_sft --init $(B)/pretrain/ckpt --val $(B)/pretrain/val.tok --out $(B)/sft
+	./$(B)/06_dpo --init $(B)/sft/ckpt --val $(B)/pretrain/val.tok --sft-metrics $(B)/sft/metrics.tsv --out $(B)/dpo
+	./$(B)/07_chat --model $(B)/dpo/ckpt --prompt "Say rose 5 times."
+	./$(B)/07_chat --model $(B)/dpo/ckpt --prompt "Repeat the word king 11 times."
+	./$(B)/07_chat --model $(B)/dpo/ckpt --prompt "Who art thou?"
+	@echo; echo "== the pipeline (make demo) =="; cat $(B)/dpo/summary.md
 
 $(B)/run_tests_asan: tests/main.c tests/gradcheck.c tests/test.h tests/test_*.c deepseek.h | $(B)
 	clang -std=c99 $(WARN) -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -o $@ tests/main.c tests/gradcheck.c $(LDLIBS)

@@ -214,23 +214,31 @@ int main(int argc, char **argv) {
     snprintf(path, sizeof path, "%s/ckpt", o.out);
     if (ds_checkpoint_save(m, tok, NULL, path, DS_DTYPE_F32, &err)) { fprintf(stderr, "%s\n", err.msg); return 1; }
 
-    /* the pipeline's summary */
-    printf("\n== summary (%d held-out prompts, %d held-out preference pairs) ==\n", sc.n, ho.n);
-    printf("| stage | val BPB | accuracy | repetition ratio | DPO reward accuracy | DPO margin |\n| --- | --- | --- | --- | --- | --- |\n");
-    if ((f = fopen(o.sft_metrics, "r"))) {
-        if (fgets(line, sizeof line, f))
-            while (fgets(line, sizeof line, f)) {
-                char stage[32];
-                double b, a, r;
-                if (sscanf(line, "%31s %lf %lf %lf", stage, &b, &a, &r) == 4)
-                    printf("| %s | %.4f | %.1f%% | %.1f%% | | |\n", stage, b, 100 * a, 100 * r);
-            }
-        fclose(f);
-    } else {
-        printf("| (no %s: run 05_sft for the base and SFT rows) | | | | | |\n", o.sft_metrics);
+    /* the pipeline's summary, printed and written to OUT/summary.md */
+    {
+        ds_buf t = {0, 0, 0, 0};
+        ds_buf_printf(&t, "| stage | val BPB | accuracy | repetition ratio | DPO reward accuracy | DPO margin |\n| --- | --- | --- | --- | --- | --- |\n");
+        if ((f = fopen(o.sft_metrics, "r"))) {
+            if (fgets(line, sizeof line, f))
+                while (fgets(line, sizeof line, f)) {
+                    char stage[32];
+                    double b, a, r;
+                    if (sscanf(line, "%31s %lf %lf %lf", stage, &b, &a, &r) == 4)
+                        ds_buf_printf(&t, "| %s | %.4f | %.1f%% | %.1f%% | | |\n", stage, b, 100 * a, 100 * r);
+                }
+            fclose(f);
+        } else {
+            ds_buf_printf(&t, "| (no %s: run 05_sft for the base and SFT rows) | | | | | |\n", o.sft_metrics);
+        }
+        ds_buf_printf(&t, "| DPO | %.4f | %.1f%% | %.1f%% | %.1f%% | %.3f |\n", bpb, 100 * sc.accuracy, 100 * sc.repetition,
+                      100 * hs.rewards_accuracies, hs.rewards_margins);
+        ds_buf_printf(&t, "\n(%d held-out prompts, greedy, replies up to %d tokens; %d held-out preference pairs; val BPB on the corpus's "
+                          "validation split)\n", sc.n, o.max_new, ho.n);
+        printf("\n== summary ==\n%s", t.data);
+        snprintf(line, sizeof line, "%s/summary.md", o.out);
+        if (!t.oom) ds_write_file_atomic(line, t.data, t.len, &err);
+        ds_buf_free(&t);
     }
-    printf("| DPO | %.4f | %.1f%% | %.1f%% | %.1f%% | %.3f |\n", bpb, 100 * sc.accuracy, 100 * sc.repetition, 100 * hs.rewards_accuracies,
-           hs.rewards_margins);
     printf("saved %s (%.0f s)\n", path, ds_now() - t0);
     free(ref), free(pol), free(idx), free((void *)batch);
     if (have_val) ds_tokens_free(&val);

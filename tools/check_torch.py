@@ -70,7 +70,7 @@ def rotate_half(x):
     return torch.cat((-x[..., h:], x[..., :h]), dim=-1)
 
 
-def torch_loss(p, inputs, targets, weights, cfg, dtype):
+def torch_token_losses(p, inputs, targets, cfg, dtype):
     V, D, L, H, KV, FF, B, T = cfg
     hd, eps = D // H, 1e-6
     inv = 1.0 / (10000.0 ** (torch.arange(0, hd, 2, dtype=torch.float64) / hd))
@@ -95,9 +95,53 @@ def torch_loss(p, inputs, targets, weights, cfg, dtype):
         g, u = h @ p[pre + "mlp.gate_proj.weight"].T, h @ p[pre + "mlp.up_proj.weight"].T
         x = x + (F.silu(g) * u) @ p[pre + "mlp.down_proj.weight"].T
     logits = rms_norm(x, p["model.norm.weight"], eps) @ p["lm_head.weight"].T
-    per_token = F.cross_entropy(logits.view(B * T, V), targets.long(), reduction="none")
+    return F.cross_entropy(logits.view(B * T, V), targets.long(), reduction="none")
+
+
+def torch_loss(p, inputs, targets, weights, cfg, dtype):
+    per_token = torch_token_losses(p, inputs, targets, cfg, dtype)
     w = weights.to(dtype)
     return (per_token * w).sum() / w.sum()
+
+
+def check_dpo(binary, cfg, seed, loss_type, beta, eps, tol):
+    """DPO written from the paper (Rafailov et al.) and TRL's dpo_loss: sequence log-probs summed
+    over the response tokens (averaged for IPO), the reference log-probs given."""
+    V, D, L, H, KV, FF, T = cfg
+    path = f"build/torch_dpo_{os.path.basename(binary)}_{seed}_{loss_type}.safetensors"
+    subprocess.run([binary, "--dpo", path] + [str(c) for c in cfg] + [str(seed), str(loss_type), repr(beta), repr(eps)], check=True,
+                   stdout=subprocess.DEVNULL)
+    t, meta = read_safetensors(path)
+    names = [n for n in t if not n.startswith(("grad.", "batch.", "dpo."))]
+    dtype = t[names[0]].dtype
+    params = {n: t[n].clone().requires_grad_(True) for n in names}
+    rows = int(meta["B"])
+    per_token = torch_token_losses(params, t["batch.inputs"], t["batch.targets"], (V, D, L, H, KV, FF, rows, T), dtype).view(rows, T)
+    mask = t["batch.weights"].to(dtype).view(rows, T)
+    logp = -(per_token * mask).sum(-1)
+    if loss_type == 1:
+        logp = logp / mask.sum(-1)
+    ref = t["dpo.ref"].to(dtype)
+    n = rows // 2
+    h = (logp[:n] - logp[n:]) - (ref[:n] - ref[n:])
+    if loss_type == 1:
+        losses = (h - 1 / (2 * beta)) ** 2
+    else:
+        losses = -F.logsigmoid(beta * h) * (1 - eps) - F.logsigmoid(-beta * h) * eps
+    loss = losses.mean()
+    loss.backward()
+    loss_err = abs(float(meta["loss"]) - loss.item()) / abs(loss.item())
+    worst, worst_name = loss_err, "loss"
+    for name in names:
+        g_ref = params[name].grad.double()
+        err = ((t["grad." + name].double() - g_ref).norm() / g_ref.norm()).item()
+        if err > worst:
+            worst, worst_name = err, name
+    ok = worst <= tol
+    kind = "IPO" if loss_type == 1 else f"sigmoid, label smoothing {eps:g}"
+    print(f"check-torch: DPO ({kind}, beta {beta:g}) {str(dtype):14s}: loss {loss.item():.6f} (rel. err {loss_err:.1e}), "
+          f"max per-tensor gradient error {worst:.1e} ({worst_name}) -> {'ok' if ok else 'FAIL'} (tol {tol:g})")
+    return ok
 
 
 def check(binary, cfg, seed, tol, fixture=None):
@@ -194,6 +238,9 @@ def main():
         ok &= check("build/torch_ref", cfg, 11 + i, 1e-5, fixture if i == 0 else None)
         ok &= check("build/torch_ref_f64", cfg, 11 + i, 1e-10)
     ok &= check_foreign_checkpoint((80, 32, 2, 4, 4, 96, 2, 12), 5)
+    for loss_type, beta, eps in ((0, 0.1, 0.0), (0, 0.5, 0.2), (1, 0.1, 0.0)):
+        ok &= check_dpo("build/torch_ref", (48, 32, 2, 4, 2, 64, 12), 21, loss_type, beta, eps, 1e-5)
+        ok &= check_dpo("build/torch_ref_f64", (48, 32, 2, 4, 2, 64, 12), 21, loss_type, beta, eps, 1e-10)
     print("check-torch: " + ("all configs agree" if ok else "MISMATCH"))
     sys.exit(0 if ok else 1)
 

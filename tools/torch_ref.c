@@ -2,7 +2,11 @@
  * safetensors, for tools/check_torch.py to recompute in PyTorch.
  *   build/torch_ref OUT.safetensors V D L H KV F B T SEED      (float; build/torch_ref_f64: double)
  * Tensors: the parameters under their Hugging Face names, "grad.<name>" for each gradient,
- * "batch.inputs" / "batch.targets" (I32) and "batch.weights" (F32); metadata: the config and loss. */
+ * "batch.inputs" / "batch.targets" (I32) and "batch.weights" (F32); metadata: the config and loss.
+ *   build/torch_ref --dpo OUT V D L H KV F T SEED LOSS_TYPE BETA SMOOTHING
+ * DPO instead (LOSS_TYPE 0: sigmoid, 1: IPO): 3 pairs of random sequences with prompt masks, the
+ * rows chosen 0..2 then rejected 3..5 ("batch.weights" is the response mask), random reference
+ * log-probs "dpo.ref" (F64, chosen then rejected), and ds_dpo_grad's loss and gradients. */
 #define DEEPSEEK_IMPLEMENTATION
 #include "../deepseek.h"
 #include <stdio.h>
@@ -38,6 +42,8 @@ static int write_safetensors(const char *path, const entry *e, int n, const char
     return 0;
 }
 
+static int dpo_main(int argc, char **argv);
+
 int main(int argc, char **argv) {
     ds_config c;
     ds_error err;
@@ -49,7 +55,8 @@ int main(int argc, char **argv) {
     entry *e;
     char meta[512], (*names)[80];
     const char *dt = sizeof(ds_float) == 8 ? "F64" : "F32";
-    if (argc != 11) { fprintf(stderr, "usage: torch_ref OUT V D L H KV F B T SEED\n"); return 2; }
+    if (argc > 1 && !strcmp(argv[1], "--dpo")) return dpo_main(argc - 1, argv + 1);
+    if (argc != 11) { fprintf(stderr, "usage: torch_ref OUT V D L H KV F B T SEED | --dpo OUT V D L H KV F T SEED TYPE BETA EPS\n"); return 2; }
     ds_config_preset("test", &c, &err);
     c.vocab = atoi(argv[2]), c.d_model = atoi(argv[3]), c.n_layers = atoi(argv[4]), c.n_heads = atoi(argv[5]);
     c.n_kv_heads = atoi(argv[6]), c.d_ff = atoi(argv[7]), B = atoi(argv[8]), T = atoi(argv[9]), c.max_seq = T;
@@ -102,6 +109,77 @@ int main(int argc, char **argv) {
     e[2 * k + 2] = e[2 * k], e[2 * k + 2].name = "batch.weights", e[2 * k + 2].dtype = "F32", e[2 * k + 2].data = w;
     if (write_safetensors(argv[1], e, 2 * k + 3, meta)) return 1;
     printf("%s: loss %.9f, %zu parameters (%s)\n", argv[1], loss, ds_model_n_params(m), dt);
+    ds_model_free(m);
+    return 0;
+}
+
+static int dpo_main(int argc, char **argv) {
+    enum { NP = 3 };
+    ds_config c;
+    ds_error err;
+    ds_model *m;
+    ds_dpo cfg = ds_dpo_default();
+    ds_dpo_stats st;
+    ds_seq seqs[2 * NP];
+    ds_example ex[NP];
+    const ds_example *pairs[NP];
+    const ds_seq *rows[2 * NP];
+    double ref[2 * NP];
+    int T, i, k, t;
+    uint64_t seed, r;
+    int32_t *in, *tg;
+    float *w;
+    entry *e;
+    char meta[640], (*names)[80];
+    const char *dt = sizeof(ds_float) == 8 ? "F64" : "F32";
+    if (argc != 13) { fprintf(stderr, "usage: torch_ref --dpo OUT V D L H KV F T SEED TYPE BETA EPS\n"); return 2; }
+    ds_config_preset("test", &c, &err);
+    c.vocab = atoi(argv[2]), c.d_model = atoi(argv[3]), c.n_layers = atoi(argv[4]), c.n_heads = atoi(argv[5]);
+    c.n_kv_heads = atoi(argv[6]), c.d_ff = atoi(argv[7]), T = atoi(argv[8]), c.max_seq = T, c.init_std = 0.1;
+    seed = strtoull(argv[9], NULL, 10);
+    cfg.loss_type = atoi(argv[10]), cfg.beta = atof(argv[11]), cfg.label_smoothing = atof(argv[12]);
+    if (!(m = ds_model_new(&c, 2 * NP, T, &err))) { fprintf(stderr, "%s\n", err.msg); return 1; }
+    ds_model_init(m, seed);
+    /* sequences: a shared prompt per pair, responses of different lengths, some cut by T */
+    for (r = seed * 2654435761u + 7, i = 0; i < 2 * NP; i++) {
+        int n = T / 2 + (int)(i * 5 % (T / 2 + 3)), prompt = 2 + i % 3;
+        seqs[i].ids = (int32_t *)malloc(sizeof(int32_t) * (size_t)n), seqs[i].mask = (uint8_t *)malloc((size_t)n), seqs[i].n = n, seqs[i].cap = n;
+        for (t = 0; t < n; t++) {
+            r = r * 6364136223846793005ull + 1442695040888963407ull;
+            seqs[i].ids[t] = (int32_t)((r >> 33) % (uint64_t)c.vocab);
+            seqs[i].mask[t] = t >= prompt;
+        }
+        ref[i] = -(double)((r >> 40) % 1000) / 50.0 - 5;
+    }
+    for (i = 0; i < NP; i++) ex[i].seq = seqs[i], ex[i].rejected = seqs[NP + i], pairs[i] = &ex[i], rows[i] = &seqs[i], rows[NP + i] = &seqs[NP + i];
+    ds_model_zero_grad(m);
+    if (ds_dpo_grad(m, &cfg, pairs, NP, T, ref, ref + NP, 1.0f, NULL, &st, &err)) { fprintf(stderr, "%s\n", err.msg); return 1; }
+    in = (int32_t *)malloc(sizeof(int32_t) * 2 * NP * (size_t)T), tg = (int32_t *)malloc(sizeof(int32_t) * 2 * NP * (size_t)T);
+    w = (float *)malloc(sizeof(float) * 2 * NP * (size_t)T);
+    ds_seq_batch(rows, 2 * NP, 2 * NP, T, 0, in, tg, w);
+    snprintf(meta, sizeof meta, "{\"vocab\":\"%d\",\"d_model\":\"%d\",\"n_layers\":\"%d\",\"n_heads\":\"%d\",\"n_kv_heads\":\"%d\","
+             "\"d_ff\":\"%d\",\"B\":\"%d\",\"T\":\"%d\",\"loss\":\"%.17g\",\"loss_type\":\"%d\",\"beta\":\"%.17g\",\"label_smoothing\":\"%.17g\","
+             "\"rewards_chosen\":\"%.17g\",\"rewards_rejected\":\"%.17g\"}",
+             c.vocab, c.d_model, c.n_layers, c.n_heads, c.n_kv_heads, c.d_ff, 2 * NP, T, st.loss, cfg.loss_type, cfg.beta, cfg.label_smoothing,
+             st.rewards_chosen, st.rewards_rejected);
+    k = ds_model_n_tensors(m);
+    e = (entry *)calloc((size_t)(2 * k + 4), sizeof(entry));
+    names = (char(*)[80])calloc((size_t)k, 80);
+    for (i = 0; i < k; i++) {
+        const ds_tensor *tt = ds_model_tensor(m, i);
+        e[i].name = tt->name, e[i].dtype = dt, e[i].rows = tt->rows, e[i].cols = tt->cols;
+        e[i].data = ds_model_params(m) + tt->offset, e[i].bytes = tt->numel * sizeof(ds_float);
+        snprintf(names[i], 80, "grad.%s", tt->name);
+        e[k + i] = e[i], e[k + i].name = names[i], e[k + i].data = ds_model_grads(m) + tt->offset;
+    }
+    e[2 * k].name = "batch.inputs", e[2 * k].dtype = "I32", e[2 * k].rows = 2 * NP * T, e[2 * k].data = in, e[2 * k].bytes = sizeof(int32_t) * 2 * NP * (size_t)T;
+    e[2 * k + 1] = e[2 * k], e[2 * k + 1].name = "batch.targets", e[2 * k + 1].data = tg;
+    e[2 * k + 2] = e[2 * k], e[2 * k + 2].name = "batch.weights", e[2 * k + 2].dtype = "F32", e[2 * k + 2].data = w;
+    e[2 * k + 3].name = "dpo.ref", e[2 * k + 3].dtype = "F64", e[2 * k + 3].rows = 2 * NP, e[2 * k + 3].data = ref, e[2 * k + 3].bytes = sizeof ref;
+    if (write_safetensors(argv[1], e, 2 * k + 4, meta)) return 1;
+    printf("%s: DPO loss %.9f (%s)\n", argv[1], st.loss, dt);
+    for (i = 0; i < 2 * NP; i++) free(seqs[i].ids), free(seqs[i].mask);
+    free(in), free(tg), free(w), free(e), free(names);
     ds_model_free(m);
     return 0;
 }
