@@ -87,7 +87,7 @@ static void print_score(const char *stage, double bpb, const task_score *sc) {
 }
 
 int main(int argc, char **argv) {
-    options o = {2, 32, 64, 30, 2, 3000, 200, 40, 0, 1e-3, 0, 1234, "build/pretrain/ckpt", "build/sft", NULL, "build/pretrain/val.tok"};
+    options o = {3, 32, 64, 30, 2, 3000, 200, 40, 0, 3e-4, 0, 1234, "build/pretrain/ckpt", "build/sft", NULL, "build/pretrain/val.tok"};
     ds_error err;
     ds_pool *pool;
     ds_tokenizer *tok;

@@ -91,7 +91,7 @@ int main(int argc, char **argv) {
     FILE *f;
     memset(&o, 0, sizeof o), memset(&sc, 0, sizeof sc);
     o.pairs = 16, o.seq = 64, o.warmup = 10, o.threads = 2, o.n_train = 2000, o.n_heldout = 200, o.n_eval = 200, o.max_new = 40, o.epochs = 1;
-    o.lr = 1e-4, o.dpo = ds_dpo_default(), o.seed = 4321;
+    o.lr = 3e-5, o.dpo = ds_dpo_default(), o.seed = 4321;
     o.dpo.beta = 0.5; /* the library's default is TRL's 0.1; at this scale 0.5 keeps the policy near the SFT model (docs/alignment.md) */
     o.init = "build/sft/ckpt", o.out = "build/dpo", o.val = "build/pretrain/val.tok", o.sft_metrics = "build/sft/metrics.tsv";
     for (i = 1; i < argc; i++) {

@@ -51,7 +51,7 @@ def write_safetensors(path, tensors, meta):
     for name, t in tensors.items():
         t = t.contiguous()
         raw = t.numpy().tobytes()
-        header[name] = {"dtype": {torch.float32: "F32", torch.int32: "I32"}[t.dtype], "shape": list(t.shape),
+        header[name] = {"dtype": {torch.float32: "F32", torch.float64: "F64", torch.int32: "I32"}[t.dtype], "shape": list(t.shape),
                         "data_offsets": [off, off + len(raw)]}
         blobs.append(raw)
         off += len(raw)
@@ -104,7 +104,7 @@ def torch_loss(p, inputs, targets, weights, cfg, dtype):
     return (per_token * w).sum() / w.sum()
 
 
-def check_dpo(binary, cfg, seed, loss_type, beta, eps, tol):
+def check_dpo(binary, cfg, seed, loss_type, beta, eps, tol, fixture=None):
     """DPO written from the paper (Rafailov et al.) and TRL's dpo_loss: sequence log-probs summed
     over the response tokens (averaged for IPO), the reference log-probs given."""
     V, D, L, H, KV, FF, T = cfg
@@ -138,6 +138,15 @@ def check_dpo(binary, cfg, seed, loss_type, beta, eps, tol):
         if err > worst:
             worst, worst_name = err, name
     ok = worst <= tol
+    if fixture:
+        out = {n: t[n] for n in names}
+        out.update({"torch_grad." + n: params[n].grad.detach().float() for n in names})
+        out.update({k: t[k] for k in ("batch.inputs", "batch.targets", "batch.weights", "dpo.ref")})
+        meta2 = dict(meta)
+        meta2["torch_loss"] = repr(loss.item())
+        meta2["torch_version"] = torch.__version__
+        write_safetensors(fixture, out, meta2)
+        print(f"check-torch: DPO fixture written to {fixture}")
     kind = "IPO" if loss_type == 1 else f"sigmoid, label smoothing {eps:g}"
     print(f"check-torch: DPO ({kind}, beta {beta:g}) {str(dtype):14s}: loss {loss.item():.6f} (rel. err {loss_err:.1e}), "
           f"max per-tensor gradient error {worst:.1e} ({worst_name}) -> {'ok' if ok else 'FAIL'} (tol {tol:g})")
@@ -239,7 +248,8 @@ def main():
         ok &= check("build/torch_ref_f64", cfg, 11 + i, 1e-10)
     ok &= check_foreign_checkpoint((80, 32, 2, 4, 4, 96, 2, 12), 5)
     for loss_type, beta, eps in ((0, 0.1, 0.0), (0, 0.5, 0.2), (1, 0.1, 0.0)):
-        ok &= check_dpo("build/torch_ref", (48, 32, 2, 4, 2, 64, 12), 21, loss_type, beta, eps, 1e-5)
+        dpo_fixture = os.path.join(os.path.dirname(fixture), "torch_dpo_f32.safetensors") if fixture and loss_type == 0 and eps == 0 else None
+        ok &= check_dpo("build/torch_ref", (48, 32, 2, 4, 2, 64, 12), 21, loss_type, beta, eps, 1e-5, dpo_fixture)
         ok &= check_dpo("build/torch_ref_f64", (48, 32, 2, 4, 2, 64, 12), 21, loss_type, beta, eps, 1e-10)
     print("check-torch: " + ("all configs agree" if ok else "MISMATCH"))
     sys.exit(0 if ok else 1)

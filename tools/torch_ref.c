@@ -130,7 +130,7 @@ static int dpo_main(int argc, char **argv) {
     int32_t *in, *tg;
     float *w;
     entry *e;
-    char meta[640], (*names)[80];
+    char meta[768], lens[128], (*names)[80];
     const char *dt = sizeof(ds_float) == 8 ? "F64" : "F32";
     if (argc != 13) { fprintf(stderr, "usage: torch_ref --dpo OUT V D L H KV F T SEED TYPE BETA EPS\n"); return 2; }
     ds_config_preset("test", &c, &err);
@@ -157,10 +157,11 @@ static int dpo_main(int argc, char **argv) {
     in = (int32_t *)malloc(sizeof(int32_t) * 2 * NP * (size_t)T), tg = (int32_t *)malloc(sizeof(int32_t) * 2 * NP * (size_t)T);
     w = (float *)malloc(sizeof(float) * 2 * NP * (size_t)T);
     ds_seq_batch(rows, 2 * NP, 2 * NP, T, 0, in, tg, w);
+    for (lens[0] = 0, i = 0; i < 2 * NP; i++) snprintf(lens + strlen(lens), sizeof lens - strlen(lens), i ? ",%d" : "%d", seqs[i].n);
     snprintf(meta, sizeof meta, "{\"vocab\":\"%d\",\"d_model\":\"%d\",\"n_layers\":\"%d\",\"n_heads\":\"%d\",\"n_kv_heads\":\"%d\","
-             "\"d_ff\":\"%d\",\"B\":\"%d\",\"T\":\"%d\",\"loss\":\"%.17g\",\"loss_type\":\"%d\",\"beta\":\"%.17g\",\"label_smoothing\":\"%.17g\","
+             "\"d_ff\":\"%d\",\"B\":\"%d\",\"T\":\"%d\",\"lengths\":\"%s\",\"loss\":\"%.17g\",\"loss_type\":\"%d\",\"beta\":\"%.17g\",\"label_smoothing\":\"%.17g\","
              "\"rewards_chosen\":\"%.17g\",\"rewards_rejected\":\"%.17g\"}",
-             c.vocab, c.d_model, c.n_layers, c.n_heads, c.n_kv_heads, c.d_ff, 2 * NP, T, st.loss, cfg.loss_type, cfg.beta, cfg.label_smoothing,
+             c.vocab, c.d_model, c.n_layers, c.n_heads, c.n_kv_heads, c.d_ff, 2 * NP, T, lens, st.loss, cfg.loss_type, cfg.beta, cfg.label_smoothing,
              st.rewards_chosen, st.rewards_rejected);
     k = ds_model_n_tensors(m);
     e = (entry *)calloc((size_t)(2 * k + 4), sizeof(entry));
