@@ -82,7 +82,7 @@ int main(int argc, char **argv) {
     ds_adamw opt = ds_adamw_default();
     task_score sc;
     ds_dpo_stats hs, ref_hs;
-    double *ref, *pol, bpb = NAN, t0;
+    double *ref, *pol, bpb = NAN, t0, t_ref;
     char path[1024], train_path[1024], ho_path[1024], line[256];
     const ds_example **batch;
     int i, *idx, have_val;
@@ -153,6 +153,7 @@ int main(int argc, char **argv) {
     have_val = ds_tokens_load(o.val, &val, &err) == DS_OK;
 
     /* the reference: the SFT model's log-probs, once */
+    t_ref = ds_now();
     ref = (double *)malloc(sizeof(double) * 2 * (size_t)(tr.n + ho.n));
     pol = (double *)malloc(sizeof(double) * 2 * (size_t)ho.n);
     if (!ref || !pol) return 1;
@@ -161,8 +162,8 @@ int main(int argc, char **argv) {
         return 1;
     }
     ds_dpo_loss(&o.dpo, ho.n, ref + 2 * tr.n, ref + 2 * tr.n + ho.n, ref + 2 * tr.n, ref + 2 * tr.n + ho.n, &ref_hs, NULL, NULL);
-    printf("reference log-probs of %d + %d pairs computed with the frozen SFT model (%.1f s); held-out logps/chosen %.3f, logps/rejected %.3f\n",
-           tr.n, ho.n, ds_now() - t0, ref_hs.logps_chosen, ref_hs.logps_rejected);
+    printf("reference log-probs of %d + %d pairs computed once with the frozen SFT model (%.1f s); held-out logps/chosen %.3f, logps/rejected %.3f\n",
+           tr.n, ho.n, ds_now() - t_ref, ref_hs.logps_chosen, ref_hs.logps_rejected);
 
     /* one epoch (or more), shuffled, warmup then cosine */
     steps = ((long)tr.n * o.epochs + o.pairs - 1) / o.pairs;
