@@ -3,7 +3,7 @@
 #   make test     the tests (C99 and C++ builds of the header, then the test program)
 #   make demo     the whole pipeline on the bundled data: tokenizer, pretraining, SFT, DPO, chat (~5 minutes)
 #   make asan     the tests under AddressSanitizer and UndefinedBehaviorSanitizer
-#   make fuzz     libFuzzer targets (clang) for the JSON reader and the tokenizer loader
+#   make fuzz     libFuzzer targets (clang): the JSON reader, tokenizer.json, checkpoints, JSONL datasets
 #   make check-hf compare with Hugging Face `tokenizers` (npm; skips without node)
 #   make check-torch  loss and gradients against PyTorch (python3-torch; skips without it)
 #   make bench    tokenizer beside HF `tokenizers`, trainer beside PyTorch (make bench-train: only that)
@@ -48,9 +48,9 @@ $(B)/run_tests: tests/main.c tests/gradcheck.c tests/test.h tests/test_*.c deeps
 $(B)/replay_%: tests/fuzz/fuzz_%.c tests/fuzz/replay_main.h deepseek.h | $(B)
 	$(CC) -std=c99 $(WARN) -O1 -g -DDS_FUZZ_MAIN -o $@ $< $(LDLIBS)
 
-test: $(B)/check_c $(B)/check_cpp $(B)/check_serial $(B)/replay_json $(B)/replay_tokenizer $(B)/replay_safetensors $(B)/run_tests
+test: $(B)/check_c $(B)/check_cpp $(B)/check_serial $(B)/replay_json $(B)/replay_tokenizer $(B)/replay_safetensors $(B)/replay_dataset $(B)/run_tests
 	./$(B)/check_c && ./$(B)/check_cpp && ./$(B)/check_serial
-	./$(B)/replay_json tests/fuzz/seeds/json/* && ./$(B)/replay_tokenizer tests/fuzz/seeds/tokenizer/* && ./$(B)/replay_safetensors tests/fuzz/seeds/safetensors/*
+	./$(B)/replay_json tests/fuzz/seeds/json/* && ./$(B)/replay_tokenizer tests/fuzz/seeds/tokenizer/* && ./$(B)/replay_safetensors tests/fuzz/seeds/safetensors/* && ./$(B)/replay_dataset tests/fuzz/seeds/dataset/*
 	./$(B)/run_tests
 
 $(B)/01_tokenizer: examples/01_tokenizer.c deepseek.h | $(B)
@@ -91,7 +91,7 @@ asan: $(B)/run_tests_asan
 	./$(B)/run_tests_asan
 
 # libFuzzer targets; each also builds as a plain program that replays files (tests/fuzz/README).
-FUZZ = $(B)/fuzz_json $(B)/fuzz_tokenizer $(B)/fuzz_safetensors
+FUZZ = $(B)/fuzz_json $(B)/fuzz_tokenizer $(B)/fuzz_safetensors $(B)/fuzz_dataset
 fuzz: $(FUZZ)
 $(B)/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/replay_main.h deepseek.h | $(B)
 	clang -g -O1 -fsanitize=fuzzer,address,undefined -o $@ $< -lpthread
