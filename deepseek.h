@@ -1,4 +1,4 @@
-/* deepseek.h - v0.2 - public domain / MIT - the DeepSeek LLM training pipeline in one C header
+/* deepseek.h - v0.3 - public domain / MIT - the DeepSeek LLM training pipeline in one C header
                                               https://arxiv.org/abs/2401.02954
 
    deepseek.h implements, in C99 with libc and pthreads only, the pipeline of the paper
@@ -31,8 +31,11 @@
         a pthreads pool whose results are bit-identical for any thread count.
       - Hugging Face checkpoints (config.json + safetensors) with exact resume, written atomically.
       - Token data, bits-per-byte (§3's metric), and KV-cache generation with sampling.
-      - Status of this version: §2.1-2.4 are here. Scaling-law tools (§3) and alignment (§4-5)
-        arrive in later versions; the table of contents below marks what is here.
+      - §3's model-scale accounting (M, N1, N2), the paper's fitted laws, and power-law,
+        hyperparameter and IsoFLOP fits that refuse degenerate data in words.
+      - §4's alignment: DeepSeek's chat template, TRL-style JSONL datasets, SFT masking, DPO
+        (sigmoid, label smoothing, IPO) on the same backward pass, the repetition test.
+      - Status of this version: §2.1-§4 are here; the CUDA path is not (see the table below).
 
    TABLE OF CONTENTS (by paper section)
       [here]  0. Errors, buffers, UTF-8, files   ds_error, ds_buf, ds_utf8_decode, ds_read_file,
@@ -53,9 +56,13 @@
       [here]  §3   Scaling laws: accounting      ds_scale_n1/_n2/_m, ds_model_flops_per_token, ds_law_*
       [here]  §3   Scaling laws: power-law fit   ds_fit_power_law (R^2, standard errors)
       [here]  §3   Hyperparameter and IsoFLOP fits  ds_fit_hyperparams, ds_fit_isoflop
-      [later] §3   The scaling study (04_scaling), multi-step vs cosine (03_lr_schedules)
-      [later] §4-5 Alignment: SFT, DPO, chat template
+      [here]  §4-5 Alignment: chat template      ds_chat_render, ds_seq
+      [here]  §4-5 Alignment: TRL datasets       ds_dataset_parse, ds_dataset_load, ds_seq_batch
+      [here]  §4-5 Alignment: DPO                ds_dpo_loss, ds_dpo_logps, ds_dpo_grad,
+                                                 ds_model_backward_tokens; ds_is_repetitive
       [later] Backends: CUDA (deepseek_cuda.cuh)
+      The studies themselves are programs: examples/03_lr_schedules.c (multi-step vs cosine),
+      04_scaling.c (IsoFLOP), 05_sft.c, 06_dpo.c, 07_chat.c.
 
    COMPILE-TIME OPTIONS (define before including, in the file with DEEPSEEK_IMPLEMENTATION unless
    noted)
@@ -100,6 +107,9 @@
       CPUs (SIMD width) and compiler flags (FMA contraction).
 
    VERSION HISTORY
+      0.3  (2026-11-23)  §4-5 alignment: chat template, JSONL datasets, SFT batches, DPO/cDPO/IPO,
+                         ds_model_backward_tokens (backward of any per-token objective), the
+                         repetition test; the forward's weights are kept in ds_float.
       0.2  (2026-11-23)  §2.2 the model with hand-written backward; §2.3 AdamW, clipping, multi-step
                          and cosine schedules; the thread pool; §2.4 checkpoints (safetensors);
                          token data, bits-per-byte, KV-cache generation.

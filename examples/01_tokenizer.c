@@ -52,7 +52,7 @@ int main(int argc, char **argv) {
 
     for (i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) { usage(); return 0; }
-        if (i + 1 >= argc) { fprintf(stderr, "%s needs a value (see --help)\n", argv[i]); return 2; }
+        if (i + 1 >= argc) { fprintf(stderr, "%s: unknown option, or it needs a value (see --help)\n", argv[i]); return 2; }
         if (!strcmp(argv[i], "--vocab")) vocab = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--data")) data = argv[++i];
         else if (!strcmp(argv[i], "--out")) out = argv[++i];

@@ -51,7 +51,7 @@ static int parse(int argc, char **argv, options *o) {
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(o); exit(0); }
         if (!strcmp(a, "--resume")) { o->resume = 1; continue; }
-        if (i + 1 >= argc) { fprintf(stderr, "%s needs a value (see --help)\n", a); return 0; }
+        if (i + 1 >= argc) { fprintf(stderr, "%s: unknown option, or it needs a value (see --help)\n", a); return 0; }
         if (!strcmp(a, "--steps")) o->steps = atoi(argv[++i]);
         else if (!strcmp(a, "--lr")) o->lr = atof(argv[++i]);
         else if (!strcmp(a, "--warmup")) o->warmup = atoi(argv[++i]);

@@ -70,7 +70,7 @@ int main(int argc, char **argv) {
                    "  --out DIR     checkpoint and SVG (default %s)\n", o.steps, o.lr, o.warmup, o.threads, o.seed, o.data, o.out);
             return 0;
         }
-        if (i + 1 >= argc) { fprintf(stderr, "%s needs a value (see --help)\n", argv[i]); return 2; }
+        if (i + 1 >= argc) { fprintf(stderr, "%s: unknown option, or it needs a value (see --help)\n", argv[i]); return 2; }
         if (!strcmp(argv[i], "--steps")) o.steps = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--lr")) o.lr = atof(argv[++i]);
         else if (!strcmp(argv[i], "--warmup")) o.warmup = atoi(argv[++i]);

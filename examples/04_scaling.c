@@ -9,7 +9,10 @@
  *     window grows on that side, so every IsoFLOP curve has an interior minimum.
  *  2. The error is validation bits-per-byte. Batch size and learning rate come from the paper's
  *     §3.1 fit (Eq. 1), evaluated once at the middle of the ladder, so that every run of a
- *     model can share its first stage (see 3).
+ *     model can share its first stage (see 3). First, a §3.1 grid (batch x learning rate around
+ *     Eq. 1) at the two smallest budgets is fitted with ds_fit_hyperparams; its exponents are
+ *     printed beside Eq. 1's, and its eta_opt at the middle budget sets the learning rate
+ *     (--quick skips the grid and trusts Eq. 1; --lr and --batch override).
  *  3. Multi-step schedule, reused as the paper reuses it: the first 80% of a run is constant
  *     learning rate after a fixed warmup, so a model's stage 1 for a small budget is a prefix of
  *     its stage 1 for a larger one. Each model keeps one "trunk" checkpoint that only moves
@@ -185,7 +188,7 @@ int main(int argc, char **argv) {
             return 0;
         }
         if (!strcmp(argv[i], "--quick")) { o.quick = 1, o.budgets = 3, o.width = 3, o.c0 = 4e11, o.ratio = 2, o.predict = 2, o.vocab = 512; continue; }
-        if (i + 1 >= argc) { fprintf(stderr, "%s needs a value (see --help)\n", argv[i]); return 2; }
+        if (i + 1 >= argc) { fprintf(stderr, "%s: unknown option, or it needs a value (see --help)\n", argv[i]); return 2; }
         if (!strcmp(argv[i], "--budgets")) o.budgets = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--c0")) o.c0 = atof(argv[++i]);
         else if (!strcmp(argv[i], "--ratio")) o.ratio = atof(argv[++i]);
@@ -224,27 +227,50 @@ int main(int argc, char **argv) {
     printf("  (across the ladder Eq. 1 would move the learning rate %.4g..%.4g and the batch %.0f..%.0f tokens)\n",
            ds_law_eta_opt(o.c0 * pow(o.ratio, o.budgets - 1)), ds_law_eta_opt(o.c0), ds_law_batch_opt(o.c0),
            ds_law_batch_opt(o.c0 * pow(o.ratio, o.budgets - 1)));
-    if (!(o.lr > 0) && !o.quick) { /* a first sweep: Eq. 1 extrapolates 5 orders of magnitude down, so check its learning rate */
-        static const double scale[] = {1.0, 0.25, 0.5};
-        double best_bpb = INFINITY, eq1 = lr;
-        int centre = 0, k;
-        for (i = 0; i < N_FAMILY; i++)
-            if (fabs(log(family_m(i, o.seq) / ds_law_m_opt(o.c0))) < fabs(log(family_m(centre, o.seq) / ds_law_m_opt(o.c0)))) centre = i;
-        printf("\nlearning-rate sweep at C = %.3g on L%d d%d (the model nearest the paper's M_opt there):\n", o.c0, FAMILY[centre][0], FAMILY[centre][1]);
-        for (k = 0; k < 3; k++) {
-            trunk_t none = {0, ""};
-            run_t r;
-            long steps;
-            memset(&r, 0, sizeof r);
-            r.C = o.c0, r.M = family_m(centre, o.seq);
-            steps = (long)floor(o.c0 / r.M / ((double)B * o.seq) + 0.5);
-            r.D = (double)steps * B * o.seq;
-            none.step = -1; /* never saved, never read */
-            printf("  lr %.4g (Eq. 1 x %.2f):", eq1 * scale[k], scale[k]);
-            if (train_run(&corpus, &o, centre, steps, B, eq1 * scale[k], &none, pool, &r, &err)) { fprintf(stderr, "%s\n", err.msg); return 1; }
-            if (r.bpb < best_bpb) best_bpb = r.bpb, lr = eq1 * scale[k];
+    if (!(o.lr > 0) && !o.quick) {
+        /* §3.1 at laptop scale: Eq. 1 extrapolates five orders of magnitude down, so check it. A
+           grid of (batch, learning rate) around Eq. 1's values at the two smallest budgets, on
+           the model nearest the paper's M_opt at each; ds_fit_hyperparams fits eta_opt(C) and
+           B_opt(C) through the near-optimal runs (within 0.25% of the best). The study's
+           learning rate is the fitted eta_opt at the middle budget, kept within the grid. */
+        static const double lr_f[] = {1.0, 0.5, 0.25}, b_f[] = {1.0, 0.5};
+        ds_hp_run hp[12];
+        ds_power_law eta_law, b_law;
+        int nhp = 0, sb, bi, li, nsel = 0;
+        printf("\n§3.1 hyperparameter grid (batch x learning rate around Eq. 1) at the two smallest budgets:\n");
+        for (sb = 0; sb < 2; sb++) {
+            double C = o.c0 * pow(o.ratio, sb), eq_lr = ds_law_eta_opt(C), eq_b = ds_law_batch_opt(C);
+            int centre = 0;
+            for (i = 0; i < N_FAMILY; i++)
+                if (fabs(log(family_m(i, o.seq) / ds_law_m_opt(C))) < fabs(log(family_m(centre, o.seq) / ds_law_m_opt(C)))) centre = i;
+            for (bi = 0; bi < 2; bi++)
+                for (li = 0; li < 3; li++) {
+                    trunk_t none = {-1, ""}; /* never saved, never read */
+                    run_t r;
+                    long steps;
+                    int Bk = (int)floor(eq_b * b_f[bi] / o.seq + 0.5);
+                    if (Bk < 2) Bk = 2;
+                    memset(&r, 0, sizeof r);
+                    r.C = C, r.M = family_m(centre, o.seq);
+                    steps = (long)floor(C / r.M / ((double)Bk * o.seq) + 0.5);
+                    r.D = (double)steps * Bk * o.seq;
+                    printf("  C %.3g, batch %d x %d, lr %.4g (Eq. 1 x %.2f, x %.2f):", C, Bk, o.seq, eq_lr * lr_f[li], b_f[bi], lr_f[li]);
+                    if (train_run(&corpus, &o, centre, steps, Bk, eq_lr * lr_f[li], &none, pool, &r, &err)) { fprintf(stderr, "%s\n", err.msg); return 1; }
+                    hp[nhp].C = C, hp[nhp].batch = (double)Bk * o.seq, hp[nhp].lr = eq_lr * lr_f[li], hp[nhp].loss = r.bpb, nhp++;
+                }
         }
-        printf("  -> learning rate %.4g for every run\n", lr);
+        if (ds_fit_hyperparams(hp, nhp, 0.0025, &eta_law, &b_law, &nsel, &err)) {
+            printf("  the §3.1 fit refused the grid: %s; the study keeps Eq. 1's learning rate\n", err.msg);
+        } else {
+            double lo = 0.25 * lr, hi = lr;
+            printf("  %d near-optimal runs (within 0.25%% of the best at their budget)\n", nsel);
+            printf("  %-18s %-34s %s\n", "", "this grid (2 budgets: a rough fit)", "the paper (Eq. 1)");
+            printf("  %-18s %.4g C^%+.3f                  0.3118 C^-0.1250\n", "eta_opt", eta_law.k, eta_law.alpha);
+            printf("  %-18s %.4g C^%+.3f                  0.2920 C^+0.3271\n", "B_opt (tokens)", b_law.k, b_law.alpha);
+            lr = ds_power_law_eval(&eta_law, C_mid);
+            lr = lr < lo ? lo : lr > hi ? hi : lr;
+        }
+        printf("  -> learning rate %.4g (batch %d x %d) for every run\n", lr, B, o.seq);
     }
     for (i = 0; i < N_FAMILY; i++) {
         trunks[i].step = 0;

@@ -98,7 +98,7 @@ int main(int argc, char **argv) {
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(&o); return 0; }
         if (!strcmp(a, "--ipo")) { o.dpo.loss_type = DS_DPO_IPO; continue; }
-        if (i + 1 >= argc) { fprintf(stderr, "%s needs a value (see --help)\n", a); return 2; }
+        if (i + 1 >= argc) { fprintf(stderr, "%s: unknown option, or it needs a value (see --help)\n", a); return 2; }
         if (!strcmp(a, "--init")) o.init = argv[++i];
         else if (!strcmp(a, "--train")) o.train = argv[++i];
         else if (!strcmp(a, "--heldout")) o.heldout = argv[++i];

@@ -68,7 +68,7 @@ int main(int argc, char **argv) {
                    model_dir, temperature, top_p, max_new, threads, seed);
             return 0;
         }
-        if (i + 1 >= argc) { fprintf(stderr, "%s needs a value (see --help)\n", a); return 2; }
+        if (i + 1 >= argc) { fprintf(stderr, "%s: unknown option, or it needs a value (see --help)\n", a); return 2; }
         if (!strcmp(a, "--model")) model_dir = argv[++i];
         else if (!strcmp(a, "--prompt")) prompt = argv[++i];
         else if (!strcmp(a, "--system")) system = argv[++i];
