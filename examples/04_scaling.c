@@ -126,10 +126,10 @@ static int plot_open(plot *p, const char *path, const char *title, double x0, do
     fprintf(p->f, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"760\" height=\"420\" font-family=\"sans-serif\" font-size=\"12\">\n"
                   "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n<text x=\"60\" y=\"18\">%s</text>\n", title);
     fprintf(p->f, "<line x1=\"60\" y1=\"360\" x2=\"740\" y2=\"360\" stroke=\"black\"/><line x1=\"60\" y1=\"30\" x2=\"60\" y2=\"360\" stroke=\"black\"/>\n");
-    fprintf(p->f, "<text x=\"620\" y=\"395\">%s</text><text x=\"5\" y=\"24\">%s</text>\n", xl, yl);
+    fprintf(p->f, "<text x=\"540\" y=\"400\">x: %s, y: %s</text>\n", xl, yl);
     for (k = 0; k <= 4; k++) {
         double x = exp(log(x0) + (log(x1) - log(x0)) * k / 4), y = logy ? exp(log(y0) + (log(y1) - log(y0)) * k / 4) : y0 + (y1 - y0) * k / 4;
-        fprintf(p->f, "<text x=\"%.1f\" y=\"378\" text-anchor=\"middle\">%.3g</text>\n", px(p, x), x);
+        fprintf(p->f, "<text x=\"%.1f\" y=\"378\" text-anchor=\"%s\">%.3g</text>\n", px(p, x), k == 4 ? "end" : "middle", x);
         fprintf(p->f, "<text x=\"5\" y=\"%.1f\">%.3g</text>\n", py(p, y) + 4, y);
     }
     return 1;
@@ -391,8 +391,13 @@ int main(int argc, char **argv) {
             for (b = 0; b < fit.n_budgets; b++) {
                 const char *col = COLORS[b % 8];
                 char lab[64];
-                for (i = 0; i < n_runs; i++) if (fabs(runs[i].C - fit.C[b]) <= 1e-9 * fit.C[b]) plot_point(&p, runs[i].M, runs[i].bpb, col, 0);
-                plot_curve(&p, mlo / 1.2, mhi * 1.2, fit.parabola[b], NULL, col, 0);
+                double m0 = 1e300, m1 = 0;
+                for (i = 0; i < n_runs; i++)
+                    if (fabs(runs[i].C - fit.C[b]) <= 1e-9 * fit.C[b]) {
+                        plot_point(&p, runs[i].M, runs[i].bpb, col, 0);
+                        m0 = runs[i].M < m0 ? runs[i].M : m0, m1 = runs[i].M > m1 ? runs[i].M : m1;
+                    }
+                plot_curve(&p, m0 / 1.15, m1 * 1.15, fit.parabola[b], NULL, col, 0); /* over the models sampled */
                 plot_point(&p, fit.M_opt[b], fit.loss_opt[b], col, 1);
                 snprintf(lab, sizeof lab, "C = %.2g", fit.C[b]);
                 plot_label(&p, 600, 45 + 16 * b, col, lab);
@@ -415,6 +420,11 @@ int main(int argc, char **argv) {
             plot_close(&p);
         }
         snprintf(path, sizeof path, "%s/loss_law.svg", o.out);
+        {   /* this plot's own range: the law's ends, the prediction, the measurement */
+            double a0 = ds_power_law_eval(&fit.loss_law, fit.C[0] / 2), a1 = ds_power_law_eval(&fit.loss_law, C_pred * 2);
+            ylo = a1 < pred.bpb ? a1 : pred.bpb, yhi = a0 > pred.bpb ? a0 : pred.bpb;
+            ylo -= 0.02, yhi += 0.02;
+        }
         if (plot_open(&p, path, "04_scaling: optimal BPB against C, the fitted law, and the prediction run (ring: predicted, dot: measured)",
                       fit.C[0] / 2, C_pred * 2, ylo, yhi, 0, "C (FLOPs)", "BPB")) {
             for (b = 0; b < fit.n_budgets; b++) plot_point(&p, fit.C[b], fit.loss_opt[b], COLORS[0], 0);
@@ -424,8 +434,8 @@ int main(int argc, char **argv) {
             plot_close(&p);
         }
     }
-    printf("\n%d runs + 1 prediction, %ld steps trained, %ld of them (%.0f%%) reused from the trunks instead of retrained; %.0f s in all\n",
-           n_runs, total_steps - shared_total, shared_total, 100.0 * shared_total / total_steps, ds_now() - t0);
+    printf("\n%d runs + 1 prediction: %ld steps trained, and %ld more (%.0f%% of the %ld the runs took) reused from the trunks; %.0f s in all\n",
+           n_runs, total_steps - shared_total, shared_total, 100.0 * shared_total / total_steps, total_steps, ds_now() - t0);
     printf("runs: %s/runs.csv   plots: %s/isoflop.svg, %s/laws.svg, %s/loss_law.svg\n", o.out, o.out, o.out, o.out);
     ds_pool_free(pool);
     ex_corpus_free(&corpus);
