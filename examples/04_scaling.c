@@ -385,6 +385,7 @@ int main(int argc, char **argv) {
             ylo = runs[i].bpb < ylo ? runs[i].bpb : ylo, yhi = runs[i].bpb > yhi ? runs[i].bpb : yhi;
         }
         ylo = (pred.bpb < ylo ? pred.bpb : ylo) - 0.02, yhi += 0.02;
+        mlo = pred.M < mlo ? pred.M : mlo, mhi = pred.M > mhi ? pred.M : mhi; /* the prediction run is drawn too */
         snprintf(path, sizeof path, "%s/isoflop.svg", o.out);
         if (plot_open(&p, path, "04_scaling: IsoFLOP profiles (validation BPB against M; fitted parabolas, vertices as rings)", mlo / 1.3, mhi * 1.3,
                       ylo, yhi, 0, "M (FLOPs/token)", "BPB")) {
