@@ -5006,7 +5006,7 @@ static int ds__seq_text(ds_seq *s, ds_tokenizer *tok, const char *a, const char 
     return DS_OK;
 }
 
-/* the template over msgs; `train` masks the replies in; `open_reply` leaves out BOS (a continuation) */
+/* the template over msgs, appended to out (BOS only when out is empty); `train` masks the replies in */
 static int ds__render(ds_tokenizer *tok, const ds_message *msgs, int n, int gen_prompt, int train, ds_seq *out, ds_error *err) {
     int i, rc = DS_OK;
     int32_t bos = ds_tokenizer_bos(tok), eos = ds_tokenizer_eos(tok);

@@ -1,6 +1,6 @@
 /* 04_scaling.c - paper §3: a real IsoFLOP scaling study, on the bundled corpus, on a laptop.
  *
- *   build/04_scaling [--quick] [--budgets 4] [--c0 2e11] [--threads 2] [--out build/scaling] ... (--help)
+ *   build/04_scaling [--quick] [--budgets 4] [--c0 3e11] [--threads 2] [--out build/scaling] ... (--help)
  *
  * The method of §3.2, at a scale 2 cores can afford:
  *  1. A ladder of compute budgets C = M D (M: non-embedding FLOPs per token, D: tokens), each

@@ -5,9 +5,9 @@
  * 1. Makes preference pairs for the task (examples/task.h) as TRL JSONL. Training pairs are
  *    on-policy: the SFT model answers the training prompts, and where it is wrong its own reply
  *    is the rejected one (the right answer is chosen); where it is right, the rejected reply is
- *    a synthetic failure: the wrong count, or the word repeated far past the count (the failure
- *    the paper's repetition ratio measures). Held-out pairs (held-out combinations) are all
- *    synthetic. Both files are read back with ds_dataset_load, as any TRL JSONL would be.
+ *    a synthetic miscount. Held-out pairs (held-out combinations) are all synthetic: half
+ *    miscounts, half the word repeated far past the count (the failure the paper's repetition
+ *    ratio measures). Both files are read back with ds_dataset_load, as any TRL JSONL would be.
  * 2. Computes the reference log-probs of every pair once, with the frozen SFT model, so only one
  *    model is resident while training.
  * 3. Trains one epoch (as the paper does) with warmup then cosine, logging TRL's names.
@@ -141,7 +141,7 @@ int main(int argc, char **argv) {
         double tg = ds_now();
         if (task_write_pref_onpolicy(m, tok, train_path, o.n_train, o.seed, o.max_new, pool, &n_wrong, &err)) { fprintf(stderr, "%s\n", err.msg); return 1; }
         printf("the SFT model answered %d training prompts (%.1f s): %d wrong, each its own rejected reply; the other rejected replies are\n"
-               "synthetic failures (a miscount, or the word repeated far past the count)\n", o.n_train, ds_now() - tg, n_wrong);
+               "synthetic miscounts (by 1 or 2)\n", o.n_train, ds_now() - tg, n_wrong);
         o.train = train_path;
     }
     if (!o.heldout) {

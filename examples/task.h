@@ -53,11 +53,33 @@ EX_MAYBE_UNUSED static void json_msg(ds_buf *b, const char *role, const char *co
     ds_buf_puts(b, "}");
 }
 
+/* a wrong count for it: k - 2 .. k + 2, at least 1, never k */
+EX_MAYBE_UNUSED static int task_miscount(const task_item *it, uint64_t *rng) {
+    int wrong;
+    do wrong = it->k + (int)(ex_rand(rng) % 5) - 2; while (wrong < 1 || wrong == it->k);
+    return wrong;
+}
+
+/* one preference row {"prompt": [user], "chosen": [assistant], "rejected": [assistant]} */
+EX_MAYBE_UNUSED static void pref_row(ds_buf *b, const char *prompt, const char *chosen, const char *rejected) {
+    ds_buf_puts(b, "{\"prompt\": ["), json_msg(b, "user", prompt);
+    ds_buf_puts(b, "], \"chosen\": ["), json_msg(b, "assistant", chosen);
+    ds_buf_puts(b, "], \"rejected\": ["), json_msg(b, "assistant", rejected);
+    ds_buf_puts(b, "]}\n");
+}
+
+/* writes the rows gathered in b (atomically) and frees b */
+EX_MAYBE_UNUSED static int write_rows(const char *path, ds_buf *b, ds_error *err) {
+    int rc = b->oom ? ds__fail(err, DS_ERR_NOMEM, "out of memory") : ds_write_file_atomic(path, b->data, b->len, err);
+    ds_buf_free(b);
+    return rc;
+}
+
 /* n SFT rows {"messages": [user, assistant]} (TRL's conversational format) from the train split */
 EX_MAYBE_UNUSED static int task_write_sft(const char *path, int n, uint64_t seed, ds_error *err) {
     ds_buf b = {0, 0, 0, 0};
     char p[128], a[256];
-    int i, rc;
+    int i;
     for (i = 0; i < n; i++) {
         task_item it = task_draw(&seed, 0);
         task_prompt(&it, p, sizeof p), task_answer(it.word, it.k, a, sizeof a);
@@ -65,9 +87,7 @@ EX_MAYBE_UNUSED static int task_write_sft(const char *path, int n, uint64_t seed
         json_msg(&b, "user", p), ds_buf_puts(&b, ", "), json_msg(&b, "assistant", a);
         ds_buf_puts(&b, "]}\n");
     }
-    rc = b.oom ? ds__fail(err, DS_ERR_NOMEM, "out of memory") : ds_write_file_atomic(path, b.data, b.len, err);
-    ds_buf_free(&b);
-    return rc;
+    return write_rows(path, &b, err);
 }
 
 /* n preference rows {"prompt": [user], "chosen": [assistant], "rejected": [assistant]}; the
@@ -75,30 +95,20 @@ EX_MAYBE_UNUSED static int task_write_sft(const char *path, int n, uint64_t seed
 EX_MAYBE_UNUSED static int task_write_pref(const char *path, int n, uint64_t seed, int heldout, ds_error *err) {
     ds_buf b = {0, 0, 0, 0};
     char p[128], a[512], r[512];
-    int i, rc;
+    int i;
     for (i = 0; i < n; i++) {
         task_item it = task_draw(&seed, heldout);
-        int wrong;
-        if (ex_rand(&seed) % 2) {
-            do wrong = it.k + (int)(ex_rand(&seed) % 5) - 2; while (wrong < 1 || wrong == it.k);
-        } else {
-            wrong = it.k + 8 + (int)(ex_rand(&seed) % 8);
-        }
+        int wrong = ex_rand(&seed) % 2 ? task_miscount(&it, &seed) : it.k + 8 + (int)(ex_rand(&seed) % 8);
         task_prompt(&it, p, sizeof p), task_answer(it.word, it.k, a, sizeof a), task_answer(it.word, wrong, r, sizeof r);
-        ds_buf_puts(&b, "{\"prompt\": ["), json_msg(&b, "user", p);
-        ds_buf_puts(&b, "], \"chosen\": ["), json_msg(&b, "assistant", a);
-        ds_buf_puts(&b, "], \"rejected\": ["), json_msg(&b, "assistant", r);
-        ds_buf_puts(&b, "]}\n");
+        pref_row(&b, p, a, r);
     }
-    rc = b.oom ? ds__fail(err, DS_ERR_NOMEM, "out of memory") : ds_write_file_atomic(path, b.data, b.len, err);
-    ds_buf_free(&b);
-    return rc;
+    return write_rows(path, &b, err);
 }
 
 /* On-policy pairs, as preference data is usually made: the model answers n training prompts
    (greedy); where it is wrong (a miscount, or no end), its own reply is the rejected one and
-   the right answer the chosen one; where it is right, the rejected reply is a synthetic failure
-   as above. *n_wrong gets how many replies were the model's own mistakes. */
+   the right answer the chosen one; where it is right, the rejected reply is a synthetic miscount
+   (k - 2 .. k + 2). *n_wrong gets how many replies were the model's own mistakes. */
 EX_MAYBE_UNUSED static int task_write_pref_onpolicy(ds_model *m, ds_tokenizer *tok, const char *path, int n, uint64_t seed, int max_new, ds_pool *pool,
                                     int *n_wrong, ds_error *err) {
     ds_buf b = {0, 0, 0, 0};
@@ -112,7 +122,7 @@ EX_MAYBE_UNUSED static int task_write_pref_onpolicy(ds_model *m, ds_tokenizer *t
         ds_message msg;
         ds_seq s;
         ds_buf reply = {0, 0, 0, 0};
-        int n_out = 0, ended, wrong;
+        int n_out = 0, ended;
         task_prompt(&it, p, sizeof p), task_answer(it.word, it.k, a, sizeof a);
         msg.role = "user", msg.content = p;
         memset(&s, 0, sizeof s);
@@ -127,19 +137,14 @@ EX_MAYBE_UNUSED static int task_write_pref_onpolicy(ds_model *m, ds_tokenizer *t
             memcpy(r, reply.data + 1, reply.len); /* the model's own mistake */
             ++*n_wrong;
         } else {
-            do wrong = it.k + (int)(ex_rand(&seed) % 5) - 2; while (wrong < 1 || wrong == it.k);
-            task_answer(it.word, wrong, r, sizeof r);
+            task_answer(it.word, task_miscount(&it, &seed), r, sizeof r);
         }
         ds_buf_free(&reply);
-        ds_buf_puts(&b, "{\"prompt\": ["), json_msg(&b, "user", p);
-        ds_buf_puts(&b, "], \"chosen\": ["), json_msg(&b, "assistant", a);
-        ds_buf_puts(&b, "], \"rejected\": ["), json_msg(&b, "assistant", r);
-        ds_buf_puts(&b, "]}\n");
+        pref_row(&b, p, a, r);
     }
     free(out);
-    if (!rc) rc = b.oom ? ds__fail(err, DS_ERR_NOMEM, "out of memory") : ds_write_file_atomic(path, b.data, b.len, err);
-    ds_buf_free(&b);
-    return rc;
+    if (rc) { ds_buf_free(&b); return rc; }
+    return write_rows(path, &b, err);
 }
 
 typedef struct {

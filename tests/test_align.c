@@ -326,11 +326,11 @@ static void test_dpo_policy_equals_reference(void) {
 
 /* DPO against PyTorch, without PyTorch: the fixture make check-torch wrote (tests/fixtures/README) */
 static void test_dpo_pytorch_fixture(void) {
-    size_t len, hl, b, e, i;
-    char *f = t_read("tests/fixtures/torch_dpo_f32.safetensors", &len), *data;
+    size_t b, e;
+    const char *data, *lp;
+    char *f;
     ds_json_doc *h;
     const ds_json *meta;
-    ds_config c;
     ds_model *m;
     ds_error err;
     ds_dpo cfg = ds_dpo_default();
@@ -341,28 +341,15 @@ static void test_dpo_pytorch_fixture(void) {
     const int32_t *in, *tg;
     const float *w;
     const double *ref;
-    const char *lp;
-    double worst = 0, rc[4], rr[4];
-    int k, B, T, n, r;
-    if (!f) SKIP("tests/fixtures/torch_dpo_f32.safetensors not found");
-    for (hl = 0, i = 0; i < 8; i++) hl |= (size_t)(unsigned char)f[i] << (8 * i);
-    h = ds_json_parse(f + 8, hl, &err);
-    CHECKF(h, "%s", err.msg);
-    data = f + 8 + hl;
-    meta = ds_json_get(h->root, "__metadata__");
-    ds_config_preset("test", &c, &err);
-    c.vocab = atoi(ds_json_get(meta, "vocab")->str), c.d_model = atoi(ds_json_get(meta, "d_model")->str);
-    c.n_layers = atoi(ds_json_get(meta, "n_layers")->str), c.n_heads = atoi(ds_json_get(meta, "n_heads")->str);
-    c.n_kv_heads = atoi(ds_json_get(meta, "n_kv_heads")->str), c.d_ff = atoi(ds_json_get(meta, "d_ff")->str);
-    B = atoi(ds_json_get(meta, "B")->str), T = atoi(ds_json_get(meta, "T")->str), c.max_seq = T, n = B / 2;
+    double worst, rc[4], rr[4];
+    int B, T, n, r;
+    if (!(f = fx_open("tests/fixtures/torch_dpo_f32.safetensors", &h, &data, &meta, &m, &B, &T, &err))) {
+        CHECKF(strstr(err.msg, "not found") != NULL, "%s", err.msg);
+        SKIP("%s", err.msg);
+    }
+    n = B / 2;
     cfg.beta = atof(ds_json_get(meta, "beta")->str);
     CHECK(n <= 4 && atoi(ds_json_get(meta, "loss_type")->str) == 0);
-    CHECKF((m = ds_model_new(&c, B, T, &err)) != NULL, "%s", err.msg);
-    for (k = 0; k < ds_model_n_tensors(m); k++) {
-        const ds_tensor *t = ds_model_tensor(m, k);
-        CHECKF(fx_tensor(h, t->name, &b, &e) && e - b == t->numel * 4, "fixture lacks %s", t->name);
-        memcpy(ds_model_params(m) + t->offset, data + b, e - b);
-    }
     CHECK(fx_tensor(h, "batch.inputs", &b, &e) && e - b == (size_t)(B * T) * 4);
     in = (const int32_t *)(const void *)(data + b);
     CHECK(fx_tensor(h, "batch.targets", &b, &e));
@@ -385,20 +372,7 @@ static void test_dpo_pytorch_fixture(void) {
     memset(&st, 0, sizeof st);
     CHECK_OK(ds_dpo_grad(m, &cfg, pairs, n, T, rc, rr, 1.0f, NULL, &st, &e_));
     CHECKF(fabs(st.loss - atof(ds_json_get(meta, "torch_loss")->str)) < 1e-5, "loss %.7f, PyTorch %s", st.loss, ds_json_get(meta, "torch_loss")->str);
-    for (k = 0; k < ds_model_n_tensors(m); k++) {
-        const ds_tensor *t = ds_model_tensor(m, k);
-        char name[96];
-        const float *g;
-        double dd = 0, nn = 0;
-        snprintf(name, sizeof name, "torch_grad.%s", t->name);
-        CHECK(fx_tensor(h, name, &b, &e));
-        g = (const float *)(const void *)(data + b);
-        for (i = 0; i < t->numel; i++) {
-            double d = (double)ds_model_grads(m)[t->offset + i] - g[i];
-            dd += d * d, nn += (double)g[i] * g[i];
-        }
-        if (sqrt(dd / nn) > worst) worst = sqrt(dd / nn);
-    }
+    CHECK((worst = fx_grad_error(h, data, m)) >= 0);
     printf("  PyTorch %s DPO fixture: loss %.6f, max per-tensor relative gradient error %.1e\n", ds_json_get(meta, "torch_version")->str, st.loss, worst);
     CHECK(worst < 1e-5);
     for (r = 0; r < B; r++) free(seqs[r].ids), free(seqs[r].mask);

@@ -246,56 +246,50 @@ static const ds_json *fx_tensor(const ds_json_doc *h, const char *name, size_t *
     return t;
 }
 
-static void test_pytorch_fixture(void) {
+/* Opens a make check-torch fixture: the file (free it), its parsed header in *h, the tensor data
+   in *data, its metadata in *meta, and a model built from the metadata's config with the fixture's
+   weights loaded (B x T from the metadata). NULL with a message in err when anything is missing. */
+static char *fx_open(const char *path, ds_json_doc **h, const char **data, const ds_json **meta, ds_model **m, int *B, int *T, ds_error *err) {
     size_t len, hl, b, e, i;
-    char *f = t_read("tests/fixtures/torch_ref_f32.safetensors", &len), *data;
-    ds_json_doc *h;
-    const ds_json *meta;
+    char *f = t_read(path, &len);
     ds_config c;
-    ds_model *m;
-    ds_error err;
-    float loss;
-    int k, B, T;
-    double worst = 0;
-    if (!f) SKIP("tests/fixtures/torch_ref_f32.safetensors not found");
+    int k;
+    *h = NULL, *m = NULL;
+    if (!f) { snprintf(err->msg, sizeof err->msg, "%s not found", path); return NULL; }
     for (hl = 0, i = 0; i < 8; i++) hl |= (size_t)(unsigned char)f[i] << (8 * i);
-    h = ds_json_parse(f + 8, hl, &err);
-    CHECKF(h, "%s", err.msg);
-    data = f + 8 + hl;
-    meta = ds_json_get(h->root, "__metadata__");
-    ds_config_preset("test", &c, &err);
-    c.vocab = atoi(ds_json_get(meta, "vocab")->str), c.d_model = atoi(ds_json_get(meta, "d_model")->str);
-    c.n_layers = atoi(ds_json_get(meta, "n_layers")->str), c.n_heads = atoi(ds_json_get(meta, "n_heads")->str);
-    c.n_kv_heads = atoi(ds_json_get(meta, "n_kv_heads")->str), c.d_ff = atoi(ds_json_get(meta, "d_ff")->str);
-    B = atoi(ds_json_get(meta, "B")->str), T = atoi(ds_json_get(meta, "T")->str), c.max_seq = T;
-    m = ds_model_new(&c, B, T, &err);
-    CHECKF(m, "%s", err.msg);
-    for (k = 0; k < ds_model_n_tensors(m); k++) {
-        const ds_tensor *t = ds_model_tensor(m, k);
-        CHECKF(fx_tensor(h, t->name, &b, &e) && e - b == t->numel * 4, "fixture lacks %s", t->name);
-        memcpy(ds_model_params(m) + t->offset, data + b, e - b);
+    if (hl > len - 8 || !(*h = ds_json_parse(f + 8, hl, err))) { free(f); return NULL; }
+    *data = f + 8 + hl;
+    *meta = ds_json_get((*h)->root, "__metadata__");
+    ds_config_preset("test", &c, err);
+    c.vocab = atoi(ds_json_get(*meta, "vocab")->str), c.d_model = atoi(ds_json_get(*meta, "d_model")->str);
+    c.n_layers = atoi(ds_json_get(*meta, "n_layers")->str), c.n_heads = atoi(ds_json_get(*meta, "n_heads")->str);
+    c.n_kv_heads = atoi(ds_json_get(*meta, "n_kv_heads")->str), c.d_ff = atoi(ds_json_get(*meta, "d_ff")->str);
+    *B = atoi(ds_json_get(*meta, "B")->str), *T = atoi(ds_json_get(*meta, "T")->str), c.max_seq = *T;
+    if (!(*m = ds_model_new(&c, *B, *T, err))) { ds_json_free(*h), free(f); return NULL; }
+    for (k = 0; k < ds_model_n_tensors(*m); k++) {
+        const ds_tensor *t = ds_model_tensor(*m, k);
+        if (!fx_tensor(*h, t->name, &b, &e) || e - b != t->numel * 4) {
+            snprintf(err->msg, sizeof err->msg, "fixture lacks %s", t->name);
+            ds_model_free(*m), ds_json_free(*h), free(f);
+            return NULL;
+        }
+        memcpy(ds_model_params(*m) + t->offset, *data + b, e - b);
     }
-    {
-        int32_t *in, *tg;
-        float *w;
-        CHECK(fx_tensor(h, "batch.inputs", &b, &e) && e - b == (size_t)(B * T) * 4);
-        in = (int32_t *)(void *)(data + b);
-        CHECK(fx_tensor(h, "batch.targets", &b, &e));
-        tg = (int32_t *)(void *)(data + b);
-        CHECK(fx_tensor(h, "batch.weights", &b, &e));
-        w = (float *)(void *)(data + b);
-        ds_model_zero_grad(m);
-        CHECK_OK(ds_model_forward(m, in, tg, w, B, T, NULL, &loss, &e_));
-        CHECK_OK(ds_model_backward(m, 1.0f, NULL, &e_));
-    }
-    CHECKF(fabs(loss - atof(ds_json_get(meta, "torch_loss")->str)) < 1e-5, "loss %.7f, PyTorch %s", loss, ds_json_get(meta, "torch_loss")->str);
+    return f;
+}
+
+/* per tensor ||grads - torch_grad.<name>|| / ||torch_grad.<name>||, the largest (-1: a tensor is missing) */
+static double fx_grad_error(const ds_json_doc *h, const char *data, ds_model *m) {
+    double worst = 0;
+    size_t b, e, i;
+    int k;
     for (k = 0; k < ds_model_n_tensors(m); k++) {
         const ds_tensor *t = ds_model_tensor(m, k);
         char name[96];
         const float *ref;
         double dd = 0, nn = 0;
         snprintf(name, sizeof name, "torch_grad.%s", t->name);
-        CHECK(fx_tensor(h, name, &b, &e));
+        if (!fx_tensor(h, name, &b, &e)) return -1;
         ref = (const float *)(const void *)(data + b);
         for (i = 0; i < t->numel; i++) {
             double d = (double)ds_model_grads(m)[t->offset + i] - ref[i];
@@ -304,6 +298,39 @@ static void test_pytorch_fixture(void) {
         }
         if (sqrt(dd / nn) > worst) worst = sqrt(dd / nn);
     }
+    return worst;
+}
+
+static void test_pytorch_fixture(void) {
+    size_t b, e;
+    const char *data;
+    char *f;
+    ds_json_doc *h;
+    const ds_json *meta;
+    ds_model *m;
+    ds_error err;
+    float loss;
+    int B, T;
+    double worst;
+    if (!(f = fx_open("tests/fixtures/torch_ref_f32.safetensors", &h, &data, &meta, &m, &B, &T, &err))) {
+        CHECKF(strstr(err.msg, "not found") != NULL, "%s", err.msg); /* present but unreadable: a failure */
+        SKIP("%s", err.msg);
+    }
+    {
+        const int32_t *in, *tg;
+        const float *w;
+        CHECK(fx_tensor(h, "batch.inputs", &b, &e) && e - b == (size_t)(B * T) * 4);
+        in = (const int32_t *)(const void *)(data + b);
+        CHECK(fx_tensor(h, "batch.targets", &b, &e));
+        tg = (const int32_t *)(const void *)(data + b);
+        CHECK(fx_tensor(h, "batch.weights", &b, &e));
+        w = (const float *)(const void *)(data + b);
+        ds_model_zero_grad(m);
+        CHECK_OK(ds_model_forward(m, in, tg, w, B, T, NULL, &loss, &e_));
+        CHECK_OK(ds_model_backward(m, 1.0f, NULL, &e_));
+    }
+    CHECKF(fabs(loss - atof(ds_json_get(meta, "torch_loss")->str)) < 1e-5, "loss %.7f, PyTorch %s", loss, ds_json_get(meta, "torch_loss")->str);
+    CHECK((worst = fx_grad_error(h, data, m)) >= 0);
     printf("  PyTorch %s fixture: max per-tensor relative gradient error %.1e\n", ds_json_get(meta, "torch_version")->str, worst);
     CHECK(worst < 1e-5);
     ds_model_free(m);
