@@ -104,6 +104,30 @@ def torch_loss(p, inputs, targets, weights, cfg, dtype):
     return (per_token * w).sum() / w.sum()
 
 
+def worst_error(t, meta, params, names, loss):
+    """The largest of the loss's relative error and each tensor's ||g - g_torch|| / ||g_torch||."""
+    loss_err = abs(float(meta["loss"]) - loss.item()) / abs(loss.item())
+    worst, worst_name = loss_err, "loss"
+    for n in names:
+        g_ref = params[n].grad.double()
+        err = ((t["grad." + n].double() - g_ref).norm() / g_ref.norm()).item()
+        if err > worst:
+            worst, worst_name = err, n
+    return loss_err, worst, worst_name
+
+
+def write_fixture(path, t, meta, params, names, loss, batch_keys):
+    """The weights, the batch and PyTorch's loss and gradients, for make test to check without PyTorch."""
+    out = {n: t[n] for n in names}
+    out.update({"torch_grad." + n: params[n].grad.detach().float() for n in names})
+    out.update({k: t[k] for k in batch_keys})
+    meta2 = dict(meta)
+    meta2["torch_loss"] = repr(loss.item())
+    meta2["torch_version"] = torch.__version__
+    write_safetensors(path, out, meta2)
+    print(f"check-torch: fixture written to {path}")
+
+
 def check_dpo(binary, cfg, seed, loss_type, beta, eps, tol, fixture=None):
     """DPO written from the paper (Rafailov et al.) and TRL's dpo_loss: sequence log-probs summed
     over the response tokens (averaged for IPO), the reference log-probs given."""
@@ -130,23 +154,10 @@ def check_dpo(binary, cfg, seed, loss_type, beta, eps, tol, fixture=None):
         losses = -F.logsigmoid(beta * h) * (1 - eps) - F.logsigmoid(-beta * h) * eps
     loss = losses.mean()
     loss.backward()
-    loss_err = abs(float(meta["loss"]) - loss.item()) / abs(loss.item())
-    worst, worst_name = loss_err, "loss"
-    for name in names:
-        g_ref = params[name].grad.double()
-        err = ((t["grad." + name].double() - g_ref).norm() / g_ref.norm()).item()
-        if err > worst:
-            worst, worst_name = err, name
+    loss_err, worst, worst_name = worst_error(t, meta, params, names, loss)
     ok = worst <= tol
     if fixture:
-        out = {n: t[n] for n in names}
-        out.update({"torch_grad." + n: params[n].grad.detach().float() for n in names})
-        out.update({k: t[k] for k in ("batch.inputs", "batch.targets", "batch.weights", "dpo.ref")})
-        meta2 = dict(meta)
-        meta2["torch_loss"] = repr(loss.item())
-        meta2["torch_version"] = torch.__version__
-        write_safetensors(fixture, out, meta2)
-        print(f"check-torch: DPO fixture written to {fixture}")
+        write_fixture(fixture, t, meta, params, names, loss, ("batch.inputs", "batch.targets", "batch.weights", "dpo.ref"))
     kind = "IPO" if loss_type == 1 else f"sigmoid, label smoothing {eps:g}"
     print(f"check-torch: DPO ({kind}, beta {beta:g}) {str(dtype):14s}: loss {loss.item():.6f} (rel. err {loss_err:.1e}), "
           f"max per-tensor gradient error {worst:.1e} ({worst_name}) -> {'ok' if ok else 'FAIL'} (tol {tol:g})")
@@ -162,26 +173,13 @@ def check(binary, cfg, seed, tol, fixture=None):
     params = {n: t[n].clone().requires_grad_(True) for n in names}
     loss = torch_loss(params, t["batch.inputs"], t["batch.targets"], t["batch.weights"], cfg, dtype)
     loss.backward()
-    loss_err = abs(float(meta["loss"]) - loss.item()) / abs(loss.item())
-    worst, worst_name = loss_err, "loss"
-    for n in names:
-        g_ref = params[n].grad.double()
-        err = ((t["grad." + n].double() - g_ref).norm() / g_ref.norm()).item()
-        if err > worst:
-            worst, worst_name = err, n
+    loss_err, worst, worst_name = worst_error(t, meta, params, names, loss)
     ok = worst <= tol
     V, D, L, H, KV, FF, B, T = cfg
     print(f"check-torch: {str(dtype):14s} V={V} D={D} L={L} H={H} KV={KV} F={FF} B={B} T={T}: loss {loss.item():.6f} "
           f"(rel. err {loss_err:.1e}), max per-tensor gradient error {worst:.1e} ({worst_name}) -> {'ok' if ok else 'FAIL'} (tol {tol:g})")
     if fixture:
-        out = {n: t[n] for n in names}
-        out.update({"torch_grad." + n: params[n].grad.detach().float() for n in names})
-        out.update({k: t[k] for k in ("batch.inputs", "batch.targets", "batch.weights")})
-        meta2 = dict(meta)
-        meta2["torch_loss"] = repr(loss.item())
-        meta2["torch_version"] = torch.__version__
-        write_safetensors(fixture, out, meta2)
-        print(f"check-torch: fixture written to {fixture}")
+        write_fixture(fixture, t, meta, params, names, loss, ("batch.inputs", "batch.targets", "batch.weights"))
     return ok
 
 

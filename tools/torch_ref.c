@@ -44,6 +44,30 @@ static int write_safetensors(const char *path, const entry *e, int n, const char
 
 static int dpo_main(int argc, char **argv);
 
+/* The entries every dump holds: each parameter under its HF name, "grad.<name>" for each gradient,
+   then the batch (n tokens): "batch.inputs", "batch.targets" (I32), "batch.weights" (F32). Room
+   for `extra` more entries after those; *n_used gets the count filled. names holds the grad names. */
+static entry *model_entries(ds_model *m, const int32_t *in, const int32_t *tg, const float *w, int n, int extra, char (**names)[80],
+                            int *n_used) {
+    const char *dt = sizeof(ds_float) == 8 ? "F64" : "F32";
+    int k = ds_model_n_tensors(m), i;
+    entry *e = (entry *)calloc((size_t)(2 * k + 3 + extra), sizeof(entry));
+    *names = (char(*)[80])calloc((size_t)k, 80);
+    if (!e || !*names) { free(e); free(*names); return NULL; }
+    for (i = 0; i < k; i++) {
+        const ds_tensor *t = ds_model_tensor(m, i);
+        e[i].name = t->name, e[i].dtype = dt, e[i].rows = t->rows, e[i].cols = t->cols;
+        e[i].data = ds_model_params(m) + t->offset, e[i].bytes = t->numel * sizeof(ds_float);
+        snprintf((*names)[i], 80, "grad.%s", t->name);
+        e[k + i] = e[i], e[k + i].name = (*names)[i], e[k + i].data = ds_model_grads(m) + t->offset;
+    }
+    e[2 * k].name = "batch.inputs", e[2 * k].dtype = "I32", e[2 * k].rows = n, e[2 * k].data = in, e[2 * k].bytes = sizeof(int32_t) * (size_t)n;
+    e[2 * k + 1] = e[2 * k], e[2 * k + 1].name = "batch.targets", e[2 * k + 1].data = tg;
+    e[2 * k + 2] = e[2 * k], e[2 * k + 2].name = "batch.weights", e[2 * k + 2].dtype = "F32", e[2 * k + 2].data = w;
+    *n_used = 2 * k + 3;
+    return e;
+}
+
 int main(int argc, char **argv) {
     ds_config c;
     ds_error err;
@@ -92,22 +116,7 @@ int main(int argc, char **argv) {
                  "\"d_ff\":\"%d\",\"B\":\"%d\",\"T\":\"%d\",\"rope_theta\":\"10000\",\"norm_eps\":\"1e-06\",\"loss\":\"%.17g\"}",
                  c.vocab, c.d_model, c.n_layers, c.n_heads, c.n_kv_heads, c.d_ff, B, T, s / ws);
     }
-    k = ds_model_n_tensors(m);
-    e = (entry *)calloc((size_t)(2 * k + 3), sizeof(entry));
-    names = (char(*)[80])calloc((size_t)k, 80);
-    for (i = 0; i < k; i++) {
-        const ds_tensor *t = ds_model_tensor(m, i);
-        e[i].name = t->name, e[i].dtype = dt, e[i].rows = t->rows, e[i].cols = t->cols;
-        e[i].data = ds_model_params(m) + t->offset, e[i].bytes = t->numel * sizeof(ds_float);
-        snprintf(names[i], 80, "grad.%s", t->name);
-        e[k + i] = e[i];
-        e[k + i].name = names[i];
-        e[k + i].data = ds_model_grads(m) + t->offset;
-    }
-    e[2 * k].name = "batch.inputs", e[2 * k].dtype = "I32", e[2 * k].rows = n, e[2 * k].data = in, e[2 * k].bytes = sizeof(int32_t) * (size_t)n;
-    e[2 * k + 1] = e[2 * k], e[2 * k + 1].name = "batch.targets", e[2 * k + 1].data = tg;
-    e[2 * k + 2] = e[2 * k], e[2 * k + 2].name = "batch.weights", e[2 * k + 2].dtype = "F32", e[2 * k + 2].data = w;
-    if (write_safetensors(argv[1], e, 2 * k + 3, meta)) return 1;
+    if (!(e = model_entries(m, in, tg, w, n, 0, &names, &k)) || write_safetensors(argv[1], e, k, meta)) return 1;
     printf("%s: loss %.9f, %zu parameters (%s)\n", argv[1], loss, ds_model_n_params(m), dt);
     ds_model_free(m);
     return 0;
@@ -163,21 +172,9 @@ static int dpo_main(int argc, char **argv) {
              "\"rewards_chosen\":\"%.17g\",\"rewards_rejected\":\"%.17g\"}",
              c.vocab, c.d_model, c.n_layers, c.n_heads, c.n_kv_heads, c.d_ff, 2 * NP, T, lens, st.loss, cfg.loss_type, cfg.beta, cfg.label_smoothing,
              st.rewards_chosen, st.rewards_rejected);
-    k = ds_model_n_tensors(m);
-    e = (entry *)calloc((size_t)(2 * k + 4), sizeof(entry));
-    names = (char(*)[80])calloc((size_t)k, 80);
-    for (i = 0; i < k; i++) {
-        const ds_tensor *tt = ds_model_tensor(m, i);
-        e[i].name = tt->name, e[i].dtype = dt, e[i].rows = tt->rows, e[i].cols = tt->cols;
-        e[i].data = ds_model_params(m) + tt->offset, e[i].bytes = tt->numel * sizeof(ds_float);
-        snprintf(names[i], 80, "grad.%s", tt->name);
-        e[k + i] = e[i], e[k + i].name = names[i], e[k + i].data = ds_model_grads(m) + tt->offset;
-    }
-    e[2 * k].name = "batch.inputs", e[2 * k].dtype = "I32", e[2 * k].rows = 2 * NP * T, e[2 * k].data = in, e[2 * k].bytes = sizeof(int32_t) * 2 * NP * (size_t)T;
-    e[2 * k + 1] = e[2 * k], e[2 * k + 1].name = "batch.targets", e[2 * k + 1].data = tg;
-    e[2 * k + 2] = e[2 * k], e[2 * k + 2].name = "batch.weights", e[2 * k + 2].dtype = "F32", e[2 * k + 2].data = w;
-    e[2 * k + 3].name = "dpo.ref", e[2 * k + 3].dtype = "F64", e[2 * k + 3].rows = 2 * NP, e[2 * k + 3].data = ref, e[2 * k + 3].bytes = sizeof ref;
-    if (write_safetensors(argv[1], e, 2 * k + 4, meta)) return 1;
+    if (!(e = model_entries(m, in, tg, w, 2 * NP * T, 1, &names, &k))) return 1;
+    e[k].name = "dpo.ref", e[k].dtype = "F64", e[k].rows = 2 * NP, e[k].data = ref, e[k].bytes = sizeof ref;
+    if (write_safetensors(argv[1], e, k + 1, meta)) return 1;
     printf("%s: DPO loss %.9f (%s)\n", argv[1], st.loss, dt);
     for (i = 0; i < 2 * NP; i++) free(seqs[i].ids), free(seqs[i].mask);
     free(in), free(tg), free(w), free(e), free(names);
