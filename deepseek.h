@@ -159,6 +159,13 @@ typedef struct ds_error {
 } ds_error;
 
 DSDEF const char *ds_strerror(int code); /* "out of memory", "malformed input", ... */
+/* Fills err (which may be NULL) with code and a printf-formatted sentence; returns code. For
+   callers that report their own failures the library's way. */
+DSDEF int ds_error_set(ds_error *err, int code, const char *fmt, ...)
+#if defined(__GNUC__) || defined(__clang__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
 
 /* A growable byte buffer. Appends never fail loudly: on allocation failure `oom` becomes 1 and
    later appends do nothing, so a writer checks once at the end. Zero-initialize to start. */
@@ -385,34 +392,60 @@ typedef struct ds_tensor {
 
 typedef struct ds_model ds_model;
 /* Allocates parameters, gradients, AdamW moments and activations for batches of up to B
-   sequences of up to T tokens, each in one flat allocation. Parameters start at zero: call
-   ds_model_init. */
+   sequences of up to T tokens, each in one flat allocation of the model's backend. Parameters
+   start at zero: call ds_model_init. */
 DSDEF ds_model *ds_model_new(const ds_config *c, int B, int T, ds_error *err);
 DSDEF void ds_model_free(ds_model *m);
 DSDEF const ds_config *ds_model_config(const ds_model *m);
-/* §2.3 initialization: every matrix ~ N(0, init_std), every RMSNorm gain 1. Deterministic. */
-DSDEF void ds_model_init(ds_model *m, uint64_t seed);
+/* §2.3 initialization: every matrix ~ N(0, init_std), every RMSNorm gain 1; the AdamW moments
+   and the step count zeroed. Deterministic. Returns DS_OK (or DS_ERR_NOMEM on a backend without
+   host-visible memory, which stages each tensor through the host). */
+DSDEF int ds_model_init(ds_model *m, uint64_t seed);
 DSDEF size_t ds_model_n_params(const ds_model *m);
 DSDEF int ds_model_n_tensors(const ds_model *m);
 DSDEF const ds_tensor *ds_model_tensor(const ds_model *m, int i);
+
+/* THE POINTER CONTRACT. Every array of the model lives in its backend's memory: host memory in
+   the CPU build, device memory in a device build (the CUDA path). The accessors below return
+   those pointers; on the CPU you may read and write through them (valid until ds_model_free;
+   the logits until the next forward, backward or forward_token), elsewhere they are for the
+   backend's own calls only. Code meant to run on any backend uses the portable copies:
+     ds_model_get/_set          a range [offset, offset + n) of the flat parameters (DS_PARAMS),
+                                gradients (DS_GRADS) or AdamW moments (DS_ADAM_M, DS_ADAM_V);
+                                a tensor's range is its ds_tensor offset and numel
+     ds_model_get/_set_tensor   one parameter tensor, by index
+     ds_model_copy_logits       rows of the last forward's logits
+     ds_model_copy_token_losses the last forward's per-token losses (B*T values)
+   ds_model_forward_token is the exception: the logits it returns are always host memory. */
+enum { DS_PARAMS = 0, DS_GRADS = 1, DS_ADAM_M = 2, DS_ADAM_V = 3 };
 DSDEF ds_float *ds_model_params(ds_model *m);
 DSDEF ds_float *ds_model_grads(ds_model *m);
+DSDEF int ds_model_get(const ds_model *m, int which, size_t offset, size_t n, ds_float *out, ds_error *err);
+DSDEF int ds_model_set(ds_model *m, int which, size_t offset, size_t n, const ds_float *in, ds_error *err);
+DSDEF int ds_model_get_tensor(const ds_model *m, int i, ds_float *out, ds_error *err);
+DSDEF int ds_model_set_tensor(ds_model *m, int i, const ds_float *in, ds_error *err);
 
 /* Forward pass over inputs[B*T]. With targets (may be NULL) it also computes the softmax
    cross-entropy, weighted per token by weights[B*T] (NULL: all 1; 0 ignores a token, as SFT
-   masking needs): loss = sum_t w_t * -log p_t(target_t) / sum_t w_t. Returns DS_OK and sets
-   *loss, or an error (a token id out of range, B or T too large). */
+   masking needs): loss = sum_t w_t * -log p_t(target_t) / sum_t w_t, summed in double and
+   returned in double (*loss may be NULL). Returns DS_OK, or an error (a token id out of range,
+   B or T too large, a non-finite loss). */
 DSDEF int ds_model_forward(ds_model *m, const int32_t *inputs, const int32_t *targets, const float *weights, int B, int T,
-                           ds_pool *pool, float *loss, ds_error *err);
-/* The logits of the last forward, [B*T, V] row-major (overwritten by backward). */
+                           ds_pool *pool, double *loss, ds_error *err);
+/* The logits of the last forward, [B*T, V] row-major, in backend memory (overwritten by backward
+   with their gradient). ds_model_copy_logits copies rows [row, row + n_rows) to the host. */
 DSDEF const ds_float *ds_model_logits(const ds_model *m);
-/* Backward pass of the last forward (which must have had targets). Gradients *accumulate*
-   (+=) into the gradient buffer, scaled by grad_scale (1 for one batch; 1/k for the mean over k
-   micro-batches), so gradient accumulation is free. ds_model_zero_grad clears them. */
+DSDEF int ds_model_copy_logits(const ds_model *m, size_t row, size_t n_rows, ds_float *out, ds_error *err);
+/* Backward pass of the last forward (which must have had targets; one backward per forward).
+   Gradients *accumulate* (+=) into the gradient buffer, scaled by grad_scale (1 for one batch;
+   1/k for the mean over k micro-batches), so gradient accumulation is free. ds_model_zero_grad
+   clears them. */
 DSDEF int ds_model_backward(ds_model *m, float grad_scale, ds_pool *pool, ds_error *err);
 /* The per-token losses of the last forward with targets, [B*T] nats: -log p_t(target_t) for every
-   token, whatever its weight. A sequence's log-probability is minus their sum over its tokens. */
+   token, whatever its weight. A sequence's log-probability is minus their sum over its tokens.
+   In backend memory; ds_model_copy_token_losses copies them to the host. */
 DSDEF const ds_float *ds_model_token_losses(const ds_model *m);
+DSDEF int ds_model_copy_token_losses(const ds_model *m, ds_float *out, ds_error *err);
 /* Backward of any objective J built from the per-token losses: dloss[n] = dJ/dloss_n (any sign;
    0 gives the token exactly zero gradient). ds_model_backward is the case dloss = grad_scale *
    w_n / sum w; DPO passes -dJ/dlogp(sequence) on each response token. Gradients accumulate. */
@@ -521,14 +554,40 @@ DSDEF int ds_model_eval_bpb(ds_model *m, const ds_tokenizer *tok, const ds_token
    ============================================================================================ */
 
 /* Runs token at position pos (0-based) of one sequence, attending to the positions before it
-   through the KV cache (allocated on first use: 2 * L * max_seq * KV * hd floats), and points
-   *logits at the V logits. Positions must be fed in order 0, 1, 2, ...; pos 0 starts over. */
+   through the KV cache (allocated on first use: 2 * L * max_seq * KV * hd values), and points
+   *logits at the V logits, in host memory (valid until the next call). Positions must be fed in
+   order 0, 1, 2, ...; feeding position p again overwrites p and forgets what came after it. */
 DSDEF int ds_model_forward_token(ds_model *m, int32_t token, int pos, ds_pool *pool, const ds_float **logits, ds_error *err);
-/* temperature 0: the argmax (the first, on ties). Otherwise softmax(logits / temperature),
-   restricted to the smallest set of most likely tokens whose mass reaches top_p (1: all). */
-DSDEF int32_t ds_sample(const ds_float *logits, int V, double temperature, double top_p, uint64_t *rng);
-/* Feeds the prompt, then samples up to max_new tokens (stopping after eos when eos >= 0),
-   calling on_token (may be NULL) for each as it comes. out receives the new tokens. */
+
+/* The seeded random stream of the library (splitmix64; ds_tokens_batch draws from it): the same
+   numbers on every platform. ds_rng_uniform: [0, 1) with 53 bits. */
+DSDEF uint64_t ds_rng_next(uint64_t *state);
+DSDEF double ds_rng_uniform(uint64_t *state);
+
+/* A sampler: temperature 0 takes the argmax (the first, on ties); otherwise it samples
+   softmax(logits / temperature) restricted to the smallest set of most likely tokens whose mass
+   reaches top_p (1: all), drawing from its own stream. Its candidate buffer is allocated once,
+   on the first sampled draw (never per token); ds_sampler_free releases it. NaN logits, or a
+   largest logit of +-inf, are an error (DS_ERR_NUMERIC), never a token. */
+typedef struct ds_sampler {
+    double temperature, top_p;
+    uint64_t rng;   /* the stream's state: save it to continue a generation exactly */
+    void *cand_;    /* private */
+    int cap_;
+} ds_sampler;
+DSDEF ds_sampler ds_sampler_make(double temperature, double top_p, uint64_t seed);
+DSDEF int ds_sampler_sample(ds_sampler *s, const ds_float *logits, int V, int32_t *id, ds_error *err);
+DSDEF void ds_sampler_free(ds_sampler *s);
+
+/* Generation that continues a sequence: the KV cache holds positions 0..pos-1 (from earlier
+   calls; pos 0: a new sequence); feeds feed[0..n_feed) at positions pos.., then samples up to
+   max_new tokens with s (stopping after eos when eos >= 0), calling on_token (may be NULL) for
+   each as it comes; out receives them. The last token returned is not fed: afterwards the cache
+   holds positions 0 .. pos + n_feed + *n_out - 2, so a chat continues with
+   pos = pos + n_feed + *n_out - 1, feeding that token first. */
+DSDEF int ds_generate_next(ds_model *m, int pos, const int32_t *feed, int n_feed, int max_new, ds_sampler *s, int32_t eos,
+                           void (*on_token)(void *ctx, int32_t id), void *ctx, int32_t *out, int *n_out, ds_pool *pool, ds_error *err);
+/* The same from position 0 with a sampler of its own: feeds the prompt, then samples. */
 DSDEF int ds_generate(ds_model *m, const int32_t *prompt, int n_prompt, int max_new, double temperature, double top_p, uint64_t seed,
                       int32_t eos, void (*on_token)(void *ctx, int32_t id), void *ctx, int32_t *out, int *n_out, ds_pool *pool,
                       ds_error *err);
@@ -603,6 +662,8 @@ typedef struct ds_seq {
 } ds_seq;
 DSDEF void ds_seq_free(ds_seq *s);
 DSDEF int ds_seq_n_trained(const ds_seq *s); /* how many mask[i] are 1 */
+/* Appends one token (trained: its mask bit), growing the arrays. */
+DSDEF int ds_seq_push(ds_seq *s, int32_t id, int trained, ds_error *err);
 
 typedef struct ds_message {
     const char *role; /* "system", "user" or "assistant" */
@@ -768,10 +829,10 @@ DSDEF const char *ds_strerror(int code) {
     }
 }
 
-#if defined(__GNUC__) || defined(__clang__)
-__attribute__((format(printf, 3, 4)))
-#endif
-static int ds__fail(ds_error *err, int code, const char *fmt, ...) {
+#define ds__fail ds_error_set /* the library's own failures, written the public way */
+#define DS__OOM(err) ds__fail(err, DS_ERR_NOMEM, "out of memory")
+
+DSDEF int ds_error_set(ds_error *err, int code, const char *fmt, ...) {
     if (err) {
         va_list ap;
         va_start(ap, fmt);
@@ -781,7 +842,6 @@ static int ds__fail(ds_error *err, int code, const char *fmt, ...) {
     }
     return code;
 }
-#define DS__OOM(err) ds__fail(err, DS_ERR_NOMEM, "out of memory")
 
 /* err->msg = "<where>: <err->msg>", to say which file a nested failure came from */
 static void ds__err_prefix(ds_error *err, const char *where) {
@@ -3047,6 +3107,11 @@ static size_t ds__mul(size_t a, size_t b, int *ok) {
     if (a && b > SIZE_MAX / a) { *ok = 0; return 0; }
     return a * b;
 }
+/* a + b, or 0 (and *ok = 0) when it overflows */
+static size_t ds__add(size_t a, size_t b, int *ok) {
+    if (b > SIZE_MAX - a) { *ok = 0; return 0; }
+    return a + b;
+}
 
 DSDEF size_t ds_config_n_params(const ds_config *c) {
     size_t D = (size_t)c->d_model, hd = D / (size_t)(c->n_heads ? c->n_heads : 1);
@@ -3056,7 +3121,7 @@ DSDEF size_t ds_config_n_params(const ds_config *c) {
 
 DSDEF int ds_config_validate(const ds_config *c, ds_error *err) {
     int ok = 1;
-    size_t n;
+    size_t n = 0;
     if (!c) return ds__fail(err, DS_ERR_INVALID, "config: NULL");
     if (c->vocab <= 0 || c->d_model <= 0 || c->n_layers <= 0 || c->n_heads <= 0 || c->n_kv_heads <= 0 || c->d_ff <= 0 || c->max_seq <= 0)
         return ds__fail(err, DS_ERR_INVALID, "config: every size must be positive (vocab %d, d_model %d, n_layers %d, n_heads %d, "
@@ -3069,25 +3134,37 @@ DSDEF int ds_config_validate(const ds_config *c, ds_error *err) {
         return ds__fail(err, DS_ERR_INVALID, "config: rope_theta must exceed 1, norm_eps and init_std must be positive");
     if (c->d_model > (1 << 20) || c->d_ff > (1 << 22) || c->vocab > (1 << 24) || c->n_layers > 4096 || c->max_seq > (1 << 22))
         return ds__fail(err, DS_ERR_INVALID, "config: a size is beyond what this implementation indexes");
-    n = ds__mul(ds__mul((size_t)c->vocab, (size_t)c->d_model, &ok), 2, &ok);
-    n = ds__mul(ds__mul((size_t)c->d_model, (size_t)c->d_ff, &ok), (size_t)c->n_layers, &ok);
-    n = ds__mul(ds_config_n_params(c), 4 * sizeof(ds_float), &ok);
-    (void)n;
-    if (!ok) return ds__fail(err, DS_ERR_INVALID, "config: the parameter count overflows size_t");
+    { /* ds_config_n_params, every product and sum checked; then params, grads and two moments */
+        size_t D = (size_t)c->d_model, hd = D / (size_t)c->n_heads, layer, total;
+        layer = ds__mul(ds__mul(D, hd, &ok), 2 * (size_t)c->n_heads + 2 * (size_t)c->n_kv_heads, &ok);
+        layer = ds__add(layer, ds__add(ds__mul(3 * D, (size_t)c->d_ff, &ok), 2 * D, &ok), &ok);
+        total = ds__add(ds__mul(2 * (size_t)c->vocab, D, &ok), D, &ok);
+        total = ds__add(total, ds__mul((size_t)c->n_layers, layer, &ok), &ok);
+        n = ds__mul(total, 4 * sizeof(ds_float), &ok);
+    }
+    if (!ok || !n) return ds__fail(err, DS_ERR_INVALID, "config: the parameter count overflows size_t");
     return DS_OK;
 }
 
 /* ============================================================================================
-   §2.2 Kernels: one _forward/_backward pair per op, on raw pointers with explicit sizes.
+   §2.2 The op layer: one _forward/_backward pair per op, on raw pointers with explicit sizes
+   Each op is a pair of free functions ds__X_forward(ds__exec *ex, ...) / ds__X_backward(ex, ...)
+   that runs on the execution context's pool and memory; the model below is a list of calls to
+   them. The ops: embedding, rmsnorm, linear (with an accumulate flag), residual, rope,
+   attention (training) and kv_store + attention_decode (decoding), swiglu, crossentropy,
+   adamw_update; the helpers copy, zero, to_host, from_host, loss_sum, sqnorm.
    Dimension legend: B batch, T time, N = B*T rows, D d_model, H heads, KV kv heads, hd head
-   size, F d_ff, V vocab, Q = (H + 2 KV) * hd (the fused q|k|v row).
-   Parameter gradients accumulate (+=). Every parallel loop splits outputs, never a reduction.
+   size, F d_ff, V vocab, Q = (H + 2 KV) * hd (the fused q|k|v row), S max_seq.
+   Conventions: parameter gradients accumulate (+=), so gradient accumulation is free; an
+   activation gradient is written unless the op has an accumulate flag and it is set. Every
+   parallel loop splits outputs, never a reduction, so every result is bit-identical for any
+   number of threads. First the math and the matmul tile the ops share.
    ============================================================================================ */
 
 #ifdef DS_DOUBLE
-#define DS_EXP exp
-#define DS_LOG log
-#define DS_SQRT sqrt
+#define DS__EXP exp
+#define DS__LOG log
+#define DS__SQRT sqrt
 #else
 /* exp for float, branch-free so that loops over it vectorize (libm's expf is a scalar call):
    e^x = 2^n e^r with n = round(x log2 e), |r| <= ln2/2, e^r by Cephes' degree-6 polynomial,
@@ -3112,9 +3189,9 @@ static float ds__expf(float x) {
     memcpy(&n, &e, sizeof n);
     return x == x ? p * n : x;
 }
-#define DS_EXP ds__expf
-#define DS_LOG logf
-#define DS_SQRT sqrtf
+#define DS__EXP ds__expf
+#define DS__LOG logf
+#define DS__SQRT sqrtf
 #endif
 
 /* ---- matmul: C[M,N] (+)= A[M,K] B[K,N], A read through strides (sam, sak) ----------------
@@ -3124,14 +3201,6 @@ static float ds__expf(float x) {
    vector extensions; any other compiler gets the same loop in plain C. Work is split over tiles
    of MR rows, so each output element is computed by the same code whatever the number of
    threads: results are bit-identical for 1, 2 or 64 threads. */
-/* restrict, in C99 and (as an extension) in C++ */
-#if defined(__cplusplus) && (defined(__GNUC__) || defined(__clang__))
-#define DS__RESTRICT __restrict__
-#elif defined(__cplusplus)
-#define DS__RESTRICT
-#else
-#define DS__RESTRICT restrict
-#endif
 
 #define DS__MR 4
 #if (defined(__GNUC__) || defined(__clang__)) && !defined(DS_NO_SIMD)
@@ -3341,53 +3410,139 @@ static void ds__transpose_task(void *ctx, size_t r0, size_t r1) { /* dst[c][r] =
                 for (c = cb; c < cb + 32 && c < t->cols; c++) t->dst[c * t->rows + r] = t->src[r * t->cols + c];
 }
 
-/* matmul_forward: out[N,OC] = inp[N,C] W^T, W[OC,C] as PyTorch's Linear stores it.
-   Wt is scratch of OC*C: W transposed so the inner loop streams contiguous rows. */
-static void ds__matmul_forward(ds_pool *pool, ds_float *out, const ds_float *inp, const ds_float *W, ds_float *Wt, size_t N,
-                               size_t C, size_t OC) {
-    ds__tr t;
-    t.dst = Wt, t.src = W, t.rows = OC, t.cols = C;
-    ds_pool_for(pool, OC, ds__transpose_task, &t);
-    ds__matmul(pool, out, OC, inp, C, 1, Wt, OC, N, OC, C, 0);
+/* ---- the execution context ------------------------------------------------------------------
+   Every op takes a ds__exec: where it runs and where its memory lives. This is the backend seam:
+   a second backend (the CUDA path) implements this struct and every function from here to the
+   end of the op layer with the same signatures, and the model above them -- forward, backward,
+   AdamW, decoding, checkpoints, SFT, DPO -- stays one source. For the CPU:
+     - memory is host memory: ds__exec_alloc is the user's allocator, zeroed and touched (the
+       first touch of a page is slow on some machines: it happens at ds_model_new, not in the
+       first step); host_visible is 1, so the model reads and writes it directly;
+     - the ops run on the pool of the current public call (ex->pool, NULL: the calling thread);
+     - work is the ops' scratch (a transposed weight, attention's transposes and scores), sized
+       once by ds_model_new; partial holds the deterministic reductions' per-chunk sums.
+   The model owns one ds__exec; a pool is used by one call at a time (see THREADING). */
+typedef struct ds__exec {
+    ds_pool *pool;
+    int host_visible; /* 1: backend memory is host memory; 0: go through ds__to_host/ds__from_host */
+    ds_float *work;   /* scratch, work_n values */
+    size_t work_n;
+    double *partial;  /* per-chunk partial sums, partial_n values */
+    size_t partial_n;
+} ds__exec;
+
+/* n zeroed elements of size bytes in the backend's memory, or NULL */
+static void *ds__exec_alloc(ds__exec *ex, size_t n, size_t size) {
+    void *p;
+    (void)ex;
+    if (size && n > SIZE_MAX / size) return NULL;
+    if (!(p = DS_MALLOC(n * size > 0 ? n * size : 1))) return NULL;
+    memset(p, 0, n * size);
+    return p;
+}
+static void ds__exec_free(ds__exec *ex, void *p) { (void)ex; DS_FREE(p); }
+
+/* ---- helpers: copies, zeroing, host transfers ------------------------------------------------
+   copy: dst[i] = src[i]   zero: p[i] = 0   to_host / from_host: bytes between backend memory and
+   the host (on the CPU a memcpy, skipped when both are the same buffer). */
+static void ds__copy(ds__exec *ex, ds_float *dst, const ds_float *src, size_t n) {
+    (void)ex;
+    if (dst != src && n) memcpy(dst, src, n * sizeof *dst);
+}
+static void ds__zero(ds__exec *ex, ds_float *p, size_t n) {
+    (void)ex;
+    if (n) memset(p, 0, n * sizeof *p);
+}
+static void ds__to_host(ds__exec *ex, void *host, const void *src, size_t bytes) {
+    (void)ex;
+    if (host != src && bytes) memcpy(host, src, bytes);
+}
+static void ds__from_host(ds__exec *ex, void *dst, const void *host, size_t bytes) {
+    (void)ex;
+    if (dst != host && bytes) memcpy(dst, host, bytes);
 }
 
-/* matmul_backward. forward was: out = inp W^T. So:
-     dinp[N,C]  (+)= dout[N,OC] W[OC,C]         (split over rows n)
-     dW[OC,C]    += dout^T[OC,N] inp[N,C]        (split over output channels o)  */
-static void ds__matmul_backward(ds_pool *pool, ds_float *dinp, int dinp_accumulate, ds_float *dW, const ds_float *dout,
-                                const ds_float *inp, const ds_float *W, size_t N, size_t C, size_t OC) {
-    if (dinp) ds__matmul(pool, dinp, C, dout, OC, 1, W, C, N, C, OC, dinp_accumulate);
-    ds__matmul(pool, dW, C, dout, 1, OC, inp, C, OC, C, N, 1);
+/* ---- deterministic reductions -----------------------------------------------------------------
+   loss_sum: wsum = sum_n w[n], lsum = sum_n w[n] loss[n] (w NULL: 1), in double, n in order.
+   sqnorm:   sum_i x[i]^2 in double: fixed chunks of DS__NORM_CHUNK summed in parallel, then the
+             chunk sums in order. Neither depends on the number of threads. */
+#define DS__NORM_CHUNK 16384
+static void ds__loss_sum(ds__exec *ex, const ds_float *losses, const ds_float *w, size_t N, double *wsum, double *lsum) {
+    double ws = 0, ls = 0;
+    size_t n;
+    (void)ex;
+    for (n = 0; n < N; n++) {
+        double wn = w ? (double)w[n] : 1.0;
+        ws += wn;
+        ls += wn * (double)losses[n];
+    }
+    *wsum = ws, *lsum = ls;
+}
+typedef struct ds__sq_ctx { const ds_float *x; size_t n; double *partial; } ds__sq_ctx;
+static void ds__sqnorm_task(void *ctx, size_t c0, size_t c1) {
+    const ds__sq_ctx *q = (const ds__sq_ctx *)ctx;
+    size_t c, i;
+    for (c = c0; c < c1; c++) {
+        size_t e = (c + 1) * DS__NORM_CHUNK < q->n ? (c + 1) * DS__NORM_CHUNK : q->n;
+        double s = 0;
+        for (i = c * DS__NORM_CHUNK; i < e; i++) s += (double)q->x[i] * (double)q->x[i];
+        q->partial[c] = s;
+    }
+}
+static double ds__sqnorm(ds__exec *ex, const ds_float *x, size_t n) {
+    ds__sq_ctx q;
+    size_t n_chunks = (n + DS__NORM_CHUNK - 1) / DS__NORM_CHUNK, c;
+    double s = 0;
+    DS_ASSERT(n_chunks <= ex->partial_n);
+    q.x = x, q.n = n, q.partial = ex->partial;
+    ds_pool_for(ex->pool, n_chunks, ds__sqnorm_task, &q);
+    for (c = 0; c < n_chunks; c++) s += ex->partial[c];
+    return s;
 }
 
-/* ---- embedding ---------------------------------------------------------------------------
-   forward: out[n,:] = wte[inp[n],:]
-   backward: dwte[inp[n],:] += dout[n,:]; split over channels, so two threads never add to one
-   row's same element, and each element's sum runs over n in order. */
-typedef struct ds__emb { ds_float *out; const ds_float *w; ds_float *dw; const int32_t *inp; size_t N, D; } ds__emb;
-static void ds__embed_fwd_task(void *ctx, size_t n0, size_t n1) {
-    const ds__emb *e = (const ds__emb *)ctx;
+/* ---- embedding (§2.2) -------------------------------------------------------------------------
+   inp[N] token ids, wte[V,D], out[N,D], dout[N,D], dwte[V,D]
+   forward:  out[n,:] = wte[inp[n],:]
+   backward: forward was a row gather, so dwte[inp[n],:] += dout[n,:]. Split over channels d:
+             two threads never add to one element, and each element sums n in order. */
+typedef struct ds__emb_ctx { ds_float *out, *dw; const ds_float *w, *dout; const int32_t *inp; size_t N, D; } ds__emb_ctx;
+static void ds__embedding_fwd_task(void *ctx, size_t n0, size_t n1) {
+    const ds__emb_ctx *e = (const ds__emb_ctx *)ctx;
     size_t n;
     for (n = n0; n < n1; n++) memcpy(e->out + n * e->D, e->w + (size_t)e->inp[n] * e->D, e->D * sizeof(ds_float));
 }
-static void ds__embed_bwd_task(void *ctx, size_t d0, size_t d1) {
-    const ds__emb *e = (const ds__emb *)ctx;
+static void ds__embedding_bwd_task(void *ctx, size_t d0, size_t d1) {
+    const ds__emb_ctx *e = (const ds__emb_ctx *)ctx;
     size_t n, d;
     for (n = 0; n < e->N; n++) {
         ds_float *dw = e->dw + (size_t)e->inp[n] * e->D;
-        const ds_float *g = e->out + n * e->D;
+        const ds_float *g = e->dout + n * e->D;
         for (d = d0; d < d1; d++) dw[d] += g[d];
     }
 }
+static void ds__embedding_forward(ds__exec *ex, ds_float *out, const int32_t *inp, const ds_float *wte, size_t N, size_t D) {
+    ds__emb_ctx e;
+    memset(&e, 0, sizeof e);
+    e.out = out, e.w = wte, e.inp = inp, e.N = N, e.D = D;
+    ds_pool_for(ex->pool, N, ds__embedding_fwd_task, &e);
+}
+static void ds__embedding_backward(ds__exec *ex, ds_float *dwte, const ds_float *dout, const int32_t *inp, size_t N, size_t D) {
+    ds__emb_ctx e;
+    memset(&e, 0, sizeof e);
+    e.dw = dwte, e.dout = dout, e.inp = inp, e.N = N, e.D = D;
+    ds_pool_for(ex->pool, D, ds__embedding_bwd_task, &e);
+}
 
-/* ---- RMSNorm (§2.2, pre-norm) --------------------------------------------------------------
-   forward:  rstd[n] = 1 / sqrt(mean_d x[n,d]^2 + eps);  out[n,d] = x[n,d] * rstd[n] * w[d]
-   backward: with xhat = x * rstd and g = dout * w,
-             dw[d]    += sum_n dout[n,d] * xhat[n,d]
-             dx[n,d]  += rstd[n] * (g[n,d] - xhat[n,d] * mean_d(g[n,:] * xhat[n,:]))  */
-typedef struct ds__rms { ds_float *out, *rstd, *dx, *dw; const ds_float *x, *w, *dout; size_t N, D; double eps; } ds__rms;
+/* ---- RMSNorm (§2.2, pre-norm) -------------------------------------------------------------------
+   x[N,D], w[D], out[N,D], rstd[N]; dout[N,D], dx[N,D], dw[D]
+   forward:  rstd[n] = 1 / sqrt(mean_d x[n,d]^2 + eps);  out[n,d] = x[n,d] rstd[n] w[d]
+   backward: forward was out = xhat w with xhat = x rstd; with g = dout w,
+             dw[d]   += sum_n dout[n,d] xhat[n,d]
+             dx[n,d] (+)= rstd[n] (g[n,d] - xhat[n,d] mean_d(g[n,:] xhat[n,:]))
+             (dx_accumulate 1: added into dx, as the residual stream's gradient needs; 0: written) */
+typedef struct ds__rms_ctx { ds_float *out, *rstd, *dx, *dw; const ds_float *x, *w, *dout, *rstd_in; size_t N, D; double eps; int acc; } ds__rms_ctx;
 static void ds__rmsnorm_fwd_task(void *ctx, size_t n0, size_t n1) {
-    const ds__rms *r = (const ds__rms *)ctx;
+    const ds__rms_ctx *r = (const ds__rms_ctx *)ctx;
     size_t n, d, D = r->D;
     for (n = n0; n < n1; n++) {
         const ds_float *x = r->x + n * D;
@@ -3399,38 +3554,105 @@ static void ds__rmsnorm_fwd_task(void *ctx, size_t n0, size_t n1) {
     }
 }
 static void ds__rmsnorm_bwd_dx_task(void *ctx, size_t n0, size_t n1) {
-    const ds__rms *r = (const ds__rms *)ctx;
+    const ds__rms_ctx *r = (const ds__rms_ctx *)ctx;
     size_t n, d, D = r->D;
     for (n = n0; n < n1; n++) {
-        const ds_float *x = r->x + n * D, *dout = r->dout + n * D, s = r->rstd[n];
+        const ds_float *x = r->x + n * D, *dout = r->dout + n * D, s = r->rstd_in[n];
         ds_float *dx = r->dx + n * D, dot = 0, c;
         for (d = 0; d < D; d++) dot += dout[d] * r->w[d] * x[d];
-        c = dot * s * s / (ds_float)D; /* mean(g * xhat) / rstd */
-        for (d = 0; d < D; d++) dx[d] += s * (dout[d] * r->w[d] - x[d] * c);
+        c = dot * s * s / (ds_float)D; /* rstd * mean(g * xhat), so that s * x * c = s * xhat * mean(g * xhat) */
+        if (r->acc) for (d = 0; d < D; d++) dx[d] += s * (dout[d] * r->w[d] - x[d] * c);
+        else for (d = 0; d < D; d++) dx[d] = s * (dout[d] * r->w[d] - x[d] * c);
     }
 }
 static void ds__rmsnorm_bwd_dw_task(void *ctx, size_t d0, size_t d1) {
-    const ds__rms *r = (const ds__rms *)ctx;
+    const ds__rms_ctx *r = (const ds__rms_ctx *)ctx;
     size_t n, d, D = r->D;
     for (n = 0; n < r->N; n++) {
-        const ds_float *x = r->x + n * D, *dout = r->dout + n * D, s = r->rstd[n];
+        const ds_float *x = r->x + n * D, *dout = r->dout + n * D, s = r->rstd_in[n];
         for (d = d0; d < d1; d++) r->dw[d] += dout[d] * x[d] * s;
     }
 }
+static void ds__rmsnorm_forward(ds__exec *ex, ds_float *out, ds_float *rstd, const ds_float *x, const ds_float *w, size_t N, size_t D,
+                                double eps) {
+    ds__rms_ctx r;
+    memset(&r, 0, sizeof r);
+    r.out = out, r.rstd = rstd, r.x = x, r.w = w, r.N = N, r.D = D, r.eps = eps;
+    ds_pool_for(ex->pool, N, ds__rmsnorm_fwd_task, &r);
+}
+static void ds__rmsnorm_backward(ds__exec *ex, ds_float *dx, int dx_accumulate, ds_float *dw, const ds_float *dout, const ds_float *x,
+                                 const ds_float *w, const ds_float *rstd, size_t N, size_t D) {
+    ds__rms_ctx r;
+    memset(&r, 0, sizeof r);
+    r.dx = dx, r.acc = dx_accumulate, r.dw = dw, r.dout = dout, r.x = x, r.w = w, r.rstd_in = rstd, r.N = N, r.D = D;
+    ds_pool_for(ex->pool, N, ds__rmsnorm_bwd_dx_task, &r);
+    ds_pool_for(ex->pool, D, ds__rmsnorm_bwd_dw_task, &r);
+}
 
-/* ---- RoPE (§2.2), the Hugging Face "rotate_half" convention ---------------------------------
-   A head vector x of size hd is two halves (x1, x2); at position t, with angle
-   a_i = t * theta^(-2i/hd) for i < hd/2:
-   forward:  out1 = x1 cos a - x2 sin a;   out2 = x2 cos a + x1 sin a
-   backward (the transpose of that rotation):
-             dx1 = d1 cos a + d2 sin a;    dx2 = d2 cos a - d1 sin a
-   Applied in place to the q and k parts of each q|k|v row. */
-typedef struct ds__rope { ds_float *qkv; const ds_float *cos, *sin; size_t T, nh, hd, stride; int inverse; } ds__rope;
+/* ---- linear (§2.2: every projection; no biases) ---------------------------------------------------
+   inp[N,C], W[OC,C] (PyTorch's Linear layout), out[N,OC]; dout[N,OC], dinp[N,C], dW[OC,C]
+   forward:  out[N,OC] (+)= inp W^T     (accumulate 1 adds into out: o_proj and down_proj end a
+                                        residual branch by adding into the stream)
+   backward: forward was out = inp W^T, so
+             dinp[N,C] (+)= dout W       split over rows n        (dinp may be NULL)
+             dW[OC,C]   += dout^T inp    split over output channels o
+   N > 1 runs on the matmul tile above with W transposed into the scratch, so the inner loop
+   streams contiguous rows. N = 1 (decoding) is a matrix-vector product on W as stored: out[o] =
+   W[o,:] . inp, k in order, added to out[o] afterwards when accumulating. */
+typedef struct ds__mv { ds_float *out; const ds_float *W, *x; size_t C; int accumulate; } ds__mv;
+static void ds__matvec_task(void *ctx, size_t o0, size_t o1) {
+    const ds__mv *v = (const ds__mv *)ctx;
+    size_t o, k;
+    for (o = o0; o < o1; o++) {
+        const ds_float *w = v->W + o * v->C;
+        ds_float s = 0;
+        for (k = 0; k < v->C; k++) s += w[k] * v->x[k];
+        v->out[o] = v->accumulate ? v->out[o] + s : s;
+    }
+}
+static void ds__linear_forward(ds__exec *ex, ds_float *out, const ds_float *inp, const ds_float *W, size_t N, size_t C, size_t OC,
+                               int accumulate) {
+    if (N == 1) {
+        ds__mv v;
+        v.out = out, v.W = W, v.x = inp, v.C = C, v.accumulate = accumulate;
+        ds_pool_for(ex->pool, OC, ds__matvec_task, &v);
+    } else {
+        ds__tr t;
+        DS_ASSERT(OC * C <= ex->work_n);
+        t.dst = ex->work, t.src = W, t.rows = OC, t.cols = C;
+        ds_pool_for(ex->pool, OC, ds__transpose_task, &t);
+        ds__matmul(ex->pool, out, OC, inp, C, 1, ex->work, OC, N, OC, C, accumulate);
+    }
+}
+static void ds__linear_backward(ds__exec *ex, ds_float *dinp, int dinp_accumulate, ds_float *dW, const ds_float *dout, const ds_float *inp,
+                                const ds_float *W, size_t N, size_t C, size_t OC) {
+    if (dinp) ds__matmul(ex->pool, dinp, C, dout, OC, 1, W, C, N, C, OC, dinp_accumulate);
+    ds__matmul(ex->pool, dW, C, dout, 1, OC, inp, C, OC, C, N, 1);
+}
+
+/* ---- residual (§2.2: x' = x + f(x)) ---------------------------------------------------------------
+   x[n], out[n]
+   forward:  out = x, the skip path; the branch f then adds into out through the accumulate flag
+             of its last linear, so x + f(x) is one sum per element, rounded once per product
+   backward: forward was out = x + f(x), so dx = dout + f'(...). The stream's gradient is one
+             buffer: it reaches the branch's last linear unchanged, and the branch's first op
+             (RMSNorm's backward, dx_accumulate 1) adds f's part into it. No call is needed. */
+static void ds__residual_forward(ds__exec *ex, ds_float *out, const ds_float *x, size_t n) { ds__copy(ex, out, x, n); }
+
+/* ---- RoPE (§2.2), the Hugging Face "rotate_half" convention -------------------------------------
+   qkv[N, Q], Q = (H + 2 KV) hd; cos, sin [positions][hd/2]; row n is at position pos0 + n % T
+   A head vector x of q or k is two halves (x1, x2); at position t, with angle
+   a_i = t theta^(-2i/hd), i < hd/2:
+   forward:  out1 = x1 cos a - x2 sin a;   out2 = x2 cos a + x1 sin a        (in place)
+   backward: forward was a rotation by a, so the gradient rotates by -a (its transpose):
+             dx1 = d1 cos a + d2 sin a;    dx2 = d2 cos a - d1 sin a          (in place on dqkv) */
+typedef struct ds__rope_ctx { ds_float *qkv; const ds_float *cos, *sin; size_t T, pos0, nh, hd, stride; int inverse; } ds__rope_ctx;
 static void ds__rope_task(void *ctx, size_t n0, size_t n1) {
-    const ds__rope *r = (const ds__rope *)ctx;
+    const ds__rope_ctx *r = (const ds__rope_ctx *)ctx;
     size_t n, h, i, half = r->hd / 2;
     for (n = n0; n < n1; n++) {
-        const ds_float *c = r->cos + (n % r->T) * half, *s = r->sin + (n % r->T) * half;
+        size_t t = r->pos0 + n % r->T;
+        const ds_float *c = r->cos + t * half, *s = r->sin + t * half;
         for (h = 0; h < r->nh; h++) { /* the q heads then the k heads: contiguous in the row */
             ds_float *x = r->qkv + n * r->stride + h * r->hd;
             for (i = 0; i < half; i++) {
@@ -3441,28 +3663,42 @@ static void ds__rope_task(void *ctx, size_t n0, size_t n1) {
         }
     }
 }
+static void ds__rope_run(ds__exec *ex, ds_float *qkv, const ds_float *cos, const ds_float *sin, size_t N, size_t T, size_t pos0, size_t H,
+                         size_t KV, size_t hd, int inverse) {
+    ds__rope_ctx r;
+    r.qkv = qkv, r.cos = cos, r.sin = sin, r.T = T, r.pos0 = pos0, r.nh = H + KV, r.hd = hd, r.stride = (H + 2 * KV) * hd, r.inverse = inverse;
+    ds_pool_for(ex->pool, N, ds__rope_task, &r);
+}
+static void ds__rope_forward(ds__exec *ex, ds_float *qkv, const ds_float *cos, const ds_float *sin, size_t N, size_t T, size_t pos0,
+                             size_t H, size_t KV, size_t hd) {
+    ds__rope_run(ex, qkv, cos, sin, N, T, pos0, H, KV, hd, 0);
+}
+static void ds__rope_backward(ds__exec *ex, ds_float *dqkv, const ds_float *cos, const ds_float *sin, size_t N, size_t T, size_t pos0,
+                              size_t H, size_t KV, size_t hd) {
+    ds__rope_run(ex, dqkv, cos, sin, N, T, pos0, H, KV, hd, 1);
+}
 
-/* ---- causal grouped-query attention (§2.2) --------------------------------------------------
-   Query head h reads kv head h / (H/KV). For each (b, h, t), over t2 <= t:
-   forward:  s[t2] = q[t].k[t2] / sqrt(hd);  p = softmax(s);  y[t] = sum_t2 p[t2] v[t2]
-   backward: dp[t2] = dy[t].v[t2];  ds[t2] = p[t2] (dp[t2] - sum_u p[u] dp[u])
-             dq[t] = sum_t2 ds[t2] k[t2] / sqrt(hd);  dk[t2] += ds[t2] q[t] / sqrt(hd);  dv[t2] += p[t2] dy[t]
-   The forward splits over (b, h); the backward over (b, kv head), so the dk and dv of a kv
-   head (summed over its query heads) belong to one task. p is kept: [B, H, T, T]. */
-typedef struct ds__att {
+/* ---- causal grouped-query attention (§2.2) --------------------------------------------------------
+   qkv[B,T,Q] (rows q heads | k heads | v heads), y[B,T,H hd], att[B,H,T,T] (the probabilities,
+   kept for the backward); dy[B,T,H hd], dqkv[B,T,Q]
+   Query head h reads kv head h / (H/KV). Per (b, h), with Q_h, K, V the [T, hd] slices:
+   forward:  S = Q_h K^T / sqrt(hd);  P = causal softmax(S) (row t sees t2 <= t);  Y_h = P V
+   backward: forward was Y = P V with P = softmax(S), S = Q K^T / sqrt(hd), so
+             dP = dY V^T;  dS = P (dP - rowsum(P dP));  dQ = dS K / sqrt(hd)
+             dK += dS^T Q / sqrt(hd);  dV += P^T dY     (summed over the group's query heads)
+   dqkv is written, not accumulated. The forward splits over (b, h); the backward over
+   (b, kv head), so the dK and dV of a kv head belong to one task. The products run on the
+   matmul tile over the full T x T square (the masked half is zeros): twice the causal FLOPs,
+   several times faster than row loops. K and V are first copied transposed ([hd][T], in the
+   scratch) so that S and dP read contiguous rows. */
+typedef struct ds__att_ctx {
     ds_float *y, *att, *dqkv, *scratch, *tscratch;
     const ds_float *qkv, *dy;
     size_t B, T, H, KV, hd, Q;
-} ds__att;
-/* Per head, attention is four small matrix products, run on the matmul kernel above:
-     forward:  S = Q K^T / sqrt(hd);  P = causal softmax(S);  Y = P V
-     backward: dP = dY V^T;  dS = P (dP - rowsum(P dP));  dQ = dS K / sqrt(hd);
-               dK += dS^T Q / sqrt(hd);  dV += P^T dY
-   The products run over the full T x T square (the masked half is zeros), which costs twice
-   the causal FLOPs but runs several times faster than row-by-row loops. K and V are first
-   copied transposed ([hd][T]) so that S and dP read contiguous rows. */
+} ds__att_ctx;
+static size_t ds__attention_work(size_t B, size_t T, size_t H, size_t KV, size_t hd) { return B * KV * T * T + B * T * H * hd; }
 static void ds__attention_fwd_task(void *ctx, size_t i0, size_t i1) {
-    const ds__att *a = (const ds__att *)ctx;
+    const ds__att_ctx *a = (const ds__att_ctx *)ctx;
     size_t i, t, t2, j, T = a->T, hd = a->hd, Dq = a->H * hd;
     ds_float scale = (ds_float)(1.0 / sqrt((double)hd));
     for (i = i0; i < i1; i++) {
@@ -3475,7 +3711,7 @@ static void ds__attention_fwd_task(void *ctx, size_t i0, size_t i1) {
         for (t = 0; t < T; t++) {
             ds_float *p = P + t * T, mx = -INFINITY, sum = 0;
             for (t2 = 0; t2 <= t; t2++) { p[t2] *= scale; mx = p[t2] > mx ? p[t2] : mx; }
-            for (t2 = 0; t2 <= t; t2++) { p[t2] = DS_EXP(p[t2] - mx); sum += p[t2]; }
+            for (t2 = 0; t2 <= t; t2++) { p[t2] = DS__EXP(p[t2] - mx); sum += p[t2]; }
             for (t2 = 0; t2 <= t; t2++) p[t2] /= sum;
             for (; t2 < T; t2++) p[t2] = 0; /* the causal mask */
         }
@@ -3484,7 +3720,7 @@ static void ds__attention_fwd_task(void *ctx, size_t i0, size_t i1) {
     }
 }
 static void ds__attention_bwd_task(void *ctx, size_t i0, size_t i1) {
-    const ds__att *a = (const ds__att *)ctx;
+    const ds__att_ctx *a = (const ds__att_ctx *)ctx;
     size_t i, t, t2, j, T = a->T, hd = a->hd, Dq = a->H * hd, group = a->H / a->KV, g;
     ds_float scale = (ds_float)(1.0 / sqrt((double)hd));
     for (i = i0; i < i1; i++) { /* i = (b, kv head): the task owns that head's dK and dV */
@@ -3492,8 +3728,11 @@ static void ds__attention_bwd_task(void *ctx, size_t i0, size_t i1) {
         const ds_float *base = a->qkv + b * T * a->Q, *K = base + Dq + kvh * hd, *V = K + a->KV * hd;
         ds_float *dbase = a->dqkv + b * T * a->Q, *dK = dbase + Dq + kvh * hd, *dV = dK + a->KV * hd;
         ds_float *dS = a->scratch + i * T * T, *vT = a->tscratch + i * hd * T;
-        for (t2 = 0; t2 < T; t2++)
+        for (t2 = 0; t2 < T; t2++) {
+            memset(dK + t2 * a->Q, 0, hd * sizeof(ds_float)); /* dK and dV accumulate over the group from 0 */
+            memset(dV + t2 * a->Q, 0, hd * sizeof(ds_float));
             for (j = 0; j < hd; j++) vT[j * T + t2] = V[t2 * a->Q + j];
+        }
         for (g = 0; g < group; g++) {
             size_t h = kvh * group + g;
             const ds_float *P = a->att + (b * a->H + h) * T * T, *dY = a->dy + b * T * Dq + h * hd, *Qh = base + h * hd;
@@ -3511,61 +3750,188 @@ static void ds__attention_bwd_task(void *ctx, size_t i0, size_t i1) {
         }
     }
 }
+static void ds__attention_forward(ds__exec *ex, ds_float *y, ds_float *att, const ds_float *qkv, size_t B, size_t T, size_t H, size_t KV,
+                                  size_t hd) {
+    ds__att_ctx a;
+    memset(&a, 0, sizeof a);
+    DS_ASSERT(ds__attention_work(B, T, H, KV, hd) <= ex->work_n);
+    a.y = y, a.att = att, a.qkv = qkv, a.tscratch = ex->work, a.B = B, a.T = T, a.H = H, a.KV = KV, a.hd = hd, a.Q = (H + 2 * KV) * hd;
+    ds_pool_for(ex->pool, B * H, ds__attention_fwd_task, &a);
+}
+static void ds__attention_backward(ds__exec *ex, ds_float *dqkv, const ds_float *dy, const ds_float *qkv, const ds_float *att, size_t B,
+                                   size_t T, size_t H, size_t KV, size_t hd) {
+    ds__att_ctx a;
+    memset(&a, 0, sizeof a);
+    DS_ASSERT(ds__attention_work(B, T, H, KV, hd) <= ex->work_n);
+    a.dqkv = dqkv, a.dy = dy, a.qkv = qkv, a.att = (ds_float *)att, a.B = B, a.T = T, a.H = H, a.KV = KV, a.hd = hd;
+    a.Q = (H + 2 * KV) * hd;
+    a.scratch = ex->work, a.tscratch = ex->work + B * KV * T * T;
+    ds_pool_for(ex->pool, B * KV, ds__attention_bwd_task, &a);
+}
 
-/* ---- SwiGLU (§2.2): h = silu(gate) * up, silu(g) = g * sigmoid(g) ---------------------------
-   backward: dup = dh * silu(g);  dgate = dh * up * sigmoid(g) * (1 + g * (1 - sigmoid(g)))
-   gate and up share one row of the fused [gate | up] activation (one matmul makes both). */
-typedef struct ds__glu { ds_float *h, *dgu; const ds_float *gu, *dh; size_t F; } ds__glu;
+/* ---- decoding: the KV cache and attention over it (llama2.c's forward(token, pos)) ---------------
+   qkv[Q] one position's row; kc, vc [S][KV hd] one layer's cache; y[H hd]
+   kv_store:          kc[pos] = k, vc[pos] = v (the row's roped k heads and its v heads)
+   attention_decode:  per head h, over t <= pos: s[t] = q_h . k[t] / sqrt(hd);
+                      p = softmax(s); y_h = sum_t p[t] v[t]   (heads split over the pool; each
+                      head's scores in the scratch) */
+typedef struct ds__dec_ctx { ds_float *y, *scr; const ds_float *qkv, *kc, *vc; size_t pos, H, KV, hd, S; } ds__dec_ctx;
+static void ds__kv_store(ds__exec *ex, ds_float *kc, ds_float *vc, const ds_float *qkv, size_t pos, size_t H, size_t KV, size_t hd) {
+    ds__copy(ex, kc + pos * KV * hd, qkv + H * hd, KV * hd);
+    ds__copy(ex, vc + pos * KV * hd, qkv + (H + KV) * hd, KV * hd);
+}
+static void ds__attention_decode_task(void *ctx, size_t h0, size_t h1) {
+    const ds__dec_ctx *a = (const ds__dec_ctx *)ctx;
+    size_t h, t, j, hd = a->hd, KV = a->KV;
+    ds_float scale = (ds_float)(1.0 / sqrt((double)hd));
+    for (h = h0; h < h1; h++) {
+        size_t kvh = h / (a->H / KV);
+        const ds_float *q = a->qkv + h * hd;
+        ds_float mx = -INFINITY, sum = 0, *yh = a->y + h * hd, *att = a->scr + h * a->S;
+        for (t = 0; t <= a->pos; t++) {
+            const ds_float *k = a->kc + t * KV * hd + kvh * hd;
+            ds_float s = 0;
+            for (j = 0; j < hd; j++) s += q[j] * k[j];
+            att[t] = s * scale;
+            mx = att[t] > mx ? att[t] : mx;
+        }
+        for (t = 0; t <= a->pos; t++) { att[t] = DS__EXP(att[t] - mx); sum += att[t]; }
+        for (j = 0; j < hd; j++) yh[j] = 0;
+        for (t = 0; t <= a->pos; t++) {
+            const ds_float *v = a->vc + t * KV * hd + kvh * hd, p = att[t] / sum;
+            for (j = 0; j < hd; j++) yh[j] += p * v[j];
+        }
+    }
+}
+static void ds__attention_decode(ds__exec *ex, ds_float *y, const ds_float *qkv, const ds_float *kc, const ds_float *vc, size_t pos, size_t H,
+                                 size_t KV, size_t hd) {
+    ds__dec_ctx a;
+    DS_ASSERT(H * (pos + 1) <= ex->work_n);
+    a.y = y, a.scr = ex->work, a.qkv = qkv, a.kc = kc, a.vc = vc, a.pos = pos, a.H = H, a.KV = KV, a.hd = hd, a.S = pos + 1;
+    ds_pool_for(ex->pool, H, ds__attention_decode_task, &a);
+}
+
+/* ---- SwiGLU (§2.2): h = silu(gate) * up, silu(g) = g sigmoid(g) -----------------------------------
+   gu[N, 2F] (each row gate | up: one matmul makes both), h[N,F]; dh[N,F], dgu[N,2F]
+   forward:  h = g sigmoid(g) u
+   backward: forward was h = silu(g) u, so
+             dup = dh silu(g);  dgate = dh u sigmoid(g) (1 + g (1 - sigmoid(g)))     (dgu written) */
+typedef struct ds__glu_ctx { ds_float *h, *dgu; const ds_float *gu, *dh; size_t F; } ds__glu_ctx;
 static void ds__swiglu_fwd_task(void *ctx, size_t n0, size_t n1) {
-    const ds__glu *s = (const ds__glu *)ctx;
+    const ds__glu_ctx *s = (const ds__glu_ctx *)ctx;
     size_t n, f, F = s->F;
     for (n = n0; n < n1; n++) {
         const ds_float *g = s->gu + n * 2 * F, *u = g + F;
         ds_float *h = s->h + n * F;
-        for (f = 0; f < F; f++) h[f] = g[f] / (1 + DS_EXP(-g[f])) * u[f];
+        for (f = 0; f < F; f++) h[f] = g[f] / (1 + DS__EXP(-g[f])) * u[f];
     }
 }
 static void ds__swiglu_bwd_task(void *ctx, size_t n0, size_t n1) {
-    const ds__glu *s = (const ds__glu *)ctx;
+    const ds__glu_ctx *s = (const ds__glu_ctx *)ctx;
     size_t n, f, F = s->F;
     for (n = n0; n < n1; n++) {
         const ds_float *g = s->gu + n * 2 * F, *u = g + F, *dh = s->dh + n * F;
         ds_float *dg = s->dgu + n * 2 * F, *du = dg + F;
         for (f = 0; f < F; f++) {
-            ds_float sg = 1 / (1 + DS_EXP(-g[f]));
+            ds_float sg = 1 / (1 + DS__EXP(-g[f]));
             du[f] = dh[f] * g[f] * sg;
             dg[f] = dh[f] * u[f] * sg * (1 + g[f] * (1 - sg));
         }
     }
 }
+static void ds__swiglu_forward(ds__exec *ex, ds_float *h, const ds_float *gu, size_t N, size_t F) {
+    ds__glu_ctx s;
+    memset(&s, 0, sizeof s);
+    s.h = h, s.gu = gu, s.F = F;
+    ds_pool_for(ex->pool, N, ds__swiglu_fwd_task, &s);
+}
+static void ds__swiglu_backward(ds__exec *ex, ds_float *dgu, const ds_float *dh, const ds_float *gu, size_t N, size_t F) {
+    ds__glu_ctx s;
+    memset(&s, 0, sizeof s);
+    s.dgu = dgu, s.dh = dh, s.gu = gu, s.F = F;
+    ds_pool_for(ex->pool, N, ds__swiglu_bwd_task, &s);
+}
 
-/* ---- softmax cross-entropy with per-token weights ------------------------------------------
-   forward:  loss[n] = logsumexp(logits[n]) - logits[n, target[n]]
-   backward: dlogits[n] = c[n] * (softmax(logits[n]) - onehot(target[n])), c = scale * w[n] / sum w,
-             written over the logits (a token of weight 0 gets exactly zero gradient) */
-typedef struct ds__xent { ds_float *logits, *losses; const int32_t *targets; const ds_float *weights; size_t V; double c; } ds__xent;
+/* ---- softmax cross-entropy, per token ------------------------------------------------------------
+   logits[N,V], targets[N], losses[N]; dloss[N] (NULL: all 1)
+   forward:  losses[n] = logsumexp(logits[n,:]) - logits[n, targets[n]]
+   backward: forward was loss_n = logsumexp(l) - l[target], so with c_n = scale dloss[n]:
+             dlogits[n,:] = c_n (softmax(logits[n,:]) - onehot(targets[n]))
+             written over the logits in place (no second [N,V] buffer); c_n = 0 gives a row of
+             exact zeros. ds_model_backward passes dloss = w, scale = 1 / sum w (the weighted
+             mean); ds_model_backward_tokens passes the caller's dJ/dloss_n, scale 1. */
+typedef struct ds__xent_ctx { ds_float *logits, *losses; const int32_t *targets; const ds_float *dloss; size_t V; double c; } ds__xent_ctx;
 static void ds__xent_fwd_task(void *ctx, size_t n0, size_t n1) {
-    const ds__xent *x = (const ds__xent *)ctx;
+    const ds__xent_ctx *x = (const ds__xent_ctx *)ctx;
     size_t n, i;
     for (n = n0; n < n1; n++) {
         const ds_float *l = x->logits + n * x->V;
         ds_float mx = l[0], sum = 0;
         for (i = 1; i < x->V; i++) if (l[i] > mx) mx = l[i];
-        for (i = 0; i < x->V; i++) sum += DS_EXP(l[i] - mx);
-        x->losses[n] = mx + DS_LOG(sum) - l[x->targets[n]];
+        for (i = 0; i < x->V; i++) sum += DS__EXP(l[i] - mx);
+        x->losses[n] = mx + DS__LOG(sum) - l[x->targets[n]];
     }
 }
 static void ds__xent_bwd_task(void *ctx, size_t n0, size_t n1) {
-    const ds__xent *x = (const ds__xent *)ctx;
+    const ds__xent_ctx *x = (const ds__xent_ctx *)ctx;
     size_t n, i;
     for (n = n0; n < n1; n++) {
-        ds_float *l = x->logits + n * x->V, mx = l[0], sum = 0, c = (ds_float)(x->c * (x->weights ? (double)x->weights[n] : 1.0));
+        ds_float *l = x->logits + n * x->V, mx = l[0], sum = 0, c = (ds_float)(x->c * (x->dloss ? (double)x->dloss[n] : 1.0));
         if (c == 0) { memset(l, 0, x->V * sizeof(ds_float)); continue; }
         for (i = 1; i < x->V; i++) if (l[i] > mx) mx = l[i];
-        for (i = 0; i < x->V; i++) { l[i] = DS_EXP(l[i] - mx); sum += l[i]; }
+        for (i = 0; i < x->V; i++) { l[i] = DS__EXP(l[i] - mx); sum += l[i]; }
         for (i = 0; i < x->V; i++) l[i] = l[i] / sum * c;
         l[x->targets[n]] -= c;
     }
+}
+static void ds__crossentropy_forward(ds__exec *ex, ds_float *losses, const ds_float *logits, const int32_t *targets, size_t N, size_t V) {
+    ds__xent_ctx x;
+    memset(&x, 0, sizeof x);
+    x.logits = (ds_float *)logits, x.losses = losses, x.targets = targets, x.V = V;
+    ds_pool_for(ex->pool, N, ds__xent_fwd_task, &x);
+}
+static void ds__crossentropy_backward(ds__exec *ex, ds_float *logits, const int32_t *targets, const ds_float *dloss, double scale, size_t N,
+                                      size_t V) {
+    ds__xent_ctx x;
+    memset(&x, 0, sizeof x);
+    x.logits = logits, x.targets = targets, x.dloss = dloss, x.V = V, x.c = scale;
+    ds_pool_for(ex->pool, N, ds__xent_bwd_task, &x);
+}
+
+/* ---- AdamW (§2.3), PyTorch's torch.optim.AdamW operation for operation ---------------------------
+   p, g, m, v [n] flat, carved into tensors t[0..n_tensors); hp: the step's scalars
+   g' = clip g;  p *= 1 - lr wd (decoupled decay, matrices only: t.decay);
+   m = b1 m + (1 - b1) g';  v = b2 v + (1 - b2) g'^2;  p -= (lr / bc1) m / (sqrt(v) / sqrt(bc2) + eps)
+   with bc_i = 1 - b_i^step. Split over fixed chunks of elements (each chunk walks the tensors
+   it overlaps), so a large embedding does not leave one thread alone with it. */
+typedef struct ds__adamw_hp { double lr, b1, b2, eps, wd, bc1, bc2, clip; } ds__adamw_hp;
+typedef struct ds__adamw_ctx { ds_float *p, *m, *v; const ds_float *g; const ds_tensor *t; int n_tensors; size_t n; const ds__adamw_hp *hp; } ds__adamw_ctx;
+static void ds__adamw_task(void *ctx, size_t c0, size_t c1) {
+    const ds__adamw_ctx *o = (const ds__adamw_ctx *)ctx;
+    size_t lo = c0 * DS__NORM_CHUNK, hi = c1 * DS__NORM_CHUNK < o->n ? c1 * DS__NORM_CHUNK : o->n, i;
+    int k;
+    for (k = 0; k < o->n_tensors; k++) {
+        const ds_tensor *tn = &o->t[k];
+        size_t b = tn->offset > lo ? tn->offset : lo, e = tn->offset + tn->numel < hi ? tn->offset + tn->numel : hi;
+        ds_float *p = o->p, *mm = o->m, *vv = o->v;
+        const ds_float *g = o->g;
+        ds_float decay = (ds_float)(1.0 - o->hp->lr * (tn->decay ? o->hp->wd : 0.0)), b1 = (ds_float)o->hp->b1, b2 = (ds_float)o->hp->b2;
+        ds_float step = (ds_float)(o->hp->lr / o->hp->bc1), bc2s = (ds_float)sqrt(o->hp->bc2), eps = (ds_float)o->hp->eps;
+        ds_float clip = (ds_float)o->hp->clip;
+        for (i = b; i < e; i++) {
+            ds_float gi = g[i] * clip;
+            p[i] *= decay;
+            mm[i] = mm[i] * b1 + gi * (1 - b1);
+            vv[i] = vv[i] * b2 + gi * gi * (1 - b2);
+            p[i] -= step * mm[i] / (DS__SQRT(vv[i]) / bc2s + eps);
+        }
+    }
+}
+static void ds__adamw_update(ds__exec *ex, ds_float *p, const ds_float *g, ds_float *m, ds_float *v, const ds_tensor *t, int n_tensors,
+                             size_t n, const ds__adamw_hp *hp) {
+    ds__adamw_ctx o;
+    o.p = p, o.g = g, o.m = m, o.v = v, o.t = t, o.n_tensors = n_tensors, o.n = n, o.hp = hp;
+    ds_pool_for(ex->pool, (n + DS__NORM_CHUNK - 1) / DS__NORM_CHUNK, ds__adamw_task, &o);
 }
 
 /* ============================================================================================
@@ -3573,7 +3939,9 @@ static void ds__xent_bwd_task(void *ctx, size_t n0, size_t n1) {
    Parameters, gradients and AdamW's two moments are each one flat allocation, carved into the
    tensors below in Hugging Face order. Activations are one allocation for (B, T), sized once.
    Per layer, q|k|v weights are adjacent rows, as are gate|up, so each pair or triple is a single
-   matmul over a fused weight [Q, D] or [2F, D].
+   linear over a fused weight [Q, D] or [2F, D]. Every buffer is the backend's memory, allocated
+   through the model's ds__exec; the forward, the backward, the step and decoding below are
+   lists of op-layer calls and nothing else.
    ============================================================================================ */
 
 enum { DS__T_ATTN_NORM, DS__T_Q, DS__T_K, DS__T_V, DS__T_O, DS__T_FFN_NORM, DS__T_GATE, DS__T_UP, DS__T_DOWN, DS__T_PER_LAYER };
@@ -3581,27 +3949,36 @@ enum { DS__T_ATTN_NORM, DS__T_Q, DS__T_K, DS__T_V, DS__T_O, DS__T_FFN_NORM, DS__
 struct ds_model {
     ds_config c;
     int B, T;                  /* capacity */
+    int rope_len;              /* positions the RoPE tables cover: max(max_seq, T) */
     size_t hd, Q, N;           /* head size; q|k|v row width; B*T */
     int n_tensors;
-    ds_tensor *tensors;
+    ds_tensor *tensors;        /* host memory */
     size_t n_params;
+    ds__exec ex;               /* the backend: every buffer below is its memory */
     ds_float *params, *grads, *m, *v;
     ds_float *acts;            /* every activation, one allocation */
     ds_float *res;             /* [L+1][N][D] the residual stream entering each layer (and leaving the last) */
     ds_float *ln1, *rstd1, *qkv, *att, *y, *resmid, *ln2, *rstd2, *gu, *h; /* per layer */
     ds_float *lnf, *rstdf, *logits, *losses;
-    ds_float *dres, *dln, *dqkv, *dy, *dgu, *dh, *dscratch, *tscratch, *wt; /* scratch, reused by every layer */
-    ds_float *rope_cos, *rope_sin; /* [max_seq][hd/2] */
-    ds_float *kcache;          /* generation: [L][K|V][max_seq][KV*hd], then one position's scratch */
-    int32_t *inputs, *targets;
-    ds_float *weights; /* the last forward's, as given */
+    ds_float *dres, *dln, *dqkv, *dy, *dgu, *dh; /* gradients, reused by every layer */
+    ds_float *rope_cos, *rope_sin; /* [rope_len][hd/2] */
+    ds_float *kv;              /* decoding: [L][K|V][max_seq][KV*hd], then one position's activations */
+    ds_float *dec_x, *dec_ln, *dec_rstd, *dec_qkv, *dec_y, *dec_gu, *dec_h;
+    int32_t *inputs, *targets; /* the last forward's, in backend memory */
+    ds_float *weights, *dloss; /* the last forward's token weights; backward_tokens' dloss */
+    ds_float *h_weights;       /* host staging of weights (the same buffer when host_visible) */
+    ds_float *h_logits;        /* host copy of the decoding logits (the same buffer when host_visible) */
     int cur_B, cur_T, has_targets;
+    int logits_consumed;       /* a backward has overwritten the logits with their gradient */
     double wsum;
     long steps;
 };
 
 static ds_float *ds__P(const ds_model *m, int l, int k) { return m->params + m->tensors[1 + l * DS__T_PER_LAYER + k].offset; }
 static ds_float *ds__G(const ds_model *m, int l, int k) { return m->grads + m->tensors[1 + l * DS__T_PER_LAYER + k].offset; }
+#define DS__T_EMBED(m) (&(m)->tensors[0])
+#define DS__T_NORM(m) (&(m)->tensors[(m)->n_tensors - 2])
+#define DS__T_HEAD(m) (&(m)->tensors[(m)->n_tensors - 1])
 
 static void ds__tensor_add(ds_model *m, size_t *off, const char *name, int rows, int cols, int decay) {
     ds_tensor *t = &m->tensors[m->n_tensors++];
@@ -3616,32 +3993,42 @@ static void ds__tensor_add(ds_model *m, size_t *off, const char *name, int rows,
 
 DSDEF void ds_model_free(ds_model *m) {
     if (!m) return;
+    ds__exec_free(&m->ex, m->params);
+    ds__exec_free(&m->ex, m->grads);
+    ds__exec_free(&m->ex, m->m);
+    ds__exec_free(&m->ex, m->v);
+    ds__exec_free(&m->ex, m->acts);
+    ds__exec_free(&m->ex, m->rope_cos);
+    ds__exec_free(&m->ex, m->kv);
+    ds__exec_free(&m->ex, m->inputs);
+    ds__exec_free(&m->ex, m->weights);
+    ds__exec_free(&m->ex, m->ex.work);
+    ds__exec_free(&m->ex, m->ex.partial);
+    if (!m->ex.host_visible) { DS_FREE(m->h_weights); DS_FREE(m->h_logits); }
     DS_FREE(m->tensors);
-    DS_FREE(m->params);
-    DS_FREE(m->grads);
-    DS_FREE(m->m);
-    DS_FREE(m->v);
-    DS_FREE(m->acts);
-    DS_FREE(m->rope_cos);
-    DS_FREE(m->kcache);
-    DS_FREE(m->inputs);
-    DS_FREE(m->weights);
     DS_FREE(m);
 }
 
-DSDEF ds_model *ds_model_new(const ds_config *c, int B, int T, ds_error *err) {
+/* The model, with RoPE tables for rope_len >= max_seq positions (a checkpoint loaded for longer
+   sequences than it was trained on) and, host_visible 0, every host access through the backend's
+   copies even on the CPU (tests run the portable paths that way). */
+static ds_model *ds__model_new(const ds_config *c, int B, int T, int rope_len, int host_visible, ds_error *err) {
     ds_model *m;
-    size_t off = 0, D, L, F, V, N, H, KV, hd, Q, n_acts, i, per_layer, sizes[20];
-    ds_float **ptrs[20];
+    size_t off = 0, D, L, F, V, N, H, KV, hd, Q, n_acts, i, work;
+    size_t sizes[32];
+    ds_float **ptrs[32];
     int l, k, ok = 1, n_parts = 0;
     char name[64];
     if (ds_config_validate(c, err)) return NULL;
-    if (B < 1 || T < 1 || T > c->max_seq) { ds__fail(err, DS_ERR_INVALID, "model: B %d and T %d must be >= 1, T <= max_seq %d", B, T, c->max_seq); return NULL; }
+    if (rope_len < c->max_seq) rope_len = c->max_seq;
+    if (B < 1 || T < 1 || T > rope_len) { ds__fail(err, DS_ERR_INVALID, "model: B %d and T %d must be >= 1, T <= max_seq %d", B, T, c->max_seq); return NULL; }
     m = (ds_model *)ds__calloc(1, sizeof *m);
     if (!m) { DS__OOM(err); return NULL; }
     m->c = *c;
     m->B = B;
     m->T = T;
+    m->rope_len = rope_len;
+    m->ex.host_visible = host_visible;
     D = (size_t)c->d_model, L = (size_t)c->n_layers, F = (size_t)c->d_ff, V = (size_t)c->vocab, H = (size_t)c->n_heads;
     KV = (size_t)c->n_kv_heads, N = (size_t)B * (size_t)T, hd = D / H, Q = (H + 2 * KV) * hd;
     m->hd = hd, m->Q = Q, m->N = N;
@@ -3662,14 +4049,13 @@ DSDEF ds_model *ds_model_new(const ds_config *c, int B, int T, ds_error *err) {
     ds__tensor_add(m, &off, "model.norm.weight", (int)D, 0, 0);
     ds__tensor_add(m, &off, "lm_head.weight", (int)V, (int)D, 1);
     m->n_params = off;
-    m->params = (ds_float *)ds__calloc(off, sizeof(ds_float));
-    m->grads = (ds_float *)ds__calloc(off, sizeof(ds_float));
-    m->m = (ds_float *)ds__calloc(off, sizeof(ds_float));
-    m->v = (ds_float *)ds__calloc(off, sizeof(ds_float));
+    m->params = (ds_float *)ds__exec_alloc(&m->ex, off, sizeof(ds_float));
+    m->grads = (ds_float *)ds__exec_alloc(&m->ex, off, sizeof(ds_float));
+    m->m = (ds_float *)ds__exec_alloc(&m->ex, off, sizeof(ds_float));
+    m->v = (ds_float *)ds__exec_alloc(&m->ex, off, sizeof(ds_float));
     if (!m->params || !m->grads || !m->m || !m->v) goto oom;
     /* activations: a size table, then one allocation carved in order */
-#define DS__PART(p, n) (ptrs[n_parts] = &(p), sizes[n_parts++] = (n))
-    per_layer = 0;
+#define DS__PART(p, n) (DS_ASSERT(n_parts < 32), ptrs[n_parts] = &(p), sizes[n_parts++] = (n))
     DS__PART(m->res, ds__mul(L + 1, N * D, &ok));
     DS__PART(m->ln1, ds__mul(L, N * D, &ok));
     DS__PART(m->rstd1, L * N);
@@ -3690,38 +4076,49 @@ DSDEF ds_model *ds_model_new(const ds_config *c, int B, int T, ds_error *err) {
     DS__PART(m->dqkv, N * Q);
     DS__PART(m->dy, N * H * hd);
     DS__PART(m->dgu, N * 2 * F);
-    (void)per_layer;
-    {
-        size_t wt = V * D > 2 * F * D ? V * D : 2 * F * D; /* the largest weight, transposed */
-        size_t dh_scr = N * F + (size_t)B * KV * (size_t)T * (size_t)T + N * H * hd; /* dh, attention's dS and K/V transposes */
-        if (Q * D > wt) wt = Q * D;
-        for (n_acts = 0, i = 0; i < (size_t)n_parts; i++) n_acts += sizes[i];
-        n_acts += dh_scr + wt;
-        if (!ok) { ds__fail(err, DS_ERR_INVALID, "model: activations for B=%d, T=%d overflow size_t", B, T); goto fail; }
-        m->acts = (ds_float *)DS_MALLOC(n_acts * sizeof(ds_float));
-        if (!m->acts) goto oom;
-        memset(m->acts, 0, n_acts * sizeof(ds_float)); /* touch every page now, not in the first step */
-        for (off = 0, i = 0; i < (size_t)n_parts; i++) { *ptrs[i] = m->acts + off; off += sizes[i]; }
-        m->dh = m->acts + off;
-        m->dscratch = m->dh + N * F;
-        m->tscratch = m->dscratch + (size_t)B * KV * (size_t)T * (size_t)T;
-        m->wt = m->tscratch + N * H * hd;
-    }
+    DS__PART(m->dh, N * F);
 #undef DS__PART
-    /* RoPE tables, computed in double */
-    m->rope_cos = (ds_float *)ds__calloc((size_t)c->max_seq * hd, sizeof(ds_float));
-    m->inputs = (int32_t *)ds__calloc(2 * N, sizeof(int32_t));
-    m->weights = (ds_float *)ds__calloc(N, sizeof(ds_float));
-    if (!m->rope_cos || !m->inputs || !m->weights) goto oom;
-    m->rope_sin = m->rope_cos + (size_t)c->max_seq * hd / 2;
+    for (n_acts = 0, i = 0; i < (size_t)n_parts; i++) {
+        if (n_acts + sizes[i] < n_acts) ok = 0;
+        n_acts += sizes[i];
+    }
+    if (!ok) { ds__fail(err, DS_ERR_INVALID, "model: activations for B=%d, T=%d overflow size_t", B, T); goto fail; }
+    if (!(m->acts = (ds_float *)ds__exec_alloc(&m->ex, n_acts, sizeof(ds_float)))) goto oom;
+    for (off = 0, i = 0; i < (size_t)n_parts; i++) { *ptrs[i] = m->acts + off; off += sizes[i]; }
+    /* the ops' scratch: the largest weight transposed, attention's, decoding's scores */
+    work = V * D > 2 * F * D ? V * D : 2 * F * D;
+    if (Q * D > work) work = Q * D;
+    if (ds__attention_work((size_t)B, (size_t)T, H, KV, hd) > work) work = ds__attention_work((size_t)B, (size_t)T, H, KV, hd);
+    if (H * (size_t)c->max_seq > work) work = H * (size_t)c->max_seq;
+    m->ex.work_n = work;
+    m->ex.partial_n = m->n_params / DS__NORM_CHUNK + 1;
+    m->ex.work = (ds_float *)ds__exec_alloc(&m->ex, m->ex.work_n, sizeof(ds_float));
+    m->ex.partial = (double *)ds__exec_alloc(&m->ex, m->ex.partial_n, sizeof(double));
+    m->rope_cos = (ds_float *)ds__exec_alloc(&m->ex, (size_t)rope_len * hd, sizeof(ds_float));
+    m->inputs = (int32_t *)ds__exec_alloc(&m->ex, 2 * N, sizeof(int32_t));
+    m->weights = (ds_float *)ds__exec_alloc(&m->ex, 2 * N, sizeof(ds_float));
+    if (!m->ex.work || !m->ex.partial || !m->rope_cos || !m->inputs || !m->weights) goto oom;
+    m->rope_sin = m->rope_cos + (size_t)rope_len * hd / 2;
     m->targets = m->inputs + N;
-    for (i = 0; i < (size_t)c->max_seq; i++) {
-        size_t j;
-        for (j = 0; j < hd / 2; j++) {
-            double a = (double)i * pow(c->rope_theta, -2.0 * (double)j / (double)hd);
-            m->rope_cos[i * (hd / 2) + j] = (ds_float)cos(a);
-            m->rope_sin[i * (hd / 2) + j] = (ds_float)sin(a);
-        }
+    m->dloss = m->weights + N;
+    if (host_visible) m->h_weights = m->weights, m->h_logits = m->logits;
+    else {
+        m->h_weights = (ds_float *)ds__calloc(N, sizeof(ds_float));
+        m->h_logits = (ds_float *)ds__calloc(V, sizeof(ds_float));
+        if (!m->h_weights || !m->h_logits) goto oom;
+    }
+    { /* RoPE tables, computed in double on the host */
+        ds_float *tab = host_visible ? m->rope_cos : (ds_float *)ds__calloc((size_t)rope_len * hd, sizeof(ds_float));
+        size_t j, half = hd / 2;
+        if (!tab) goto oom;
+        for (i = 0; i < (size_t)rope_len; i++)
+            for (j = 0; j < half; j++) {
+                double a = (double)i * pow(c->rope_theta, -2.0 * (double)j / (double)hd);
+                tab[i * half + j] = (ds_float)cos(a);
+                tab[(size_t)rope_len * half + i * half + j] = (ds_float)sin(a);
+            }
+        ds__from_host(&m->ex, m->rope_cos, tab, (size_t)rope_len * hd * sizeof(ds_float));
+        if (tab != m->rope_cos) DS_FREE(tab);
     }
     return m;
 oom:
@@ -3731,6 +4128,8 @@ fail:
     return NULL;
 }
 
+DSDEF ds_model *ds_model_new(const ds_config *c, int B, int T, ds_error *err) { return ds__model_new(c, B, T, c ? c->max_seq : 0, 1, err); }
+
 DSDEF const ds_config *ds_model_config(const ds_model *m) { return &m->c; }
 DSDEF size_t ds_model_n_params(const ds_model *m) { return m->n_params; }
 DSDEF int ds_model_n_tensors(const ds_model *m) { return m->n_tensors; }
@@ -3739,202 +4138,233 @@ DSDEF ds_float *ds_model_params(ds_model *m) { return m->params; }
 DSDEF ds_float *ds_model_grads(ds_model *m) { return m->grads; }
 DSDEF const ds_float *ds_model_logits(const ds_model *m) { return m->logits; }
 DSDEF long ds_model_steps_done(const ds_model *m) { return m->steps; }
-DSDEF void ds_model_zero_grad(ds_model *m) { memset(m->grads, 0, m->n_params * sizeof(ds_float)); }
+DSDEF void ds_model_zero_grad(ds_model *m) { ds__zero(&m->ex, m->grads, m->n_params); }
 
-/* splitmix64 + Box-Muller: a normal deviate stream that is the same on every platform */
-static uint64_t ds__splitmix(uint64_t *s) {
+/* ---- the portable copies: host <-> the backend's memory ------------------------------------- */
+static ds_float *ds__model_array(const ds_model *m, int which) {
+    switch (which) {
+    case DS_PARAMS: return m->params;
+    case DS_GRADS: return m->grads;
+    case DS_ADAM_M: return m->m;
+    case DS_ADAM_V: return m->v;
+    default: return NULL;
+    }
+}
+DSDEF int ds_model_get(const ds_model *m, int which, size_t offset, size_t n, ds_float *out, ds_error *err) {
+    ds_float *a = m ? ds__model_array(m, which) : NULL;
+    if (!a || (!out && n) || offset > m->n_params || n > m->n_params - offset)
+        return ds__fail(err, DS_ERR_INVALID, "ds_model_get: bad argument (array %d, [%zu, +%zu) of %zu)", which, offset, n, m ? m->n_params : 0);
+    ds__to_host((ds__exec *)&m->ex, out, a + offset, n * sizeof(ds_float));
+    return DS_OK;
+}
+DSDEF int ds_model_set(ds_model *m, int which, size_t offset, size_t n, const ds_float *in, ds_error *err) {
+    ds_float *a = m ? ds__model_array(m, which) : NULL;
+    if (!a || (!in && n) || offset > m->n_params || n > m->n_params - offset)
+        return ds__fail(err, DS_ERR_INVALID, "ds_model_set: bad argument (array %d, [%zu, +%zu) of %zu)", which, offset, n, m ? m->n_params : 0);
+    ds__from_host(&m->ex, a + offset, in, n * sizeof(ds_float));
+    return DS_OK;
+}
+DSDEF int ds_model_get_tensor(const ds_model *m, int i, ds_float *out, ds_error *err) {
+    const ds_tensor *t = m ? ds_model_tensor(m, i) : NULL;
+    if (!t) return ds__fail(err, DS_ERR_INVALID, "ds_model_get_tensor: no tensor %d", i);
+    return ds_model_get(m, DS_PARAMS, t->offset, t->numel, out, err);
+}
+DSDEF int ds_model_set_tensor(ds_model *m, int i, const ds_float *in, ds_error *err) {
+    const ds_tensor *t = m ? ds_model_tensor(m, i) : NULL;
+    if (!t) return ds__fail(err, DS_ERR_INVALID, "ds_model_set_tensor: no tensor %d", i);
+    return ds_model_set(m, DS_PARAMS, t->offset, t->numel, in, err);
+}
+DSDEF int ds_model_copy_logits(const ds_model *m, size_t row, size_t n_rows, ds_float *out, ds_error *err) {
+    size_t rows = m ? (size_t)m->cur_B * (size_t)m->cur_T : 0;
+    if (!m || (!out && n_rows) || row > rows || n_rows > rows - row)
+        return ds__fail(err, DS_ERR_INVALID, "ds_model_copy_logits: rows [%zu, +%zu) of the last forward's %zu", row, n_rows, rows);
+    ds__to_host((ds__exec *)&m->ex, out, m->logits + row * (size_t)m->c.vocab, n_rows * (size_t)m->c.vocab * sizeof(ds_float));
+    return DS_OK;
+}
+DSDEF int ds_model_copy_token_losses(const ds_model *m, ds_float *out, ds_error *err) {
+    if (!m || !out) return ds__fail(err, DS_ERR_INVALID, "ds_model_copy_token_losses: NULL argument");
+    if (!m->has_targets) return ds__fail(err, DS_ERR_INVALID, "ds_model_copy_token_losses: the last forward had no targets");
+    ds__to_host((ds__exec *)&m->ex, out, m->losses, (size_t)m->cur_B * (size_t)m->cur_T * sizeof(ds_float));
+    return DS_OK;
+}
+
+/* ---- the public RNG: splitmix64 (the library's one stream; ds_tokens_batch draws from it) ---- */
+DSDEF uint64_t ds_rng_next(uint64_t *s) {
     uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
     z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
     z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
     return z ^ (z >> 31);
 }
+DSDEF double ds_rng_uniform(uint64_t *s) { return (double)(ds_rng_next(s) >> 11) / 9007199254740992.0; }
+#define ds__splitmix ds_rng_next
+/* Box-Muller on the stream: a normal deviate that is the same on every platform */
 static double ds__normal(uint64_t *s) {
     double u1 = ((double)(ds__splitmix(s) >> 11) + 1.0) / 9007199254740993.0, u2 = (double)(ds__splitmix(s) >> 11) / 9007199254740992.0;
     return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
 }
 
-DSDEF void ds_model_init(ds_model *m, uint64_t seed) {
+DSDEF int ds_model_init(ds_model *m, uint64_t seed) {
     int i;
-    size_t j;
+    size_t j, biggest = 0;
+    ds_float *host = NULL;
+    if (!m) return DS_ERR_INVALID;
+    for (i = 0; i < m->n_tensors; i++) biggest = m->tensors[i].numel > biggest ? m->tensors[i].numel : biggest;
+    if (!m->ex.host_visible && !(host = (ds_float *)ds__calloc(biggest, sizeof(ds_float)))) return DS_ERR_NOMEM;
     for (i = 0; i < m->n_tensors; i++) {
         const ds_tensor *t = &m->tensors[i];
+        ds_float *p = host ? host : m->params + t->offset;
         uint64_t s = seed ^ ((uint64_t)(i + 1) * 0xD1B54A32D192ED03ull); /* each tensor its own stream */
-        for (j = 0; j < t->numel; j++) m->params[t->offset + j] = t->cols ? (ds_float)(m->c.init_std * ds__normal(&s)) : 1;
+        for (j = 0; j < t->numel; j++) p[j] = t->cols ? (ds_float)(m->c.init_std * ds__normal(&s)) : 1;
+        ds__from_host(&m->ex, m->params + t->offset, p, t->numel * sizeof(ds_float));
     }
-    memset(m->m, 0, m->n_params * sizeof(ds_float));
-    memset(m->v, 0, m->n_params * sizeof(ds_float));
+    DS_FREE(host);
+    ds__zero(&m->ex, m->m, m->n_params);
+    ds__zero(&m->ex, m->v, m->n_params);
     m->steps = 0;
+    return DS_OK;
 }
 
-/* ---- the forward pass: embedding, L x block, final norm, LM head, loss ----------------------
+/* ---- one block, for a batch (training) or one position (decoding) -----------------------------
    block l:  ln1 = rmsnorm(x);  q|k|v = ln1 Wqkv^T;  rope(q, k);  y = attention(q, k, v)
              mid = x + y Wo^T;  ln2 = rmsnorm(mid);  gate|up = ln2 Wgu^T;  h = silu(gate) * up
-             x'  = mid + h Wdown^T                                                            */
-DSDEF int ds_model_forward(ds_model *m, const int32_t *inputs, const int32_t *targets, const float *weights, int B, int T,
-                           ds_pool *pool, float *loss, ds_error *err) {
+             x'  = mid + h Wdown^T
+   The activations of one block: layer l's slots of the training buffers, or decoding's one
+   position (where x, mid and x' are one buffer, so the residual copies vanish). pos < 0: the
+   causal attention over the batch; pos >= 0: position pos of one sequence, through the cache. */
+typedef struct ds__block {
+    ds_float *x, *ln1, *rstd1, *qkv, *att, *y, *mid, *ln2, *rstd2, *gu, *h, *out;
+} ds__block;
+
+static ds__block ds__block_train(const ds_model *m, size_t l) {
+    ds__block a;
+    size_t NC = m->N, D = (size_t)m->c.d_model, F = (size_t)m->c.d_ff, H = (size_t)m->c.n_heads;
+    a.x = m->res + l * NC * D, a.ln1 = m->ln1 + l * NC * D, a.rstd1 = m->rstd1 + l * NC, a.qkv = m->qkv + l * NC * m->Q;
+    a.att = m->att + l * (size_t)m->B * H * (size_t)m->T * (size_t)m->T, a.y = m->y + l * NC * H * m->hd, a.mid = m->resmid + l * NC * D;
+    a.ln2 = m->ln2 + l * NC * D, a.rstd2 = m->rstd2 + l * NC, a.gu = m->gu + l * NC * 2 * F, a.h = m->h + l * NC * F;
+    a.out = m->res + (l + 1) * NC * D;
+    return a;
+}
+
+static void ds__block_forward(ds_model *m, int l, const ds__block *a, size_t B, size_t T, int pos) {
+    ds__exec *ex = &m->ex;
     const ds_config *c = &m->c;
-    size_t N, D = (size_t)c->d_model, F = (size_t)c->d_ff, V = (size_t)c->vocab, H = (size_t)c->n_heads, KV = (size_t)c->n_kv_heads;
-    size_t hd = m->hd, Q = m->Q, NC = m->N, n, l;
-    double wsum = 0, lsum = 0;
-    ds__emb e;
-    ds__rms r;
-    ds__rope rp;
-    ds__att a;
-    ds__glu g;
+    size_t D = (size_t)c->d_model, F = (size_t)c->d_ff, H = (size_t)c->n_heads, KV = (size_t)c->n_kv_heads, hd = m->hd, N = B * T;
+    ds__rmsnorm_forward(ex, a->ln1, a->rstd1, a->x, ds__P(m, l, DS__T_ATTN_NORM), N, D, c->norm_eps);
+    ds__linear_forward(ex, a->qkv, a->ln1, ds__P(m, l, DS__T_Q), N, D, m->Q, 0);
+    ds__rope_forward(ex, a->qkv, m->rope_cos, m->rope_sin, N, T, pos < 0 ? 0 : (size_t)pos, H, KV, hd);
+    if (pos < 0) {
+        ds__attention_forward(ex, a->y, a->att, a->qkv, B, T, H, KV, hd);
+    } else {
+        ds_float *kc = m->kv + (size_t)l * 2 * (size_t)c->max_seq * KV * hd, *vc = kc + (size_t)c->max_seq * KV * hd;
+        ds__kv_store(ex, kc, vc, a->qkv, (size_t)pos, H, KV, hd);
+        ds__attention_decode(ex, a->y, a->qkv, kc, vc, (size_t)pos, H, KV, hd);
+    }
+    ds__residual_forward(ex, a->mid, a->x, N * D);
+    ds__linear_forward(ex, a->mid, a->y, ds__P(m, l, DS__T_O), N, H * hd, D, 1);
+    ds__rmsnorm_forward(ex, a->ln2, a->rstd2, a->mid, ds__P(m, l, DS__T_FFN_NORM), N, D, c->norm_eps);
+    ds__linear_forward(ex, a->gu, a->ln2, ds__P(m, l, DS__T_GATE), N, D, 2 * F, 0);
+    ds__swiglu_forward(ex, a->h, a->gu, N, F);
+    ds__residual_forward(ex, a->out, a->mid, N * D);
+    ds__linear_forward(ex, a->out, a->h, ds__P(m, l, DS__T_DOWN), N, F, D, 1);
+}
+
+/* ---- the forward pass: embedding, L x block, final norm, LM head, loss ------------------------ */
+DSDEF int ds_model_forward(ds_model *m, const int32_t *inputs, const int32_t *targets, const float *weights, int B, int T,
+                           ds_pool *pool, double *loss, ds_error *err) {
+    const ds_config *c;
+    size_t N, D, V, n, l;
+    double lsum = 0;
     if (!m || !inputs || B < 1 || T < 1 || B > m->B || T > m->T)
         return ds__fail(err, DS_ERR_INVALID, "forward: B=%d T=%d (the model holds B <= %d, T <= %d)", B, T, m ? m->B : 0, m ? m->T : 0);
-    N = (size_t)B * (size_t)T;
+    c = &m->c, D = (size_t)c->d_model, V = (size_t)c->vocab, N = (size_t)B * (size_t)T;
     for (n = 0; n < N; n++) {
         if (inputs[n] < 0 || inputs[n] >= c->vocab) return ds__fail(err, DS_ERR_INVALID, "forward: input %zu is token %d, outside [0, %d)", n, (int)inputs[n], c->vocab);
         if (targets && (targets[n] < 0 || targets[n] >= c->vocab)) return ds__fail(err, DS_ERR_INVALID, "forward: target %zu is token %d, outside [0, %d)", n, (int)targets[n], c->vocab);
         if (weights && !(weights[n] >= 0 && weights[n] < 1e30f)) return ds__fail(err, DS_ERR_INVALID, "forward: weight %zu is negative or not finite", n);
     }
-    memcpy(m->inputs, inputs, N * sizeof(int32_t));
-    m->cur_B = B, m->cur_T = T, m->has_targets = targets != NULL;
-    e.out = m->res, e.w = m->params + m->tensors[0].offset, e.inp = m->inputs, e.N = N, e.D = D;
-    ds_pool_for(pool, N, ds__embed_fwd_task, &e);
-    r.N = N, r.D = D, r.eps = c->norm_eps;
+    m->ex.pool = pool;
+    m->cur_B = B, m->cur_T = T, m->has_targets = targets != NULL, m->logits_consumed = 0;
+    ds__from_host(&m->ex, m->inputs, inputs, N * sizeof(int32_t));
+    ds__embedding_forward(&m->ex, m->res, m->inputs, m->params + DS__T_EMBED(m)->offset, N, D);
     for (l = 0; l < (size_t)c->n_layers; l++) {
-        ds_float *x = m->res + l * NC * D, *ln1 = m->ln1 + l * NC * D, *qkv = m->qkv + l * NC * Q, *y = m->y + l * NC * H * hd;
-        ds_float *mid = m->resmid + l * NC * D, *ln2 = m->ln2 + l * NC * D, *gu = m->gu + l * NC * 2 * F, *h = m->h + l * NC * F;
-        ds_float *xo = m->res + (l + 1) * NC * D;
-        int li = (int)l;
-        r.x = x, r.out = ln1, r.rstd = m->rstd1 + l * NC, r.w = ds__P(m, li, DS__T_ATTN_NORM);
-        ds_pool_for(pool, N, ds__rmsnorm_fwd_task, &r);
-        ds__matmul_forward(pool, qkv, ln1, ds__P(m, li, DS__T_Q), m->wt, N, D, Q);
-        rp.qkv = qkv, rp.cos = m->rope_cos, rp.sin = m->rope_sin, rp.T = (size_t)T, rp.nh = H + KV, rp.hd = hd, rp.stride = Q, rp.inverse = 0;
-        ds_pool_for(pool, N, ds__rope_task, &rp);
-        a.y = y, a.att = m->att + l * (size_t)m->B * H * (size_t)m->T * (size_t)m->T, a.qkv = qkv, a.B = (size_t)B, a.T = (size_t)T;
-        a.tscratch = m->tscratch;
-        a.H = H, a.KV = KV, a.hd = hd, a.Q = Q;
-        ds_pool_for(pool, (size_t)B * H, ds__attention_fwd_task, &a);
-        memcpy(mid, x, N * D * sizeof(ds_float));
-        {   /* mid += y Wo^T */
-            ds__tr t;
-            t.dst = m->wt, t.src = ds__P(m, li, DS__T_O), t.rows = D, t.cols = H * hd;
-            ds_pool_for(pool, D, ds__transpose_task, &t);
-            ds__matmul(pool, mid, D, y, H * hd, 1, m->wt, D, N, D, H * hd, 1);
-        }
-        r.x = mid, r.out = ln2, r.rstd = m->rstd2 + l * NC, r.w = ds__P(m, li, DS__T_FFN_NORM);
-        ds_pool_for(pool, N, ds__rmsnorm_fwd_task, &r);
-        ds__matmul_forward(pool, gu, ln2, ds__P(m, li, DS__T_GATE), m->wt, N, D, 2 * F);
-        g.h = h, g.gu = gu, g.F = F;
-        ds_pool_for(pool, N, ds__swiglu_fwd_task, &g);
-        memcpy(xo, mid, N * D * sizeof(ds_float));
-        {   /* x' = mid + h Wdown^T */
-            ds__tr t;
-            t.dst = m->wt, t.src = ds__P(m, li, DS__T_DOWN), t.rows = D, t.cols = F;
-            ds_pool_for(pool, D, ds__transpose_task, &t);
-            ds__matmul(pool, xo, D, h, F, 1, m->wt, D, N, D, F, 1);
-        }
+        ds__block a = ds__block_train(m, l);
+        ds__block_forward(m, (int)l, &a, (size_t)B, (size_t)T, -1);
     }
-    r.x = m->res + (size_t)c->n_layers * NC * D, r.out = m->lnf, r.rstd = m->rstdf, r.w = m->params + m->tensors[m->n_tensors - 2].offset;
-    ds_pool_for(pool, N, ds__rmsnorm_fwd_task, &r);
-    ds__matmul_forward(pool, m->logits, m->lnf, m->params + m->tensors[m->n_tensors - 1].offset, m->wt, N, D, V);
+    ds__rmsnorm_forward(&m->ex, m->lnf, m->rstdf, m->res + (size_t)c->n_layers * m->N * D, m->params + DS__T_NORM(m)->offset, N, D, c->norm_eps);
+    ds__linear_forward(&m->ex, m->logits, m->lnf, m->params + DS__T_HEAD(m)->offset, N, D, V, 0);
     if (!targets) { if (loss) *loss = 0; return DS_OK; }
-    memcpy(m->targets, targets, N * sizeof(int32_t));
-    for (n = 0; n < N; n++) m->weights[n] = weights ? (ds_float)weights[n] : 1;
-    {
-        ds__xent x;
-        x.logits = m->logits, x.losses = m->losses, x.targets = m->targets, x.weights = NULL, x.V = V, x.c = 0;
-        ds_pool_for(pool, N, ds__xent_fwd_task, &x);
-    }
-    for (n = 0; n < N; n++) { /* in order, in double: the same sum for any thread count */
-        double w = weights ? (double)weights[n] : 1.0;
-        wsum += w;
-        lsum += w * (double)m->losses[n];
-    }
-    m->wsum = wsum;
-    if (loss) *loss = wsum > 0 ? (float)(lsum / wsum) : 0.0f;
+    for (n = 0; n < N; n++) m->h_weights[n] = weights ? (ds_float)weights[n] : 1;
+    ds__from_host(&m->ex, m->targets, targets, N * sizeof(int32_t));
+    ds__from_host(&m->ex, m->weights, m->h_weights, N * sizeof(ds_float));
+    ds__crossentropy_forward(&m->ex, m->losses, m->logits, m->targets, N, V);
+    ds__loss_sum(&m->ex, m->losses, m->weights, N, &m->wsum, &lsum);
+    if (loss) *loss = m->wsum > 0 ? lsum / m->wsum : 0.0;
     if (!(lsum == lsum) || isinf(lsum)) return ds__fail(err, DS_ERR_NUMERIC, "forward: the loss is not finite");
     return DS_OK;
 }
 
-/* ---- the backward pass: the forward in reverse, each line the derivative of its twin ------- */
-static int ds__backward(ds_model *m, const ds_float *w, double scale, ds_pool *pool, ds_error *err);
-DSDEF int ds_model_backward(ds_model *m, float grad_scale, ds_pool *pool, ds_error *err) {
-    if (!m->has_targets) return ds__fail(err, DS_ERR_INVALID, "backward: the last forward had no targets");
-    if (m->wsum <= 0) return DS_OK; /* every weight was 0: no gradient */
-    return ds__backward(m, m->weights, (double)grad_scale / m->wsum, pool, err);
+/* ---- the backward pass: the forward in reverse, each line the derivative of its twin --------- */
+static void ds__backward(ds_model *m, const ds_float *dloss, double scale) {
+    ds__exec *ex = &m->ex;
+    const ds_config *c = &m->c;
+    size_t B = (size_t)m->cur_B, T = (size_t)m->cur_T, N = B * T, D = (size_t)c->d_model, F = (size_t)c->d_ff, V = (size_t)c->vocab;
+    size_t H = (size_t)c->n_heads, KV = (size_t)c->n_kv_heads, hd = m->hd;
+    int l;
+    /* J = scale * sum_n dloss_n loss_n:  dlogits (in place) */
+    ds__crossentropy_backward(ex, m->logits, m->targets, dloss, scale, N, V);
+    /* logits = lnf Wlm^T */
+    ds__linear_backward(ex, m->dln, 0, m->grads + DS__T_HEAD(m)->offset, m->logits, m->lnf, m->params + DS__T_HEAD(m)->offset, N, D, V);
+    /* lnf = rmsnorm(x_L): the stream's gradient starts here (written, not added) */
+    ds__rmsnorm_backward(ex, m->dres, 0, m->grads + DS__T_NORM(m)->offset, m->dln, m->res + (size_t)c->n_layers * m->N * D,
+                         m->params + DS__T_NORM(m)->offset, m->rstdf, N, D);
+    for (l = c->n_layers - 1; l >= 0; l--) {
+        ds__block a = ds__block_train(m, (size_t)l);
+        /* x' = mid + h Wdown^T: dres reaches mid unchanged; dh = dres Wdown */
+        ds__linear_backward(ex, m->dh, 0, ds__G(m, l, DS__T_DOWN), m->dres, a.h, ds__P(m, l, DS__T_DOWN), N, F, D);
+        /* h = silu(gate) * up */
+        ds__swiglu_backward(ex, m->dgu, m->dh, a.gu, N, F);
+        /* gate|up = ln2 Wgu^T */
+        ds__linear_backward(ex, m->dln, 0, ds__G(m, l, DS__T_GATE), m->dgu, a.ln2, ds__P(m, l, DS__T_GATE), N, D, 2 * F);
+        /* ln2 = rmsnorm(mid): dmid = dres + rmsnorm'(dln) */
+        ds__rmsnorm_backward(ex, m->dres, 1, ds__G(m, l, DS__T_FFN_NORM), m->dln, a.mid, ds__P(m, l, DS__T_FFN_NORM), a.rstd2, N, D);
+        /* mid = x + y Wo^T: dres reaches x unchanged; dy = dres Wo */
+        ds__linear_backward(ex, m->dy, 0, ds__G(m, l, DS__T_O), m->dres, a.y, ds__P(m, l, DS__T_O), N, H * hd, D);
+        /* y = attention(q, k, v) */
+        ds__attention_backward(ex, m->dqkv, m->dy, a.qkv, a.att, B, T, H, KV, hd);
+        /* q, k = rope(q, k) */
+        ds__rope_backward(ex, m->dqkv, m->rope_cos, m->rope_sin, N, T, 0, H, KV, hd);
+        /* q|k|v = ln1 Wqkv^T */
+        ds__linear_backward(ex, m->dln, 0, ds__G(m, l, DS__T_Q), m->dqkv, a.ln1, ds__P(m, l, DS__T_Q), N, D, m->Q);
+        /* ln1 = rmsnorm(x): dx = dmid + rmsnorm'(dln) */
+        ds__rmsnorm_backward(ex, m->dres, 1, ds__G(m, l, DS__T_ATTN_NORM), m->dln, a.x, ds__P(m, l, DS__T_ATTN_NORM), a.rstd1, N, D);
+    }
+    /* x_0 = embed(inputs) */
+    ds__embedding_backward(ex, m->grads + DS__T_EMBED(m)->offset, m->dres, m->inputs, N, D);
 }
 
-DSDEF const ds_float *ds_model_token_losses(const ds_model *m) { return m->has_targets ? m->losses : NULL; }
+DSDEF int ds_model_backward(ds_model *m, float grad_scale, ds_pool *pool, ds_error *err) {
+    if (!m || !m->has_targets) return ds__fail(err, DS_ERR_INVALID, "backward: the last forward had no targets");
+    if (m->logits_consumed) return ds__fail(err, DS_ERR_INVALID, "backward: already done for the last forward (its logits hold their gradient)");
+    if (m->wsum <= 0) return DS_OK; /* every weight was 0: no gradient */
+    m->ex.pool = pool;
+    ds__backward(m, m->weights, (double)grad_scale / m->wsum);
+    m->logits_consumed = 1;
+    return DS_OK;
+}
+
+DSDEF const ds_float *ds_model_token_losses(const ds_model *m) { return m && m->has_targets ? m->losses : NULL; }
 
 DSDEF int ds_model_backward_tokens(ds_model *m, const ds_float *dloss, ds_pool *pool, ds_error *err) {
     size_t n, N;
-    if (!m->has_targets) return ds__fail(err, DS_ERR_INVALID, "backward: the last forward had no targets");
+    if (!m || !dloss || !m->has_targets) return ds__fail(err, DS_ERR_INVALID, "backward: the last forward had no targets");
+    if (m->logits_consumed) return ds__fail(err, DS_ERR_INVALID, "backward: already done for the last forward (its logits hold their gradient)");
     N = (size_t)m->cur_B * (size_t)m->cur_T;
     for (n = 0; n < N; n++)
         if (!(dloss[n] == dloss[n]) || isinf(dloss[n])) return ds__fail(err, DS_ERR_NUMERIC, "backward: dloss[%zu] is not finite", n);
-    return ds__backward(m, dloss, 1.0, pool, err);
-}
-
-/* the backward proper: dlogits[n] = scale * w[n] * (softmax - onehot), then every layer */
-static int ds__backward(ds_model *m, const ds_float *w, double scale, ds_pool *pool, ds_error *err) {
-    const ds_config *c = &m->c;
-    size_t B, T, N, D = (size_t)c->d_model, F = (size_t)c->d_ff, V = (size_t)c->vocab, H = (size_t)c->n_heads, KV = (size_t)c->n_kv_heads;
-    size_t hd = m->hd, Q = m->Q, NC = m->N;
-    int l;
-    ds__rms r;
-    ds__rope rp;
-    ds__att a;
-    ds__glu g;
-    ds__emb e;
-    B = (size_t)m->cur_B, T = (size_t)m->cur_T, N = B * T;
-    (void)err;
-    { /* J = sum_n w_n xent_n * scale  ->  dlogits */
-        ds__xent x;
-        x.logits = m->logits, x.losses = m->losses, x.targets = m->targets, x.weights = w, x.V = V;
-        x.c = scale;
-        ds_pool_for(pool, N, ds__xent_bwd_task, &x);
-    }
-    /* logits = lnf Wlm^T */
-    ds__matmul_backward(pool, m->dln, 0, m->grads + m->tensors[m->n_tensors - 1].offset, m->logits, m->lnf,
-                        m->params + m->tensors[m->n_tensors - 1].offset, N, D, V);
-    /* lnf = rmsnorm(x_L) */
-    memset(m->dres, 0, N * D * sizeof(ds_float));
-    r.N = N, r.D = D, r.eps = c->norm_eps;
-    r.x = m->res + (size_t)c->n_layers * NC * D, r.rstd = m->rstdf, r.w = m->params + m->tensors[m->n_tensors - 2].offset;
-    r.dout = m->dln, r.dx = m->dres, r.dw = m->grads + m->tensors[m->n_tensors - 2].offset;
-    ds_pool_for(pool, N, ds__rmsnorm_bwd_dx_task, &r);
-    ds_pool_for(pool, D, ds__rmsnorm_bwd_dw_task, &r);
-    for (l = c->n_layers - 1; l >= 0; l--) {
-        size_t lz = (size_t)l;
-        ds_float *x = m->res + lz * NC * D, *ln1 = m->ln1 + lz * NC * D, *qkv = m->qkv + lz * NC * Q, *y = m->y + lz * NC * H * hd;
-        ds_float *mid = m->resmid + lz * NC * D, *ln2 = m->ln2 + lz * NC * D, *gu = m->gu + lz * NC * 2 * F, *h = m->h + lz * NC * F;
-        /* x' = mid + h Wdown^T: dres flows on to mid unchanged; dh = dres Wdown */
-        ds__matmul_backward(pool, m->dh, 0, ds__G(m, l, DS__T_DOWN), m->dres, h, ds__P(m, l, DS__T_DOWN), N, F, D);
-        /* h = silu(gate) * up */
-        g.dgu = m->dgu, g.gu = gu, g.dh = m->dh, g.F = F;
-        ds_pool_for(pool, N, ds__swiglu_bwd_task, &g);
-        /* gate|up = ln2 Wgu^T (gate and up weights are adjacent: one [2F, D] matrix) */
-        ds__matmul_backward(pool, m->dln, 0, ds__G(m, l, DS__T_GATE), m->dgu, ln2, ds__P(m, l, DS__T_GATE), N, D, 2 * F);
-        /* ln2 = rmsnorm(mid): dmid = dres + rmsnorm'(dln) */
-        r.x = mid, r.rstd = m->rstd2 + lz * NC, r.w = ds__P(m, l, DS__T_FFN_NORM), r.dout = m->dln, r.dx = m->dres;
-        r.dw = ds__G(m, l, DS__T_FFN_NORM);
-        ds_pool_for(pool, N, ds__rmsnorm_bwd_dx_task, &r);
-        ds_pool_for(pool, D, ds__rmsnorm_bwd_dw_task, &r);
-        /* mid = x + y Wo^T */
-        ds__matmul_backward(pool, m->dy, 0, ds__G(m, l, DS__T_O), m->dres, y, ds__P(m, l, DS__T_O), N, H * hd, D);
-        /* y = attention(q, k, v) */
-        memset(m->dqkv, 0, N * Q * sizeof(ds_float));
-        a.dqkv = m->dqkv, a.scratch = m->dscratch, a.qkv = qkv, a.dy = m->dy, a.att = m->att + lz * (size_t)m->B * H * (size_t)m->T * (size_t)m->T;
-        a.B = B, a.T = T, a.H = H, a.KV = KV, a.hd = hd, a.Q = Q, a.tscratch = m->tscratch;
-        ds_pool_for(pool, B * KV, ds__attention_bwd_task, &a);
-        /* q, k = rope(q, k) */
-        rp.qkv = m->dqkv, rp.cos = m->rope_cos, rp.sin = m->rope_sin, rp.T = T, rp.nh = H + KV, rp.hd = hd, rp.stride = Q, rp.inverse = 1;
-        ds_pool_for(pool, N, ds__rope_task, &rp);
-        /* q|k|v = ln1 Wqkv^T */
-        ds__matmul_backward(pool, m->dln, 0, ds__G(m, l, DS__T_Q), m->dqkv, ln1, ds__P(m, l, DS__T_Q), N, D, Q);
-        /* ln1 = rmsnorm(x): dx = dmid + rmsnorm'(dln) */
-        r.x = x, r.rstd = m->rstd1 + lz * NC, r.w = ds__P(m, l, DS__T_ATTN_NORM), r.dout = m->dln, r.dx = m->dres;
-        r.dw = ds__G(m, l, DS__T_ATTN_NORM);
-        ds_pool_for(pool, N, ds__rmsnorm_bwd_dx_task, &r);
-        ds_pool_for(pool, D, ds__rmsnorm_bwd_dw_task, &r);
-    }
-    /* x_0 = embed(inputs) */
-    e.out = m->dres, e.dw = m->grads + m->tensors[0].offset, e.inp = m->inputs, e.N = N, e.D = D;
-    ds_pool_for(pool, D, ds__embed_bwd_task, &e);
+    m->ex.pool = pool;
+    ds__from_host(&m->ex, m->dloss, dloss, N * sizeof(ds_float));
+    ds__backward(m, m->dloss, 1.0);
+    m->logits_consumed = 1;
     return DS_OK;
 }
 
@@ -3948,68 +4378,26 @@ DSDEF ds_adamw ds_adamw_default(void) {
     return o;
 }
 
-#define DS__NORM_CHUNK 16384
-typedef struct ds__opt {
-    ds_model *m;
-    double *partial;
-    double lr, b1, b2, eps, bc1, bc2, clip, wd;
-} ds__opt;
-static void ds__sqnorm_task(void *ctx, size_t c0, size_t c1) { /* partial sums over fixed chunks */
-    ds__opt *o = (ds__opt *)ctx;
-    size_t c, i;
-    for (c = c0; c < c1; c++) {
-        size_t e = (c + 1) * DS__NORM_CHUNK < o->m->n_params ? (c + 1) * DS__NORM_CHUNK : o->m->n_params;
-        double s = 0;
-        for (i = c * DS__NORM_CHUNK; i < e; i++) s += (double)o->m->grads[i] * (double)o->m->grads[i];
-        o->partial[c] = s;
-    }
-}
-static void ds__adamw_task(void *ctx, size_t t0, size_t t1) { /* one task per tensor */
-    ds__opt *o = (ds__opt *)ctx;
-    ds_model *m = o->m;
-    size_t t, i;
-    for (t = t0; t < t1; t++) {
-        const ds_tensor *tn = &m->tensors[t];
-        ds_float *p = m->params + tn->offset, *g = m->grads + tn->offset, *mm = m->m + tn->offset, *vv = m->v + tn->offset;
-        /* PyTorch's AdamW, operation for operation: decoupled decay, then the Adam step */
-        ds_float decay = (ds_float)(1.0 - o->lr * (tn->decay ? o->wd : 0.0)), b1 = (ds_float)o->b1, b2 = (ds_float)o->b2;
-        ds_float step = (ds_float)(o->lr / o->bc1), bc2s = (ds_float)sqrt(o->bc2), eps = (ds_float)o->eps, clip = (ds_float)o->clip;
-        for (i = 0; i < tn->numel; i++) {
-            ds_float gi = g[i] * clip;
-            p[i] *= decay;
-            mm[i] = mm[i] * b1 + gi * (1 - b1);
-            vv[i] = vv[i] * b2 + gi * gi * (1 - b2);
-            p[i] -= step * mm[i] / (DS_SQRT(vv[i]) / bc2s + eps);
-        }
-    }
-}
-
 DSDEF int ds_model_step(ds_model *m, const ds_adamw *opt, double lr, double *grad_norm, ds_pool *pool, ds_error *err) {
-    ds__opt o;
-    size_t n_chunks = (m->n_params + DS__NORM_CHUNK - 1) / DS__NORM_CHUNK, c;
-    double sq = 0, norm;
+    ds__adamw_hp hp;
+    double norm;
     ds_adamw def = ds_adamw_default();
+    if (!m) return ds__fail(err, DS_ERR_INVALID, "ds_model_step: NULL model");
     if (!opt) opt = &def;
-    o.m = m;
-    o.partial = (double *)ds__calloc(n_chunks + 1, sizeof(double));
-    if (!o.partial) return DS__OOM(err);
-    ds_pool_for(pool, n_chunks, ds__sqnorm_task, &o);
-    for (c = 0; c < n_chunks; c++) sq += o.partial[c];
-    DS_FREE(o.partial);
-    norm = sqrt(sq);
+    m->ex.pool = pool;
+    norm = sqrt(ds__sqnorm(&m->ex, m->grads, m->n_params));
     if (grad_norm) *grad_norm = norm;
     if (!(norm == norm) || isinf(norm))
         return ds__fail(err, DS_ERR_NUMERIC, "step %ld: the gradient norm is not finite; the step was not applied", m->steps + 1);
     m->steps++;
-    o.lr = lr, o.b1 = opt->beta1, o.b2 = opt->beta2, o.eps = opt->eps, o.wd = opt->weight_decay;
-    o.bc1 = 1.0 - pow(opt->beta1, (double)m->steps);
-    o.bc2 = 1.0 - pow(opt->beta2, (double)m->steps);
-    o.clip = 1.0; /* torch.nn.utils.clip_grad_norm_: scale by max_norm / (norm + 1e-6), at most 1 */
-    if (opt->grad_clip > 0 && opt->grad_clip / (norm + 1e-6) < 1.0) o.clip = opt->grad_clip / (norm + 1e-6);
-    ds_pool_for(pool, (size_t)m->n_tensors, ds__adamw_task, &o);
+    hp.lr = lr, hp.b1 = opt->beta1, hp.b2 = opt->beta2, hp.eps = opt->eps, hp.wd = opt->weight_decay;
+    hp.bc1 = 1.0 - pow(opt->beta1, (double)m->steps);
+    hp.bc2 = 1.0 - pow(opt->beta2, (double)m->steps);
+    hp.clip = 1.0; /* torch.nn.utils.clip_grad_norm_: scale by max_norm / (norm + 1e-6), at most 1 */
+    if (opt->grad_clip > 0 && opt->grad_clip / (norm + 1e-6) < 1.0) hp.clip = opt->grad_clip / (norm + 1e-6);
+    ds__adamw_update(&m->ex, m->params, m->grads, m->m, m->v, m->tensors, m->n_tensors, m->n_params, &hp);
     return DS_OK;
 }
-
 DSDEF ds_schedule ds_schedule_multistep(double peak_lr, long warmup_steps, long total_steps) {
     ds_schedule s;
     memset(&s, 0, sizeof s);
@@ -4069,7 +4457,7 @@ DSDEF int ds_config_to_json(const ds_config *c, int dtype, int32_t bos, int32_t 
                    "  \"tie_word_embeddings\": false,\n");
     if (bos >= 0) ds_buf_printf(o, "  \"bos_token_id\": %d,\n", (int)bos);
     if (eos >= 0) ds_buf_printf(o, "  \"eos_token_id\": %d,\n", (int)eos);
-    ds_buf_printf(o, "  \"torch_dtype\": \"%s\"\n}\n", dtype == DS_DTYPE_BF16 ? "bfloat16" : "float32");
+    ds_buf_printf(o, "  \"torch_dtype\": \"%s\"\n}\n", dtype == DS_DTYPE_BF16 ? "bfloat16" : sizeof(ds_float) == 8 ? "float64" : "float32");
     return o->oom ? DS__OOM(err) : DS_OK;
 }
 
@@ -4140,7 +4528,8 @@ DSDEF int ds_config_from_json(const char *json, size_t len, ds_config *c, ds_err
 
 static int ds__little_endian(void) { const uint16_t x = 1; unsigned char b; memcpy(&b, &x, 1); return b == 1; }
 
-typedef struct ds__st_w { const char *name; int rows, cols; const ds_float *data; size_t n; int dtype; } ds__st_w;
+/* a tensor to write; data is in ex's memory (the model's backend) */
+typedef struct ds__st_w { const char *name; int rows, cols; const ds_float *data; size_t n; int dtype; ds__exec *ex; } ds__st_w;
 
 static uint16_t ds__f32_to_bf16(float f) { /* round to nearest even; NaN stays NaN */
     uint32_t u;
@@ -4174,14 +4563,28 @@ static void ds__st_write(ds_buf *o, const ds__st_w *t, int n, const char *meta) 
     ds_buf_append(o, h.data, h.len);
     ds_buf_free(&h);
     for (k = 0; k < n && !o->oom; k++) {
-        if (t[k].dtype != DS_DTYPE_BF16) { ds_buf_append(o, t[k].data, t[k].n * sizeof(ds_float)); continue; }
-        if (!ds__buf_reserve(o, t[k].n * 2)) break;
+        const ds_float *src = t[k].data;
+        ds_float *stage = NULL;
+        if (t[k].dtype != DS_DTYPE_BF16) { /* full precision: the bytes as they are, copied from the backend */
+            if (!ds__buf_reserve(o, t[k].n * sizeof(ds_float))) break;
+            ds__to_host(t[k].ex, o->data + o->len, src, t[k].n * sizeof(ds_float));
+            o->len += t[k].n * sizeof(ds_float);
+            o->data[o->len] = 0;
+            continue;
+        }
+        if (!t[k].ex->host_visible) {
+            if (!(stage = (ds_float *)ds__calloc(t[k].n, sizeof(ds_float)))) { o->oom = 1; break; }
+            ds__to_host(t[k].ex, stage, src, t[k].n * sizeof(ds_float));
+            src = stage;
+        }
+        if (!ds__buf_reserve(o, t[k].n * 2)) { DS_FREE(stage); break; }
         for (i = 0; i < t[k].n; i++) {
-            uint16_t v = ds__f32_to_bf16((float)t[k].data[i]);
+            uint16_t v = ds__f32_to_bf16((float)src[i]);
             memcpy(o->data + o->len + 2 * i, &v, 2);
         }
         o->len += t[k].n * 2;
         o->data[o->len] = 0;
+        DS_FREE(stage);
     }
 }
 
@@ -4317,6 +4720,17 @@ static int ds__st_read(const ds__st_r *r, const char *name, int rows, int cols, 
     return DS_OK;
 }
 
+/* ds__st_read into the model's backend memory, through a host copy when it is not host-visible */
+static int ds__st_read_to(ds_model *m, const ds__st_r *r, const char *name, int rows, int cols, ds_float *dst, ds_error *err) {
+    size_t n = (size_t)rows * (size_t)(cols ? cols : 1);
+    ds_float *h = m->ex.host_visible ? dst : (ds_float *)ds__calloc(n, sizeof(ds_float));
+    int rc;
+    if (!h) return DS__OOM(err);
+    if (!(rc = ds__st_read(r, name, rows, cols, h, err))) ds__from_host(&m->ex, dst, h, n * sizeof(ds_float));
+    if (h != dst) DS_FREE(h);
+    return rc;
+}
+
 static const char *ds__st_meta(const ds__st_r *r, const char *key) {
     const ds_json *j = ds_json_get(ds_json_get(r->doc->root, "__metadata__"), key);
     return j && j->type == DS_JSON_STRING ? j->str : NULL;
@@ -4372,6 +4786,7 @@ DSDEF int ds_checkpoint_save(const ds_model *m, const ds_tokenizer *tok, const d
     for (k = 0; k < m->n_tensors; k++) {
         const ds_tensor *t = &m->tensors[k];
         w[k].name = t->name, w[k].rows = t->rows, w[k].cols = t->cols, w[k].data = m->params + t->offset, w[k].n = t->numel, w[k].dtype = dtype;
+        w[k].ex = (ds__exec *)&m->ex;
     }
     ds__st_write(&o, w, m->n_tensors, "{\"format\":\"pt\",\"writer\":\"deepseek.h\"}");
     ds__path(&p, tmp.data, "", "model.safetensors");
@@ -4391,6 +4806,7 @@ DSDEF int ds_checkpoint_save(const ds_model *m, const ds_tokenizer *tok, const d
         char meta[512];
         ds__st_w s[2];
         s[0].name = "optimizer.exp_avg", s[0].rows = 0, s[0].cols = 0, s[0].data = m->m, s[0].n = m->n_params, s[0].dtype = DS_DTYPE_F32;
+        s[0].ex = (ds__exec *)&m->ex;
         s[1] = s[0], s[1].name = "optimizer.exp_avg_sq", s[1].data = m->v;
         snprintf(meta, sizeof meta, "{\"step\":\"%ld\",\"adam_step\":\"%ld\",\"tokens_seen\":\"%llu\",\"data_pos\":\"%llu\",\"rng\":\"%llu\","
                  "\"n_params\":\"%zu\"}", st->step, m->steps, (unsigned long long)st->tokens_seen, (unsigned long long)st->data_pos,
@@ -4450,17 +4866,18 @@ DSDEF ds_model *ds_checkpoint_load(const char *dir, int B, int T, ds_train_state
         goto fail;
     }
     if (ds__config_from_doc(cfg_doc->root, &c, &tie, err)) goto fail;
-    if (T > c.max_seq) c.max_seq = T; /* RoPE extends to any length; the table must cover T */
     ds__path(&p, d.data, "", "model.safetensors");
     if (ds__st_open(&r, p.data, err)) goto fail;
-    if (!(m = ds_model_new(&c, B, T, err))) goto fail;
+    /* RoPE extends to any length: the tables cover T, while the config (and the next save's
+       max_position_embeddings) keeps the checkpoint's max_seq */
+    if (!(m = ds__model_new(&c, B, T, T > c.max_seq ? T : c.max_seq, 1, err))) goto fail;
     for (k = 0; k < m->n_tensors; k++) {
         const ds_tensor *t = &m->tensors[k];
         if (tie && k == m->n_tensors - 1 && !ds_json_get(r.doc->root, t->name)) { /* tied: the head is the embedding */
-            memcpy(m->params + t->offset, m->params + m->tensors[0].offset, t->numel * sizeof(ds_float));
+            ds__copy(&m->ex, m->params + t->offset, m->params + m->tensors[0].offset, t->numel);
             continue;
         }
-        if (ds__st_read(&r, t->name, t->rows, t->cols, m->params + t->offset, err)) goto fail;
+        if (ds__st_read_to(m, &r, t->name, t->rows, t->cols, m->params + t->offset, err)) goto fail;
     }
     ds__st_close(&r);
     if (st) {
@@ -4471,7 +4888,8 @@ DSDEF ds_model *ds_checkpoint_load(const char *dir, int B, int T, ds_train_state
             ds__fail(err, DS_ERR_FORMAT, "%s: it was written for another model (n_params %s, this one %zu)", p.data, v ? v : "missing", m->n_params);
             goto fail;
         }
-        if (ds__st_read(&r, "optimizer.exp_avg", (int)m->n_params, 0, m->m, err) || ds__st_read(&r, "optimizer.exp_avg_sq", (int)m->n_params, 0, m->v, err))
+        if (ds__st_read_to(m, &r, "optimizer.exp_avg", (int)m->n_params, 0, m->m, err) ||
+            ds__st_read_to(m, &r, "optimizer.exp_avg_sq", (int)m->n_params, 0, m->v, err))
             goto fail;
         if (!ds__st_meta(&r, "step") || !ds__st_meta(&r, "adam_step") || !ds__st_meta(&r, "tokens_seen") || !ds__st_meta(&r, "data_pos") ||
             !ds__st_meta(&r, "rng")) {
@@ -4607,12 +5025,14 @@ DSDEF int ds_model_eval_bpb(ds_model *m, const ds_tokenizer *tok, const ds_token
     double nats = 0, bytes = 0;
     int32_t *in, *tg;
     float *w;
+    ds_float *lt;
     int rc = DS_OK;
     if (!m || !tok || !t || B < 1 || T < 1 || B > m->B || T > m->T) return ds__fail(err, DS_ERR_INVALID, "eval: bad argument (B %d, T %d)", B, T);
     if (t->n < 2) return ds__fail(err, DS_ERR_INVALID, "eval: fewer than 2 tokens");
     if (t->vocab > m->c.vocab) return ds__fail(err, DS_ERR_INVALID, "eval: token vocabulary %d exceeds the model's %d", (int)t->vocab, m->c.vocab);
-    in = (int32_t *)DS_MALLOC(NT * (2 * sizeof(int32_t) + sizeof(float)));
-    if (!in) return DS__OOM(err);
+    lt = (ds_float *)DS_MALLOC(NT * (sizeof(ds_float) + 2 * sizeof(int32_t) + sizeof(float))); /* host buffers, once per call */
+    if (!lt) return DS__OOM(err);
+    in = (int32_t *)(void *)(lt + NT);
     tg = in + NT;
     w = (float *)(void *)(tg + NT);
     while (pos + 1 < t->n && !rc) {
@@ -4628,17 +5048,17 @@ DSDEF int ds_model_eval_bpb(ds_model *m, const ds_tokenizer *tok, const ds_token
             }
             pos += take;
         }
-        if ((rc = ds_model_forward(m, in, tg, w, rows, T, pool, NULL, err))) break;
+        if ((rc = ds_model_forward(m, in, tg, w, rows, T, pool, NULL, err)) || (rc = ds_model_copy_token_losses(m, lt, err))) break;
         for (k = 0; k < (size_t)rows * (size_t)T; k++) {
             size_t nb = 0;
             if (w[k] == 0) continue;
-            nats += (double)m->losses[k];
+            nats += (double)lt[k];
             ds_tokenizer_token_bytes(tok, tg[k], &nb);
             bytes += (double)nb;
             n_pred++;
         }
     }
-    DS_FREE(in);
+    DS_FREE(lt);
     if (rc) return rc;
     if (loss) *loss = nats / (double)n_pred;
     if (bpb) *bpb = bytes > 0 ? nats / log(2.0) / bytes : 0;
@@ -4648,88 +5068,39 @@ DSDEF int ds_model_eval_bpb(ds_model *m, const ds_tokenizer *tok, const ds_token
 
 /* ============================================================================================
    Generation
-   The same block as ds_model_forward, for one position, with the keys and values of the earlier
-   positions read from the cache instead of recomputed (llama2.c's forward(token, pos)).
+   The block of ds_model_forward for one position (N = 1), with the keys and values of the
+   earlier positions read from the cache instead of recomputed (llama2.c's forward(token, pos)).
    ============================================================================================ */
 
-typedef struct ds__mv { ds_float *out; const ds_float *W, *x; size_t C; int accumulate; } ds__mv;
-static void ds__matvec_task(void *ctx, size_t o0, size_t o1) { /* out[o] (+)= W[o,:] . x */
-    const ds__mv *v = (const ds__mv *)ctx;
-    size_t o, k;
-    for (o = o0; o < o1; o++) {
-        const ds_float *w = v->W + o * v->C;
-        ds_float s = 0;
-        for (k = 0; k < v->C; k++) s += w[k] * v->x[k];
-        v->out[o] = v->accumulate ? v->out[o] + s : s;
-    }
-}
-static void ds__matvec(ds_pool *pool, ds_float *out, const ds_float *W, const ds_float *x, size_t OC, size_t C, int accumulate) {
-    ds__mv v;
-    v.out = out, v.W = W, v.x = x, v.C = C, v.accumulate = accumulate;
-    ds_pool_for(pool, OC, ds__matvec_task, &v);
-}
-
 DSDEF int ds_model_forward_token(ds_model *m, int32_t token, int pos, ds_pool *pool, const ds_float **logits, ds_error *err) {
-    const ds_config *c = &m->c;
-    size_t D = (size_t)c->d_model, F = (size_t)c->d_ff, H = (size_t)c->n_heads, KV = (size_t)c->n_kv_heads, hd = m->hd, Q = m->Q;
-    size_t S = (size_t)c->max_seq, l, h, t, j, half = hd / 2;
-    ds_float *x, *ln, *qkv, *y, *gu, *hh, *att, rstd;
-    ds_float scale = (ds_float)(1.0 / sqrt((double)hd));
-    ds__rms r;
-    ds__rope rp;
-    ds__glu g;
-    if (!m || token < 0 || token >= c->vocab) return ds__fail(err, DS_ERR_INVALID, "generate: token %d outside [0, %d)", (int)token, m ? c->vocab : 0);
+    const ds_config *c;
+    size_t D, F, H, KV, hd, Q, S, V;
+    int l;
+    if (!m) return ds__fail(err, DS_ERR_INVALID, "generate: NULL model");
+    c = &m->c, D = (size_t)c->d_model, F = (size_t)c->d_ff, H = (size_t)c->n_heads, KV = (size_t)c->n_kv_heads, hd = m->hd, Q = m->Q;
+    S = (size_t)c->max_seq, V = (size_t)c->vocab;
+    if (token < 0 || token >= c->vocab) return ds__fail(err, DS_ERR_INVALID, "generate: token %d outside [0, %d)", (int)token, c->vocab);
     if (pos < 0 || (size_t)pos >= S) return ds__fail(err, DS_ERR_INVALID, "generate: position %d outside [0, %d)", pos, c->max_seq);
-    if (!m->kcache) {
-        m->kcache = (ds_float *)ds__calloc(2 * (size_t)c->n_layers * S * KV * hd + D * 4 + Q + 3 * F + H * hd + S, sizeof(ds_float));
-        if (!m->kcache) return DS__OOM(err);
+    if (!m->kv) { /* on first use: the two caches, then one position's activations */
+        size_t cache = 2 * (size_t)c->n_layers * S * KV * hd;
+        if (!(m->kv = (ds_float *)ds__exec_alloc(&m->ex, cache + 2 * D + 1 + Q + H * hd + 3 * F, sizeof(ds_float)))) return DS__OOM(err);
+        m->dec_x = m->kv + cache, m->dec_ln = m->dec_x + D, m->dec_rstd = m->dec_ln + D, m->dec_qkv = m->dec_rstd + 1;
+        m->dec_y = m->dec_qkv + Q, m->dec_gu = m->dec_y + H * hd, m->dec_h = m->dec_gu + 2 * F;
     }
-    /* scratch after the two caches */
-    x = m->kcache + 2 * (size_t)c->n_layers * S * KV * hd, ln = x + D, qkv = ln + D, y = qkv + Q, gu = y + H * hd, hh = gu + 2 * F, att = hh + F;
-    memcpy(x, m->params + m->tensors[0].offset + (size_t)token * D, D * sizeof(ds_float));
-    r.N = 1, r.D = D, r.eps = c->norm_eps, r.rstd = &rstd, r.out = ln;
-    for (l = 0; l < (size_t)c->n_layers; l++) {
-        ds_float *kc = m->kcache + l * 2 * S * KV * hd, *vc = kc + S * KV * hd;
-        int li = (int)l;
-        r.x = x, r.w = ds__P(m, li, DS__T_ATTN_NORM);
-        ds__rmsnorm_fwd_task(&r, 0, 1);
-        ds__matvec(pool, qkv, ds__P(m, li, DS__T_Q), ln, Q, D, 0);
-        rp.qkv = qkv, rp.cos = m->rope_cos + (size_t)pos * half, rp.sin = m->rope_sin + (size_t)pos * half, rp.T = 1;
-        rp.nh = H + KV, rp.hd = hd, rp.stride = Q, rp.inverse = 0;
-        ds__rope_task(&rp, 0, 1);
-        memcpy(kc + (size_t)pos * KV * hd, qkv + H * hd, KV * hd * sizeof(ds_float));
-        memcpy(vc + (size_t)pos * KV * hd, qkv + (H + KV) * hd, KV * hd * sizeof(ds_float));
-        for (h = 0; h < H; h++) {
-            size_t kvh = h / (H / KV);
-            const ds_float *q = qkv + h * hd;
-            ds_float mx = -INFINITY, sum = 0, *yh = y + h * hd;
-            for (t = 0; t <= (size_t)pos; t++) {
-                const ds_float *k = kc + t * KV * hd + kvh * hd;
-                ds_float s = 0;
-                for (j = 0; j < hd; j++) s += q[j] * k[j];
-                att[t] = s * scale;
-                mx = att[t] > mx ? att[t] : mx;
-            }
-            for (t = 0; t <= (size_t)pos; t++) { att[t] = DS_EXP(att[t] - mx); sum += att[t]; }
-            for (j = 0; j < hd; j++) yh[j] = 0;
-            for (t = 0; t <= (size_t)pos; t++) {
-                const ds_float *v = vc + t * KV * hd + kvh * hd, p = att[t] / sum;
-                for (j = 0; j < hd; j++) yh[j] += p * v[j];
-            }
-        }
-        ds__matvec(pool, x, ds__P(m, li, DS__T_O), y, D, H * hd, 1);
-        r.x = x, r.w = ds__P(m, li, DS__T_FFN_NORM);
-        ds__rmsnorm_fwd_task(&r, 0, 1);
-        ds__matvec(pool, gu, ds__P(m, li, DS__T_GATE), ln, 2 * F, D, 0);
-        g.h = hh, g.gu = gu, g.F = F;
-        ds__swiglu_fwd_task(&g, 0, 1);
-        ds__matvec(pool, x, ds__P(m, li, DS__T_DOWN), hh, D, F, 1);
+    m->ex.pool = pool;
+    m->has_targets = 0; /* the logits buffer is decoding's now */
+    ds__from_host(&m->ex, m->inputs, &token, sizeof token);
+    ds__embedding_forward(&m->ex, m->dec_x, m->inputs, m->params + DS__T_EMBED(m)->offset, 1, D);
+    for (l = 0; l < c->n_layers; l++) {
+        ds__block a;
+        a.x = a.mid = a.out = m->dec_x, a.ln1 = a.ln2 = m->dec_ln, a.rstd1 = a.rstd2 = m->dec_rstd, a.qkv = m->dec_qkv, a.att = NULL;
+        a.y = m->dec_y, a.gu = m->dec_gu, a.h = m->dec_h;
+        ds__block_forward(m, l, &a, 1, 1, pos);
     }
-    r.x = x, r.w = m->params + m->tensors[m->n_tensors - 2].offset;
-    ds__rmsnorm_fwd_task(&r, 0, 1);
-    ds__matvec(pool, m->logits, m->params + m->tensors[m->n_tensors - 1].offset, ln, (size_t)c->vocab, D, 0);
-    if (logits) *logits = m->logits;
-    m->has_targets = 0;
+    ds__rmsnorm_forward(&m->ex, m->dec_ln, m->dec_rstd, m->dec_x, m->params + DS__T_NORM(m)->offset, 1, D, c->norm_eps);
+    ds__linear_forward(&m->ex, m->logits, m->dec_ln, m->params + DS__T_HEAD(m)->offset, 1, D, V, 0);
+    ds__to_host(&m->ex, m->h_logits, m->logits, V * sizeof(ds_float));
+    if (logits) *logits = m->h_logits;
     return DS_OK;
 }
 
@@ -4740,57 +5111,86 @@ static int ds__cand_cmp(const void *a, const void *b) { /* descending probabilit
     return x->id < y->id ? -1 : x->id > y->id;
 }
 
-DSDEF int32_t ds_sample(const ds_float *logits, int V, double temperature, double top_p, uint64_t *rng) {
+DSDEF ds_sampler ds_sampler_make(double temperature, double top_p, uint64_t seed) {
+    ds_sampler s;
+    memset(&s, 0, sizeof s);
+    s.temperature = temperature, s.top_p = top_p, s.rng = seed;
+    return s;
+}
+
+DSDEF void ds_sampler_free(ds_sampler *s) {
+    if (!s) return;
+    DS_FREE(s->cand_);
+    s->cand_ = NULL, s->cap_ = 0;
+}
+
+DSDEF int ds_sampler_sample(ds_sampler *s, const ds_float *logits, int V, int32_t *id, ds_error *err) {
     int32_t i, best = 0;
     double mx, sum = 0, u, acc = 0;
     ds__cand *c;
     size_t n, keep;
-    for (i = 1; i < V; i++) if (logits[i] > logits[best]) best = i;
-    if (!(temperature > 0) || !rng) return best;
-    c = (ds__cand *)DS_MALLOC((size_t)V * sizeof(ds__cand));
-    if (!c) return best;
+    if (!s || !logits || V < 1 || !id) return ds__fail(err, DS_ERR_INVALID, "ds_sampler_sample: bad argument");
+    for (i = 0; i < V; i++) {
+        if (!(logits[i] == logits[i])) return ds__fail(err, DS_ERR_NUMERIC, "sample: logit %d is NaN", (int)i);
+        if (logits[i] > logits[best]) best = i;
+    }
+    if (isinf(logits[best])) return ds__fail(err, DS_ERR_NUMERIC, "sample: the largest logit is %s", logits[best] > 0 ? "+inf" : "-inf");
+    *id = best;
+    if (!(s->temperature > 0)) return DS_OK;
+    if (s->cap_ < V) { /* once per vocabulary size, never per token */
+        if (!(c = (ds__cand *)DS_REALLOC(s->cand_, (size_t)V * sizeof(ds__cand)))) return DS__OOM(err);
+        s->cand_ = c, s->cap_ = V;
+    }
+    c = (ds__cand *)s->cand_;
     mx = (double)logits[best];
-    for (i = 0; i < V; i++) { c[i].p = exp(((double)logits[i] - mx) / temperature); c[i].id = i; sum += c[i].p; }
+    for (i = 0; i < V; i++) { c[i].p = exp(((double)logits[i] - mx) / s->temperature); c[i].id = i; sum += c[i].p; }
     n = (size_t)V;
     keep = n;
-    if (top_p > 0 && top_p < 1) { /* nucleus: the most likely tokens whose mass reaches top_p */
+    if (s->top_p > 0 && s->top_p < 1) { /* nucleus: the most likely tokens whose mass reaches top_p */
         qsort(c, n, sizeof *c, ds__cand_cmp);
-        for (keep = 0, acc = 0; keep < n && acc < top_p * sum; keep++) acc += c[keep].p;
+        for (keep = 0, acc = 0; keep < n && acc < s->top_p * sum; keep++) acc += c[keep].p;
         sum = acc;
     }
-    u = (double)(ds__splitmix(rng) >> 11) / 9007199254740992.0 * sum;
+    u = ds_rng_uniform(&s->rng) * sum;
     for (i = 0, acc = 0; (size_t)i < keep; i++) {
         acc += c[i].p;
         if (u < acc) break;
     }
-    best = c[(size_t)i < keep ? (size_t)i : keep - 1].id;
-    DS_FREE(c);
-    return best;
+    *id = c[(size_t)i < keep ? (size_t)i : keep - 1].id;
+    return DS_OK;
+}
+
+DSDEF int ds_generate_next(ds_model *m, int pos, const int32_t *feed, int n_feed, int max_new, ds_sampler *s, int32_t eos,
+                           void (*on_token)(void *ctx, int32_t id), void *ctx, int32_t *out, int *n_out, ds_pool *pool, ds_error *err) {
+    const ds_float *logits = NULL;
+    int i, rc, n;
+    if (n_out) *n_out = 0;
+    if (!m || !feed || n_feed < 1 || pos < 0 || max_new < 0 || (!out && max_new) || !n_out || !s)
+        return ds__fail(err, DS_ERR_INVALID, "ds_generate: bad argument");
+    if ((long long)pos + n_feed + max_new > (long long)m->c.max_seq)
+        return ds__fail(err, DS_ERR_INVALID, "generate: %d cached + %d fed + %d new tokens exceed max_seq %d", pos, n_feed, max_new, m->c.max_seq);
+    for (i = 0; i < n_feed; i++)
+        if ((rc = ds_model_forward_token(m, feed[i], pos + i, pool, &logits, err))) return rc;
+    for (n = 0; n < max_new; n++) {
+        int32_t id;
+        if ((rc = ds_sampler_sample(s, logits, m->c.vocab, &id, err))) return rc;
+        out[n] = id;
+        *n_out = n + 1;
+        if (on_token) on_token(ctx, id);
+        if (id == eos || n + 1 == max_new) break;
+        if ((rc = ds_model_forward_token(m, id, pos + n_feed + n, pool, &logits, err))) return rc;
+    }
+    return DS_OK;
 }
 
 DSDEF int ds_generate(ds_model *m, const int32_t *prompt, int n_prompt, int max_new, double temperature, double top_p, uint64_t seed,
                       int32_t eos, void (*on_token)(void *ctx, int32_t id), void *ctx, int32_t *out, int *n_out, ds_pool *pool,
                       ds_error *err) {
-    const ds_float *logits = NULL;
-    uint64_t rng = seed;
-    int i, rc, n = 0;
-    if (!m || !prompt || n_prompt < 1 || max_new < 0 || (!out && max_new) || !n_out) return ds__fail(err, DS_ERR_INVALID, "ds_generate: bad argument");
-    *n_out = 0;
-    if (n_prompt + max_new > m->c.max_seq)
-        return ds__fail(err, DS_ERR_INVALID, "generate: %d prompt + %d new tokens exceed max_seq %d", n_prompt, max_new, m->c.max_seq);
-    for (i = 0; i < n_prompt; i++)
-        if ((rc = ds_model_forward_token(m, prompt[i], i, pool, &logits, err))) return rc;
-    for (n = 0; n < max_new; n++) {
-        int32_t id = ds_sample(logits, m->c.vocab, temperature, top_p, &rng);
-        out[n] = id;
-        *n_out = n + 1;
-        if (on_token) on_token(ctx, id);
-        if (id == eos || n + 1 == max_new) break;
-        if ((rc = ds_model_forward_token(m, id, n_prompt + n, pool, &logits, err))) return rc;
-    }
-    return DS_OK;
+    ds_sampler s = ds_sampler_make(temperature, top_p, seed);
+    int rc = ds_generate_next(m, 0, prompt, n_prompt, max_new, &s, eos, on_token, ctx, out, n_out, pool, err);
+    ds_sampler_free(&s);
+    return rc;
 }
-
 
 /* ============================================================================================
    §3 Scaling laws
@@ -4989,6 +5389,11 @@ static int ds__seq_id(ds_seq *s, int32_t id, int trained, ds_error *err) {
     return DS_OK;
 }
 
+DSDEF int ds_seq_push(ds_seq *s, int32_t id, int trained, ds_error *err) {
+    if (!s) return ds__fail(err, DS_ERR_INVALID, "ds_seq_push: NULL sequence");
+    return ds__seq_id(s, id, trained != 0, err);
+}
+
 /* appends the plain-text encoding of a + b (b may be NULL) + c (may be NULL) */
 static int ds__seq_text(ds_seq *s, ds_tokenizer *tok, const char *a, const char *b, const char *c, int trained, ds_error *err) {
     ds_buf t = {0, 0, 0, 0};
@@ -5110,7 +5515,7 @@ static int ds__row(ds_tokenizer *tok, int kind, const char *line, size_t len, ds
     const ds_json *row, *a, *b, *c;
     ds_message *ma = NULL, *mb = NULL;
     int rc = DS_OK, na, nb;
-    if (!doc) return err->code;
+    if (!doc) return err ? err->code : DS_ERR_FORMAT;
     row = doc->root;
     if (row->type != DS_JSON_OBJECT) rc = ds__fail(err, DS_ERR_FORMAT, "the line is a JSON %s, not an object", ds_json_type_name(row->type));
     else if (kind == DS_DATA_SFT && (a = ds_json_get(row, "messages"))) {
@@ -5195,9 +5600,11 @@ DSDEF int ds_dataset_parse(ds_dataset *d, ds_tokenizer *tok, int kind, const cha
 DSDEF int ds_dataset_load(ds_dataset *d, ds_tokenizer *tok, int kind, const char *path, int max_tokens, int flags, ds_bad_line_fn on_bad,
                           void *ctx, ds_error *err) {
     size_t len;
-    char *text = ds_read_file(path, 0, &len, err);
+    char *text;
     int rc;
-    if (!text) return err->code;
+    ds_error local; /* err may be NULL; the message is built in it all the same */
+    if (!err) err = &local;
+    if (!(text = ds_read_file(path, 0, &len, err))) return err->code;
     rc = ds_dataset_parse(d, tok, kind, text, len, max_tokens, flags, on_bad, ctx, err);
     DS_FREE(text);
     if (rc && rc != DS_ERR_NOMEM) {
@@ -5267,16 +5674,17 @@ static int ds__dpo_forward(ds_model *m, const ds_example *const *pairs, int n, i
     float *w;
     const ds_seq **rows;
     int i, t, rc;
-    const ds_float *losses;
+    ds_float *losses;
     if (!m || !pairs || n < 1 || T < 1 || !cfg || !(cfg->beta > 0)) return ds__fail(err, DS_ERR_INVALID, "DPO: bad argument (n >= 1, beta > 0)");
     in = (int32_t *)DS_MALLOC(N * 2 * sizeof(int32_t));
     w = (float *)DS_MALLOC(N * sizeof(float));
+    losses = (ds_float *)DS_MALLOC(N * sizeof(ds_float));
     rows = (const ds_seq **)DS_MALLOC((size_t)2 * n * sizeof(ds_seq *));
-    if (!in || !w || !rows) { DS_FREE(in); DS_FREE(w); DS_FREE((void *)rows); return DS__OOM(err); }
+    if (!in || !w || !losses || !rows) { DS_FREE(in); DS_FREE(w); DS_FREE(losses); DS_FREE((void *)rows); return DS__OOM(err); }
     for (i = 0; i < n; i++) rows[i] = &pairs[i]->seq, rows[n + i] = &pairs[i]->rejected;
     ds_seq_batch(rows, 2 * n, 2 * n, T, 0, in, in + N, w);
     rc = ds_model_forward(m, in, in + N, w, 2 * n, T, pool, NULL, err);
-    losses = ds_model_token_losses(m);
+    if (!rc) rc = ds_model_copy_token_losses(m, losses, err);
     for (i = 0; !rc && i < 2 * n; i++) {
         double s = 0, cnt = 0;
         for (t = 0; t < T; t++)
@@ -5285,6 +5693,7 @@ static int ds__dpo_forward(ds_model *m, const ds_example *const *pairs, int n, i
         logp[i] = cfg->loss_type == DS_DPO_IPO && cnt > 0 ? s / cnt : s;
     }
     DS_FREE(in);
+    DS_FREE(losses);
     DS_FREE((void *)rows);
     if (rc || !w_out) DS_FREE(w);
     else *w_out = w;
@@ -5322,9 +5731,8 @@ DSDEF int ds_dpo_grad(ds_model *m, const ds_dpo *cfg, const ds_example *const *p
             f = -d[i] * grad_scale / (cfg->loss_type == DS_DPO_IPO ? cnt : 1);
             for (t = 0; t < T; t++) dl[(size_t)i * T + t] = w[(size_t)i * T + t] != 0 ? (ds_float)f : 0;
         }
-        if (rc) {}
-        else if (s.loss == s.loss && !isinf(s.loss)) rc = ds_model_backward_tokens(m, dl, pool, err);
-        else rc = ds__fail(err, DS_ERR_NUMERIC, "DPO: the loss is not finite");
+        if (!rc) rc = s.loss == s.loss && !isinf(s.loss) ? ds_model_backward_tokens(m, dl, pool, err)
+                                                         : ds__fail(err, DS_ERR_NUMERIC, "DPO: the loss is not finite");
     }
     DS_FREE(dl);
     DS_FREE(w);

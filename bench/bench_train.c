@@ -43,7 +43,7 @@ int main(int argc, char **argv) {
            c.vocab, c.d_model, c.n_layers, c.n_heads, c.n_kv_heads, c.d_ff, T, B);
     for (s = 0; s < steps + warmup; s++) {
         const int32_t *x = tok + (size_t)s * (size_t)(B * T + 1);
-        float loss;
+        double loss;
         double gn, t0 = ds_now(), t1, t2, t3;
         ds_model_zero_grad(m);
         if (ds_model_forward(m, x, x + 1, NULL, B, T, pool, &loss, &err)) { fprintf(stderr, "%s\n", err.msg); return 1; }

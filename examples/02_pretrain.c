@@ -79,13 +79,6 @@ static int parse(int argc, char **argv, options *o) {
     return 1;
 }
 
-static void print_token(void *ctx, int32_t id) {
-    size_t n;
-    const char *b = ds_tokenizer_token_bytes((const ds_tokenizer *)ctx, id, &n);
-    if (b && !ds_tokenizer_is_special((const ds_tokenizer *)ctx, id)) fwrite(b, 1, n, stdout);
-    fflush(stdout);
-}
-
 int main(int argc, char **argv) {
     options o = {2000, 100, 16, 128, 128, 4, 4, 2, 4096, 2, 500, 1000, 0, 200, 0, 2e-3, 1337, "data", "build/pretrain"};
     char path[1024];
@@ -96,7 +89,9 @@ int main(int argc, char **argv) {
     ds_error err;
     ds_schedule sched;
     ds_train_state st;
+    ds_adamw opt = ds_adamw_default();
     float *losses, *bpb_curve;
+    int32_t *in, *tg;
     double t0, val_loss = 0, val_bpb = 0;
     long first;
     if (!parse(argc, argv, &o)) return 2;
@@ -138,19 +133,31 @@ int main(int argc, char **argv) {
     if (!losses || !bpb_curve) { fprintf(stderr, "out of memory\n"); return 1; }
     for (first = 0; first <= o.steps; first++) bpb_curve[first] = NAN;
 
-    /* 3. train, in stretches between evaluations, checkpoints and the requested stop */
+    /* 3. the training loop of §2.3: a batch, zero the gradients, forward, backward, AdamW; then,
+       between steps, validation, checkpoints and the requested stop */
+    if (!(in = (int32_t *)malloc(sizeof(int32_t) * 2 * (size_t)o.batch * (size_t)o.seq))) { fprintf(stderr, "out of memory\n"); return 1; }
+    tg = in + (size_t)o.batch * o.seq;
     t0 = ds_now();
     first = st.step;
     while (st.step < o.steps) {
-        long to = (st.step / o.eval_every + 1) * o.eval_every;
-        if ((st.step / o.ckpt_every + 1) * o.ckpt_every < to) to = (st.step / o.ckpt_every + 1) * o.ckpt_every;
-        if (o.stop_after > st.step && o.stop_after < to) to = o.stop_after;
-        if (to > o.steps) to = o.steps;
-        if (ex_train(m, &corpus.train, &sched, &st, to, o.batch, o.seq, pool, losses, "", &err)) {
-            /* a non-finite loss or gradient: stop; the last checkpoint is intact */
+        double loss = 0, gnorm = 0, lr = ds_schedule_lr(&sched, st.step);
+        long to;
+        int rc = ds_tokens_batch(&corpus.train, &st.rng, o.batch, o.seq, in, tg, &err);
+        if (!rc) {
+            ds_model_zero_grad(m);
+            if (!(rc = ds_model_forward(m, in, tg, NULL, o.batch, o.seq, pool, &loss, &err)) && !(rc = ds_model_backward(m, 1.0f, pool, &err)))
+                rc = ds_model_step(m, &opt, lr, &gnorm, pool, &err);
+        }
+        if (rc) { /* a non-finite loss or gradient: stop; the last checkpoint is intact */
             fprintf(stderr, "step %ld: %s; stopping (the last checkpoint, %s, is intact)\n", st.step, err.msg, path);
             return 1;
         }
+        losses[st.step++] = (float)loss;
+        st.tokens_seen += (uint64_t)o.batch * (uint64_t)o.seq;
+        if (st.step % 50 == 0 || st.step == o.steps)
+            ex_progress("", st.step, o.steps, loss, lr, gnorm, (double)o.batch * o.seq, st.step - first, t0);
+        to = st.step;
+        if (to % o.eval_every != 0 && to % o.ckpt_every != 0 && to != o.steps && to != o.stop_after) continue;
         if (to % o.eval_every == 0 || to == o.steps) {
             if (ds_model_eval_bpb(m, corpus.tok, &corpus.val, o.batch, o.seq, pool, &val_loss, &val_bpb, &err)) { fprintf(stderr, "%s\n", err.msg); return 1; }
             printf("  validation: loss %.4f nats/token, %.4f bits per byte\n", val_loss, val_bpb);
@@ -183,7 +190,7 @@ int main(int argc, char **argv) {
             int n_out, max_new = o.sample_tokens < c.max_seq - 16 ? o.sample_tokens : c.max_seq - 16;
             ds_tokenizer_encode(corpus.tok, prompts[k], strlen(prompts[k]), DS_ENCODE_BOS, pids, 64, &np, &err);
             printf("\n--- sample (temperature 0.8, top-p 0.9) ---\n%s", prompts[k]);
-            if (ds_generate(m, pids, (int)np, max_new, 0.8, 0.9, o.seed + k, ds_tokenizer_eos(corpus.tok), print_token, corpus.tok, out, &n_out,
+            if (ds_generate(m, pids, (int)np, max_new, 0.8, 0.9, o.seed + k, ds_tokenizer_eos(corpus.tok), ex_print_token, corpus.tok, out, &n_out,
                             pool, &err))
                 fprintf(stderr, "\n%s\n", err.msg);
             printf("\n");
@@ -193,6 +200,7 @@ int main(int argc, char **argv) {
     ds_model_free(m);
     ds_pool_free(pool);
     ex_corpus_free(&corpus);
+    free(in);
     free(losses);
     free(bpb_curve);
     return 0;

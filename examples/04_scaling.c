@@ -81,7 +81,7 @@ static int train_run(const ex_corpus *c, const options *o, int i, long steps, in
     double t0 = ds_now();
     int rc = DS_OK;
     char label[64];
-    if (!losses) return ds__fail(err, DS_ERR_NOMEM, "out of memory");
+    if (!losses) return ds_error_set(err, DS_ERR_NOMEM, "out of memory");
     memset(&st, 0, sizeof st);
     if (trunk->step > 0 && trunk->step <= stage1) { /* (a trunk at -1 is never used) */
         r->shared_steps = (int)trunk->step;
@@ -111,63 +111,249 @@ static int train_run(const ex_corpus *c, const options *o, int i, long steps, in
     return rc;
 }
 
-/* ---- plots: log-x axes, points and curves ---- */
-typedef struct { FILE *f; double x0, x1, y0, y1, W, H, P; int logy; } plot;
-static double px(const plot *p, double x) { return p->P + (p->W - p->P - 20) * (log(x) - log(p->x0)) / (log(p->x1) - log(p->x0)); }
-static double py(const plot *p, double y) {
-    double t = p->logy ? (log(y) - log(p->y0)) / (log(p->y1) - log(p->y0)) : (y - p->y0) / (p->y1 - p->y0);
-    return p->H - p->P - (p->H - p->P - 30) * t;
-}
-static int plot_open(plot *p, const char *path, const char *title, double x0, double x1, double y0, double y1, int logy, const char *xl,
-                     const char *yl) {
+/* y = a0 + a1 u + a2 u^2 (u = ln x) or y = k x^alpha (law != NULL), over [xa, xb] on a log x axis */
+static void plot_curve(ex_plot *p, double xa, double xb, const double *a, const ds_power_law *law, const char *color, int dashed) {
+    double xs[61], ys[61];
     int k;
-    if (!(p->f = fopen(path, "w"))) return 0;
-    p->x0 = x0, p->x1 = x1, p->y0 = y0, p->y1 = y1, p->W = 760, p->H = 420, p->P = 60, p->logy = logy;
-    fprintf(p->f, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"760\" height=\"420\" font-family=\"sans-serif\" font-size=\"12\">\n"
-                  "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n<text x=\"60\" y=\"18\">%s</text>\n", title);
-    fprintf(p->f, "<line x1=\"60\" y1=\"360\" x2=\"740\" y2=\"360\" stroke=\"black\"/><line x1=\"60\" y1=\"30\" x2=\"60\" y2=\"360\" stroke=\"black\"/>\n");
-    fprintf(p->f, "<text x=\"540\" y=\"400\">x: %s, y: %s</text>\n", xl, yl);
-    for (k = 0; k <= 4; k++) {
-        double x = exp(log(x0) + (log(x1) - log(x0)) * k / 4), y = logy ? exp(log(y0) + (log(y1) - log(y0)) * k / 4) : y0 + (y1 - y0) * k / 4;
-        fprintf(p->f, "<text x=\"%.1f\" y=\"378\" text-anchor=\"%s\">%.3g</text>\n", px(p, x), k == 4 ? "end" : "middle", x);
-        fprintf(p->f, "<text x=\"5\" y=\"%.1f\">%.3g</text>\n", py(p, y) + 4, y);
-    }
-    return 1;
-}
-static void plot_point(plot *p, double x, double y, const char *color, int hollow) {
-    fprintf(p->f, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"4\" fill=\"%s\" stroke=\"%s\"/>\n", px(p, x), py(p, y), hollow ? "none" : color, color);
-}
-static void plot_label(plot *p, double x, double y, const char *color, const char *text) {
-    fprintf(p->f, "<text x=\"%.1f\" y=\"%.1f\" fill=\"%s\">%s</text>\n", x, y, color, text);
-}
-/* y = a0 + a1 u + a2 u^2 (u = ln x; a2 = 0: a line in ln x) or y = k x^alpha (law != NULL) */
-static void plot_curve(plot *p, double xa, double xb, const double *a, const ds_power_law *law, const char *color, int dashed) {
-    int k;
-    fprintf(p->f, "<polyline fill=\"none\" stroke=\"%s\"%s points=\"", color, dashed ? " stroke-dasharray=\"6,4\"" : "");
     for (k = 0; k <= 60; k++) {
-        double x = exp(log(xa) + (log(xb) - log(xa)) * k / 60), u = log(x), y = law ? ds_power_law_eval(law, x) : a[0] + u * (a[1] + u * a[2]);
-        fprintf(p->f, "%.1f,%.1f ", px(p, x), py(p, y));
+        double x = exp(log(xa) + (log(xb) - log(xa)) * k / 60), u = log(x);
+        xs[k] = x, ys[k] = law ? ds_power_law_eval(law, x) : a[0] + u * (a[1] + u * a[2]);
     }
-    fprintf(p->f, "\"/>\n");
+    ex_plot_line(p, xs, ys, 61, color, dashed);
 }
-static void plot_close(plot *p) { fprintf(p->f, "</svg>\n"); fclose(p->f); }
 
-static const char *const COLORS[] = {"#2060c0", "#c02020", "#20a040", "#a060c0", "#c08020", "#208080", "#606060", "#e040a0"};
-
-int main(int argc, char **argv) {
-    options o = {4, 5, 2, 128, 1024, 40, 200, 0, 3e11, 2.5, 2.5, 0, 0, 1337, "data", "build/scaling"};
+/* The study's state: the options, the corpus, the batch and learning rate every run shares, the
+   trunks, and the runs so far. */
+typedef struct {
+    options o;
     ex_corpus corpus;
     ds_pool *pool;
-    ds_error err;
+    int B;
+    double lr;
     trunk_t trunks[N_FAMILY];
     run_t runs[MAX_RUNS], pred;
-    ds_isoflop_run iso[MAX_RUNS];
+    int n_runs;
     ds_isoflop_fit fit;
-    int n_runs = 0, b, i, B, seqs;
-    double t0, C_mid, lr, Cmax, C_pred, M_pred_fit, bpb_pred;
-    long total_steps = 0, shared_total = 0;
-    char path[1024];
+    double C_pred, bpb_pred;
+    long total_steps, shared_total;
+} study;
+
+static int nearest_model(double M, int n, int T) {
+    int i, best = 0;
+    for (i = 0; i < n; i++) if (fabs(log(family_m(i, T) / M)) < fabs(log(family_m(best, T) / M))) best = i;
+    return best;
+}
+
+/* 1. §3.1 at laptop scale: Eq. 1 extrapolates five orders of magnitude down, so check it. A grid
+   of (batch, learning rate) around Eq. 1's values at the two smallest budgets, on the model
+   nearest the paper's M_opt at each; ds_fit_hyperparams fits eta_opt(C) and B_opt(C) through the
+   near-optimal runs (within 0.25% of the best). The study's learning rate becomes the fitted
+   eta_opt at the middle budget C_mid, kept within the grid. */
+static int hp_grid(study *S, double C_mid, ds_error *err) {
+    static const double lr_f[] = {1.0, 0.5, 0.25}, b_f[] = {1.0, 0.5};
+    const options *o = &S->o;
+    ds_hp_run hp[12];
+    ds_power_law eta_law, b_law;
+    int nhp = 0, sb, bi, li, nsel = 0, rc;
+    printf("\n§3.1 hyperparameter grid (batch x learning rate around Eq. 1) at the two smallest budgets:\n");
+    for (sb = 0; sb < 2; sb++) {
+        double C = o->c0 * pow(o->ratio, sb), eq_lr = ds_law_eta_opt(C), eq_b = ds_law_batch_opt(C);
+        int centre = nearest_model(ds_law_m_opt(C), N_FAMILY, o->seq);
+        for (bi = 0; bi < 2; bi++)
+            for (li = 0; li < 3; li++) {
+                trunk_t none = {-1, ""}; /* never saved, never read */
+                run_t r;
+                long steps;
+                int Bk = (int)floor(eq_b * b_f[bi] / o->seq + 0.5);
+                if (Bk < 2) Bk = 2;
+                memset(&r, 0, sizeof r);
+                r.C = C, r.M = family_m(centre, o->seq);
+                steps = (long)floor(C / r.M / ((double)Bk * o->seq) + 0.5);
+                r.D = (double)steps * Bk * o->seq;
+                printf("  C %.3g, batch %d x %d, lr %.4g (Eq. 1 x %.2f, x %.2f):", C, Bk, o->seq, eq_lr * lr_f[li], b_f[bi], lr_f[li]);
+                if ((rc = train_run(&S->corpus, o, centre, steps, Bk, eq_lr * lr_f[li], &none, S->pool, &r, err))) return rc;
+                hp[nhp].C = C, hp[nhp].batch = (double)Bk * o->seq, hp[nhp].lr = eq_lr * lr_f[li], hp[nhp].loss = r.bpb, nhp++;
+            }
+    }
+    if (ds_fit_hyperparams(hp, nhp, 0.0025, &eta_law, &b_law, &nsel, err)) {
+        printf("  the §3.1 fit refused the grid: %s; the study keeps Eq. 1's learning rate\n", err->msg);
+    } else {
+        double lo = 0.25 * S->lr, hi = S->lr;
+        printf("  %d near-optimal runs (within 0.25%% of the best at their budget)\n", nsel);
+        printf("  %-18s %-34s %s\n", "", "this grid (2 budgets: a rough fit)", "the paper (Eq. 1)");
+        printf("  %-18s %.4g C^%+.3f                  0.3118 C^-0.1250\n", "eta_opt", eta_law.k, eta_law.alpha);
+        printf("  %-18s %.4g C^%+.3f                  0.2920 C^+0.3271\n", "B_opt (tokens)", b_law.k, b_law.alpha);
+        S->lr = ds_power_law_eval(&eta_law, C_mid);
+        S->lr = S->lr < lo ? lo : S->lr > hi ? hi : S->lr;
+    }
+    printf("  -> learning rate %.4g (batch %d x %d) for every run\n", S->lr, S->B, o->seq);
+    return DS_OK;
+}
+
+/* 2. One budget of the ladder: a window of models around the paper's M_opt(C) (the largest that
+   still gets min_steps where that is smaller), grown on the side of an edge minimum. */
+static int run_budget(study *S, int b, ds_error *err) {
+    const options *o = &S->o;
+    double C = o->c0 * pow(o->ratio, b), target = ds_law_m_opt(C);
+    int lo, hi, centre, first = S->n_runs, best, k, i, fits = 0, rc;
+    char done[N_FAMILY];
+    memset(done, 0, sizeof done);
+    for (i = 0; i < N_FAMILY; i++)
+        if (C / family_m(i, o->seq) / ((double)S->B * o->seq) >= o->min_steps) fits = i + 1;
+    if (fits < 3)
+        return ds_error_set(err, DS_ERR_INVALID, "budget %.3g is too small: fewer than 3 models of the family get %d steps of %d tokens (raise --c0)", C,
+                            o->min_steps, S->B * o->seq);
+    centre = nearest_model(target, fits, o->seq);
+    lo = centre - o->width / 2, hi = lo + o->width - 1;
+    if (hi > fits - 1) hi = fits - 1, lo = hi - o->width + 1;
+    if (lo < 0) lo = 0, hi = o->width - 1 < fits - 1 ? o->width - 1 : fits - 1;
+    printf("\nbudget %d/%d: C = %.3g FLOPs (the paper's M_opt would be %.3g)\n", b + 1, o->budgets, C, target);
+    for (;;) {
+        for (i = lo; i <= hi; i++) {
+            run_t *r;
+            long steps;
+            if (done[i]) continue;
+            if (S->n_runs == MAX_RUNS) return ds_error_set(err, DS_ERR_RANGE, "more than %d runs", MAX_RUNS);
+            r = &S->runs[S->n_runs];
+            r->C = C, r->M = family_m(i, o->seq);
+            steps = (long)floor(C / r->M / ((double)S->B * o->seq) + 0.5);
+            r->D = (double)steps * S->B * o->seq; /* whole steps: the budget is met to within half a step */
+            if ((rc = train_run(&S->corpus, o, i, steps, S->B, S->lr, &S->trunks[i], S->pool, r, err))) return rc;
+            S->total_steps += steps, S->shared_total += r->shared_steps;
+            done[i] = 1, S->n_runs++;
+        }
+        best = first;
+        for (k = first; k < S->n_runs; k++) if (S->runs[k].bpb < S->runs[best].bpb) best = k;
+        /* an edge minimum: grow the window on that side, if the family allows */
+        if (S->runs[best].model == lo && lo > 0) { lo--; continue; }
+        if (S->runs[best].model == hi && hi < fits - 1) { hi++; continue; }
+        break;
+    }
+    if (S->runs[best].model == lo || S->runs[best].model == hi)
+        printf("  (the best model is at the edge of what this budget allows; the fit will say so)\n");
+    return DS_OK;
+}
+
+static void csv_row(FILE *csv, const study *S, const run_t *r) {
+    int L = FAMILY[r->model][0], d = FAMILY[r->model][1];
+    fprintf(csv, "%.6g,%d,%d,%.6g,%.6g,%.6g,%.6g,%d,%d,%.6g,%.6f,%.2f,%d\n", r->C, L, d, r->M, ds_scale_n1(L, d), ds_scale_n2(L, d, S->o.vocab),
+            r->D, r->steps, S->B * S->o.seq, S->lr, r->bpb, r->seconds, r->shared_steps);
+}
+
+/* 3. ds_fit_isoflop over every run, printed beside the paper's laws */
+static int fits(study *S, const char *csv_path, ds_error *err) {
+    ds_isoflop_run iso[MAX_RUNS];
+    const ds_isoflop_fit *fit = &S->fit;
+    int i, b, rc;
+    for (i = 0; i < S->n_runs; i++) iso[i].C = S->runs[i].C, iso[i].M = S->runs[i].M, iso[i].loss = S->runs[i].bpb;
+    if ((rc = ds_fit_isoflop(iso, S->n_runs, &S->fit, err))) {
+        fprintf(stderr, "the IsoFLOP fit failed: %s\n(the runs are in %s)\n", err->msg, csv_path);
+        return rc;
+    }
+    printf("\n== IsoFLOP fit: a parabola of BPB in ln M per budget ==\n%-10s %-12s %-12s %-10s\n", "C", "M_opt", "D_opt", "BPB_opt");
+    for (b = 0; b < fit->n_budgets; b++) printf("%-10.3g %-12.4g %-12.4g %-10.4f\n", fit->C[b], fit->M_opt[b], fit->D_opt[b], fit->loss_opt[b]);
+    printf("\n%-26s %-24s %-10s\n", "law", "this study", "the paper");
+    printf("%-26s %.4g C^%.3f (+-%.3f)  %-10s\n", "M_opt = k C^a", fit->m_law.k, fit->m_law.alpha, fit->m_law.se_alpha, "0.1715 C^0.5243");
+    printf("%-26s %.4g C^%.3f (+-%.3f)  %-10s\n", "D_opt = k C^b", fit->d_law.k, fit->d_law.alpha, fit->d_law.se_alpha, "5.8316 C^0.4757");
+    printf("%-26s %.4g C^%.4f (R^2 %.3f)\n", "BPB_opt = k C^c", fit->loss_law.k, fit->loss_law.alpha, fit->loss_law.r2);
+    printf("a + b = %.3f (1 when C = M D exactly); Table 4 puts a between 0.45 and 0.73 by data quality (OpenWebText2 0.578)\n",
+           fit->m_law.alpha + fit->d_law.alpha);
+    return DS_OK;
+}
+
+/* 4. The prediction: a budget beyond the ladder, the family member nearest the fitted M_opt;
+   measured BPB against the extrapolated optimal-loss law */
+static int prediction(study *S, const char *csv_path, ds_error *err) {
+    const options *o = &S->o;
+    double M_fit;
+    long steps;
+    int best, rc;
     FILE *csv;
+    S->C_pred = S->fit.C[S->fit.n_budgets - 1] * o->predict;
+    M_fit = ds_power_law_eval(&S->fit.m_law, S->C_pred);
+    best = nearest_model(M_fit, N_FAMILY, o->seq);
+    memset(&S->pred, 0, sizeof S->pred);
+    S->pred.C = S->C_pred, S->pred.M = family_m(best, o->seq);
+    steps = (long)floor(S->C_pred / S->pred.M / ((double)S->B * o->seq) + 0.5);
+    S->pred.D = (double)steps * S->B * o->seq;
+    printf("\n== prediction at C = %.3g (%.3gx the largest budget fitted) ==\nfitted M_opt %.3g; the nearest model of the family: L%d d%d, M %.3g\n",
+           S->C_pred, o->predict, M_fit, FAMILY[best][0], FAMILY[best][1], S->pred.M);
+    if ((rc = train_run(&S->corpus, o, best, steps, S->B, S->lr, &S->trunks[best], S->pool, &S->pred, err))) return rc;
+    S->total_steps += steps, S->shared_total += S->pred.shared_steps;
+    S->bpb_pred = ds_power_law_eval(&S->fit.loss_law, S->C_pred);
+    printf("predicted BPB %.4f (the optimal-loss law), measured %.4f: error %+.4f (%+.2f%%)\n", S->bpb_pred, S->pred.bpb, S->pred.bpb - S->bpb_pred,
+           100 * (S->pred.bpb - S->bpb_pred) / S->bpb_pred);
+    if (!(csv = fopen(csv_path, "a"))) return ds_error_set(err, DS_ERR_IO, "cannot append to %s", csv_path);
+    csv_row(csv, S, &S->pred);
+    return fclose(csv) ? ds_error_set(err, DS_ERR_IO, "cannot write %s", csv_path) : DS_OK;
+}
+
+/* 5. isoflop.svg (the profiles, their parabolas and vertices), laws.svg (M_opt and D_opt against
+   the paper's), loss_law.svg (the optimal-loss law and the prediction) */
+static void plots(const study *S) {
+    const ds_isoflop_fit *fit = &S->fit;
+    const run_t *pred = &S->pred;
+    ex_plot p;
+    char path[1024];
+    double mlo = 1e300, mhi = 0, ylo = 1e300, yhi = 0, C_pred = S->C_pred;
+    int i, b;
+    for (i = 0; i < S->n_runs; i++) {
+        mlo = S->runs[i].M < mlo ? S->runs[i].M : mlo, mhi = S->runs[i].M > mhi ? S->runs[i].M : mhi;
+        ylo = S->runs[i].bpb < ylo ? S->runs[i].bpb : ylo, yhi = S->runs[i].bpb > yhi ? S->runs[i].bpb : yhi;
+    }
+    ylo = (pred->bpb < ylo ? pred->bpb : ylo) - 0.02, yhi += 0.02;
+    mlo = pred->M < mlo ? pred->M : mlo, mhi = pred->M > mhi ? pred->M : mhi; /* the prediction run is drawn too */
+    snprintf(path, sizeof path, "%s/isoflop.svg", S->o.out);
+    if (ex_plot_open(&p, path, "04_scaling: IsoFLOP profiles (validation BPB against M; fitted parabolas, vertices as rings)", mlo / 1.3, mhi * 1.3,
+                     ylo, yhi, 1, 0, "M (FLOPs/token)", "BPB")) {
+        for (b = 0; b < fit->n_budgets; b++) {
+            const char *col = EX_COLORS[b % 8];
+            char lab[64];
+            double m0 = 1e300, m1 = 0;
+            for (i = 0; i < S->n_runs; i++)
+                if (fabs(S->runs[i].C - fit->C[b]) <= 1e-9 * fit->C[b]) {
+                    ex_plot_point(&p, S->runs[i].M, S->runs[i].bpb, col, 0);
+                    m0 = S->runs[i].M < m0 ? S->runs[i].M : m0, m1 = S->runs[i].M > m1 ? S->runs[i].M : m1;
+                }
+            plot_curve(&p, m0 / 1.15, m1 * 1.15, fit->parabola[b], NULL, col, 0); /* over the models sampled */
+            ex_plot_point(&p, fit->M_opt[b], fit->loss_opt[b], col, 1);
+            snprintf(lab, sizeof lab, "C = %.2g", fit->C[b]);
+            ex_plot_label(&p, 600, 45 + 16 * b, col, lab);
+        }
+        ex_plot_point(&p, pred->M, pred->bpb, "black", 0);
+        ex_plot_label(&p, 600, 45 + 16 * fit->n_budgets, "black", "prediction run");
+        ex_plot_close(&p);
+    }
+    snprintf(path, sizeof path, "%s/laws.svg", S->o.out);
+    if (ex_plot_open(&p, path, "04_scaling: M_opt (blue), D_opt (red) against C; this study (solid), the paper (dashed)", fit->C[0] / 2, C_pred * 2,
+                     fit->M_opt[0] / 10 < ds_law_m_opt(fit->C[0]) / 2 ? fit->M_opt[0] / 10 : ds_law_m_opt(fit->C[0]) / 2,
+                     fit->D_opt[fit->n_budgets - 1] * 20 > ds_law_d_opt(C_pred) * 2 ? fit->D_opt[fit->n_budgets - 1] * 20 : ds_law_d_opt(C_pred) * 2, 1, 1,
+                     "C (FLOPs)", "M_opt, D_opt")) {
+        ds_power_law pm = {0.1715, 0.5243, 1, 0, 0, 0}, pd = {5.8316, 0.4757, 1, 0, 0, 0};
+        for (b = 0; b < fit->n_budgets; b++) ex_plot_point(&p, fit->C[b], fit->M_opt[b], EX_COLORS[0], 0), ex_plot_point(&p, fit->C[b], fit->D_opt[b], EX_COLORS[1], 0);
+        plot_curve(&p, fit->C[0] / 2, C_pred * 2, NULL, &fit->m_law, EX_COLORS[0], 0);
+        plot_curve(&p, fit->C[0] / 2, C_pred * 2, NULL, &fit->d_law, EX_COLORS[1], 0);
+        plot_curve(&p, fit->C[0] / 2, C_pred * 2, NULL, &pm, EX_COLORS[0], 1);
+        plot_curve(&p, fit->C[0] / 2, C_pred * 2, NULL, &pd, EX_COLORS[1], 1);
+        ex_plot_close(&p);
+    }
+    snprintf(path, sizeof path, "%s/loss_law.svg", S->o.out);
+    {   /* this plot's own range: the law's ends, the prediction, the measurement */
+        double a0 = ds_power_law_eval(&fit->loss_law, fit->C[0] / 2), a1 = ds_power_law_eval(&fit->loss_law, C_pred * 2);
+        ylo = (a1 < pred->bpb ? a1 : pred->bpb) - 0.02, yhi = (a0 > pred->bpb ? a0 : pred->bpb) + 0.02;
+    }
+    if (ex_plot_open(&p, path, "04_scaling: optimal BPB against C, the fitted law, and the prediction run (ring: predicted, dot: measured)",
+                     fit->C[0] / 2, C_pred * 2, ylo, yhi, 1, 0, "C (FLOPs)", "BPB")) {
+        for (b = 0; b < fit->n_budgets; b++) ex_plot_point(&p, fit->C[b], fit->loss_opt[b], EX_COLORS[0], 0);
+        plot_curve(&p, fit->C[0] / 2, C_pred * 2, NULL, &fit->loss_law, EX_COLORS[0], 0);
+        ex_plot_point(&p, C_pred, S->bpb_pred, EX_COLORS[1], 1);
+        ex_plot_point(&p, C_pred, pred->bpb, EX_COLORS[1], 0);
+        ex_plot_close(&p);
+    }
+}
+
+static int parse(int argc, char **argv, options *o) {
+    int i;
     for (i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             printf("usage: 04_scaling [options]\n"
@@ -184,261 +370,81 @@ int main(int argc, char **argv) {
                    "  --vocab N       tokenizer size (default %d)   --seq N  sequence length (default %d)\n"
                    "  --threads N     (default %d)   --seed N (default %llu)   --data DIR (default %s)\n"
                    "  --out DIR       runs.csv, isoflop.svg, laws.svg and the trunk checkpoints (default %s)\n",
-                   o.budgets, o.c0, o.ratio, o.width, o.predict, o.warmup, o.min_steps, o.vocab, o.seq, o.threads, o.seed, o.data, o.out);
-            return 0;
+                   o->budgets, o->c0, o->ratio, o->width, o->predict, o->warmup, o->min_steps, o->vocab, o->seq, o->threads, o->seed, o->data, o->out);
+            exit(0);
         }
-        if (!strcmp(argv[i], "--quick")) { o.quick = 1, o.budgets = 3, o.width = 3, o.c0 = 4e11, o.ratio = 2, o.predict = 2, o.vocab = 512; continue; }
-        if (i + 1 >= argc) { fprintf(stderr, "%s: unknown option, or it needs a value (see --help)\n", argv[i]); return 2; }
-        if (!strcmp(argv[i], "--budgets")) o.budgets = atoi(argv[++i]);
-        else if (!strcmp(argv[i], "--c0")) o.c0 = atof(argv[++i]);
-        else if (!strcmp(argv[i], "--ratio")) o.ratio = atof(argv[++i]);
-        else if (!strcmp(argv[i], "--width")) o.width = atoi(argv[++i]);
-        else if (!strcmp(argv[i], "--predict")) o.predict = atof(argv[++i]);
-        else if (!strcmp(argv[i], "--warmup")) o.warmup = atoi(argv[++i]);
-        else if (!strcmp(argv[i], "--lr")) o.lr = atof(argv[++i]);
-        else if (!strcmp(argv[i], "--batch")) o.batch = atof(argv[++i]);
-        else if (!strcmp(argv[i], "--min-steps")) o.min_steps = atoi(argv[++i]);
-        else if (!strcmp(argv[i], "--vocab")) o.vocab = atoi(argv[++i]);
-        else if (!strcmp(argv[i], "--seq")) o.seq = atoi(argv[++i]);
-        else if (!strcmp(argv[i], "--threads")) o.threads = atoi(argv[++i]);
-        else if (!strcmp(argv[i], "--seed")) o.seed = strtoull(argv[++i], NULL, 10);
-        else if (!strcmp(argv[i], "--data")) o.data = argv[++i];
-        else if (!strcmp(argv[i], "--out")) o.out = argv[++i];
-        else { fprintf(stderr, "unknown option %s (see --help)\n", argv[i]); return 2; }
+        if (!strcmp(argv[i], "--quick")) { o->quick = 1, o->budgets = 3, o->width = 3, o->c0 = 4e11, o->ratio = 2, o->predict = 2, o->vocab = 512; continue; }
+        if (i + 1 >= argc) { fprintf(stderr, "%s: unknown option, or it needs a value (see --help)\n", argv[i]); return 0; }
+        if (!strcmp(argv[i], "--budgets")) o->budgets = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--c0")) o->c0 = atof(argv[++i]);
+        else if (!strcmp(argv[i], "--ratio")) o->ratio = atof(argv[++i]);
+        else if (!strcmp(argv[i], "--width")) o->width = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--predict")) o->predict = atof(argv[++i]);
+        else if (!strcmp(argv[i], "--warmup")) o->warmup = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--lr")) o->lr = atof(argv[++i]);
+        else if (!strcmp(argv[i], "--batch")) o->batch = atof(argv[++i]);
+        else if (!strcmp(argv[i], "--min-steps")) o->min_steps = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--vocab")) o->vocab = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--seq")) o->seq = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--threads")) o->threads = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--seed")) o->seed = strtoull(argv[++i], NULL, 10);
+        else if (!strcmp(argv[i], "--data")) o->data = argv[++i];
+        else if (!strcmp(argv[i], "--out")) o->out = argv[++i];
+        else { fprintf(stderr, "unknown option %s (see --help)\n", argv[i]); return 0; }
     }
-    if (o.budgets < 2 || o.budgets > 16 || o.width < 3 || o.width > N_FAMILY || !(o.c0 > 0) || !(o.ratio > 1) || !(o.predict > 1) ||
-        o.warmup < 1 || o.min_steps < 5 * o.warmup / 4 + 10 || o.vocab < 260 || o.seq < 16 || o.threads < 1) {
+    if (o->budgets < 2 || o->budgets > 16 || o->width < 3 || o->width > N_FAMILY || !(o->c0 > 0) || !(o->ratio > 1) || !(o->predict > 1) ||
+        o->warmup < 1 || o->min_steps < 5 * o->warmup / 4 + 10 || o->vocab < 260 || o->seq < 16 || o->threads < 1) {
         fprintf(stderr, "need: 2 <= budgets <= 16, 3 <= width <= %d, c0 > 0, ratio > 1, predict > 1, warmup >= 1, min-steps well above\n"
                         "warmup (>= 1.25 warmup + 10), vocab >= 260, seq >= 16, threads >= 1\n", N_FAMILY);
-        return 2;
+        return 0;
     }
+    return 1;
+}
+
+int main(int argc, char **argv) {
+    static study S;
+    options o = {4, 5, 2, 128, 1024, 40, 200, 0, 3e11, 2.5, 2.5, 0, 0, 1337, "data", "build/scaling"};
+    ds_error err;
+    int b, i, seqs;
+    double t0, C_mid;
+    char path[1024];
+    FILE *csv;
+    if (!parse(argc, argv, &o)) return 2;
+    S.o = o;
     mkdir(o.out, 0755);
     printf("== §3 an IsoFLOP scaling study on the bundled corpus ==\n");
     t0 = ds_now();
-    if (ex_corpus_load(&corpus, o.data, o.vocab, &err) || !(pool = ds_pool_new(o.threads, &err))) { fprintf(stderr, "%s\n", err.msg); return 1; }
+    if (ex_corpus_load(&S.corpus, o.data, o.vocab, &err) || !(S.pool = ds_pool_new(o.threads, &err))) { fprintf(stderr, "%s\n", err.msg); return 1; }
     /* hyperparameters from Eq. 1 at the ladder's geometric middle */
     C_mid = o.c0 * pow(o.ratio, (o.budgets - 1) / 2.0);
-    lr = o.lr > 0 ? o.lr : ds_law_eta_opt(C_mid);
+    S.lr = o.lr > 0 ? o.lr : ds_law_eta_opt(C_mid);
     seqs = (int)floor((o.batch > 0 ? o.batch : ds_law_batch_opt(C_mid)) / o.seq + 0.5);
-    B = seqs < 2 ? 2 : seqs;
-    printf("corpus: %zu training tokens, %zu validation tokens (vocab %d); T = %d\n", corpus.train.n, corpus.val.n, o.vocab, o.seq);
-    printf("Eq. 1 at C = %.3g: learning rate %.4g, batch %.0f tokens -> %d sequences of %d (%d tokens)\n", C_mid, lr,
-           ds_law_batch_opt(C_mid), B, o.seq, B * o.seq);
+    S.B = seqs < 2 ? 2 : seqs;
+    printf("corpus: %zu training tokens, %zu validation tokens (vocab %d); T = %d\n", S.corpus.train.n, S.corpus.val.n, o.vocab, o.seq);
+    printf("Eq. 1 at C = %.3g: learning rate %.4g, batch %.0f tokens -> %d sequences of %d (%d tokens)\n", C_mid, S.lr,
+           ds_law_batch_opt(C_mid), S.B, o.seq, S.B * o.seq);
     printf("  (across the ladder Eq. 1 would move the learning rate %.4g..%.4g and the batch %.0f..%.0f tokens)\n",
            ds_law_eta_opt(o.c0 * pow(o.ratio, o.budgets - 1)), ds_law_eta_opt(o.c0), ds_law_batch_opt(o.c0),
            ds_law_batch_opt(o.c0 * pow(o.ratio, o.budgets - 1)));
-    if (!(o.lr > 0) && !o.quick) {
-        /* §3.1 at laptop scale: Eq. 1 extrapolates five orders of magnitude down, so check it. A
-           grid of (batch, learning rate) around Eq. 1's values at the two smallest budgets, on
-           the model nearest the paper's M_opt at each; ds_fit_hyperparams fits eta_opt(C) and
-           B_opt(C) through the near-optimal runs (within 0.25% of the best). The study's
-           learning rate is the fitted eta_opt at the middle budget, kept within the grid. */
-        static const double lr_f[] = {1.0, 0.5, 0.25}, b_f[] = {1.0, 0.5};
-        ds_hp_run hp[12];
-        ds_power_law eta_law, b_law;
-        int nhp = 0, sb, bi, li, nsel = 0;
-        printf("\n§3.1 hyperparameter grid (batch x learning rate around Eq. 1) at the two smallest budgets:\n");
-        for (sb = 0; sb < 2; sb++) {
-            double C = o.c0 * pow(o.ratio, sb), eq_lr = ds_law_eta_opt(C), eq_b = ds_law_batch_opt(C);
-            int centre = 0;
-            for (i = 0; i < N_FAMILY; i++)
-                if (fabs(log(family_m(i, o.seq) / ds_law_m_opt(C))) < fabs(log(family_m(centre, o.seq) / ds_law_m_opt(C)))) centre = i;
-            for (bi = 0; bi < 2; bi++)
-                for (li = 0; li < 3; li++) {
-                    trunk_t none = {-1, ""}; /* never saved, never read */
-                    run_t r;
-                    long steps;
-                    int Bk = (int)floor(eq_b * b_f[bi] / o.seq + 0.5);
-                    if (Bk < 2) Bk = 2;
-                    memset(&r, 0, sizeof r);
-                    r.C = C, r.M = family_m(centre, o.seq);
-                    steps = (long)floor(C / r.M / ((double)Bk * o.seq) + 0.5);
-                    r.D = (double)steps * Bk * o.seq;
-                    printf("  C %.3g, batch %d x %d, lr %.4g (Eq. 1 x %.2f, x %.2f):", C, Bk, o.seq, eq_lr * lr_f[li], b_f[bi], lr_f[li]);
-                    if (train_run(&corpus, &o, centre, steps, Bk, eq_lr * lr_f[li], &none, pool, &r, &err)) { fprintf(stderr, "%s\n", err.msg); return 1; }
-                    hp[nhp].C = C, hp[nhp].batch = (double)Bk * o.seq, hp[nhp].lr = eq_lr * lr_f[li], hp[nhp].loss = r.bpb, nhp++;
-                }
-        }
-        if (ds_fit_hyperparams(hp, nhp, 0.0025, &eta_law, &b_law, &nsel, &err)) {
-            printf("  the §3.1 fit refused the grid: %s; the study keeps Eq. 1's learning rate\n", err.msg);
-        } else {
-            double lo = 0.25 * lr, hi = lr;
-            printf("  %d near-optimal runs (within 0.25%% of the best at their budget)\n", nsel);
-            printf("  %-18s %-34s %s\n", "", "this grid (2 budgets: a rough fit)", "the paper (Eq. 1)");
-            printf("  %-18s %.4g C^%+.3f                  0.3118 C^-0.1250\n", "eta_opt", eta_law.k, eta_law.alpha);
-            printf("  %-18s %.4g C^%+.3f                  0.2920 C^+0.3271\n", "B_opt (tokens)", b_law.k, b_law.alpha);
-            lr = ds_power_law_eval(&eta_law, C_mid);
-            lr = lr < lo ? lo : lr > hi ? hi : lr;
-        }
-        printf("  -> learning rate %.4g (batch %d x %d) for every run\n", lr, B, o.seq);
-    }
+    if (!(o.lr > 0) && !o.quick && hp_grid(&S, C_mid, &err)) { fprintf(stderr, "%s\n", err.msg); return 1; }
     for (i = 0; i < N_FAMILY; i++) {
-        trunks[i].step = 0;
-        snprintf(trunks[i].path, sizeof trunks[i].path, "%s/trunk_L%d_d%d", o.out, FAMILY[i][0], FAMILY[i][1]);
+        S.trunks[i].step = 0;
+        snprintf(S.trunks[i].path, sizeof S.trunks[i].path, "%s/trunk_L%d_d%d", o.out, FAMILY[i][0], FAMILY[i][1]);
     }
-
-    for (b = 0; b < o.budgets; b++) {
-        double C = o.c0 * pow(o.ratio, b), target = ds_law_m_opt(C);
-        int lo, hi, centre = 0, first = n_runs, best, k, fits = 0;
-        char done[N_FAMILY];
-        memset(done, 0, sizeof done);
-        /* the window starts around the largest model that still gets min_steps, centred on the
-           paper's M_opt(C) where that is smaller */
-        for (i = 0; i < N_FAMILY; i++)
-            if (C / family_m(i, o.seq) / ((double)B * o.seq) >= o.min_steps) fits = i + 1;
-        if (fits < 3) {
-            fprintf(stderr, "budget %.3g is too small: fewer than 3 models of the family get %d steps of %d tokens (raise --c0)\n", C,
-                    o.min_steps, B * o.seq);
-            return 1;
-        }
-        for (i = 0; i < fits; i++) if (fabs(log(family_m(i, o.seq) / target)) < fabs(log(family_m(centre, o.seq) / target))) centre = i;
-        lo = centre - o.width / 2, hi = lo + o.width - 1;
-        if (hi > fits - 1) hi = fits - 1, lo = hi - o.width + 1;
-        if (lo < 0) lo = 0, hi = o.width - 1 < fits - 1 ? o.width - 1 : fits - 1;
-        printf("\nbudget %d/%d: C = %.3g FLOPs (the paper's M_opt would be %.3g)\n", b + 1, o.budgets, C, target);
-        for (;;) {
-            for (i = lo; i <= hi; i++) {
-                run_t *r;
-                long steps;
-                if (done[i]) continue;
-                if (n_runs == MAX_RUNS) { fprintf(stderr, "too many runs\n"); return 1; }
-                r = &runs[n_runs];
-                r->C = C, r->M = family_m(i, o.seq);
-                steps = (long)floor(C / r->M / ((double)B * o.seq) + 0.5);
-                r->D = (double)steps * B * o.seq; /* whole steps: the budget is met to within half a step */
-                if (train_run(&corpus, &o, i, steps, B, lr, &trunks[i], pool, r, &err)) { fprintf(stderr, "%s\n", err.msg); return 1; }
-                total_steps += steps, shared_total += r->shared_steps;
-                done[i] = 1, n_runs++;
-            }
-            best = first;
-            for (k = first; k < n_runs; k++) if (runs[k].bpb < runs[best].bpb) best = k;
-            /* an edge minimum: grow the window on that side, if the family allows */
-            if (runs[best].model == lo && lo > 0) { lo--; continue; }
-            if (runs[best].model == hi && hi < fits - 1) { hi++; continue; }
-            break;
-        }
-        if (runs[best].model == lo || runs[best].model == hi)
-            printf("  (the best model is at the edge of what this budget allows; the fit will say so)\n");
-    }
-
-    /* the CSV of every run */
+    for (b = 0; b < o.budgets; b++)
+        if (run_budget(&S, b, &err)) { fprintf(stderr, "%s\n", err.msg); return 1; }
     snprintf(path, sizeof path, "%s/runs.csv", o.out);
-    if ((csv = fopen(path, "w"))) {
-        fprintf(csv, "C,n_layer,d_model,M,N1,N2,D,steps,batch_tokens,lr,val_bpb,seconds,trunk_steps_reused\n");
-        for (i = 0; i < n_runs; i++) {
-            const run_t *r = &runs[i];
-            int L = FAMILY[r->model][0], d = FAMILY[r->model][1];
-            fprintf(csv, "%.6g,%d,%d,%.6g,%.6g,%.6g,%.6g,%d,%d,%.6g,%.6f,%.2f,%d\n", r->C, L, d, r->M, ds_scale_n1(L, d),
-                    ds_scale_n2(L, d, o.vocab), r->D, r->steps, B * o.seq, lr, r->bpb, r->seconds, r->shared_steps);
-        }
-        fclose(csv);
-    }
-
-    /* the fits */
-    for (i = 0; i < n_runs; i++) iso[i].C = runs[i].C, iso[i].M = runs[i].M, iso[i].loss = runs[i].bpb;
-    if (ds_fit_isoflop(iso, n_runs, &fit, &err)) {
-        fprintf(stderr, "the IsoFLOP fit failed: %s\n(the runs are in %s)\n", err.msg, path);
-        return 1;
-    }
-    printf("\n== IsoFLOP fit: a parabola of BPB in ln M per budget ==\n%-10s %-12s %-12s %-10s\n", "C", "M_opt", "D_opt", "BPB_opt");
-    for (b = 0; b < fit.n_budgets; b++) printf("%-10.3g %-12.4g %-12.4g %-10.4f\n", fit.C[b], fit.M_opt[b], fit.D_opt[b], fit.loss_opt[b]);
-    printf("\n%-26s %-24s %-10s\n", "law", "this study", "the paper");
-    printf("%-26s %.4g C^%.3f (+-%.3f)  %-10s\n", "M_opt = k C^a", fit.m_law.k, fit.m_law.alpha, fit.m_law.se_alpha, "0.1715 C^0.5243");
-    printf("%-26s %.4g C^%.3f (+-%.3f)  %-10s\n", "D_opt = k C^b", fit.d_law.k, fit.d_law.alpha, fit.d_law.se_alpha, "5.8316 C^0.4757");
-    printf("%-26s %.4g C^%.4f (R^2 %.3f)\n", "BPB_opt = k C^c", fit.loss_law.k, fit.loss_law.alpha, fit.loss_law.r2);
-    printf("a + b = %.3f (1 when C = M D exactly); Table 4 puts a between 0.45 and 0.73 by data quality (OpenWebText2 0.578)\n",
-           fit.m_law.alpha + fit.d_law.alpha);
-
-    /* the prediction: a budget beyond the ladder, the family member nearest the fitted M_opt */
-    Cmax = fit.C[fit.n_budgets - 1];
-    C_pred = Cmax * o.predict;
-    M_pred_fit = ds_power_law_eval(&fit.m_law, C_pred);
-    {
-        int best = 0;
-        long steps;
-        for (i = 0; i < N_FAMILY; i++) if (fabs(log(family_m(i, o.seq) / M_pred_fit)) < fabs(log(family_m(best, o.seq) / M_pred_fit))) best = i;
-        memset(&pred, 0, sizeof pred);
-        pred.C = C_pred, pred.M = family_m(best, o.seq);
-        steps = (long)floor(C_pred / pred.M / ((double)B * o.seq) + 0.5);
-        pred.D = (double)steps * B * o.seq;
-        printf("\n== prediction at C = %.3g (%.3gx the largest budget fitted) ==\nfitted M_opt %.3g; the nearest model of the family: L%d d%d, M %.3g\n",
-               C_pred, o.predict, M_pred_fit, FAMILY[best][0], FAMILY[best][1], pred.M);
-        if (train_run(&corpus, &o, best, steps, B, lr, &trunks[best], pool, &pred, &err)) { fprintf(stderr, "%s\n", err.msg); return 1; }
-        total_steps += steps, shared_total += pred.shared_steps;
-        bpb_pred = ds_power_law_eval(&fit.loss_law, C_pred);
-        printf("predicted BPB %.4f (the optimal-loss law), measured %.4f: error %+.4f (%+.2f%%)\n", bpb_pred, pred.bpb, pred.bpb - bpb_pred,
-               100 * (pred.bpb - bpb_pred) / bpb_pred);
-        if ((csv = fopen(path, "a"))) {
-            fprintf(csv, "%.6g,%d,%d,%.6g,%.6g,%.6g,%.6g,%d,%d,%.6g,%.6f,%.2f,%d\n", pred.C, FAMILY[best][0], FAMILY[best][1], pred.M,
-                    ds_scale_n1(FAMILY[best][0], FAMILY[best][1]), ds_scale_n2(FAMILY[best][0], FAMILY[best][1], o.vocab), pred.D, pred.steps,
-                    B * o.seq, lr, pred.bpb, pred.seconds, pred.shared_steps);
-            fclose(csv);
-        }
-    }
-
-    /* the plots */
-    {
-        plot p;
-        double mlo = 1e300, mhi = 0, ylo = 1e300, yhi = 0;
-        for (i = 0; i < n_runs; i++) {
-            mlo = runs[i].M < mlo ? runs[i].M : mlo, mhi = runs[i].M > mhi ? runs[i].M : mhi;
-            ylo = runs[i].bpb < ylo ? runs[i].bpb : ylo, yhi = runs[i].bpb > yhi ? runs[i].bpb : yhi;
-        }
-        ylo = (pred.bpb < ylo ? pred.bpb : ylo) - 0.02, yhi += 0.02;
-        mlo = pred.M < mlo ? pred.M : mlo, mhi = pred.M > mhi ? pred.M : mhi; /* the prediction run is drawn too */
-        snprintf(path, sizeof path, "%s/isoflop.svg", o.out);
-        if (plot_open(&p, path, "04_scaling: IsoFLOP profiles (validation BPB against M; fitted parabolas, vertices as rings)", mlo / 1.3, mhi * 1.3,
-                      ylo, yhi, 0, "M (FLOPs/token)", "BPB")) {
-            for (b = 0; b < fit.n_budgets; b++) {
-                const char *col = COLORS[b % 8];
-                char lab[64];
-                double m0 = 1e300, m1 = 0;
-                for (i = 0; i < n_runs; i++)
-                    if (fabs(runs[i].C - fit.C[b]) <= 1e-9 * fit.C[b]) {
-                        plot_point(&p, runs[i].M, runs[i].bpb, col, 0);
-                        m0 = runs[i].M < m0 ? runs[i].M : m0, m1 = runs[i].M > m1 ? runs[i].M : m1;
-                    }
-                plot_curve(&p, m0 / 1.15, m1 * 1.15, fit.parabola[b], NULL, col, 0); /* over the models sampled */
-                plot_point(&p, fit.M_opt[b], fit.loss_opt[b], col, 1);
-                snprintf(lab, sizeof lab, "C = %.2g", fit.C[b]);
-                plot_label(&p, 600, 45 + 16 * b, col, lab);
-            }
-            plot_point(&p, pred.M, pred.bpb, "black", 0);
-            plot_label(&p, 600, 45 + 16 * fit.n_budgets, "black", "prediction run");
-            plot_close(&p);
-        }
-        snprintf(path, sizeof path, "%s/laws.svg", o.out);
-        if (plot_open(&p, path, "04_scaling: M_opt (blue), D_opt (red) against C; this study (solid), the paper (dashed)", fit.C[0] / 2, C_pred * 2,
-                      fit.M_opt[0] / 10 < ds_law_m_opt(fit.C[0]) / 2 ? fit.M_opt[0] / 10 : ds_law_m_opt(fit.C[0]) / 2,
-                      fit.D_opt[fit.n_budgets - 1] * 20 > ds_law_d_opt(C_pred) * 2 ? fit.D_opt[fit.n_budgets - 1] * 20 : ds_law_d_opt(C_pred) * 2, 1,
-                      "C (FLOPs)", "M_opt, D_opt")) {
-            ds_power_law pm = {0.1715, 0.5243, 1, 0, 0, 0}, pd = {5.8316, 0.4757, 1, 0, 0, 0};
-            for (b = 0; b < fit.n_budgets; b++) plot_point(&p, fit.C[b], fit.M_opt[b], COLORS[0], 0), plot_point(&p, fit.C[b], fit.D_opt[b], COLORS[1], 0);
-            plot_curve(&p, fit.C[0] / 2, C_pred * 2, NULL, &fit.m_law, COLORS[0], 0);
-            plot_curve(&p, fit.C[0] / 2, C_pred * 2, NULL, &fit.d_law, COLORS[1], 0);
-            plot_curve(&p, fit.C[0] / 2, C_pred * 2, NULL, &pm, COLORS[0], 1);
-            plot_curve(&p, fit.C[0] / 2, C_pred * 2, NULL, &pd, COLORS[1], 1);
-            plot_close(&p);
-        }
-        snprintf(path, sizeof path, "%s/loss_law.svg", o.out);
-        {   /* this plot's own range: the law's ends, the prediction, the measurement */
-            double a0 = ds_power_law_eval(&fit.loss_law, fit.C[0] / 2), a1 = ds_power_law_eval(&fit.loss_law, C_pred * 2);
-            ylo = a1 < pred.bpb ? a1 : pred.bpb, yhi = a0 > pred.bpb ? a0 : pred.bpb;
-            ylo -= 0.02, yhi += 0.02;
-        }
-        if (plot_open(&p, path, "04_scaling: optimal BPB against C, the fitted law, and the prediction run (ring: predicted, dot: measured)",
-                      fit.C[0] / 2, C_pred * 2, ylo, yhi, 0, "C (FLOPs)", "BPB")) {
-            for (b = 0; b < fit.n_budgets; b++) plot_point(&p, fit.C[b], fit.loss_opt[b], COLORS[0], 0);
-            plot_curve(&p, fit.C[0] / 2, C_pred * 2, NULL, &fit.loss_law, COLORS[0], 0);
-            plot_point(&p, C_pred, bpb_pred, COLORS[1], 1);
-            plot_point(&p, C_pred, pred.bpb, COLORS[1], 0);
-            plot_close(&p);
-        }
-    }
+    if (!(csv = fopen(path, "w"))) { fprintf(stderr, "cannot write %s\n", path); return 1; }
+    fprintf(csv, "C,n_layer,d_model,M,N1,N2,D,steps,batch_tokens,lr,val_bpb,seconds,trunk_steps_reused\n");
+    for (i = 0; i < S.n_runs; i++) csv_row(csv, &S, &S.runs[i]);
+    if (fclose(csv)) { fprintf(stderr, "cannot write %s\n", path); return 1; }
+    if (fits(&S, path, &err)) return 1;
+    if (prediction(&S, path, &err)) { fprintf(stderr, "%s\n", err.msg); return 1; }
+    plots(&S);
     printf("\n%d runs + 1 prediction: %ld steps trained, and %ld more (%.0f%% of the %ld the runs took) reused from the trunks; %.0f s in all\n",
-           n_runs, total_steps - shared_total, shared_total, 100.0 * shared_total / total_steps, total_steps, ds_now() - t0);
+           S.n_runs, S.total_steps - S.shared_total, S.shared_total, 100.0 * S.shared_total / S.total_steps, S.total_steps, ds_now() - t0);
     printf("runs: %s/runs.csv   plots: %s/isoflop.svg, %s/laws.svg, %s/loss_law.svg\n", o.out, o.out, o.out, o.out);
-    ds_pool_free(pool);
-    ex_corpus_free(&corpus);
+    ds_pool_free(S.pool);
+    ex_corpus_free(&S.corpus);
     return 0;
 }

@@ -56,10 +56,10 @@ static int sft_train(ds_model *m, const ds_dataset *d, const int *idx, int n, co
     double t0 = ds_now(), tokens = 0, trained = 0;
     long step;
     int rc = DS_OK, pos = 0, b;
-    if (!in || !w || !rows) { free(in); free(w); free((void *)rows); return ds__fail(err, DS_ERR_NOMEM, "out of memory"); }
+    if (!in || !w || !rows) { free(in); free(w); free((void *)rows); return ds_error_set(err, DS_ERR_NOMEM, "out of memory"); }
     tg = in + (size_t)o->batch * o->seq;
     for (step = 0; step < s->total_steps && !rc; step++) {
-        float loss = 0;
+        double loss = 0;
         double gnorm = 0, lr = ds_schedule_lr(s, step);
         for (b = 0; b < o->batch; b++, pos = (pos + 1) % n) {
             rows[b] = &d->ex[idx[pos]].seq;
@@ -67,9 +67,7 @@ static int sft_train(ds_model *m, const ds_dataset *d, const int *idx, int n, co
         }
         ds_seq_batch(rows, o->batch, o->batch, o->seq, 0, in, tg, w);
         for (b = 0; b < o->batch * o->seq; b++) trained += w[b];
-        ds_model_zero_grad(m);
-        if (!(rc = ds_model_forward(m, in, tg, w, o->batch, o->seq, pool, &loss, err)) && !(rc = ds_model_backward(m, 1.0f, pool, err)))
-            rc = ds_model_step(m, &opt, lr, &gnorm, pool, err);
+        rc = ex_step(m, in, tg, w, o->batch, o->seq, &opt, lr, pool, &loss, &gnorm, err);
         if (!rc && ((step + 1) % 20 == 0 || step + 1 == s->total_steps)) {
             double dt = ds_now() - t0, eta = dt / (double)(step + 1) * (double)(s->total_steps - step - 1);
             printf("%sstep %4ld/%ld | loss %.4f | lr %.2e | grad norm %.3f | %6.0f tok/s (%.0f%% trained) | ETA %dm%02ds\n", label, step + 1,

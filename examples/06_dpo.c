@@ -52,7 +52,7 @@ static void usage(const options *o) {
 static int all_logps(ds_model *m, const ds_dataset *d, const options *o, ds_pool *pool, double *c, double *r, ds_error *err) {
     const ds_example **p = (const ds_example **)malloc(sizeof(ds_example *) * (size_t)o->pairs);
     int i, k, rc = DS_OK;
-    if (!p) return ds__fail(err, DS_ERR_NOMEM, "out of memory");
+    if (!p) return ds_error_set(err, DS_ERR_NOMEM, "out of memory");
     for (i = 0; i < d->n && !rc; i += o->pairs) {
         int n = d->n - i < o->pairs ? d->n - i : o->pairs;
         for (k = 0; k < n; k++) p[k] = &d->ex[i + k];
@@ -66,7 +66,7 @@ static int load_pairs(ds_dataset *d, ds_tokenizer *tok, const char *path, const 
     memset(d, 0, sizeof *d);
     if (ds_dataset_load(d, tok, DS_DATA_PREFERENCE, path, o->seq + 1, DS_DATA_SKIP_BAD, ex_report_bad_line, (void *)path, err)) return err->code;
     printf("%s: %d pairs (%ld lines, %ld skipped, %ld cut to %d tokens)\n", path, d->n, d->lines, d->bad, d->truncated, o->seq + 1);
-    if (d->n == 0) return ds__fail(err, DS_ERR_INVALID, "%s has no usable pair", path);
+    if (d->n == 0) return ds_error_set(err, DS_ERR_INVALID, "%s has no usable pair", path);
     return DS_OK;
 }
 

@@ -15,31 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-typedef struct { ds_tokenizer *tok; int32_t eos; } stream_ctx;
-
-/* appends one token (a reply's, trained or not does not matter here) */
-static int chat_push(ds_seq *s, int32_t id) {
-    if (s->n == s->cap) {
-        int cap = s->cap ? 2 * s->cap : 64;
-        int32_t *ids = (int32_t *)realloc(s->ids, sizeof(int32_t) * (size_t)cap);
-        uint8_t *mask;
-        if (!ids) return 1;
-        s->ids = ids;
-        if (!(mask = (uint8_t *)realloc(s->mask, (size_t)cap))) return 1;
-        s->mask = mask, s->cap = cap;
-    }
-    s->ids[s->n] = id, s->mask[s->n++] = 1;
-    return 0;
-}
-
-static void on_token(void *ctx, int32_t id) {
-    const stream_ctx *s = (const stream_ctx *)ctx;
-    size_t n;
-    const char *b = ds_tokenizer_token_bytes(s->tok, id, &n);
-    if (b && !ds_tokenizer_is_special(s->tok, id)) fwrite(b, 1, n, stdout);
-    fflush(stdout);
-}
+#include "common.h"
 
 int main(int argc, char **argv) {
     const char *model_dir = "build/dpo/ckpt", *prompt = NULL, *system = NULL;
@@ -51,10 +27,10 @@ int main(int argc, char **argv) {
     ds_tokenizer *tok;
     ds_model *m;
     ds_seq conv; /* the whole conversation, as fed so far */
-    int32_t *out;
+    ds_sampler sampler;
+    int32_t *out, eos;
     char path[1024], line[4096];
-    stream_ctx sc;
-    int cached = 0, max_seq, vocab; /* positions held by the KV cache */
+    int cached = 0, max_seq; /* positions held by the KV cache */
     for (i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
@@ -88,17 +64,16 @@ int main(int argc, char **argv) {
         fprintf(stderr, "%s\n(07_chat needs a checkpoint with its tokenizer: run make demo, or pass --model)\n", err.msg);
         return 1;
     }
-    sc.tok = tok, sc.eos = ds_tokenizer_eos(tok);
-    max_seq = ds_model_config(m)->max_seq, vocab = ds_model_config(m)->vocab;
+    eos = ds_tokenizer_eos(tok);
+    max_seq = ds_model_config(m)->max_seq;
     if (!(out = (int32_t *)malloc(sizeof(int32_t) * (size_t)max_new))) return 1;
+    sampler = ds_sampler_make(temperature, top_p, seed);
     memset(&conv, 0, sizeof conv);
     if (!prompt) printf("chatting with %s (an empty line quits, /reset starts over)\n", model_dir);
     for (;;) {
         ds_message msgs[2];
-        int n_msgs = 0, n_out = 0, k, pos, start = conv.n;
+        int n_msgs = 0, n_out = 0, k, start = conv.n;
         const char *user = prompt;
-        const ds_float *logits = NULL;
-        uint64_t rng = seed;
         size_t len;
         if (!prompt) {
             printf("\nUser: ");
@@ -125,25 +100,23 @@ int main(int argc, char **argv) {
             }
             if (start) printf("(the context window is full; earlier turns are forgotten)\n");
         }
-        /* feed what the KV cache does not hold yet, then sample, streaming each token */
-        for (pos = cached; pos < conv.n; pos++)
-            if (ds_model_forward_token(m, conv.ids[pos], pos, pool, &logits, &err)) { fprintf(stderr, "%s\n", err.msg); return 1; }
+        /* feed what the KV cache does not hold yet, then sample, streaming each token; each turn
+           samples with the same seed */
         if (!prompt) printf("Assistant:");
-        for (;;) {
-            int32_t id = ds_sample(logits, vocab, temperature, top_p, &rng);
-            out[n_out++] = id;
-            on_token(&sc, id);
-            if (id == sc.eos || n_out == max_new) break;
-            if (ds_model_forward_token(m, id, conv.n + n_out - 1, pool, &logits, &err)) { fprintf(stderr, "%s\n", err.msg); return 1; }
+        sampler.rng = seed;
+        if (ds_generate_next(m, cached, conv.ids + cached, conv.n - cached, max_new, &sampler, eos, ex_print_token, tok, out, &n_out, pool, &err)) {
+            fprintf(stderr, "%s\n", err.msg);
+            return 1;
         }
-        printf("%s\n", out[n_out - 1] == sc.eos ? "" : " [...]");
+        printf("%s\n", out[n_out - 1] == eos ? "" : " [...]");
         if (prompt) break;
         /* the reply joins the conversation, ending in EOS as the template has it; the cache holds
            every position but the reply's last token */
         cached = conv.n + n_out - 1;
-        for (k = 0; k < n_out; k++) if (chat_push(&conv, out[k])) return 1;
-        if (out[n_out - 1] != sc.eos && chat_push(&conv, sc.eos)) return 1;
+        for (k = 0; k < n_out; k++) if (ds_seq_push(&conv, out[k], 1, &err)) { fprintf(stderr, "%s\n", err.msg); return 1; }
+        if (out[n_out - 1] != eos && ds_seq_push(&conv, eos, 1, &err)) { fprintf(stderr, "%s\n", err.msg); return 1; }
     }
+    ds_sampler_free(&sampler);
     free(out);
     ds_seq_free(&conv);
     ds_model_free(m);

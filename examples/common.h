@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <math.h>
 
 #if defined(__GNUC__)
 #define EX_MAYBE_UNUSED __attribute__((unused))
@@ -56,6 +57,27 @@ EX_MAYBE_UNUSED static void ex_corpus_free(ex_corpus *c) {
     ds_tokens_free(&c->val);
 }
 
+/* One optimizer step of §2.3 on one batch: zero the gradients, forward (w: per-token weights,
+   NULL for plain pretraining), backward, AdamW with clipping. 02_pretrain writes these four calls
+   out in its main; every other example steps through here. */
+EX_MAYBE_UNUSED static int ex_step(ds_model *m, const int32_t *in, const int32_t *tg, const float *w, int B, int T, const ds_adamw *opt, double lr,
+                                   ds_pool *pool, double *loss, double *gnorm, ds_error *err) {
+    int rc;
+    ds_model_zero_grad(m);
+    if ((rc = ds_model_forward(m, in, tg, w, B, T, pool, loss, err)) || (rc = ds_model_backward(m, 1.0f, pool, err))) return rc;
+    return ds_model_step(m, opt, lr, gnorm, pool, err);
+}
+
+/* A progress line: step/total, loss, learning rate, gradient norm, tokens/s and the ETA to the end
+   of the run from the pace since t0 over `done` steps. */
+EX_MAYBE_UNUSED static void ex_progress(const char *label, long step, long total, double loss, double lr, double gnorm, double tokens_per_step,
+                                        long done, double t0) {
+    double dt = ds_now() - t0, eta = dt / (double)(done > 0 ? done : 1) * (double)(total - step);
+    printf("%sstep %5ld/%ld | loss %.4f | lr %.2e | grad norm %.3f | %6.0f tok/s | ETA %dm%02ds\n", label, step, total, loss, lr, gnorm,
+           tokens_per_step * (double)done / dt, (int)eta / 60, (int)eta % 60);
+    fflush(stdout);
+}
+
 /* One stretch of training, steps [st->step, to) of a run of s->total_steps under schedule s:
    batches from the corpus with st->rng, AdamW with clipping; losses[step] gets each step's loss;
    progress lines every 50 steps when label is not NULL (ETA: to the end of the run). Returns
@@ -67,58 +89,95 @@ EX_MAYBE_UNUSED static int ex_train(ds_model *m, const ds_tokens *train, const d
     double t0 = ds_now();
     long first = st->step;
     int rc = DS_OK;
-    if (!in) return DS_ERR_NOMEM;
+    if (!in) return ds_error_set(err, DS_ERR_NOMEM, "out of memory");
     tg = in + (size_t)B * T;
     for (; st->step < to && !rc; st->step++) {
-        float loss = 0;
-        double gnorm = 0, lr = ds_schedule_lr(s, st->step);
-        if ((rc = ds_tokens_batch(train, &st->rng, B, T, in, tg, err))) break;
-        ds_model_zero_grad(m);
-        if (!(rc = ds_model_forward(m, in, tg, NULL, B, T, pool, &loss, err)) && !(rc = ds_model_backward(m, 1.0f, pool, err)))
-            rc = ds_model_step(m, &opt, lr, &gnorm, pool, err);
-        if (rc) break;
-        losses[st->step] = loss;
+        double loss = 0, gnorm = 0, lr = ds_schedule_lr(s, st->step);
+        if ((rc = ds_tokens_batch(train, &st->rng, B, T, in, tg, err)) || (rc = ex_step(m, in, tg, NULL, B, T, &opt, lr, pool, &loss, &gnorm, err)))
+            break;
+        losses[st->step] = (float)loss;
         st->tokens_seen += (uint64_t)B * (uint64_t)T;
-        if (label && ((st->step + 1) % 50 == 0 || st->step + 1 == s->total_steps)) {
-            double dt = ds_now() - t0, done = (double)(st->step + 1 - first), eta = dt / done * (double)(s->total_steps - st->step - 1);
-            printf("%sstep %5ld/%ld | loss %.4f | lr %.2e | grad norm %.3f | %6.0f tok/s | ETA %dm%02ds\n", label, st->step + 1, s->total_steps, loss, lr,
-                   gnorm, (double)B * T * done / dt, (int)eta / 60, (int)eta % 60);
-            fflush(stdout);
-        }
+        if (label && ((st->step + 1) % 50 == 0 || st->step + 1 == s->total_steps))
+            ex_progress(label, st->step + 1, s->total_steps, loss, lr, gnorm, (double)B * T, st->step + 1 - first, t0);
     }
     free(in);
     return rc;
 }
 
-/* Curves on one SVG: n_curves series of values (NaN: no point), against their index. */
+/* Streams a generated token to stdout as its bytes (special tokens print nothing): the on_token
+   callback of ds_generate / ds_generate_next, with the tokenizer as its ctx. */
+EX_MAYBE_UNUSED static void ex_print_token(void *ctx, int32_t id) {
+    size_t n;
+    const char *b = ds_tokenizer_token_bytes((const ds_tokenizer *)ctx, id, &n);
+    if (b && !ds_tokenizer_is_special((const ds_tokenizer *)ctx, id)) fwrite(b, 1, n, stdout);
+    fflush(stdout);
+}
+
+/* ---- SVG plots: linear or log axes, points, polylines, labels --------------------------------- */
+typedef struct { FILE *f; double x0, x1, y0, y1, W, H, P; int logx, logy; } ex_plot;
+EX_MAYBE_UNUSED static double ex_axis(double v, double lo, double hi, int logv) {
+    return logv ? (log(v) - log(lo)) / (log(hi) - log(lo)) : (v - lo) / (hi - lo);
+}
+EX_MAYBE_UNUSED static double ex_px(const ex_plot *p, double x) { return p->P + (p->W - p->P - 20) * ex_axis(x, p->x0, p->x1, p->logx); }
+EX_MAYBE_UNUSED static double ex_py(const ex_plot *p, double y) { return p->H - p->P - (p->H - p->P - 30) * ex_axis(y, p->y0, p->y1, p->logy); }
+/* Opens path with a title, the axes over [x0, x1] x [y0, y1] (log or linear each) and 5 ticks each */
+EX_MAYBE_UNUSED static int ex_plot_open(ex_plot *p, const char *path, const char *title, double x0, double x1, double y0, double y1, int logx,
+                                        int logy, const char *xl, const char *yl) {
+    int k;
+    if (!(p->f = fopen(path, "w"))) return 0;
+    if (!(y1 > y0)) y1 = y0 + 1;
+    if (!(x1 > x0)) x1 = x0 + 1;
+    p->x0 = x0, p->x1 = x1, p->y0 = y0, p->y1 = y1, p->W = 760, p->H = 420, p->P = 60, p->logx = logx, p->logy = logy;
+    fprintf(p->f, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"760\" height=\"420\" font-family=\"sans-serif\" font-size=\"12\">\n"
+                  "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n<text x=\"60\" y=\"18\">%s</text>\n", title);
+    fprintf(p->f, "<line x1=\"60\" y1=\"360\" x2=\"740\" y2=\"360\" stroke=\"black\"/><line x1=\"60\" y1=\"30\" x2=\"60\" y2=\"360\" stroke=\"black\"/>\n");
+    fprintf(p->f, "<text x=\"540\" y=\"400\">x: %s, y: %s</text>\n", xl, yl);
+    for (k = 0; k <= 4; k++) {
+        double x = logx ? exp(log(x0) + (log(x1) - log(x0)) * k / 4) : x0 + (x1 - x0) * k / 4;
+        double y = logy ? exp(log(y0) + (log(y1) - log(y0)) * k / 4) : y0 + (y1 - y0) * k / 4;
+        fprintf(p->f, "<text x=\"%.1f\" y=\"378\" text-anchor=\"%s\">%.3g</text>\n", ex_px(p, x), k == 4 ? "end" : "middle", x);
+        fprintf(p->f, "<text x=\"5\" y=\"%.1f\">%.3g</text>\n", ex_py(p, y) + 4, y);
+    }
+    return 1;
+}
+EX_MAYBE_UNUSED static void ex_plot_point(ex_plot *p, double x, double y, const char *color, int hollow) {
+    fprintf(p->f, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"4\" fill=\"%s\" stroke=\"%s\"/>\n", ex_px(p, x), ex_py(p, y), hollow ? "none" : color, color);
+}
+EX_MAYBE_UNUSED static void ex_plot_label(ex_plot *p, double x, double y, const char *color, const char *text) {
+    fprintf(p->f, "<text x=\"%.1f\" y=\"%.1f\" fill=\"%s\">%s</text>\n", x, y, color, text);
+}
+/* a polyline through (x[i], y[i]); points with a NaN y are skipped */
+EX_MAYBE_UNUSED static void ex_plot_line(ex_plot *p, const double *x, const double *y, int n, const char *color, int dashed) {
+    int k;
+    fprintf(p->f, "<polyline fill=\"none\" stroke=\"%s\"%s points=\"", color, dashed ? " stroke-dasharray=\"6,4\"" : "");
+    for (k = 0; k < n; k++)
+        if (y[k] == y[k]) fprintf(p->f, "%.1f,%.1f ", ex_px(p, x[k]), ex_py(p, y[k]));
+    fprintf(p->f, "\"/>\n");
+}
+EX_MAYBE_UNUSED static void ex_plot_close(ex_plot *p) { fprintf(p->f, "</svg>\n"); fclose(p->f); }
+static const char *const EX_COLORS[] = {"#2060c0", "#c02020", "#20a040", "#a060c0", "#c08020", "#208080", "#606060", "#e040a0"};
+
+/* Curves on one SVG: n_curves series of values (NaN: no point), against their index (step). */
 EX_MAYBE_UNUSED static void ex_svg(const char *path, const char *title, const float *const *curves, const int *lens, const char *const *names, int n_curves) {
-    static const char *const colors[] = {"#2060c0", "#c02020", "#20a040", "#a060c0"};
-    FILE *f = fopen(path, "w");
-    double lo = 1e30, hi = -1e30, W = 760, H = 380, P = 50;
+    double lo = 1e30, hi = -1e30, *xs, *ys;
+    ex_plot p;
     int i, k, n = 1;
-    if (!f) return;
     for (k = 0; k < n_curves; k++) {
         if (lens[k] > n) n = lens[k];
         for (i = 0; i < lens[k]; i++)
             if (curves[k][i] == curves[k][i]) { lo = curves[k][i] < lo ? curves[k][i] : lo; hi = curves[k][i] > hi ? curves[k][i] : hi; }
     }
-    if (hi <= lo) hi = lo + 1;
-    fprintf(f, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%g\" height=\"%g\" font-family=\"sans-serif\" font-size=\"12\">\n"
-               "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n<text x=\"%g\" y=\"18\">%s</text>\n", W, H, P, title);
-    fprintf(f, "<line x1=\"%g\" y1=\"%g\" x2=\"%g\" y2=\"%g\" stroke=\"black\"/><line x1=\"%g\" y1=\"30\" x2=\"%g\" y2=\"%g\" stroke=\"black\"/>\n", P,
-            H - P, W - 10, H - P, P, P, H - P);
-    for (i = 0; i <= 4; i++) fprintf(f, "<text x=\"5\" y=\"%g\">%.2f</text>\n", H - P - (H - P - 30) * i / 4 + 4, lo + (hi - lo) * i / 4);
-    fprintf(f, "<text x=\"%g\" y=\"%g\">%d steps</text>\n", W - 90, H - P + 20, n);
-    for (k = 0; k < n_curves; k++) {
-        int stride = lens[k] > 800 ? lens[k] / 800 : 1;
-        fprintf(f, "<text x=\"%g\" y=\"%g\" fill=\"%s\">%s</text>\n<polyline fill=\"none\" stroke=\"%s\" points=\"", W - 220, 40.0 + 16 * k,
-                colors[k % 4], names[k], colors[k % 4]);
-        for (i = 0; i < lens[k]; i += stride)
-            if (curves[k][i] == curves[k][i])
-                fprintf(f, "%.1f,%.1f ", P + (W - P - 10) * i / (n > 1 ? n - 1 : 1), H - P - (H - P - 30) * (curves[k][i] - lo) / (hi - lo));
-        fprintf(f, "\"/>\n");
+    if (!(xs = (double *)malloc(sizeof(double) * 2 * (size_t)n))) return;
+    ys = xs + n;
+    if (ex_plot_open(&p, path, title, 0, n > 1 ? n - 1 : 1, lo, hi, 0, 0, "step", "value")) {
+        for (k = 0; k < n_curves; k++) {
+            int stride = lens[k] > 800 ? lens[k] / 800 : 1, m = 0; /* at most ~800 points a curve */
+            for (i = 0; i < lens[k]; i += stride) xs[m] = i, ys[m++] = curves[k][i];
+            ex_plot_label(&p, 520, 45.0 + 16 * k, EX_COLORS[k % 8], names[k]);
+            ex_plot_line(&p, xs, ys, m, EX_COLORS[k % 8], 0);
+        }
+        ex_plot_close(&p);
     }
-    fprintf(f, "</svg>\n");
-    fclose(f);
+    free(xs);
 }
 #endif

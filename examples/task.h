@@ -19,20 +19,13 @@ static const char *const TASK_TEMPLATES[] = {"Write the word %s %d times.", "Say
 
 typedef struct { int word, k, tmpl; } task_item;
 
-EX_MAYBE_UNUSED static uint64_t ex_rand(uint64_t *s) { /* splitmix64 */
-    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
 /* about one (word, k, phrasing) combination in eight is held out, chosen by a fixed hash */
 EX_MAYBE_UNUSED static int task_heldout(int word, int k, int tmpl) { return (int)(((uint64_t)((word * 31 + k) * 7 + tmpl) * 0x9E3779B97F4A7C15ull) >> 61) == 0; }
 
 EX_MAYBE_UNUSED static task_item task_draw(uint64_t *rng, int heldout) {
     task_item it;
     do {
-        it.word = (int)(ex_rand(rng) % TASK_N_WORDS), it.k = 1 + (int)(ex_rand(rng) % TASK_MAX_K), it.tmpl = (int)(ex_rand(rng) % 3);
+        it.word = (int)(ds_rng_next(rng) % TASK_N_WORDS), it.k = 1 + (int)(ds_rng_next(rng) % TASK_MAX_K), it.tmpl = (int)(ds_rng_next(rng) % 3);
     } while (task_heldout(it.word, it.k, it.tmpl) != heldout);
     return it;
 }
@@ -56,7 +49,7 @@ EX_MAYBE_UNUSED static void json_msg(ds_buf *b, const char *role, const char *co
 /* a wrong count for it: k - 2 .. k + 2, at least 1, never k */
 EX_MAYBE_UNUSED static int task_miscount(const task_item *it, uint64_t *rng) {
     int wrong;
-    do wrong = it->k + (int)(ex_rand(rng) % 5) - 2; while (wrong < 1 || wrong == it->k);
+    do wrong = it->k + (int)(ds_rng_next(rng) % 5) - 2; while (wrong < 1 || wrong == it->k);
     return wrong;
 }
 
@@ -70,7 +63,7 @@ EX_MAYBE_UNUSED static void pref_row(ds_buf *b, const char *prompt, const char *
 
 /* writes the rows gathered in b (atomically) and frees b */
 EX_MAYBE_UNUSED static int write_rows(const char *path, ds_buf *b, ds_error *err) {
-    int rc = b->oom ? ds__fail(err, DS_ERR_NOMEM, "out of memory") : ds_write_file_atomic(path, b->data, b->len, err);
+    int rc = b->oom ? ds_error_set(err, DS_ERR_NOMEM, "out of memory") : ds_write_file_atomic(path, b->data, b->len, err);
     ds_buf_free(b);
     return rc;
 }
@@ -98,7 +91,7 @@ EX_MAYBE_UNUSED static int task_write_pref(const char *path, int n, uint64_t see
     int i;
     for (i = 0; i < n; i++) {
         task_item it = task_draw(&seed, heldout);
-        int wrong = ex_rand(&seed) % 2 ? task_miscount(&it, &seed) : it.k + 8 + (int)(ex_rand(&seed) % 8);
+        int wrong = ds_rng_next(&seed) % 2 ? task_miscount(&it, &seed) : it.k + 8 + (int)(ds_rng_next(&seed) % 8);
         task_prompt(&it, p, sizeof p), task_answer(it.word, it.k, a, sizeof a), task_answer(it.word, wrong, r, sizeof r);
         pref_row(&b, p, a, r);
     }
@@ -116,7 +109,7 @@ EX_MAYBE_UNUSED static int task_write_pref_onpolicy(ds_model *m, ds_tokenizer *t
     int32_t *out = (int32_t *)malloc(sizeof(int32_t) * (size_t)max_new);
     int i, rc = DS_OK;
     *n_wrong = 0;
-    if (!out) return ds__fail(err, DS_ERR_NOMEM, "out of memory");
+    if (!out) return ds_error_set(err, DS_ERR_NOMEM, "out of memory");
     for (i = 0; i < n && !rc; i++) {
         task_item it = task_draw(&seed, 0);
         ds_message msg;
@@ -159,7 +152,7 @@ EX_MAYBE_UNUSED static int task_eval(ds_model *m, ds_tokenizer *tok, int n, int 
     uint64_t rng = 0xE7A1;
     int32_t *out = (int32_t *)malloc(sizeof(int32_t) * (size_t)max_new);
     int i, ok = 0, rep = 0, rc = DS_OK;
-    if (!out) return ds__fail(err, DS_ERR_NOMEM, "out of memory");
+    if (!out) return ds_error_set(err, DS_ERR_NOMEM, "out of memory");
     for (i = 0; i < n && !rc; i++) {
         task_item it = task_draw(&rng, 1);
         char p[128], want[256];
@@ -193,7 +186,7 @@ EX_MAYBE_UNUSED static void ex_shuffle(int *idx, int n, uint64_t *rng) {
     int i;
     for (i = 0; i < n; i++) idx[i] = i;
     for (i = n - 1; i > 0; i--) {
-        int j = (int)(ex_rand(rng) % (uint64_t)(i + 1)), t = idx[i];
+        int j = (int)(ds_rng_next(rng) % (uint64_t)(i + 1)), t = idx[i];
         idx[i] = idx[j], idx[j] = t;
     }
 }

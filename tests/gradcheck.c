@@ -132,91 +132,163 @@ static double dotp(const ds_float *a, const ds_float *b, size_t n) {
     return s;
 }
 
+/* the ops' execution context for these checks: the calling thread, host memory, a scratch */
+static ds_float g_work[4096];
+static ds__exec g_ex = {NULL, 1, g_work, 4096, NULL, 0};
+
 enum { RN = 3, RD = 7 };
-typedef struct { ds_float x[RN * RD], w[RD], out[RN * RD], rstd[RN], dout[RN * RD], dx[RN * RD], dw[RD]; ds__rms r; } rms_ck;
-static double rms_J(void *c) { rms_ck *k = (rms_ck *)c; ds__rmsnorm_fwd_task(&k->r, 0, RN); return dotp(k->dout, k->out, RN * RD); }
+typedef struct { ds_float x[RN * RD], w[RD], out[RN * RD], rstd[RN], dout[RN * RD], dx[RN * RD], dw[RD]; } rms_ck;
+static double rms_J(void *c) {
+    rms_ck *k = (rms_ck *)c;
+    ds__rmsnorm_forward(&g_ex, k->out, k->rstd, k->x, k->w, RN, RD, 1e-6);
+    return dotp(k->dout, k->out, RN * RD);
+}
 static double op_check_rmsnorm(void) {
     static rms_ck k;
-    double worst = 0;
+    double worst = 0, base[RN * RD];
     size_t i;
-    for (i = 0; i < RN * RD; i++) { k.x[i] = t_uniform(); k.dout[i] = t_uniform(); k.dx[i] = 0; }
+    for (i = 0; i < RN * RD; i++) { k.x[i] = t_uniform(); k.dout[i] = t_uniform(); k.dx[i] = base[i] = t_uniform(); }
     for (i = 0; i < RD; i++) { k.w[i] = 1 + 0.5 * t_uniform(); k.dw[i] = 0; }
-    k.r.x = k.x, k.r.w = k.w, k.r.out = k.out, k.r.rstd = k.rstd, k.r.dout = k.dout, k.r.dx = k.dx, k.r.dw = k.dw, k.r.N = RN, k.r.D = RD, k.r.eps = 1e-6;
-    ds__rmsnorm_fwd_task(&k.r, 0, RN);
-    ds__rmsnorm_bwd_dx_task(&k.r, 0, RN);
-    ds__rmsnorm_bwd_dw_task(&k.r, 0, RD);
-    for (i = 0; i < RN * RD; i++) { double r = relerr(k.dx[i], fd(rms_J, &k, &k.x[i])); if (r > worst) worst = r; }
+    rms_J(&k);
+    ds__rmsnorm_backward(&g_ex, k.dx, 1, k.dw, k.dout, k.x, k.w, k.rstd, RN, RD); /* dx += : starts from base */
+    for (i = 0; i < RN * RD; i++) { double r = relerr(k.dx[i] - base[i], fd(rms_J, &k, &k.x[i])); if (r > worst) worst = r; }
     for (i = 0; i < RD; i++) { double r = relerr(k.dw[i], fd(rms_J, &k, &k.w[i])); if (r > worst) worst = r; }
+    for (i = 0; i < RD; i++) k.dw[i] = 0;
+    ds__rmsnorm_backward(&g_ex, k.dx, 0, k.dw, k.dout, k.x, k.w, k.rstd, RN, RD); /* dx = : written */
+    for (i = 0; i < RN * RD; i++) { double r = relerr(k.dx[i], fd(rms_J, &k, &k.x[i])); if (r > worst) worst = r; }
     return worst;
 }
 
-/* rope then attention on one q|k|v buffer: B=2, T=4, H=4, KV=2 (GQA), hd=4 */
+/* linear with accumulate: out = base + inp W^T, for N = 4 (the matmul tile) and N = 1 (the
+   matrix-vector product decoding uses); both backward outputs */
+enum { LN = 4, LC = 5, LO = 7 };
+typedef struct { ds_float inp[LN * LC], W[LO * LC], out[LN * LO], base[LN * LO], dout[LN * LO], dinp[LN * LC], dW[LO * LC]; size_t n; } lin_ck;
+static double lin_J(void *c) {
+    lin_ck *k = (lin_ck *)c;
+    memcpy(k->out, k->base, sizeof k->out);
+    ds__linear_forward(&g_ex, k->out, k->inp, k->W, k->n, LC, LO, 1);
+    return dotp(k->dout, k->out, k->n * LO);
+}
+static double op_check_linear(void) {
+    static lin_ck k;
+    double worst = 0;
+    size_t i, pass;
+    for (pass = 0; pass < 2; pass++) {
+        k.n = pass ? 1 : LN;
+        for (i = 0; i < LN * LC; i++) { k.inp[i] = t_uniform(); k.dinp[i] = 0; }
+        for (i = 0; i < LO * LC; i++) { k.W[i] = t_uniform(); k.dW[i] = 0; }
+        for (i = 0; i < LN * LO; i++) { k.base[i] = t_uniform(); k.dout[i] = t_uniform(); }
+        ds__linear_backward(&g_ex, k.dinp, 0, k.dW, k.dout, k.inp, k.W, k.n, LC, LO);
+        for (i = 0; i < k.n * LC; i++) { double r = relerr(k.dinp[i], fd(lin_J, &k, &k.inp[i])); if (r > worst) worst = r; }
+        for (i = 0; i < LO * LC; i++) { double r = relerr(k.dW[i], fd(lin_J, &k, &k.W[i])); if (r > worst) worst = r; }
+    }
+    return worst;
+}
+
+/* the embedding gather: J = sum(dout * wte[inp]) with repeated ids, so rows accumulate */
+enum { EN = 6, EV = 5, ED = 3 };
+typedef struct { ds_float w[EV * ED], out[EN * ED], dout[EN * ED], dw[EV * ED]; int32_t ids[EN]; } emb_ck;
+static double emb_J(void *c) {
+    emb_ck *k = (emb_ck *)c;
+    ds__embedding_forward(&g_ex, k->out, k->ids, k->w, EN, ED);
+    return dotp(k->dout, k->out, EN * ED);
+}
+static double op_check_embedding(void) {
+    static emb_ck k;
+    static const int32_t ids[EN] = {1, 3, 1, 0, 3, 1};
+    double worst = 0;
+    size_t i;
+    memcpy(k.ids, ids, sizeof ids);
+    for (i = 0; i < EV * ED; i++) { k.w[i] = t_uniform(); k.dw[i] = 0; }
+    for (i = 0; i < EN * ED; i++) k.dout[i] = t_uniform();
+    ds__embedding_backward(&g_ex, k.dw, k.dout, k.ids, EN, ED);
+    for (i = 0; i < EV * ED; i++) { double r = relerr(k.dw[i], fd(emb_J, &k, &k.w[i])); if (r > worst) worst = r; }
+    return worst;
+}
+
+/* rope then attention on one q|k|v buffer: B=2, T=4, H=4, KV=2 (GQA), hd=4; each op alone too */
 enum { AB = 2, AT = 4, AH = 4, AKV = 2, AHD = 4, AQ = (AH + 2 * AKV) * AHD, AN = AB * AT };
 typedef struct {
-    ds_float qkv[AN * AQ], work[AN * AQ], y[AN * AH * AHD], att[AB * AH * AT * AT], dy[AN * AH * AHD], dqkv[AN * AQ], scr[AB * AKV * AT * AT], tscr[AN * AH * AHD];
+    ds_float qkv[AN * AQ], work[AN * AQ], y[AN * AH * AHD], att[AB * AH * AT * AT], dy[AN * AH * AHD], dqkv[AN * AQ], dq2[AN * AQ];
     ds_float cs[AT * AHD / 2], sn[AT * AHD / 2];
-    ds__rope rp;
-    ds__att a;
+    int rope, attn;
 } att_ck;
 static double att_J(void *c) {
     att_ck *k = (att_ck *)c;
     memcpy(k->work, k->qkv, sizeof k->work);
-    k->rp.qkv = k->work, k->rp.inverse = 0;
-    ds__rope_task(&k->rp, 0, AN);
-    k->a.qkv = k->work;
-    ds__attention_fwd_task(&k->a, 0, AB * AH);
+    if (k->rope) ds__rope_forward(&g_ex, k->work, k->cs, k->sn, AN, AT, 0, AH, AKV, AHD);
+    if (!k->attn) return dotp(k->dq2, k->work, AN * AQ); /* rope alone: J = sum(dout * rope(x)) */
+    ds__attention_forward(&g_ex, k->y, k->att, k->work, AB, AT, AH, AKV, AHD);
     return dotp(k->dy, k->y, AN * AH * AHD);
 }
 static double op_check_rope_attention(void) {
     static att_ck k;
     double worst = 0;
-    size_t i, j;
+    size_t i, j, pass;
     for (i = 0; i < AT; i++)
         for (j = 0; j < AHD / 2; j++) {
             double ang = (double)i * pow(10000.0, -2.0 * (double)j / AHD);
             k.cs[i * AHD / 2 + j] = cos(ang), k.sn[i * AHD / 2 + j] = sin(ang);
         }
-    for (i = 0; i < AN * AQ; i++) { k.qkv[i] = t_uniform(); k.dqkv[i] = 0; }
-    for (i = 0; i < AN * AH * AHD; i++) k.dy[i] = t_uniform();
-    k.rp.cos = k.cs, k.rp.sin = k.sn, k.rp.T = AT, k.rp.nh = AH + AKV, k.rp.hd = AHD, k.rp.stride = AQ;
-    k.a.y = k.y, k.a.att = k.att, k.a.dy = k.dy, k.a.dqkv = k.dqkv, k.a.scratch = k.scr, k.a.tscratch = k.tscr;
-    k.a.B = AB, k.a.T = AT, k.a.H = AH, k.a.KV = AKV, k.a.hd = AHD, k.a.Q = AQ;
-    att_J(&k);
-    ds__attention_bwd_task(&k.a, 0, AB * AKV);
-    k.rp.qkv = k.dqkv, k.rp.inverse = 1;
-    ds__rope_task(&k.rp, 0, AN);
-    for (i = 0; i < AN * AQ; i++) { double r = relerr(k.dqkv[i], fd(att_J, &k, &k.qkv[i])); if (r > worst) worst = r; }
+    for (pass = 0; pass < 3; pass++) { /* rope + attention, attention alone, rope alone */
+        k.rope = pass != 1, k.attn = pass != 2;
+        for (i = 0; i < AN * AQ; i++) { k.qkv[i] = t_uniform(); k.dqkv[i] = t_uniform(); k.dq2[i] = t_uniform(); }
+        for (i = 0; i < AN * AH * AHD; i++) k.dy[i] = t_uniform();
+        att_J(&k);
+        if (k.attn) ds__attention_backward(&g_ex, k.dqkv, k.dy, k.work, k.att, AB, AT, AH, AKV, AHD); /* writes dqkv */
+        else memcpy(k.dqkv, k.dq2, sizeof k.dqkv);
+        if (k.rope) ds__rope_backward(&g_ex, k.dqkv, k.cs, k.sn, AN, AT, 0, AH, AKV, AHD);
+        for (i = 0; i < AN * AQ; i++) { double r = relerr(k.dqkv[i], fd(att_J, &k, &k.qkv[i])); if (r > worst) worst = r; }
+    }
+    return worst;
+}
+
+/* decoding's attention over a KV cache equals the training attention's row, position by position */
+static double op_check_attention_decode(void) {
+    static ds_float qkv[AT * AQ], y[AT * AH * AHD], att[AH * AT * AT], kc[AT * AKV * AHD], vc[AT * AKV * AHD], yd[AH * AHD];
+    double worst = 0;
+    size_t i, t;
+    for (i = 0; i < AT * AQ; i++) qkv[i] = t_uniform();
+    ds__attention_forward(&g_ex, y, att, qkv, 1, AT, AH, AKV, AHD);
+    for (t = 0; t < AT; t++) {
+        ds__kv_store(&g_ex, kc, vc, qkv + t * AQ, t, AH, AKV, AHD);
+        ds__attention_decode(&g_ex, yd, qkv + t * AQ, kc, vc, t, AH, AKV, AHD);
+        for (i = 0; i < AH * AHD; i++) { double r = relerr(yd[i], y[t * AH * AHD + i]); if (r > worst) worst = r; }
+    }
     return worst;
 }
 
 enum { GN = 3, GF = 5 };
-typedef struct { ds_float gu[GN * 2 * GF], h[GN * GF], dh[GN * GF], dgu[GN * 2 * GF]; ds__glu g; } glu_ck;
-static double glu_J(void *c) { glu_ck *k = (glu_ck *)c; ds__swiglu_fwd_task(&k->g, 0, GN); return dotp(k->dh, k->h, GN * GF); }
+typedef struct { ds_float gu[GN * 2 * GF], h[GN * GF], dh[GN * GF], dgu[GN * 2 * GF]; } glu_ck;
+static double glu_J(void *c) {
+    glu_ck *k = (glu_ck *)c;
+    ds__swiglu_forward(&g_ex, k->h, k->gu, GN, GF);
+    return dotp(k->dh, k->h, GN * GF);
+}
 static double op_check_swiglu(void) {
     static glu_ck k;
     double worst = 0;
     size_t i;
     for (i = 0; i < GN * 2 * GF; i++) k.gu[i] = 3 * t_uniform();
     for (i = 0; i < GN * GF; i++) k.dh[i] = t_uniform();
-    k.g.h = k.h, k.g.gu = k.gu, k.g.dh = k.dh, k.g.dgu = k.dgu, k.g.F = GF;
-    ds__swiglu_bwd_task(&k.g, 0, GN);
+    ds__swiglu_backward(&g_ex, k.dgu, k.dh, k.gu, GN, GF);
     for (i = 0; i < GN * 2 * GF; i++) { double r = relerr(k.dgu[i], fd(glu_J, &k, &k.gu[i])); if (r > worst) worst = r; }
     return worst;
 }
 
-/* loss = weighted-mean cross-entropy of inp W^T: the cross-entropy and both matmul backwards */
+/* loss = weighted-mean cross-entropy of inp W^T: the cross-entropy and the linear's backward */
 enum { XN = 5, XC = 6, XV = 9 };
-typedef struct { ds_float inp[XN * XC], W[XV * XC], Wt[XV * XC], logits[XN * XV], losses[XN], dinp[XN * XC], dW[XV * XC]; int32_t tg[XN]; ds_float wt[XN]; ds__xent x; } xent_ck;
+typedef struct { ds_float inp[XN * XC], W[XV * XC], logits[XN * XV], losses[XN], dinp[XN * XC], dW[XV * XC]; int32_t tg[XN]; ds_float wt[XN]; double scale; } xent_ck;
 static double xent_J(void *c) {
     xent_ck *k = (xent_ck *)c;
     double s = 0;
     size_t i;
-    ds__matmul_forward(NULL, k->logits, k->inp, k->W, k->Wt, XN, XC, XV);
-    ds__xent_fwd_task(&k->x, 0, XN);
-    for (i = 0; i < XN; i++) s += k->wt[i] * k->losses[i] * k->x.c;
+    ds__linear_forward(&g_ex, k->logits, k->inp, k->W, XN, XC, XV, 0);
+    ds__crossentropy_forward(&g_ex, k->losses, k->logits, k->tg, XN, XV);
+    for (i = 0; i < XN; i++) s += k->wt[i] * k->losses[i] * k->scale;
     return s;
 }
-static double op_check_xent_and_matmul(void) {
+static double op_check_xent_and_linear(void) {
     static xent_ck k;
     static const float wt[XN] = {1, 0.5f, 0, 2, 1};
     double worst = 0;
@@ -224,10 +296,10 @@ static double op_check_xent_and_matmul(void) {
     for (i = 0; i < XN * XC; i++) k.inp[i] = t_uniform();
     for (i = 0; i < XV * XC; i++) { k.W[i] = t_uniform(); k.dW[i] = 0; }
     for (i = 0; i < XN; i++) { k.tg[i] = (int32_t)(t_rand() % XV); k.wt[i] = wt[i]; }
-    k.x.logits = k.logits, k.x.losses = k.losses, k.x.targets = k.tg, k.x.weights = k.wt, k.x.V = XV, k.x.c = 1.0 / 4.5;
-    ds__matmul_forward(NULL, k.logits, k.inp, k.W, k.Wt, XN, XC, XV);
-    ds__xent_bwd_task(&k.x, 0, XN);
-    ds__matmul_backward(NULL, k.dinp, 0, k.dW, k.logits, k.inp, k.W, XN, XC, XV);
+    k.scale = 1.0 / 4.5;
+    ds__linear_forward(&g_ex, k.logits, k.inp, k.W, XN, XC, XV, 0);
+    ds__crossentropy_backward(&g_ex, k.logits, k.tg, k.wt, k.scale, XN, XV);
+    ds__linear_backward(&g_ex, k.dinp, 0, k.dW, k.logits, k.inp, k.W, XN, XC, XV);
     for (i = 0; i < XN * XC; i++) { double r = relerr(k.dinp[i], fd(xent_J, &k, &k.inp[i])); if (r > worst) worst = r; }
     for (i = 0; i < XV * XC; i++) { double r = relerr(k.dW[i], fd(xent_J, &k, &k.W[i])); if (r > worst) worst = r; }
     return worst;
@@ -298,9 +370,12 @@ static void test_gradcheck_dpo(void) {
 }
 
 static void test_gradcheck_ops(void) {
-    double r1 = op_check_rmsnorm(), r2 = op_check_rope_attention(), r3 = op_check_swiglu(), r4 = op_check_xent_and_matmul();
-    printf("  max relative error: rmsnorm %.1e, rope+attention (GQA) %.1e, swiglu %.1e, cross-entropy+matmul %.1e\n", r1, r2, r3, r4);
-    CHECK(r1 < 1e-8 && r2 < 1e-8 && r3 < 1e-8 && r4 < 1e-8);
+    double r1 = op_check_rmsnorm(), r2 = op_check_rope_attention(), r3 = op_check_swiglu(), r4 = op_check_xent_and_linear();
+    double r5 = op_check_linear(), r6 = op_check_embedding(), r7 = op_check_attention_decode();
+    printf("  max relative error: rmsnorm %.1e, rope / attention (GQA) / both %.1e, swiglu %.1e, cross-entropy+linear %.1e,\n"
+           "  linear with accumulate (N = 4 and N = 1) %.1e, embedding %.1e; decode attention vs training attention %.1e\n",
+           r1, r2, r3, r4, r5, r6, r7);
+    CHECK(r1 < 1e-8 && r2 < 1e-8 && r3 < 1e-8 && r4 < 1e-8 && r5 < 1e-8 && r6 < 1e-8 && r7 < 1e-12);
 }
 
 void suite_gradcheck(void) {

@@ -61,6 +61,36 @@ static uint64_t t_rand(void) {
     return t_rng_state * 0x2545F4914F6CDD1Dull;
 }
 static double t_uniform(void) { return (double)(t_rand() >> 11) / 4503599627370496.0 - 1.0; }
+/* The run's scratch directory, build/tests-<pid> (made by main, removed at the end), so that two
+   test programs can run at once: tp("x") is "<dir>/x", in one of 8 rotating buffers. */
+extern char ds_tdir[64];
+static const char *tp(const char *name);
+static const char *tp(const char *name) {
+    static char buf[8][512];
+    static int k;
+    k = (k + 1) % 8;
+    snprintf(buf[k], sizeof buf[k], "%s/%s", ds_tdir, name);
+    return buf[k];
+}
+/* the whole flat array `which` of m (DS_PARAMS, DS_GRADS, ...) as a fresh host copy, through the
+   portable API, so that the tests read any backend's model the same way (free it) */
+static ds_float *t_array(const ds_model *m, int which);
+static ds_float *t_array(const ds_model *m, int which) {
+    size_t n = ds_model_n_params(m);
+    ds_float *a = (ds_float *)malloc(n * sizeof(ds_float) + 1);
+    ds_error e;
+    if (a && ds_model_get(m, which, 0, n, a, &e)) { free(a); a = NULL; }
+    return a;
+}
+/* 1 when the arrays `which` of two models (the same shape) are bit-identical */
+static int t_same(const ds_model *a, const ds_model *b, int which);
+static int t_same(const ds_model *a, const ds_model *b, int which) {
+    ds_float *x = t_array(a, which), *y = t_array(b, which);
+    int same = x && y && ds_model_n_params(a) == ds_model_n_params(b) && memcmp(x, y, ds_model_n_params(a) * sizeof(ds_float)) == 0;
+    free(x);
+    free(y);
+    return same;
+}
 static char *t_read(const char *path, size_t *len); /* NULL if absent */
 static char *t_read(const char *path, size_t *len) {
     ds_error e;

@@ -302,7 +302,7 @@ static void test_dpo_policy_equals_reference(void) {
     ds_model *m;
     ds_error e;
     const ds_example *pairs[2];
-    double rc[2], rr[2];
+    double rc[2] = {0, 0}, rr[2] = {0, 0};
     ds_dpo cfg = ds_dpo_default();
     ds_dpo_stats st;
     CHECK(t != NULL);

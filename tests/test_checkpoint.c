@@ -17,7 +17,7 @@ static void ck_batch(int32_t *in, int32_t *tg, int step) {
     int i;
     for (i = 0; i < 32; i++) { in[i] = (int32_t)((i * 7 + step * 13) % 64); tg[i] = (int32_t)((i * 11 + step * 5 + 3) % 64); }
 }
-static int ck_steps(ds_model *m, int from, int to, float *losses, ds_error *e) {
+static int ck_steps(ds_model *m, int from, int to, double *losses, ds_error *e) {
     ds_adamw opt = ds_adamw_default();
     int s;
     for (s = from; s < to; s++) {
@@ -38,8 +38,8 @@ static void test_checkpoint_roundtrip(void) {
     char *cfg;
     size_t len;
     CHECK(m && tok);
-    CHECKF(ds_checkpoint_save(m, tok, NULL, "build/ckpt_rt", DS_DTYPE_F32, &e) == 0, "%s", e.msg);
-    u = ds_checkpoint_load("build/ckpt_rt", 2, 16, NULL, &e);
+    CHECKF(ds_checkpoint_save(m, tok, NULL, tp("ckpt_rt"), DS_DTYPE_F32, &e) == 0, "%s", e.msg);
+    u = ds_checkpoint_load(tp("ckpt_rt"), 2, 16, NULL, &e);
     CHECKF(u, "%s", e.msg);
     CHECK(ds_model_n_params(u) == ds_model_n_params(m));
     CHECK(memcmp(ds_model_params(u), ds_model_params(m), ds_model_n_params(m) * sizeof(ds_float)) == 0);
@@ -49,11 +49,11 @@ static void test_checkpoint_roundtrip(void) {
               a->n_kv_heads == b->n_kv_heads && a->d_ff == b->d_ff && a->max_seq == b->max_seq && a->rope_theta == b->rope_theta &&
               a->norm_eps == b->norm_eps && a->init_std == b->init_std);
     }
-    cfg = t_read("build/ckpt_rt/config.json", &len);
+    cfg = t_read(tp("ckpt_rt/config.json"), &len);
     CHECK(cfg && strstr(cfg, "\"LlamaForCausalLM\"") && strstr(cfg, "\"tie_word_embeddings\": false") && strstr(cfg, "\"bos_token_id\": 256"));
     free(cfg);
     ds_tokenizer_free(tok);
-    tok = ds_tokenizer_load("build/ckpt_rt/tokenizer.json", &e);
+    tok = ds_tokenizer_load(tp("ckpt_rt/tokenizer.json"), &e);
     CHECKF(tok, "%s", e.msg);
     ds_tokenizer_free(tok);
     ds_model_free(u);
@@ -63,7 +63,7 @@ static void test_checkpoint_roundtrip(void) {
 /* N steps, save, load, M more == N + M uninterrupted, bit for bit */
 static void test_checkpoint_resume_exact(void) {
     ds_model *a = ck_model(5), *b = ck_model(5), *c;
-    float la[8], lb[8];
+    double la[8], lb[8];
     ds_train_state st, st2;
     ds_error e;
     int s;
@@ -71,14 +71,14 @@ static void test_checkpoint_resume_exact(void) {
     CHECKF(ck_steps(a, 0, 8, la, &e), "%s", e.msg);
     CHECKF(ck_steps(b, 0, 4, lb, &e), "%s", e.msg);
     st.step = 4, st.tokens_seen = 4 * 32, st.data_pos = 12345, st.rng = 0xDEADBEEFCAFEull;
-    CHECKF(ds_checkpoint_save(b, NULL, &st, "build/ckpt_resume", DS_DTYPE_F32, &e) == 0, "%s", e.msg);
+    CHECKF(ds_checkpoint_save(b, NULL, &st, tp("ckpt_resume"), DS_DTYPE_F32, &e) == 0, "%s", e.msg);
     ds_model_free(b);
     memset(&st2, 0, sizeof st2);
-    c = ds_checkpoint_load("build/ckpt_resume", 2, 16, &st2, &e);
+    c = ds_checkpoint_load(tp("ckpt_resume"), 2, 16, &st2, &e);
     CHECKF(c, "%s", e.msg);
     CHECK(st2.step == 4 && st2.tokens_seen == 128 && st2.data_pos == 12345 && st2.rng == 0xDEADBEEFCAFEull && ds_model_steps_done(c) == 4);
     CHECKF(ck_steps(c, 4, 8, lb, &e), "%s", e.msg);
-    for (s = 4; s < 8; s++) CHECKF(memcmp(&la[s], &lb[s], sizeof(float)) == 0, "step %d: %.9g uninterrupted, %.9g resumed", s, la[s], lb[s]);
+    for (s = 4; s < 8; s++) CHECKF(memcmp(&la[s], &lb[s], sizeof(double)) == 0, "step %d: %.9g uninterrupted, %.9g resumed", s, la[s], lb[s]);
     CHECK(memcmp(ds_model_params(a), ds_model_params(c), ds_model_n_params(a) * sizeof(ds_float)) == 0);
     ds_model_free(a);
     ds_model_free(c);
@@ -89,8 +89,8 @@ static void test_checkpoint_bf16(void) {
     ds_error e;
     size_t i, n;
     CHECK(m);
-    CHECKF(ds_checkpoint_save(m, NULL, NULL, "build/ckpt_bf16", DS_DTYPE_BF16, &e) == 0, "%s", e.msg);
-    u = ds_checkpoint_load("build/ckpt_bf16", 2, 16, NULL, &e);
+    CHECKF(ds_checkpoint_save(m, NULL, NULL, tp("ckpt_bf16"), DS_DTYPE_BF16, &e) == 0, "%s", e.msg);
+    u = ds_checkpoint_load(tp("ckpt_bf16"), 2, 16, NULL, &e);
     CHECKF(u, "%s", e.msg);
     n = ds_model_n_params(m);
     for (i = 0; i < n; i++) {
@@ -115,57 +115,57 @@ static void test_checkpoint_bad_files(void) {
     size_t len, cfg_len, cut;
     CHECK(m);
     memset(&st, 0, sizeof st);
-    CHECK(ds_checkpoint_save(m, NULL, &st, "build/ckpt_bad", DS_DTYPE_F32, &e) == 0);
-    good = t_read("build/ckpt_bad/model.safetensors", &len);
-    cfg = t_read("build/ckpt_bad/config.json", &cfg_len);
+    CHECK(ds_checkpoint_save(m, NULL, &st, tp("ckpt_bad"), DS_DTYPE_F32, &e) == 0);
+    good = t_read(tp("ckpt_bad/model.safetensors"), &len);
+    cfg = t_read(tp("ckpt_bad/config.json"), &cfg_len);
     CHECK(good && cfg);
     for (cut = 0; cut < len; cut += 1 + cut / 3) { /* every truncation is refused */
-        ck_put("build/ckpt_bad/model.safetensors", good, cut);
+        ck_put(tp("ckpt_bad/model.safetensors"), good, cut);
         memset(&e, 0, sizeof e);
-        u = ds_checkpoint_load("build/ckpt_bad", 2, 16, NULL, &e);
+        u = ds_checkpoint_load(tp("ckpt_bad"), 2, 16, NULL, &e);
         CHECKF(!u && e.code == DS_ERR_FORMAT && e.msg[0], "truncated at %zu: accepted (%s)", cut, e.msg);
     }
     { /* a header length beyond the file */
         char *bad = (char *)malloc(len);
         memcpy(bad, good, len);
         bad[5] = 0x7F;
-        ck_put("build/ckpt_bad/model.safetensors", bad, len);
-        u = ds_checkpoint_load("build/ckpt_bad", 2, 16, NULL, &e);
+        ck_put(tp("ckpt_bad/model.safetensors"), bad, len);
+        u = ds_checkpoint_load(tp("ckpt_bad"), 2, 16, NULL, &e);
         CHECK(!u && strstr(e.msg, "header length"));
         /* a tensor's offsets moved: overlap */
         memcpy(bad, good, len);
         { char *at = strstr(bad + 8, "\"data_offsets\":[0,"); CHECK(at); at[16] = '4'; }
-        ck_put("build/ckpt_bad/model.safetensors", bad, len);
-        u = ds_checkpoint_load("build/ckpt_bad", 2, 16, NULL, &e);
+        ck_put(tp("ckpt_bad/model.safetensors"), bad, len);
+        u = ds_checkpoint_load(tp("ckpt_bad"), 2, 16, NULL, &e);
         CHECK(!u && e.code == DS_ERR_FORMAT);
         free(bad);
     }
-    ck_put("build/ckpt_bad/model.safetensors", good, len);
+    ck_put(tp("ckpt_bad/model.safetensors"), good, len);
     { /* config.json that does not match the weights */
         char *c2 = (char *)malloc(cfg_len + 1), *at;
         memcpy(c2, cfg, cfg_len + 1);
         at = strstr(c2, "\"intermediate_size\": ");
         CHECK(at);
         at[21] = '9'; /* 88 -> 98 */
-        ck_put("build/ckpt_bad/config.json", c2, cfg_len);
-        u = ds_checkpoint_load("build/ckpt_bad", 2, 16, NULL, &e);
+        ck_put(tp("ckpt_bad/config.json"), c2, cfg_len);
+        u = ds_checkpoint_load(tp("ckpt_bad"), 2, 16, NULL, &e);
         CHECKF(!u && strstr(e.msg, "gate_proj") && strstr(e.msg, "shape"), "%s", e.msg);
-        ck_put("build/ckpt_bad/config.json", "{\"vocab_size\": 64, \"hidden_size\": \"32\"}", 39);
-        u = ds_checkpoint_load("build/ckpt_bad", 2, 16, NULL, &e);
+        ck_put(tp("ckpt_bad/config.json"), "{\"vocab_size\": 64, \"hidden_size\": \"32\"}", 39);
+        u = ds_checkpoint_load(tp("ckpt_bad"), 2, 16, NULL, &e);
         CHECK(!u && strstr(e.msg, "hidden_size"));
-        ck_put("build/ckpt_bad/config.json", "{\"hidden_act\": \"gelu\"", 22);
-        u = ds_checkpoint_load("build/ckpt_bad", 2, 16, NULL, &e);
+        ck_put(tp("ckpt_bad/config.json"), "{\"hidden_act\": \"gelu\"", 22);
+        u = ds_checkpoint_load(tp("ckpt_bad"), 2, 16, NULL, &e);
         CHECK(!u && strstr(e.msg, "config.json"));
         free(c2);
     }
-    ck_put("build/ckpt_bad/config.json", cfg, cfg_len);
-    u = ds_checkpoint_load("build/ckpt_bad", 2, 16, &st, &e);
+    ck_put(tp("ckpt_bad/config.json"), cfg, cfg_len);
+    u = ds_checkpoint_load(tp("ckpt_bad"), 2, 16, &st, &e);
     CHECKF(u, "%s", e.msg);
     ds_model_free(u);
-    ck_put("build/ckpt_bad/trainer_state.safetensors", "12345678", 8);
-    u = ds_checkpoint_load("build/ckpt_bad", 2, 16, &st, &e);
+    ck_put(tp("ckpt_bad/trainer_state.safetensors"), "12345678", 8);
+    u = ds_checkpoint_load(tp("ckpt_bad"), 2, 16, &st, &e);
     CHECK(!u && strstr(e.msg, "trainer_state"));
-    u = ds_checkpoint_load("build/no-such-checkpoint", 2, 16, NULL, &e);
+    u = ds_checkpoint_load(tp("no-such-checkpoint"), 2, 16, NULL, &e);
     CHECK(!u && e.code == DS_ERR_IO);
     free(good);
     free(cfg);
@@ -181,7 +181,7 @@ static void test_checkpoint_full_disk_keeps_last_good(void) {
     int rc;
     ds_float *good;
     CHECK(m);
-    CHECK(ds_checkpoint_save(m, NULL, NULL, "build/ckpt_full", DS_DTYPE_F32, &e) == 0);
+    CHECK(ds_checkpoint_save(m, NULL, NULL, tp("ckpt_full"), DS_DTYPE_F32, &e) == 0);
     good = (ds_float *)malloc(ds_model_n_params(m) * sizeof(ds_float));
     memcpy(good, ds_model_params(m), ds_model_n_params(m) * sizeof(ds_float));
     ds_model_params(m)[0] += 1; /* the next save would differ */
@@ -190,10 +190,10 @@ static void test_checkpoint_full_disk_keeps_last_good(void) {
     lim = old;
     lim.rlim_cur = 4096;
     setrlimit(RLIMIT_FSIZE, &lim);
-    rc = ds_checkpoint_save(m, NULL, NULL, "build/ckpt_full", DS_DTYPE_F32, &e);
+    rc = ds_checkpoint_save(m, NULL, NULL, tp("ckpt_full"), DS_DTYPE_F32, &e);
     setrlimit(RLIMIT_FSIZE, &old);
     CHECKF(rc == DS_ERR_IO && strstr(e.msg, "unchanged"), "rc %d: %s", rc, e.msg);
-    u = ds_checkpoint_load("build/ckpt_full", 2, 16, NULL, &e);
+    u = ds_checkpoint_load(tp("ckpt_full"), 2, 16, NULL, &e);
     CHECKF(u, "%s", e.msg);
     CHECK(memcmp(ds_model_params(u), good, ds_model_n_params(m) * sizeof(ds_float)) == 0);
     free(good);
@@ -206,13 +206,13 @@ static void test_checkpoint_crash_between_renames(void) {
     ds_model *m = ck_model(8), *u;
     ds_error e;
     CHECK(m);
-    CHECK(ds_checkpoint_save(m, NULL, NULL, "build/ckpt_crash", DS_DTYPE_F32, &e) == 0);
-    ds__ckpt_remove("build/ckpt_crash.old");
-    CHECK(rename("build/ckpt_crash", "build/ckpt_crash.old") == 0);
-    u = ds_checkpoint_load("build/ckpt_crash", 2, 16, NULL, &e);
+    CHECK(ds_checkpoint_save(m, NULL, NULL, tp("ckpt_crash"), DS_DTYPE_F32, &e) == 0);
+    ds__ckpt_remove(tp("ckpt_crash.old"));
+    CHECK(rename(tp("ckpt_crash"), tp("ckpt_crash.old")) == 0);
+    u = ds_checkpoint_load(tp("ckpt_crash"), 2, 16, NULL, &e);
     CHECKF(u, "%s", e.msg);
     CHECK(memcmp(ds_model_params(u), ds_model_params(m), ds_model_n_params(m) * sizeof(ds_float)) == 0);
-    CHECK(ds_checkpoint_save(m, NULL, NULL, "build/ckpt_crash", DS_DTYPE_F32, &e) == 0); /* and saving again cleans up */
+    CHECK(ds_checkpoint_save(m, NULL, NULL, tp("ckpt_crash"), DS_DTYPE_F32, &e) == 0); /* and saving again cleans up */
     ds_model_free(u);
     ds_model_free(m);
 }

@@ -10,21 +10,21 @@ static void test_tokens_file_roundtrip_and_errors(void) {
     CHECK(tok);
     CHECK_OK(ds_tokens_from_text(tok, text, strlen(text), &t, &e_));
     CHECK(t.n == strlen(text) && t.n_bytes == strlen(text) && t.vocab == 258);
-    CHECKF(ds_tokens_save(&t, "build/test.tok", &e) == 0, "%s", e.msg);
-    CHECK_OK(ds_tokens_load("build/test.tok", &u, &e_));
+    CHECKF(ds_tokens_save(&t, tp("test.tok"), &e) == 0, "%s", e.msg);
+    CHECK_OK(ds_tokens_load(tp("test.tok"), &u, &e_));
     CHECK(u.n == t.n && u.n_bytes == t.n_bytes && u.vocab == t.vocab && memcmp(u.ids, t.ids, t.n * sizeof(int32_t)) == 0);
     ds_tokens_free(&u);
-    raw = t_read("build/test.tok", &len);
+    raw = t_read(tp("test.tok"), &len);
     CHECK(raw && len == 32 + 4 * t.n);
-    ck_put("build/bad.tok", raw, len - 3); /* wrong size for its count */
-    CHECK(ds_tokens_load("build/bad.tok", &u, &e) == DS_ERR_FORMAT && strstr(e.msg, "tokens"));
+    ck_put(tp("bad.tok"), raw, len - 3); /* wrong size for its count */
+    CHECK(ds_tokens_load(tp("bad.tok"), &u, &e) == DS_ERR_FORMAT && strstr(e.msg, "tokens"));
     raw[41] = (char)0xFF; /* an id beyond the vocabulary (>= 65280) */
-    ck_put("build/bad.tok", raw, len);
-    CHECK(ds_tokens_load("build/bad.tok", &u, &e) == DS_ERR_FORMAT && strstr(e.msg, "vocabulary"));
+    ck_put(tp("bad.tok"), raw, len);
+    CHECK(ds_tokens_load(tp("bad.tok"), &u, &e) == DS_ERR_FORMAT && strstr(e.msg, "vocabulary"));
     raw[0] = 'X';
-    ck_put("build/bad.tok", raw, len);
-    CHECK(ds_tokens_load("build/bad.tok", &u, &e) == DS_ERR_FORMAT && strstr(e.msg, "DSTOKENS"));
-    CHECK(ds_tokens_load("build/no-such.tok", &u, &e) == DS_ERR_IO);
+    ck_put(tp("bad.tok"), raw, len);
+    CHECK(ds_tokens_load(tp("bad.tok"), &u, &e) == DS_ERR_FORMAT && strstr(e.msg, "DSTOKENS"));
+    CHECK(ds_tokens_load(tp("no-such.tok"), &u, &e) == DS_ERR_IO);
     free(raw);
     ds_tokens_free(&t);
     ds_tokenizer_free(tok);
@@ -101,6 +101,7 @@ static void test_greedy_kv_cache_equals_full_forward(void) {
     ds_model *m, *full;
     ds_error e;
     int32_t seq[24] = {5, 17, 3, 42, 9}, out[19];
+    static ds_float lf[24 * 64];
     int n_out = 0, i, k;
     double worst = 0;
     ds_config_preset("test", &c, &e);
@@ -115,9 +116,11 @@ static void test_greedy_kv_cache_equals_full_forward(void) {
     for (i = 0; i < n_out; i++) seq[5 + i] = out[i];
     /* the full forward over the whole sequence: at each position, its argmax is the next token */
     CHECK_OK(ds_model_forward(full, seq, NULL, NULL, 1, 24, NULL, NULL, &e_));
+    CHECK_OK(ds_model_copy_logits(full, 0, 24, lf, &e_));
     for (i = 4; i < 23; i++) {
-        const ds_float *row = ds_model_logits(full) + (size_t)i * 64;
-        int32_t arg = ds_sample(row, 64, 0.0, 1.0, NULL);
+        ds_sampler greedy = ds_sampler_make(0, 1, 0);
+        int32_t arg = -1;
+        CHECK_OK(ds_sampler_sample(&greedy, lf + (size_t)i * 64, 64, &arg, &e_));
         CHECKF(arg == seq[i + 1], "position %d: full forward argmax %d, KV cache generated %d", i, (int)arg, (int)seq[i + 1]);
     }
     /* and the logits themselves agree */
@@ -125,24 +128,61 @@ static void test_greedy_kv_cache_equals_full_forward(void) {
         const ds_float *lg;
         CHECK_OK(ds_model_forward_token(m, seq[i], i, NULL, &lg, &e_));
         for (k = 0; k < 64; k++) {
-            double d = fabs((double)lg[k] - (double)ds_model_logits(full)[(size_t)i * 64 + k]);
+            double d = fabs((double)lg[k] - (double)lf[(size_t)i * 64 + k]);
             if (d > worst) worst = d;
         }
     }
     CHECKF(worst < 1e-4, "KV-cache logits differ from the full forward by %g", worst);
+    /* continuing from the cache: generating 9 tokens, then 10 more from where it stopped, gives
+       the 19 of one call (the sampler's stream carries over) */
+    {
+        ds_sampler s1 = ds_sampler_make(0.9, 0.95, 5), s2 = ds_sampler_make(0.9, 0.95, 5);
+        int32_t all[19], part[19];
+        int n1 = 0, n2 = 0;
+        CHECK_OK(ds_generate_next(m, 0, seq, 5, 19, &s1, -1, NULL, NULL, all, &n1, NULL, &e_));
+        CHECK_OK(ds_generate_next(m, 0, seq, 5, 9, &s2, -1, NULL, NULL, part, &n2, NULL, &e_));
+        CHECK(n1 == 19 && n2 == 9);
+        CHECK_OK(ds_generate_next(m, 5 + 9 - 1, part + 8, 1, 10, &s2, -1, NULL, NULL, part + 9, &n2, NULL, &e_));
+        CHECK(n2 == 10 && memcmp(all, part, sizeof all) == 0);
+        CHECK(ds_generate_next(m, 20, seq, 1, 4, &s1, -1, NULL, NULL, all, &n1, NULL, &e) == DS_ERR_INVALID && strstr(e.msg, "max_seq"));
+        ds_sampler_free(&s1);
+        ds_sampler_free(&s2);
+    }
+    CHECK(ds_model_forward_token(NULL, 1, 0, NULL, NULL, &e) == DS_ERR_INVALID);
     ds_model_free(m);
     ds_model_free(full);
 }
 
 static void test_sampling(void) {
     ds_float logits[6] = {1.0f, 3.0f, 2.9f, -1.0f, 3.0f, 0.0f};
-    uint64_t r1 = 7, r2 = 7;
+    ds_sampler g = ds_sampler_make(0, 1, 7), s1 = ds_sampler_make(1, 1, 7), s2 = ds_sampler_make(1, 1, 7), p = ds_sampler_make(1, 0.5, 7);
+    ds_error e;
+    int32_t a = -1, b = -1;
     int i, counts[6] = {0};
-    CHECK(ds_sample(logits, 6, 0.0, 1.0, &r1) == 1); /* argmax, first on ties */
-    for (i = 0; i < 50; i++) CHECK(ds_sample(logits, 6, 1.0, 1.0, &r1) == ds_sample(logits, 6, 1.0, 1.0, &r2)); /* seeded */
-    for (i = 0; i < 2000; i++) counts[ds_sample(logits, 6, 1.0, 0.5, &r1)]++;
+    CHECK_OK(ds_sampler_sample(&g, logits, 6, &a, &e_));
+    CHECK(a == 1 && g.cand_ == NULL); /* argmax, first on ties; greedy allocates nothing */
+    for (i = 0; i < 50; i++) { /* seeded */
+        CHECK_OK(ds_sampler_sample(&s1, logits, 6, &a, &e_));
+        CHECK_OK(ds_sampler_sample(&s2, logits, 6, &b, &e_));
+        CHECK(a == b);
+    }
+    for (i = 0; i < 2000; i++) {
+        void *buf = p.cand_;
+        CHECK_OK(ds_sampler_sample(&p, logits, 6, &a, &e_));
+        CHECK(a >= 0 && a < 6 && (i == 0 || p.cand_ == buf)); /* one buffer, allocated on the first draw */
+        counts[a]++;
+    }
     CHECK(counts[0] == 0 && counts[3] == 0 && counts[5] == 0 && counts[2] == 0); /* top-p 0.5: only the two tied best */
     CHECK(counts[1] > 800 && counts[4] > 800);
+    /* non-finite logits are an error, never a token */
+    logits[2] = (ds_float)NAN;
+    CHECK(ds_sampler_sample(&p, logits, 6, &a, &e) == DS_ERR_NUMERIC && strstr(e.msg, "NaN"));
+    CHECK(ds_sampler_sample(&g, logits, 6, &a, &e) == DS_ERR_NUMERIC);
+    for (i = 0; i < 6; i++) logits[i] = -(ds_float)INFINITY;
+    CHECK(ds_sampler_sample(&p, logits, 6, &a, &e) == DS_ERR_NUMERIC);
+    ds_sampler_free(&s1);
+    ds_sampler_free(&s2);
+    ds_sampler_free(&p);
 }
 
 static void suite_generation(void) {

@@ -1,6 +1,8 @@
 /* test_model.c - §2.2-2.3 in the float build: configuration, schedules, determinism across
    thread counts, masking, bad input. (The gradients are checked in tests/gradcheck.c.) */
 
+static ds_error e_global; /* for calls whose message a test does not read */
+
 static void test_config_presets_and_validation(void) {
     ds_config c;
     ds_error e;
@@ -63,7 +65,7 @@ static int tiny_setup(tiny_run *r, int kv) {
 
 static void test_initial_loss_is_log_vocab(void) {
     tiny_run r;
-    float loss;
+    double loss;
     CHECK(tiny_setup(&r, 2));
     CHECK_OK(ds_model_forward(r.m, r.in, r.tg, NULL, 2, 16, NULL, &loss, &e_));
     CHECKF(fabs(loss - log(64.0)) < 0.05, "initial loss %f, expected about ln 64 = %f", loss, log(64.0));
@@ -72,7 +74,7 @@ static void test_initial_loss_is_log_vocab(void) {
 
 static void test_training_reduces_loss(void) {
     tiny_run r;
-    float first = 0, loss = 0;
+    double first = 0, loss = 0;
     int s;
     ds_adamw opt = ds_adamw_default();
     CHECK(tiny_setup(&r, 2));
@@ -87,38 +89,66 @@ static void test_training_reduces_loss(void) {
     ds_model_free(r.m);
 }
 
-/* The rule: loss, gradients and parameters after N steps are bit-identical for 1, 2, 4 threads. */
+/* Steps of the three training paths on one model: plain pretraining (step 0, 3), SFT-weighted
+   tokens (step 1) and backward_tokens with a signed dloss as DPO uses it (step 2); then KV-cache
+   decoding. *loss[s] and *dec (a hash of the decoded logits) record what came out. */
+static int three_paths(ds_model *m, ds_pool *pool, const int32_t *in, const int32_t *tg, double *loss, uint64_t *dec, ds_error *e) {
+    ds_adamw opt = ds_adamw_default();
+    float w[4 * 24];
+    ds_float dl[4 * 24];
+    int s, i;
+    for (i = 0; i < 4 * 24; i++) w[i] = (float)(i % 3) * 0.5f, dl[i] = (ds_float)(0.01 * (i % 5 - 2));
+    for (s = 0; s < 4; s++) {
+        ds_model_zero_grad(m);
+        if (ds_model_forward(m, in, tg, s == 1 ? w : NULL, 4, 24, pool, &loss[s], e)) return 0;
+        if (s == 2 ? ds_model_backward_tokens(m, dl, pool, e) : ds_model_backward(m, 1.0f, pool, e)) return 0;
+        if (s < 3 && ds_model_step(m, &opt, 3e-3, NULL, pool, e)) return 0;
+    }
+    for (*dec = 1469598103934665603ull, i = 0; i < 6; i++) {
+        const ds_float *lg;
+        const unsigned char *b;
+        size_t k;
+        if (ds_model_forward_token(m, in[i], i, pool, &lg, e)) return 0;
+        for (b = (const unsigned char *)lg, k = 0; k < 96 * sizeof(ds_float); k++) *dec = (*dec ^ b[k]) * 1099511628211ull;
+    }
+    return 1;
+}
+static ds_model *three_paths_model(int host_visible, ds_error *e) {
+    ds_config c;
+    ds_model *m;
+    ds_config_preset("test", &c, e);
+    c.vocab = 96, c.d_model = 48, c.n_heads = 6, c.n_kv_heads = 2, c.d_ff = ds_ffn_dim(48, 8), c.max_seq = 24, c.n_layers = 2;
+    m = ds__model_new(&c, 4, 24, c.max_seq, host_visible, e);
+    if (m && ds_model_init(m, 7)) { ds_model_free(m); m = NULL; }
+    return m;
+}
+
+/* The rule: losses, gradients, parameters, moments and decoded logits are bit-identical for 1, 2
+   and 4 threads, on every training path (pretraining, SFT weights, backward_tokens). */
 static void test_threads_bit_identical(void) {
     ds_model *ref = NULL;
-    float ref_loss[4];
+    double ref_loss[4];
+    uint64_t ref_dec = 0;
     int threads[3] = {1, 2, 4}, k, s;
     ds_error e;
-    ds_config c;
     int32_t in[4 * 24], tg[4 * 24];
     for (k = 0; k < 4 * 24; k++) { in[k] = (int32_t)(t_rand() % 96); tg[k] = (int32_t)(t_rand() % 96); }
     for (k = 0; k < 3; k++) {
         ds_pool *pool = ds_pool_new(threads[k], &e);
-        ds_model *m;
-        ds_adamw opt = ds_adamw_default();
+        ds_model *m = three_paths_model(1, &e);
+        double loss[4];
+        uint64_t dec;
         CHECK(pool);
-        ds_config_preset("test", &c, &e);
-        c.vocab = 96, c.d_model = 48, c.n_heads = 6, c.n_kv_heads = 2, c.d_ff = ds_ffn_dim(48, 8), c.max_seq = 24, c.n_layers = 2;
-        m = ds_model_new(&c, 4, 24, &e);
         CHECKF(m, "%s", e.msg);
-        ds_model_init(m, 7);
-        for (s = 0; s < 4; s++) {
-            float loss;
-            ds_model_zero_grad(m);
-            CHECK_OK(ds_model_forward(m, in, tg, NULL, 4, 24, pool, &loss, &e_));
-            CHECK_OK(ds_model_backward(m, 1.0f, pool, &e_));
-            if (s < 3) CHECK_OK(ds_model_step(m, &opt, 3e-3, NULL, pool, &e_));
-            if (k == 0) ref_loss[s] = loss;
-            else CHECKF(memcmp(&loss, &ref_loss[s], sizeof loss) == 0, "%d threads, step %d: loss %.9g vs %.9g", threads[k], s, loss, ref_loss[s]);
-        }
-        if (k == 0) ref = m;
+        CHECKF(three_paths(m, pool, in, tg, loss, &dec, &e), "%d threads: %s", threads[k], e.msg);
+        if (k == 0) { ref = m, memcpy(ref_loss, loss, sizeof loss), ref_dec = dec; }
         else {
-            CHECKF(memcmp(ds_model_grads(m), ds_model_grads(ref), ds_model_n_params(m) * sizeof(ds_float)) == 0, "%d threads: gradients differ", threads[k]);
-            CHECKF(memcmp(ds_model_params(m), ds_model_params(ref), ds_model_n_params(m) * sizeof(ds_float)) == 0, "%d threads: parameters differ", threads[k]);
+            for (s = 0; s < 4; s++)
+                CHECKF(memcmp(&loss[s], &ref_loss[s], sizeof loss[s]) == 0, "%d threads, step %d: loss %.17g vs %.17g", threads[k], s, loss[s], ref_loss[s]);
+            CHECKF(t_same(m, ref, DS_GRADS), "%d threads: gradients differ", threads[k]);
+            CHECKF(t_same(m, ref, DS_PARAMS), "%d threads: parameters differ", threads[k]);
+            CHECKF(t_same(m, ref, DS_ADAM_M) && t_same(m, ref, DS_ADAM_V), "%d threads: AdamW moments differ", threads[k]);
+            CHECKF(dec == ref_dec, "%d threads: decoded logits differ", threads[k]);
             ds_model_free(m);
         }
         ds_pool_free(pool);
@@ -126,12 +156,46 @@ static void test_threads_bit_identical(void) {
     ds_model_free(ref);
 }
 
+/* The portable paths: a model whose every host access goes through the backend's copies (as a
+   device backend's must) computes exactly what the direct CPU model does. */
+static void test_portable_copies_same_numbers(void) {
+    ds_model *a = three_paths_model(1, &e_global), *b = three_paths_model(0, &e_global);
+    double la[4], lb[4];
+    uint64_t da, db;
+    int32_t in[4 * 24], tg[4 * 24];
+    int k;
+    ds_float *row;
+    CHECKF(a && b, "%s", e_global.msg);
+    for (k = 0; k < 4 * 24; k++) { in[k] = (int32_t)((k * 37) % 96); tg[k] = (int32_t)((k * 53 + 1) % 96); }
+    CHECK(three_paths(a, NULL, in, tg, la, &da, &e_global) && three_paths(b, NULL, in, tg, lb, &db, &e_global));
+    CHECK(memcmp(la, lb, sizeof la) == 0 && da == db);
+    CHECK(t_same(a, b, DS_PARAMS) && t_same(a, b, DS_GRADS) && t_same(a, b, DS_ADAM_M) && t_same(a, b, DS_ADAM_V));
+    /* get/set: a tensor out and back, the logits rows, bad ranges refused */
+    row = (ds_float *)malloc(ds_model_tensor(b, 2)->numel * sizeof(ds_float));
+    CHECK(row);
+    CHECK_OK(ds_model_get_tensor(b, 2, row, &e_));
+    CHECK(memcmp(row, ds_model_params(a) + ds_model_tensor(a, 2)->offset, ds_model_tensor(a, 2)->numel * sizeof(ds_float)) == 0);
+    row[0] += 1;
+    CHECK_OK(ds_model_set_tensor(b, 2, row, &e_));
+    CHECK(ds_model_params(b)[ds_model_tensor(b, 2)->offset] == row[0]);
+    CHECK(ds_model_get(b, DS_PARAMS, ds_model_n_params(b) - 1, 2, row, &e_global) == DS_ERR_INVALID);
+    CHECK(ds_model_get(b, 9, 0, 1, row, &e_global) == DS_ERR_INVALID);
+    CHECK(ds_model_get_tensor(b, ds_model_n_tensors(b), row, &e_global) == DS_ERR_INVALID);
+    CHECK_OK(ds_model_forward(b, in, tg, NULL, 2, 24, NULL, NULL, &e_));
+    CHECK_OK(ds_model_copy_logits(b, 47, 1, row, &e_));
+    CHECK(memcmp(row, ds_model_logits(b) + 47 * 96, 96 * sizeof(ds_float)) == 0);
+    CHECK(ds_model_copy_logits(b, 47, 2, row, &e_global) == DS_ERR_INVALID); /* the last forward had 48 rows */
+    free(row);
+    ds_model_free(a);
+    ds_model_free(b);
+}
+
 /* A token of weight 0 gets exactly zero gradient: changing its target changes nothing. */
 static void test_zero_weight_tokens_get_zero_gradient(void) {
     tiny_run r;
     ds_float *g1;
     size_t n;
-    float l1, l2;
+    double l1, l2;
     int i;
     CHECK(tiny_setup(&r, 1));
     n = ds_model_n_params(r.m);
@@ -188,7 +252,7 @@ static void test_gradient_accumulation(void) {
 static void test_bad_input_and_non_finite(void) {
     tiny_run r;
     ds_error e;
-    float loss;
+    double loss;
     ds_float *p, keep;
     double gn;
     ds_adamw opt = ds_adamw_default();
@@ -197,9 +261,17 @@ static void test_bad_input_and_non_finite(void) {
     CHECK(ds_model_forward(r.m, r.in, r.tg, NULL, 2, 16, NULL, &loss, &e) == DS_ERR_INVALID && strstr(e.msg, "input 5"));
     r.in[5] = 1;
     CHECK(ds_model_forward(r.m, r.in, r.tg, NULL, 3, 16, NULL, &loss, &e) == DS_ERR_INVALID);
-    CHECK(ds_model_backward(r.m, 1.0f, NULL, &e) == DS_OK || 1);
+    CHECK(ds_model_backward(r.m, 1.0f, NULL, &e) == DS_ERR_INVALID && strstr(e.msg, "targets")); /* no forward succeeded yet */
     ds_model_forward(r.m, r.in, NULL, NULL, 2, 16, NULL, NULL, &e);
     CHECK(ds_model_backward(r.m, 1.0f, NULL, &e) == DS_ERR_INVALID && strstr(e.msg, "targets"));
+    CHECK_OK(ds_model_forward(r.m, r.in, r.tg, NULL, 2, 16, NULL, &loss, &e_));
+    CHECK_OK(ds_model_backward(r.m, 1.0f, NULL, &e_));
+    CHECK(ds_model_backward(r.m, 1.0f, NULL, &e) == DS_ERR_INVALID && strstr(e.msg, "already")); /* the logits hold their gradient now */
+    /* NULL models: an error, not a crash */
+    CHECK(ds_model_forward(NULL, r.in, r.tg, NULL, 2, 16, NULL, &loss, &e) == DS_ERR_INVALID);
+    CHECK(ds_model_backward(NULL, 1.0f, NULL, &e) == DS_ERR_INVALID);
+    CHECK(ds_model_backward_tokens(NULL, NULL, NULL, &e) == DS_ERR_INVALID);
+    CHECK(ds_model_step(NULL, NULL, 1e-3, NULL, NULL, &e) == DS_ERR_INVALID);
     /* a NaN parameter: the loss is reported non-finite, and a step with NaN gradients is refused */
     p = ds_model_params(r.m) + ds_model_tensor(r.m, 2)->offset; /* a q_proj weight: every token uses it */
     keep = p[5];
@@ -273,7 +345,7 @@ static char *fx_open(const char *path, ds_json_doc **h, const char **data, const
             ds_model_free(*m), ds_json_free(*h), free(f);
             return NULL;
         }
-        memcpy(ds_model_params(*m) + t->offset, *data + b, e - b);
+        ds_model_set_tensor(*m, k, (const ds_float *)(const void *)(*data + b), err);
     }
     return f;
 }
@@ -283,21 +355,24 @@ static double fx_grad_error(const ds_json_doc *h, const char *data, ds_model *m)
     double worst = 0;
     size_t b, e, i;
     int k;
+    ds_float *g = t_array(m, DS_GRADS);
+    if (!g) return -1;
     for (k = 0; k < ds_model_n_tensors(m); k++) {
         const ds_tensor *t = ds_model_tensor(m, k);
         char name[96];
         const float *ref;
         double dd = 0, nn = 0;
         snprintf(name, sizeof name, "torch_grad.%s", t->name);
-        if (!fx_tensor(h, name, &b, &e)) return -1;
+        if (!fx_tensor(h, name, &b, &e)) { free(g); return -1; }
         ref = (const float *)(const void *)(data + b);
         for (i = 0; i < t->numel; i++) {
-            double d = (double)ds_model_grads(m)[t->offset + i] - ref[i];
+            double d = (double)g[t->offset + i] - ref[i];
             dd += d * d;
             nn += (double)ref[i] * ref[i];
         }
         if (sqrt(dd / nn) > worst) worst = sqrt(dd / nn);
     }
+    free(g);
     return worst;
 }
 
@@ -309,7 +384,7 @@ static void test_pytorch_fixture(void) {
     const ds_json *meta;
     ds_model *m;
     ds_error err;
-    float loss;
+    double loss;
     int B, T;
     double worst;
     if (!(f = fx_open("tests/fixtures/torch_ref_f32.safetensors", &h, &data, &meta, &m, &B, &T, &err))) {
@@ -338,6 +413,73 @@ static void test_pytorch_fixture(void) {
     free(f);
 }
 
+/* AdamW against torch.optim.AdamW (tools/check_torch.py's AdamW fixture): from the same weights,
+   the same steps -- clipped and unclipped gradients, warm-up learning rates, decay on matrices
+   only -- must end where PyTorch ended, per tensor ||dp - dp_torch|| / ||dp_torch|| <= 1e-5. */
+static void test_adamw_pytorch_fixture(void) {
+    size_t b, e, i;
+    const char *data;
+    char *f;
+    ds_json_doc *h;
+    const ds_json *meta;
+    ds_model *m;
+    ds_error err;
+    int B, T, s, k, steps, clipped = 0;
+    double worst = 0;
+    ds_adamw opt = ds_adamw_default();
+    ds_float *p0, *p1;
+    const int32_t *in, *tg;
+    const float *w;
+    if (!(f = fx_open("tests/fixtures/torch_adamw_f32.safetensors", &h, &data, &meta, &m, &B, &T, &err))) {
+        CHECKF(strstr(err.msg, "not found") != NULL, "%s", err.msg);
+        SKIP("%s", err.msg);
+    }
+    CHECK(fx_tensor(h, "batch.inputs", &b, &e) && e - b == (size_t)(B * T) * 4);
+    in = (const int32_t *)(const void *)(data + b);
+    CHECK(fx_tensor(h, "batch.targets", &b, &e));
+    tg = (const int32_t *)(const void *)(data + b);
+    CHECK(fx_tensor(h, "batch.weights", &b, &e));
+    w = (const float *)(const void *)(data + b);
+    steps = atoi(ds_json_get(meta, "steps")->str);
+    CHECK(steps >= 1 && (p0 = t_array(m, DS_PARAMS)));
+    for (s = 0; s < steps; s++) {
+        char key[32];
+        double lr, scale, gn;
+        snprintf(key, sizeof key, "lr%d", s);
+        lr = atof(ds_json_get(meta, key)->str);
+        snprintf(key, sizeof key, "scale%d", s);
+        scale = atof(ds_json_get(meta, key)->str);
+        ds_model_zero_grad(m);
+        CHECK_OK(ds_model_forward(m, in, tg, w, B, T, NULL, NULL, &e_));
+        CHECK_OK(ds_model_backward(m, (float)scale, NULL, &e_));
+        CHECK_OK(ds_model_step(m, &opt, lr, &gn, NULL, &e_));
+        clipped += gn > opt.grad_clip;
+    }
+    CHECK((p1 = t_array(m, DS_PARAMS)));
+    for (k = 0; k < ds_model_n_tensors(m); k++) {
+        const ds_tensor *t = ds_model_tensor(m, k);
+        char name[96];
+        const float *ref;
+        double dd = 0, nn = 0;
+        snprintf(name, sizeof name, "torch_final.%s", t->name);
+        CHECKF(fx_tensor(h, name, &b, &e), "fixture lacks %s", name);
+        ref = (const float *)(const void *)(data + b);
+        for (i = 0; i < t->numel; i++) {
+            double upd = (double)p1[t->offset + i] - p0[t->offset + i], ut = (double)ref[i] - p0[t->offset + i];
+            dd += (upd - ut) * (upd - ut);
+            nn += ut * ut;
+        }
+        if (sqrt(dd / nn) > worst) worst = sqrt(dd / nn);
+    }
+    printf("  PyTorch %s AdamW fixture: %d steps (%d clipped), max per-tensor update error %.1e\n", ds_json_get(meta, "torch_version")->str, steps,
+           clipped, worst);
+    CHECK(clipped > 0 && clipped < steps && worst < 1e-5);
+    free(p0), free(p1);
+    ds_model_free(m);
+    ds_json_free(h);
+    free(f);
+}
+
 static void suite_model(void) {
     RUN(test_config_presets_and_validation);
     RUN(test_schedule_boundaries);
@@ -345,8 +487,10 @@ static void suite_model(void) {
     RUN(test_initial_loss_is_log_vocab);
     RUN(test_training_reduces_loss);
     RUN(test_threads_bit_identical);
+    RUN(test_portable_copies_same_numbers);
     RUN(test_zero_weight_tokens_get_zero_gradient);
     RUN(test_gradient_accumulation);
     RUN(test_bad_input_and_non_finite);
     RUN(test_pytorch_fixture);
+    RUN(test_adamw_pytorch_fixture);
 }

@@ -364,7 +364,7 @@ static void test_encode_errors(void) {
 
 static void test_save_load_same_ids(void) {
     ds_tokenizer *t = sample_tokenizer(), *u;
-    const char *path = "build/test_tokenizer.json";
+    const char *path = tp("test_tokenizer.json");
     size_t len, n1, n2;
     char *c;
     int32_t *a, *b;
@@ -442,7 +442,7 @@ static void test_malformed_tokenizer_json(void) {
         u = ds_tokenizer_from_json(j.data, cut, &e);
         CHECKF(!u && e.code == DS_ERR_FORMAT, "truncated at %zu: code %d", cut, e.code);
     }
-    u = ds_tokenizer_load("build/does-not-exist.json", &e);
+    u = ds_tokenizer_load(tp("does-not-exist.json"), &e);
     CHECK(!u && e.code == DS_ERR_IO && strstr(e.msg, "does-not-exist"));
     ds_buf_free(&j);
     ds_tokenizer_free(t);

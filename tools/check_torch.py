@@ -9,7 +9,12 @@ same weights, computes the weighted cross-entropy and its gradients with autogra
 each tensor: ||g_ds - g_torch|| / ||g_torch|| <= 1e-5 in float32, 1e-10 in float64.
 
   --fixture PATH   also write PyTorch's gradients for the first config (float32) there, which
-                   `make test` checks deepseek.h against without Python
+                   `make test` checks deepseek.h against without Python (and, beside it, the DPO
+                   and AdamW fixtures)
+
+AdamW: build/torch_ref --adamw dumps the gradients and parameters of several AdamW steps (clipped
+and unclipped, warm-up learning rates); torch.optim.AdamW is fed the same gradients and must make
+the same updates.
 """
 import json, math, os, struct, subprocess, sys
 
@@ -183,6 +188,51 @@ def check(binary, cfg, seed, tol, fixture=None):
     return ok
 
 
+def check_adamw(binary, cfg, seed, steps, tol, fixture=None):
+    """torch.optim.AdamW (decay on matrices only, in a second parameter group) with
+    torch.nn.utils.clip_grad_norm_(1.0), fed the very gradients deepseek.h's steps used, at the
+    learning rates they used (a warm-up): after each step, every tensor's update since the start
+    must match, ||dp_ds - dp_torch|| / ||dp_torch|| <= tol, and so must the pre-clip norm."""
+    path = f"build/torch_adamw_{os.path.basename(binary)}_{seed}.safetensors"
+    subprocess.run([binary, "--adamw", path] + [str(c) for c in cfg] + [str(seed), str(steps)], check=True, stdout=subprocess.DEVNULL)
+    t, meta = read_safetensors(path)
+    names = [n for n in t if n.startswith(("model.", "lm_head."))]
+    dtype = t[names[0]].dtype
+    ps = [torch.nn.Parameter(t[n].clone()) for n in names]
+    opt = torch.optim.AdamW([{"params": [p for p in ps if p.dim() == 2], "weight_decay": float(meta["weight_decay"])},
+                             {"params": [p for p in ps if p.dim() != 2], "weight_decay": 0.0}],
+                            lr=1.0, betas=(float(meta["beta1"]), float(meta["beta2"])), eps=float(meta["eps"]))
+    worst, worst_at, norm_err, clipped = 0.0, "", 0.0, 0
+    for s in range(steps):
+        for n, p in zip(names, ps):
+            p.grad = t[f"s{s}.grad.{n}"].clone()
+        norm = torch.nn.utils.clip_grad_norm_(ps, float(meta["grad_clip"])).item()
+        clipped += norm > float(meta["grad_clip"])
+        norm_err = max(norm_err, abs(norm - float(meta[f"norm{s}"])) / norm)
+        for g in opt.param_groups:
+            g["lr"] = float(meta[f"lr{s}"])
+        opt.step()
+        for n, p in zip(names, ps):
+            d_torch = p.detach().double() - t[n].double()
+            d_ds = t[f"s{s}.param.{n}"].double() - t[n].double()
+            err = ((d_ds - d_torch).norm() / d_torch.norm()).item()
+            if err > worst:
+                worst, worst_at = err, f"step {s}, {n}"
+    ok = worst <= tol and norm_err <= tol
+    V, D, L, H, KV, FF, B, T = cfg
+    print(f"check-torch: AdamW {str(dtype):14s} {steps} steps ({clipped} clipped, warm-up lr): max per-tensor update error {worst:.1e} "
+          f"({worst_at}), gradient norm error {norm_err:.1e} -> {'ok' if ok else 'FAIL'} (tol {tol:g})")
+    if fixture:
+        out = {n: t[n] for n in names}
+        out.update({"torch_final." + n: p.detach().float() for n, p in zip(names, ps)})
+        out.update({k: t[k] for k in ("batch.inputs", "batch.targets", "batch.weights")})
+        meta2 = dict(meta)
+        meta2["torch_version"] = torch.__version__
+        write_safetensors(fixture, out, meta2)
+        print(f"check-torch: fixture written to {fixture}")
+    return ok
+
+
 def write_bf16_safetensors(path, tensors):
     """The Hugging Face way: BF16 weights (numpy has no bfloat16, so the raw 16-bit patterns)."""
     header, blobs, off = {"__metadata__": {"format": "pt"}}, [], 0
@@ -249,6 +299,11 @@ def main():
         dpo_fixture = os.path.join(os.path.dirname(fixture), "torch_dpo_f32.safetensors") if fixture and loss_type == 0 and eps == 0 else None
         ok &= check_dpo("build/torch_ref", (48, 32, 2, 4, 2, 64, 12), 21, loss_type, beta, eps, 1e-5, dpo_fixture)
         ok &= check_dpo("build/torch_ref_f64", (48, 32, 2, 4, 2, 64, 12), 21, loss_type, beta, eps, 1e-10)
+    adamw_fixture = os.path.join(os.path.dirname(fixture), "torch_adamw_f32.safetensors") if fixture else None
+    ok &= check_adamw("build/torch_ref", (48, 16, 1, 2, 1, 48, 2, 8), 31, 6, 1e-5, adamw_fixture)
+    ok &= check_adamw("build/torch_ref_f64", (48, 16, 1, 2, 1, 48, 2, 8), 31, 6, 1e-12)
+    ok &= check_adamw("build/torch_ref", (97, 48, 3, 6, 2, 128, 2, 24), 32, 8, 1e-5)
+    ok &= check_adamw("build/torch_ref_f64", (97, 48, 3, 6, 2, 128, 2, 24), 32, 8, 1e-12)
     print("check-torch: " + ("all configs agree" if ok else "MISMATCH"))
     sys.exit(0 if ok else 1)
 

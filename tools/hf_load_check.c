@@ -16,7 +16,7 @@ int main(int argc, char **argv) {
     const ds_json *t;
     int64_t B = 0, T = 0, b0 = 0;
     int32_t *in, *tg;
-    float loss;
+    double loss;
     if (argc != 2) { fprintf(stderr, "usage: hf_load_check DIR\n"); return 2; }
     snprintf(path, sizeof path, "%s/batch.safetensors", argv[1]);
     if (ds__st_open(&r, path, &err)) { fprintf(stderr, "%s\n", err.msg); return 1; }
