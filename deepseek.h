@@ -1,4 +1,4 @@
-/* deepseek.h - v0.3 - public domain / MIT - the DeepSeek LLM training pipeline in one C header
+/* deepseek.h - v0.4 - public domain / MIT - the DeepSeek LLM training pipeline in one C header
                                               https://arxiv.org/abs/2401.02954
 
    deepseek.h implements, in C99 with libc and pthreads only, the pipeline of the paper
@@ -35,32 +35,53 @@
         hyperparameter and IsoFLOP fits that refuse degenerate data in words.
       - §4's alignment: DeepSeek's chat template, TRL-style JSONL datasets, SFT masking, DPO
         (sigmoid, label smoothing, IPO) on the same backward pass, the repetition test.
-      - Status of this version: §2.1-§4 are here; the CUDA path is not (see the table below).
+      - Status of this version: §2.1-§4 are here; the CUDA path is not yet (see the contents).
 
-   TABLE OF CONTENTS (by paper section)
-      [here]  0. Errors, buffers, UTF-8, files   ds_error, ds_buf, ds_utf8_decode, ds_read_file,
-                                                 ds_write_file_atomic, ds_now, ds_split_point
-      [here]  0. JSON reader and writer          ds_json_parse, ds_json_get, ds_buf_json_string
-      [here]  §2.1 Tokenizer: pre-tokenizer      ds_pretokenize
-      [here]  §2.1 Tokenizer: BPE trainer        ds_bpe_trainer_new/_feed/_train
-      [here]  §2.1 Tokenizer: encode/decode      ds_tokenizer_encode, ds_tokenizer_decode
-      [here]  §2.1 Tokenizer: tokenizer.json     ds_tokenizer_load, ds_tokenizer_save
-      [here]  Threads: a pool object             ds_pool_new, ds_pool_for
-      [here]  §2.2 Model: config and presets     ds_config, ds_config_preset, ds_ffn_dim
-      [here]  §2.2 Model: forward and backward   ds_model_new, ds_model_forward, ds_model_backward
-      [here]  §2.3 Optimizer and schedules       ds_model_step (AdamW + clipping), ds_schedule_lr
-      [here]  §2.4 Checkpoints                   ds_checkpoint_save, ds_checkpoint_load (HF safetensors +
-                                                 config.json, exact resume, atomic)
-      [here]  §3   Token data, bits-per-byte     ds_tokens_load, ds_tokens_batch, ds_model_eval_bpb
-      [here]  Generation                         ds_model_forward_token (KV cache), ds_sample, ds_generate
-      [here]  §3   Scaling laws: accounting      ds_scale_n1/_n2/_m, ds_model_flops_per_token, ds_law_*
-      [here]  §3   Scaling laws: power-law fit   ds_fit_power_law (R^2, standard errors)
-      [here]  §3   Hyperparameter and IsoFLOP fits  ds_fit_hyperparams, ds_fit_isoflop
-      [here]  §4-5 Alignment: chat template      ds_chat_render, ds_seq
-      [here]  §4-5 Alignment: TRL datasets       ds_dataset_parse, ds_dataset_load, ds_seq_batch
-      [here]  §4-5 Alignment: DPO                ds_dpo_loss, ds_dpo_logps, ds_dpo_grad,
-                                                 ds_model_backward_tokens; ds_is_repetitive
-      [later] Backends: CUDA (deepseek_cuda.cuh)
+   TABLE OF CONTENTS (each line is its banner's exact first line, in file order: search for it)
+      The declarations (the API):
+        0. Errors, growable buffers, UTF-8
+            ds_error, ds_error_set, ds_buf, ds_utf8_decode, ds_read_file, ds_write_file_atomic
+        0. JSON: a strict reader (RFC 8259) and a writer
+            ds_json_parse, ds_json_get, ds_buf_json_string
+        §2.1 Tokenizer
+            ds_pretokenize, ds_bpe_trainer_*, ds_tokenizer_encode/_decode/_load/_save
+        Threads: a pool object (no globals)
+            ds_pool_new, ds_pool_for
+        §2.2 The model: a LLaMA-style decoder (pre-norm RMSNorm, RoPE, grouped-query attention,
+            ds_config, ds_model_new, ds_model_forward, ds_model_backward, the pointer contract, ds_model_get/_set
+        §2.3 Optimizer and learning-rate schedules
+            ds_adamw, ds_model_step, ds_schedule_lr
+        §2.4 Checkpoints: a directory a Hugging Face user recognises, and exact resume
+            ds_checkpoint_save, ds_checkpoint_load
+        §2.3 / §3 Token data and bits-per-byte
+            ds_tokens_load, ds_tokens_batch, ds_model_eval_bpb
+        Generation: a KV-cached single-token forward, and sampling
+            ds_model_forward_token, ds_rng_next, ds_sampler, ds_generate_next
+        §3 Scaling laws: model-scale accounting, the paper's fitted laws, power-law fitting
+            ds_scale_n1/_n2/_m, ds_law_*, ds_fit_power_law, ds_fit_hyperparams, ds_fit_isoflop
+        §4-5 Alignment: the chat format, TRL-style datasets, SFT masking, DPO, the repetition ratio
+            ds_chat_render, ds_dataset_load, ds_seq_batch, ds_dpo_loss/_logps/_grad
+      The implementation (#ifdef DEEPSEEK_IMPLEMENTATION):
+        0. Errors, buffers, UTF-8, files
+        0. JSON reader
+        §2.1 Tokenizer: the pre-tokenizer
+        §2.1 Tokenizer: the byte-level alphabet
+        §2.1 Tokenizer: the object
+        §2.1 Tokenizer: BPE on one piece
+        §2.1 Tokenizer: encode and decode
+        §2.1 Tokenizer: Hugging Face tokenizer.json
+        §2.1 Tokenizer: the BPE trainer
+        Threads
+        §2.2 Configuration
+        §2.2 The op layer: one _forward/_backward pair per op, on raw pointers with explicit sizes
+        §2.2 The model
+        §2.3 AdamW with global-norm clipping, and the learning-rate schedules
+        §2.4 Checkpoints
+        §2.3 / §3 Token data and bits-per-byte
+        Generation
+        §3 Scaling laws
+        §4-5 Alignment
+      Not here yet: the CUDA backend (deepseek_cuda.cuh, a second implementation of the op layer).
       The studies themselves are programs: examples/03_lr_schedules.c (multi-step vs cosine),
       04_scaling.c (IsoFLOP), 05_sft.c, 06_dpo.c, 07_chat.c.
 
@@ -75,6 +96,8 @@
       DS_BPE_CACHE_WORDS    (default: 65536) words the encoder memoizes before it starts over.
       DS_DOUBLE             (default: undefined) the model computes in double (ds_float), for
                             finite-difference checks. Define it everywhere the header is included.
+                            The loss comes back in double in either build; checkpoints of a
+                            double build hold F64 tensors and say "torch_dtype": "float64".
       DS_NO_THREADS         (default: undefined) no pthreads: every ds_pool runs on its caller.
       DS_NO_SIMD            (default: undefined) the plain-C matmul tile instead of the GCC/clang
                             vector-extension one.
@@ -98,6 +121,10 @@
       and the read-only accessors are safe to share. The model's kernels run on a ds_pool you pass
       in (NULL: the calling thread); they split outputs, never reductions, so the loss, gradients
       and parameters are bit-identical for any number of threads.
+      A ds_pool is not re-entrant: one pool serves one call at a time. Do not share a pool between
+      two threads that call into the library at once (give each its own pool, or NULL), and do not
+      call ds_pool_for on a pool from inside a task running on that same pool. A ds_model, too, is
+      used by one thread at a time.
 
    DETERMINISM
       Tokenizer training is a pure function of its input and target size: ties between equally
@@ -107,6 +134,13 @@
       CPUs (SIMD width) and compiler flags (FMA contraction).
 
    VERSION HISTORY
+      0.4  (2026-12-01)  the op layer: every op a ds__X_forward/_backward pair on a ds__exec (the
+                         backend seam), the model a list of op calls, one block for training and
+                         decoding; the pointer contract and portable copies (ds_model_get/_set,
+                         _get/_set_tensor, _copy_logits, _copy_token_losses); ds_sampler (replaces
+                         ds_sample), ds_generate_next, ds_seq_push, ds_rng_next/_uniform,
+                         ds_error_set; ds_model_forward returns the loss in double; ds_model_init
+                         returns int; a second backward of one forward is refused.
       0.3  (2026-11-23)  §4-5 alignment: chat template, JSONL datasets, SFT batches, DPO/cDPO/IPO,
                          ds_model_backward_tokens (backward of any per-token objective), the
                          repetition test; the forward's weights are kept in ds_float.
@@ -3968,6 +4002,7 @@ struct ds_model {
     ds_float *weights, *dloss; /* the last forward's token weights; backward_tokens' dloss */
     ds_float *h_weights;       /* host staging of weights (the same buffer when host_visible) */
     ds_float *h_logits;        /* host copy of the decoding logits (the same buffer when host_visible) */
+    void *h_scratch;           /* host arrays of the batch helpers (DPO, eval): see ds__host_scratch */
     int cur_B, cur_T, has_targets;
     int logits_consumed;       /* a backward has overwritten the logits with their gradient */
     double wsum;
@@ -4005,6 +4040,7 @@ DSDEF void ds_model_free(ds_model *m) {
     ds__exec_free(&m->ex, m->ex.work);
     ds__exec_free(&m->ex, m->ex.partial);
     if (!m->ex.host_visible) { DS_FREE(m->h_weights); DS_FREE(m->h_logits); }
+    DS_FREE(m->h_scratch);
     DS_FREE(m->tensors);
     DS_FREE(m);
 }
@@ -4101,6 +4137,9 @@ static ds_model *ds__model_new(const ds_config *c, int B, int T, int rope_len, i
     m->rope_sin = m->rope_cos + (size_t)rope_len * hd / 2;
     m->targets = m->inputs + N;
     m->dloss = m->weights + N;
+    /* B log-probs, B derivatives and B row pointers, then per token 2 ds_float, a float, 2 ids */
+    m->h_scratch = DS_MALLOC((size_t)B * (2 * sizeof(double) + sizeof(void *)) + N * (2 * sizeof(ds_float) + sizeof(float) + 2 * sizeof(int32_t)));
+    if (!m->h_scratch) goto oom;
     if (host_visible) m->h_weights = m->weights, m->h_logits = m->logits;
     else {
         m->h_weights = (ds_float *)ds__calloc(N, sizeof(ds_float));
@@ -4126,6 +4165,20 @@ oom:
 fail:
     ds_model_free(m);
     return NULL;
+}
+
+/* The host arrays of the batch helpers (a DPO step, an evaluation), carved from the model's host
+   scratch, sized by ds_model_new for B rows of T tokens: nothing is allocated per step. */
+typedef struct ds__hbuf { double *lp, *d; const ds_seq **rows; ds_float *losses, *dl; float *w; int32_t *in, *tg; } ds__hbuf;
+static ds__hbuf ds__host_scratch(const ds_model *m) {
+    ds__hbuf b;
+    size_t N = m->N, B = (size_t)m->B;
+    b.lp = (double *)m->h_scratch, b.d = b.lp + B; /* B log-probs, then B derivatives */
+    b.rows = (const ds_seq **)(void *)(b.d + B);
+    b.losses = (ds_float *)(void *)(b.rows + B), b.dl = b.losses + N;
+    b.w = (float *)(void *)(b.dl + N);
+    b.in = (int32_t *)(void *)(b.w + N), b.tg = b.in + N;
+    return b;
 }
 
 DSDEF ds_model *ds_model_new(const ds_config *c, int B, int T, ds_error *err) { return ds__model_new(c, B, T, c ? c->max_seq : 0, 1, err); }
@@ -5021,20 +5074,18 @@ DSDEF int ds_tokens_batch(const ds_tokens *t, uint64_t *rng, int B, int T, int32
 
 DSDEF int ds_model_eval_bpb(ds_model *m, const ds_tokenizer *tok, const ds_tokens *t, int B, int T, ds_pool *pool, double *loss, double *bpb,
                             ds_error *err) {
-    size_t pos = 0, k, n_pred = 0, NT = (size_t)B * (size_t)T;
+    size_t pos = 0, k, n_pred = 0;
     double nats = 0, bytes = 0;
     int32_t *in, *tg;
     float *w;
     ds_float *lt;
+    ds__hbuf hb;
     int rc = DS_OK;
     if (!m || !tok || !t || B < 1 || T < 1 || B > m->B || T > m->T) return ds__fail(err, DS_ERR_INVALID, "eval: bad argument (B %d, T %d)", B, T);
     if (t->n < 2) return ds__fail(err, DS_ERR_INVALID, "eval: fewer than 2 tokens");
     if (t->vocab > m->c.vocab) return ds__fail(err, DS_ERR_INVALID, "eval: token vocabulary %d exceeds the model's %d", (int)t->vocab, m->c.vocab);
-    lt = (ds_float *)DS_MALLOC(NT * (sizeof(ds_float) + 2 * sizeof(int32_t) + sizeof(float))); /* host buffers, once per call */
-    if (!lt) return DS__OOM(err);
-    in = (int32_t *)(void *)(lt + NT);
-    tg = in + NT;
-    w = (float *)(void *)(tg + NT);
+    hb = ds__host_scratch(m); /* the model's host arrays for B x T */
+    in = hb.in, tg = hb.tg, w = hb.w, lt = hb.losses;
     while (pos + 1 < t->n && !rc) {
         int rows = 0;
         /* up to B consecutive windows of T predictions; a short last window is padded with
@@ -5058,7 +5109,6 @@ DSDEF int ds_model_eval_bpb(ds_model *m, const ds_tokenizer *tok, const ds_token
             n_pred++;
         }
     }
-    DS_FREE(lt);
     if (rc) return rc;
     if (loss) *loss = nats / (double)n_pred;
     if (bpb) *bpb = bytes > 0 ? nats / log(2.0) / bytes : 0;
@@ -5667,77 +5717,54 @@ DSDEF void ds_dpo_loss(const ds_dpo *cfg, int n, const double *pi_c, const doubl
 }
 
 /* forward over the pairs' 2n sequences (chosen rows 0..n-1, rejected rows n..2n-1); logp per row */
-static int ds__dpo_forward(ds_model *m, const ds_example *const *pairs, int n, int T, const ds_dpo *cfg, ds_pool *pool, double *logp,
-                           float **w_out, ds_error *err) {
-    size_t N = (size_t)2 * n * T;
-    int32_t *in;
-    float *w;
-    const ds_seq **rows;
+static int ds__dpo_forward(ds_model *m, const ds_example *const *pairs, int n, int T, const ds_dpo *cfg, ds_pool *pool, ds__hbuf *b,
+                           ds_error *err) {
     int i, t, rc;
-    ds_float *losses;
     if (!m || !pairs || n < 1 || T < 1 || !cfg || !(cfg->beta > 0)) return ds__fail(err, DS_ERR_INVALID, "DPO: bad argument (n >= 1, beta > 0)");
-    in = (int32_t *)DS_MALLOC(N * 2 * sizeof(int32_t));
-    w = (float *)DS_MALLOC(N * sizeof(float));
-    losses = (ds_float *)DS_MALLOC(N * sizeof(ds_float));
-    rows = (const ds_seq **)DS_MALLOC((size_t)2 * n * sizeof(ds_seq *));
-    if (!in || !w || !losses || !rows) { DS_FREE(in); DS_FREE(w); DS_FREE(losses); DS_FREE((void *)rows); return DS__OOM(err); }
-    for (i = 0; i < n; i++) rows[i] = &pairs[i]->seq, rows[n + i] = &pairs[i]->rejected;
-    ds_seq_batch(rows, 2 * n, 2 * n, T, 0, in, in + N, w);
-    rc = ds_model_forward(m, in, in + N, w, 2 * n, T, pool, NULL, err);
-    if (!rc) rc = ds_model_copy_token_losses(m, losses, err);
-    for (i = 0; !rc && i < 2 * n; i++) {
-        double s = 0, cnt = 0;
+    if (2 * n > m->B || T > m->T)
+        return ds__fail(err, DS_ERR_INVALID, "DPO: %d pairs of T = %d need B >= %d rows (the model holds B <= %d, T <= %d)", n, T, 2 * n, m->B, m->T);
+    *b = ds__host_scratch(m);
+    for (i = 0; i < n; i++) b->rows[i] = &pairs[i]->seq, b->rows[n + i] = &pairs[i]->rejected;
+    ds_seq_batch(b->rows, 2 * n, 2 * n, T, 0, b->in, b->tg, b->w);
+    if ((rc = ds_model_forward(m, b->in, b->tg, b->w, 2 * n, T, pool, NULL, err)) || (rc = ds_model_copy_token_losses(m, b->losses, err)))
+        return rc;
+    for (i = 0; i < 2 * n; i++) {
+        double sum = 0, cnt = 0;
         for (t = 0; t < T; t++)
-            if (w[(size_t)i * T + t] != 0) s -= (double)losses[(size_t)i * T + t], cnt++;
-        if (cnt == 0) rc = ds__fail(err, DS_ERR_INVALID, "DPO: pair %d has no response token within T = %d", i % n, T);
-        logp[i] = cfg->loss_type == DS_DPO_IPO && cnt > 0 ? s / cnt : s;
+            if (b->w[(size_t)i * T + t] != 0) sum -= (double)b->losses[(size_t)i * T + t], cnt++;
+        if (cnt == 0) return ds__fail(err, DS_ERR_INVALID, "DPO: pair %d has no response token within T = %d", i % n, T);
+        b->lp[i] = cfg->loss_type == DS_DPO_IPO ? sum / cnt : sum;
     }
-    DS_FREE(in);
-    DS_FREE(losses);
-    DS_FREE((void *)rows);
-    if (rc || !w_out) DS_FREE(w);
-    else *w_out = w;
-    return rc;
+    return DS_OK;
 }
 
 DSDEF int ds_dpo_logps(ds_model *m, const ds_example *const *pairs, int n, int T, const ds_dpo *cfg, ds_pool *pool, double *chosen,
                        double *rejected, ds_error *err) {
-    double *lp = (double *)DS_MALLOC((size_t)2 * (n > 0 ? n : 1) * sizeof(double));
+    ds__hbuf b;
     int rc, i;
-    if (!lp) return DS__OOM(err);
-    if (!(rc = ds__dpo_forward(m, pairs, n, T, cfg, pool, lp, NULL, err)))
-        for (i = 0; i < n; i++) chosen[i] = lp[i], rejected[i] = lp[n + i];
-    DS_FREE(lp);
-    return rc;
+    if ((rc = ds__dpo_forward(m, pairs, n, T, cfg, pool, &b, err))) return rc;
+    for (i = 0; i < n; i++) chosen[i] = b.lp[i], rejected[i] = b.lp[n + i];
+    return DS_OK;
 }
 
 DSDEF int ds_dpo_grad(ds_model *m, const ds_dpo *cfg, const ds_example *const *pairs, int n, int T, const double *ref_c,
                       const double *ref_r, float grad_scale, ds_pool *pool, ds_dpo_stats *st, ds_error *err) {
-    double *lp = (double *)DS_MALLOC((size_t)4 * (n > 0 ? n : 1) * sizeof(double)), *d;
-    float *w = NULL;
-    ds_float *dl = NULL;
+    ds__hbuf b;
     int rc, i, t;
     ds_dpo_stats s;
-    if (!lp) return DS__OOM(err);
-    d = lp + 2 * n;
-    if (!(rc = ds__dpo_forward(m, pairs, n, T, cfg, pool, lp, &w, err))) {
-        ds_dpo_loss(cfg, n, lp, lp + n, ref_c, ref_r, &s, d, d + n);
-        if (st) *st = s;
-        /* logp(row) = -sum_t mask_t loss_t (/ count for IPO), so dJ/dloss_t = -mask_t dJ/dlogp(row) (/ count) */
-        if (!(dl = (ds_float *)DS_MALLOC((size_t)2 * n * T * sizeof(ds_float)))) rc = DS__OOM(err);
-        for (i = 0; !rc && i < 2 * n; i++) {
-            double cnt = 0, f;
-            for (t = 0; t < T; t++) cnt += w[(size_t)i * T + t] != 0;
-            f = -d[i] * grad_scale / (cfg->loss_type == DS_DPO_IPO ? cnt : 1);
-            for (t = 0; t < T; t++) dl[(size_t)i * T + t] = w[(size_t)i * T + t] != 0 ? (ds_float)f : 0;
-        }
-        if (!rc) rc = s.loss == s.loss && !isinf(s.loss) ? ds_model_backward_tokens(m, dl, pool, err)
-                                                         : ds__fail(err, DS_ERR_NUMERIC, "DPO: the loss is not finite");
+    if ((rc = ds__dpo_forward(m, pairs, n, T, cfg, pool, &b, err))) return rc;
+    ds_dpo_loss(cfg, n, b.lp, b.lp + n, ref_c, ref_r, &s, b.d, b.d + n);
+    if (st) *st = s;
+    if (!(s.loss == s.loss) || isinf(s.loss)) return ds__fail(err, DS_ERR_NUMERIC, "DPO: the loss is not finite");
+    /* logp(row) = -sum_t mask_t loss_t (/ count for IPO), so dJ/dloss_t = -mask_t dJ/dlogp(row) (/ count) */
+    for (i = 0; i < 2 * n; i++) {
+        const float *w = b.w + (size_t)i * T;
+        double cnt = 0, f;
+        for (t = 0; t < T; t++) cnt += w[t] != 0;
+        f = -b.d[i] * grad_scale / (cfg->loss_type == DS_DPO_IPO ? cnt : 1);
+        for (t = 0; t < T; t++) b.dl[(size_t)i * T + t] = w[t] != 0 ? (ds_float)f : 0;
     }
-    DS_FREE(dl);
-    DS_FREE(w);
-    DS_FREE(lp);
-    return rc;
+    return ds_model_backward_tokens(m, b.dl, pool, err);
 }
 
 DSDEF int ds_is_repetitive(const int32_t *ids, int n) {

@@ -378,7 +378,30 @@ static void test_gradcheck_ops(void) {
     CHECK(r1 < 1e-8 && r2 < 1e-8 && r3 < 1e-8 && r4 < 1e-8 && r5 < 1e-8 && r6 < 1e-8 && r7 < 1e-12);
 }
 
+/* The double build writes what it holds: F64 tensors, and config.json says float64; it reloads exactly. */
+static void test_double_build_checkpoint_is_f64(void) {
+    ds_config c;
+    ds_model *m, *u;
+    ds_error e;
+    char *cfg, *st;
+    size_t len, n;
+    ds_config_preset("test", &c, &e);
+    CHECK((m = ds_model_new(&c, 1, 8, &e)) != NULL);
+    ds_model_init(m, 3);
+    CHECKF(ds_checkpoint_save(m, NULL, NULL, tp("ckpt_f64"), DS_DTYPE_F32, &e) == DS_OK, "%s", e.msg);
+    cfg = t_read(tp("ckpt_f64/config.json"), &len);
+    st = t_read(tp("ckpt_f64/model.safetensors"), &n);
+    CHECK(cfg && strstr(cfg, "\"torch_dtype\": \"float64\"") && st && strstr(st + 8, "\"F64\"") && !strstr(st + 8, "\"F32\""));
+    u = ds_checkpoint_load(tp("ckpt_f64"), 1, 8, NULL, &e);
+    CHECKF(u, "%s", e.msg);
+    CHECK(memcmp(u->params, m->params, m->n_params * sizeof(ds_float)) == 0);
+    free(cfg), free(st);
+    ds_model_free(u);
+    ds_model_free(m);
+}
+
 void suite_gradcheck(void) {
+    RUN(test_double_build_checkpoint_is_f64);
     RUN(test_gradcheck_ops);
     RUN(test_gradcheck_model_mha);
     RUN(test_gradcheck_model_gqa_odd_sizes);

@@ -131,6 +131,7 @@ static void test_dataset_sft_rows(void) {
     CHECK(ds_dataset_parse(&d, t, DS_DATA_SFT, text, 200, 4, 0, NULL, NULL, &e) == DS_ERR_FORMAT && strstr(e.msg, "within the first 4"));
     ds_dataset_free(&d);
     CHECK(ds_dataset_load(&d, t, DS_DATA_SFT, "/nonexistent/x.jsonl", 100, 0, NULL, NULL, &e) == DS_ERR_IO);
+    CHECK(ds_dataset_load(&d, t, DS_DATA_SFT, "/nonexistent/x.jsonl", 100, 0, NULL, NULL, NULL) == DS_ERR_IO); /* err may be NULL */
 }
 
 static void test_dataset_preference_rows(void) {

@@ -217,7 +217,32 @@ static void test_checkpoint_crash_between_renames(void) {
     ds_model_free(m);
 }
 
+/* Loading for longer sequences than the checkpoint's max_seq extends RoPE for the run but keeps
+   the config: the next save writes the same max_position_embeddings. */
+static void test_checkpoint_longer_sequences_keep_config(void) {
+    ds_model *m = ck_model(5), *u;
+    ds_error e;
+    int32_t in[64], tg[64];
+    char *cfg;
+    size_t len;
+    int i;
+    CHECK(m);
+    CHECK_OK(ds_checkpoint_save(m, NULL, NULL, tp("ckpt_long"), DS_DTYPE_F32, &e_));
+    u = ds_checkpoint_load(tp("ckpt_long"), 2, 32, NULL, &e); /* T = 32 > max_seq 16 */
+    CHECKF(u, "%s", e.msg);
+    CHECK(ds_model_config(u)->max_seq == 16);
+    for (i = 0; i < 64; i++) in[i] = (int32_t)(i % 64), tg[i] = (int32_t)((i * 5 + 1) % 64);
+    CHECK_OK(ds_model_forward(u, in, tg, NULL, 2, 32, NULL, NULL, &e_));
+    CHECK_OK(ds_checkpoint_save(u, NULL, NULL, tp("ckpt_long2"), DS_DTYPE_F32, &e_));
+    cfg = t_read(tp("ckpt_long2/config.json"), &len);
+    CHECK(cfg && strstr(cfg, "\"max_position_embeddings\": 16,"));
+    free(cfg);
+    ds_model_free(u);
+    ds_model_free(m);
+}
+
 static void suite_checkpoint(void) {
+    RUN(test_checkpoint_longer_sequences_keep_config);
     RUN(test_checkpoint_roundtrip);
     RUN(test_checkpoint_resume_exact);
     RUN(test_checkpoint_bf16);

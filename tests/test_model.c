@@ -480,7 +480,39 @@ static void test_adamw_pytorch_fixture(void) {
     free(f);
 }
 
+/* The manual's table of contents lists every banner's first line, in file order, so that
+   searching a TOC line lands on its section: a banner added or renamed without the TOC fails. */
+static void test_manual_toc_matches_banners(void) {
+    size_t len, i, n_ban = 0, n_toc = 0;
+    char *h = t_read("deepseek.h", &len), *p, *toc, *toc_end;
+    static char ban[64][160];
+    if (!h) SKIP("deepseek.h not found from the working directory");
+    toc = strstr(h, "   TABLE OF CONTENTS");
+    toc_end = toc ? strstr(toc, "   COMPILE-TIME OPTIONS") : NULL;
+    CHECK(toc && toc_end);
+    for (p = toc_end; (p = strstr(p, "\n/* ====")) && n_ban < 64; p++) { /* every banner's second line, trimmed */
+        char *l = strchr(p + 1, '\n'), *e;
+        if (!l) break;
+        for (l++; *l == ' '; l++) {}
+        e = strchr(l, '\n');
+        if (!e || (size_t)(e - l) >= sizeof ban[0]) break;
+        memcpy(ban[n_ban], l, (size_t)(e - l)), ban[n_ban][e - l] = 0, n_ban++;
+    }
+    CHECK(n_ban > 20);
+    for (i = 0, p = toc; i < n_ban; i++) { /* each banner appears in the TOC, after the previous one, on a line of its own */
+        char line[240];
+        char *q;
+        snprintf(line, sizeof line, "        %.160s\n", ban[i]);
+        q = strstr(p, line);
+        CHECKF(q && q < toc_end, "the TOC lacks the banner \"%s\" (or lists it out of order)", ban[i]);
+        p = q + strlen(line), n_toc++;
+    }
+    CHECK(n_toc == n_ban);
+    free(h);
+}
+
 static void suite_model(void) {
+    RUN(test_manual_toc_matches_banners);
     RUN(test_config_presets_and_validation);
     RUN(test_schedule_boundaries);
     RUN(test_tensor_names);
