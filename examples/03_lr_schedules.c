@@ -123,7 +123,7 @@ int main(int argc, char **argv) {
         return 1;
     }
     {
-        int same = memcmp(ds_model_params(m), ds_model_params(ref), ds_model_n_params(m) * sizeof(ds_float)) == 0;
+        int same = ex_same_params(m, ref);
         printf("the N-step branch %s the N-step run of part 1 %s\n", same ? "equals" : "DIFFERS FROM", same ? "bit for bit" : "(a bug)");
     }
     ds_model_free(m);

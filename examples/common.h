@@ -104,6 +104,19 @@ EX_MAYBE_UNUSED static int ex_train(ds_model *m, const ds_tokens *train, const d
     return rc;
 }
 
+/* 1 when two models of one shape hold bit-identical parameters (read through the portable copies,
+   so it works on any backend) */
+EX_MAYBE_UNUSED static int ex_same_params(const ds_model *a, const ds_model *b) {
+    size_t n = ds_model_n_params(a);
+    ds_float *x = (ds_float *)malloc(n * sizeof(ds_float) + 1), *y = (ds_float *)malloc(n * sizeof(ds_float) + 1);
+    ds_error err;
+    int same = x && y && n == ds_model_n_params(b) && !ds_model_get(a, DS_PARAMS, 0, n, x, &err) && !ds_model_get(b, DS_PARAMS, 0, n, y, &err) &&
+               memcmp(x, y, n * sizeof(ds_float)) == 0;
+    free(x);
+    free(y);
+    return same;
+}
+
 /* Streams a generated token to stdout as its bytes (special tokens print nothing): the on_token
    callback of ds_generate / ds_generate_next, with the tokenizer as its ctx. */
 EX_MAYBE_UNUSED static void ex_print_token(void *ctx, int32_t id) {

@@ -191,7 +191,7 @@ static void test_sft_mask_exact_zero_gradient(void) {
         ds_model_zero_grad(m);
         CHECK_OK(ds_model_forward(m, in, tg, w, 1, 16, NULL, NULL, &e_));
         CHECK_OK(ds_model_backward(m, 1.0f, NULL, &e_));
-        if (!rep) memcpy(g1, ds_model_grads(m), n * sizeof(ds_float));
+        if (!rep) CHECK_OK(ds_model_get(m, DS_GRADS, 0, n, g1, &e_));
     }
     /* inputs differ too (tokens 1..3), so only the LM head and the last norm could match... but
        masked *targets* alone: compare a third batch that changes targets only */
@@ -206,7 +206,7 @@ static void test_sft_mask_exact_zero_gradient(void) {
         ds_model_zero_grad(m);
         CHECK_OK(ds_model_forward(m, in, tg2, w, 1, 16, NULL, NULL, &e_));
         CHECK_OK(ds_model_backward(m, 1.0f, NULL, &e_));
-        memcpy(g2, ds_model_grads(m), n * sizeof(ds_float));
+        CHECK_OK(ds_model_get(m, DS_GRADS, 0, n, g2, &e_));
         CHECKF(memcmp(g1, g2, n * sizeof(ds_float)) == 0, "a masked target changed the gradient");
         free(g2);
     }
@@ -234,13 +234,18 @@ static void test_backward_tokens_matches_backward(void) {
     CHECK_OK(ds_model_forward(m, in, tg, w, 2, 16, NULL, NULL, &e_));
     CHECK(ds_model_token_losses(m) != NULL);
     CHECK_OK(ds_model_backward(m, 1.0f, NULL, &e_));
-    memcpy(g1, ds_model_grads(m), n * sizeof(ds_float));
+    CHECK_OK(ds_model_get(m, DS_GRADS, 0, n, g1, &e_));
     ds_model_zero_grad(m);
     CHECK_OK(ds_model_forward(m, in, tg, w, 2, 16, NULL, NULL, &e_));
     CHECK_OK(ds_model_backward_tokens(m, dl, NULL, &e_));
-    for (i = 0; i < n; i++) {
-        double d = fabs((double)g1[i] - (double)ds_model_grads(m)[i]) / (fabs((double)g1[i]) + 1e-6);
-        if (d > worst) worst = d;
+    {
+        ds_float *g2 = t_array(m, DS_GRADS);
+        CHECK(g2);
+        for (i = 0; i < n; i++) {
+            double d = fabs((double)g1[i] - (double)g2[i]) / (fabs((double)g1[i]) + 1e-6);
+            if (d > worst) worst = d;
+        }
+        free(g2);
     }
     CHECKF(worst < 1e-4, "relative difference %.3g", worst);
     dl[3] = (ds_float)NAN;
@@ -328,12 +333,7 @@ static void test_dpo_policy_equals_reference(void) {
 /* DPO against PyTorch, without PyTorch: the fixture make check-torch wrote (tests/fixtures/README) */
 static void test_dpo_pytorch_fixture(void) {
     size_t b, e;
-    const char *data, *lp;
-    char *f;
-    ds_json_doc *h;
-    const ds_json *meta;
-    ds_model *m;
-    ds_error err;
+    const char *lp;
     ds_dpo cfg = ds_dpo_default();
     ds_dpo_stats st;
     ds_seq seqs[8];
@@ -343,43 +343,34 @@ static void test_dpo_pytorch_fixture(void) {
     const float *w;
     const double *ref;
     double worst, rc[4], rr[4];
-    int B, T, n, r;
-    if (!(f = fx_open("tests/fixtures/torch_dpo_f32.safetensors", &h, &data, &meta, &m, &B, &T, &err))) {
-        CHECKF(strstr(err.msg, "not found") != NULL, "%s", err.msg);
-        SKIP("%s", err.msg);
-    }
-    n = B / 2;
-    cfg.beta = atof(ds_json_get(meta, "beta")->str);
-    CHECK(n <= 4 && atoi(ds_json_get(meta, "loss_type")->str) == 0);
-    CHECK(fx_tensor(h, "batch.inputs", &b, &e) && e - b == (size_t)(B * T) * 4);
-    in = (const int32_t *)(const void *)(data + b);
-    CHECK(fx_tensor(h, "batch.targets", &b, &e));
-    tg = (const int32_t *)(const void *)(data + b);
-    CHECK(fx_tensor(h, "batch.weights", &b, &e));
-    w = (const float *)(const void *)(data + b);
-    CHECK(fx_tensor(h, "dpo.ref", &b, &e) && e - b == (size_t)B * 8);
-    ref = (const double *)(const void *)(data + b);
+    int n, r;
+    fx_t x;
+    FX_LOAD(&x, "tests/fixtures/torch_dpo_f32.safetensors");
+    n = x.B / 2;
+    cfg.beta = atof(ds_json_get(x.meta, "beta")->str);
+    CHECK(n <= 4 && atoi(ds_json_get(x.meta, "loss_type")->str) == 0);
+    CHECK(fx_batch(x.h, x.data, x.B, x.T, &in, &tg, &w));
+    CHECK(fx_tensor(x.h, "dpo.ref", &b, &e) && e - b == (size_t)x.B * 8);
+    ref = (const double *)(const void *)(x.data + b);
     /* rebuild each sequence from its row: ids = inputs then the last target, mask[t + 1] = w[t] */
-    lp = ds_json_get(meta, "lengths")->str;
-    for (r = 0; r < B; r++) {
+    lp = ds_json_get(x.meta, "lengths")->str;
+    for (r = 0; r < x.B; r++) {
         int L = atoi(lp), t;
         lp = strchr(lp, ',') ? strchr(lp, ',') + 1 : lp;
-        if (L > T + 1) L = T + 1;
+        if (L > x.T + 1) L = x.T + 1;
         seqs[r].ids = (int32_t *)malloc(sizeof(int32_t) * (size_t)L), seqs[r].mask = (uint8_t *)calloc((size_t)L, 1), seqs[r].n = seqs[r].cap = L;
-        for (t = 0; t < L - 1; t++) seqs[r].ids[t] = in[r * T + t], seqs[r].ids[t + 1] = tg[r * T + t], seqs[r].mask[t + 1] = w[r * T + t] != 0;
+        for (t = 0; t < L - 1; t++) seqs[r].ids[t] = in[r * x.T + t], seqs[r].ids[t + 1] = tg[r * x.T + t], seqs[r].mask[t + 1] = w[r * x.T + t] != 0;
     }
     for (r = 0; r < n; r++) ex[r].seq = seqs[r], ex[r].rejected = seqs[n + r], pairs[r] = &ex[r], rc[r] = ref[r], rr[r] = ref[n + r];
-    ds_model_zero_grad(m);
+    ds_model_zero_grad(x.m);
     memset(&st, 0, sizeof st);
-    CHECK_OK(ds_dpo_grad(m, &cfg, pairs, n, T, rc, rr, 1.0f, NULL, &st, &e_));
-    CHECKF(fabs(st.loss - atof(ds_json_get(meta, "torch_loss")->str)) < 1e-5, "loss %.7f, PyTorch %s", st.loss, ds_json_get(meta, "torch_loss")->str);
-    CHECK((worst = fx_grad_error(h, data, m)) >= 0);
-    printf("  PyTorch %s DPO fixture: loss %.6f, max per-tensor relative gradient error %.1e\n", ds_json_get(meta, "torch_version")->str, st.loss, worst);
+    CHECK_OK(ds_dpo_grad(x.m, &cfg, pairs, n, x.T, rc, rr, 1.0f, NULL, &st, &e_));
+    CHECKF(fabs(st.loss - atof(ds_json_get(x.meta, "torch_loss")->str)) < 1e-5, "loss %.7f, PyTorch %s", st.loss, ds_json_get(x.meta, "torch_loss")->str);
+    CHECK((worst = fx_grad_error(x.h, x.data, x.m)) >= 0);
+    printf("  PyTorch %s DPO fixture: loss %.6f, max per-tensor relative gradient error %.1e\n", ds_json_get(x.meta, "torch_version")->str, st.loss, worst);
     CHECK(worst < 1e-5);
-    for (r = 0; r < B; r++) free(seqs[r].ids), free(seqs[r].mask);
-    ds_model_free(m);
-    ds_json_free(h);
-    free(f);
+    for (r = 0; r < x.B; r++) free(seqs[r].ids), free(seqs[r].mask);
+    fx_close(&x);
 }
 
 static void test_repetition(void) {

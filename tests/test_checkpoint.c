@@ -42,7 +42,7 @@ static void test_checkpoint_roundtrip(void) {
     u = ds_checkpoint_load(tp("ckpt_rt"), 2, 16, NULL, &e);
     CHECKF(u, "%s", e.msg);
     CHECK(ds_model_n_params(u) == ds_model_n_params(m));
-    CHECK(memcmp(ds_model_params(u), ds_model_params(m), ds_model_n_params(m) * sizeof(ds_float)) == 0);
+    CHECK(t_same(u, m, DS_PARAMS));
     { /* field by field: ds_config has padding before rope_theta, which memcmp would read */
         const ds_config *a = ds_model_config(u), *b = ds_model_config(m);
         CHECK(a->vocab == b->vocab && a->d_model == b->d_model && a->n_layers == b->n_layers && a->n_heads == b->n_heads &&
@@ -79,7 +79,7 @@ static void test_checkpoint_resume_exact(void) {
     CHECK(st2.step == 4 && st2.tokens_seen == 128 && st2.data_pos == 12345 && st2.rng == 0xDEADBEEFCAFEull && ds_model_steps_done(c) == 4);
     CHECKF(ck_steps(c, 4, 8, lb, &e), "%s", e.msg);
     for (s = 4; s < 8; s++) CHECKF(memcmp(&la[s], &lb[s], sizeof(double)) == 0, "step %d: %.9g uninterrupted, %.9g resumed", s, la[s], lb[s]);
-    CHECK(memcmp(ds_model_params(a), ds_model_params(c), ds_model_n_params(a) * sizeof(ds_float)) == 0);
+    CHECK(t_same(a, c, DS_PARAMS));
     ds_model_free(a);
     ds_model_free(c);
 }
@@ -93,9 +93,14 @@ static void test_checkpoint_bf16(void) {
     u = ds_checkpoint_load(tp("ckpt_bf16"), 2, 16, NULL, &e);
     CHECKF(u, "%s", e.msg);
     n = ds_model_n_params(m);
-    for (i = 0; i < n; i++) {
-        double a = ds_model_params(m)[i], b = ds_model_params(u)[i];
-        CHECKF(fabs(a - b) <= fabs(a) / 256.0, "param %zu: %g -> %g", i, a, b);
+    {
+        ds_float *pm = t_array(m, DS_PARAMS), *pu = t_array(u, DS_PARAMS);
+        CHECK(pm && pu);
+        for (i = 0; i < n; i++) {
+            double a = pm[i], b = pu[i];
+            CHECKF(fabs(a - b) <= fabs(a) / 256.0, "param %zu: %g -> %g", i, a, b);
+        }
+        free(pm), free(pu);
     }
     ds_model_free(u);
     ds_model_free(m);
@@ -182,9 +187,11 @@ static void test_checkpoint_full_disk_keeps_last_good(void) {
     ds_float *good;
     CHECK(m);
     CHECK(ds_checkpoint_save(m, NULL, NULL, tp("ckpt_full"), DS_DTYPE_F32, &e) == 0);
-    good = (ds_float *)malloc(ds_model_n_params(m) * sizeof(ds_float));
-    memcpy(good, ds_model_params(m), ds_model_n_params(m) * sizeof(ds_float));
-    ds_model_params(m)[0] += 1; /* the next save would differ */
+    CHECK((good = t_array(m, DS_PARAMS)) != NULL);
+    {   /* the next save would differ */
+        ds_float p0 = good[0] + 1;
+        CHECK_OK(ds_model_set(m, DS_PARAMS, 0, 1, &p0, &e_));
+    }
     signal(SIGXFSZ, SIG_IGN);
     getrlimit(RLIMIT_FSIZE, &old);
     lim = old;
@@ -195,7 +202,11 @@ static void test_checkpoint_full_disk_keeps_last_good(void) {
     CHECKF(rc == DS_ERR_IO && strstr(e.msg, "unchanged"), "rc %d: %s", rc, e.msg);
     u = ds_checkpoint_load(tp("ckpt_full"), 2, 16, NULL, &e);
     CHECKF(u, "%s", e.msg);
-    CHECK(memcmp(ds_model_params(u), good, ds_model_n_params(m) * sizeof(ds_float)) == 0);
+    {
+        ds_float *pu = t_array(u, DS_PARAMS);
+        CHECK(pu && memcmp(pu, good, ds_model_n_params(m) * sizeof(ds_float)) == 0);
+        free(pu);
+    }
     free(good);
     ds_model_free(u);
     ds_model_free(m);
@@ -211,7 +222,7 @@ static void test_checkpoint_crash_between_renames(void) {
     CHECK(rename(tp("ckpt_crash"), tp("ckpt_crash.old")) == 0);
     u = ds_checkpoint_load(tp("ckpt_crash"), 2, 16, NULL, &e);
     CHECKF(u, "%s", e.msg);
-    CHECK(memcmp(ds_model_params(u), ds_model_params(m), ds_model_n_params(m) * sizeof(ds_float)) == 0);
+    CHECK(t_same(u, m, DS_PARAMS));
     CHECK(ds_checkpoint_save(m, NULL, NULL, tp("ckpt_crash"), DS_DTYPE_F32, &e) == 0); /* and saving again cleans up */
     ds_model_free(u);
     ds_model_free(m);

@@ -203,20 +203,25 @@ static void test_zero_weight_tokens_get_zero_gradient(void) {
     ds_model_zero_grad(r.m);
     CHECK_OK(ds_model_forward(r.m, r.in, r.tg, r.w, 2, 16, NULL, &l1, &e_));
     CHECK_OK(ds_model_backward(r.m, 1.0f, NULL, &e_));
-    g1 = (ds_float *)malloc(n * sizeof(ds_float));
-    memcpy(g1, ds_model_grads(r.m), n * sizeof(ds_float));
+    CHECK((g1 = t_array(r.m, DS_GRADS)) != NULL);
     for (i = 0; i < 32; i++) if (r.w[i] == 0) r.tg[i] = (r.tg[i] + 17) % 64;
     ds_model_zero_grad(r.m);
     CHECK_OK(ds_model_forward(r.m, r.in, r.tg, r.w, 2, 16, NULL, &l2, &e_));
     CHECK_OK(ds_model_backward(r.m, 1.0f, NULL, &e_));
     CHECK(l1 == l2);
-    CHECK(memcmp(g1, ds_model_grads(r.m), n * sizeof(ds_float)) == 0);
+    {
+        ds_float *g2 = t_array(r.m, DS_GRADS);
+        CHECK(g2 && memcmp(g1, g2, n * sizeof(ds_float)) == 0);
+        free(g2);
+    }
     for (i = 0; i < 32; i++) r.w[i] = 0;
     ds_model_zero_grad(r.m);
     CHECK_OK(ds_model_forward(r.m, r.in, r.tg, r.w, 2, 16, NULL, &l2, &e_));
     CHECK_OK(ds_model_backward(r.m, 1.0f, NULL, &e_));
     CHECK(l2 == 0);
-    for (i = 0; i < (int)n; i++) CHECK(ds_model_grads(r.m)[i] == 0);
+    free(g1);
+    CHECK((g1 = t_array(r.m, DS_GRADS)) != NULL);
+    for (i = 0; i < (int)n; i++) CHECK(g1[i] == 0);
     free(g1);
     ds_model_free(r.m);
 }
@@ -253,7 +258,8 @@ static void test_bad_input_and_non_finite(void) {
     tiny_run r;
     ds_error e;
     double loss;
-    ds_float *p, keep;
+    ds_float keep, nan;
+    size_t at;
     double gn;
     ds_adamw opt = ds_adamw_default();
     CHECK(tiny_setup(&r, 2));
@@ -273,21 +279,21 @@ static void test_bad_input_and_non_finite(void) {
     CHECK(ds_model_backward_tokens(NULL, NULL, NULL, &e) == DS_ERR_INVALID);
     CHECK(ds_model_step(NULL, NULL, 1e-3, NULL, NULL, &e) == DS_ERR_INVALID);
     /* a NaN parameter: the loss is reported non-finite, and a step with NaN gradients is refused */
-    p = ds_model_params(r.m) + ds_model_tensor(r.m, 2)->offset; /* a q_proj weight: every token uses it */
-    keep = p[5];
-    p[5] = (ds_float)NAN;
+    at = ds_model_tensor(r.m, 2)->offset + 5; /* a q_proj weight: every token uses it */
+    CHECK_OK(ds_model_get(r.m, DS_PARAMS, at, 1, &keep, &e_));
+    nan = (ds_float)NAN;
+    CHECK_OK(ds_model_set(r.m, DS_PARAMS, at, 1, &nan, &e_));
     CHECK(ds_model_forward(r.m, r.in, r.tg, NULL, 2, 16, NULL, &loss, &e) == DS_ERR_NUMERIC);
     ds_model_zero_grad(r.m);
     ds_model_backward(r.m, 1.0f, NULL, &e);
-    p[5] = keep;
-    p = ds_model_params(r.m);
+    CHECK_OK(ds_model_set(r.m, DS_PARAMS, at, 1, &keep, &e_));
     {
         size_t n = ds_model_n_params(r.m);
-        ds_float *before = (ds_float *)malloc(n * sizeof(ds_float));
-        memcpy(before, p, n * sizeof(ds_float));
+        ds_float *before = t_array(r.m, DS_PARAMS), *after;
         CHECK(ds_model_step(r.m, &opt, 1e-3, &gn, NULL, &e) == DS_ERR_NUMERIC && strstr(e.msg, "not applied"));
-        CHECK(memcmp(before, p, n * sizeof(ds_float)) == 0 && ds_model_steps_done(r.m) == 0);
-        free(before);
+        after = t_array(r.m, DS_PARAMS);
+        CHECK(before && after && memcmp(before, after, n * sizeof(ds_float)) == 0 && ds_model_steps_done(r.m) == 0);
+        free(before), free(after);
     }
     ds_model_free(r.m);
 }
@@ -350,6 +356,29 @@ static char *fx_open(const char *path, ds_json_doc **h, const char **data, const
     return f;
 }
 
+/* A fixture opened by fx_open: FX_LOAD skips the test when the file is absent and fails it when
+   the file is present but unreadable. */
+typedef struct { char *file; ds_json_doc *h; const char *data; const ds_json *meta; ds_model *m; int B, T; ds_error err; } fx_t;
+static int fx_load(fx_t *x, const char *path) {
+    memset(x, 0, sizeof *x);
+    x->file = fx_open(path, &x->h, &x->data, &x->meta, &x->m, &x->B, &x->T, &x->err);
+    return x->file ? 1 : strstr(x->err.msg, "not found") ? 0 : -1;
+}
+static void fx_close(fx_t *x) { ds_model_free(x->m), ds_json_free(x->h), free(x->file); }
+#define FX_LOAD(x, path) do { int r_ = fx_load(x, path); CHECKF(r_ >= 0, "%s", (x)->err.msg); if (!r_) SKIP("%s", (x)->err.msg); } while (0)
+
+/* the fixture's batch: inputs and targets (I32) and token weights (F32), B*T each; 0 if one is missing */
+static int fx_batch(const ds_json_doc *h, const char *data, int B, int T, const int32_t **in, const int32_t **tg, const float **w) {
+    size_t b, e, n = (size_t)B * (size_t)T;
+    if (!fx_tensor(h, "batch.inputs", &b, &e) || e - b != n * 4) return 0;
+    *in = (const int32_t *)(const void *)(data + b);
+    if (!fx_tensor(h, "batch.targets", &b, &e) || e - b != n * 4) return 0;
+    *tg = (const int32_t *)(const void *)(data + b);
+    if (!fx_tensor(h, "batch.weights", &b, &e) || e - b != n * 4) return 0;
+    *w = (const float *)(const void *)(data + b);
+    return 1;
+}
+
 /* per tensor ||grads - torch_grad.<name>|| / ||torch_grad.<name>||, the largest (-1: a tensor is missing) */
 static double fx_grad_error(const ds_json_doc *h, const char *data, ds_model *m) {
     double worst = 0;
@@ -377,40 +406,23 @@ static double fx_grad_error(const ds_json_doc *h, const char *data, ds_model *m)
 }
 
 static void test_pytorch_fixture(void) {
-    size_t b, e;
-    const char *data;
-    char *f;
-    ds_json_doc *h;
-    const ds_json *meta;
-    ds_model *m;
-    ds_error err;
     double loss;
-    int B, T;
     double worst;
-    if (!(f = fx_open("tests/fixtures/torch_ref_f32.safetensors", &h, &data, &meta, &m, &B, &T, &err))) {
-        CHECKF(strstr(err.msg, "not found") != NULL, "%s", err.msg); /* present but unreadable: a failure */
-        SKIP("%s", err.msg);
-    }
+    fx_t x;
+    FX_LOAD(&x, "tests/fixtures/torch_ref_f32.safetensors");
     {
         const int32_t *in, *tg;
         const float *w;
-        CHECK(fx_tensor(h, "batch.inputs", &b, &e) && e - b == (size_t)(B * T) * 4);
-        in = (const int32_t *)(const void *)(data + b);
-        CHECK(fx_tensor(h, "batch.targets", &b, &e));
-        tg = (const int32_t *)(const void *)(data + b);
-        CHECK(fx_tensor(h, "batch.weights", &b, &e));
-        w = (const float *)(const void *)(data + b);
-        ds_model_zero_grad(m);
-        CHECK_OK(ds_model_forward(m, in, tg, w, B, T, NULL, &loss, &e_));
-        CHECK_OK(ds_model_backward(m, 1.0f, NULL, &e_));
+        CHECK(fx_batch(x.h, x.data, x.B, x.T, &in, &tg, &w));
+        ds_model_zero_grad(x.m);
+        CHECK_OK(ds_model_forward(x.m, in, tg, w, x.B, x.T, NULL, &loss, &e_));
+        CHECK_OK(ds_model_backward(x.m, 1.0f, NULL, &e_));
     }
-    CHECKF(fabs(loss - atof(ds_json_get(meta, "torch_loss")->str)) < 1e-5, "loss %.7f, PyTorch %s", loss, ds_json_get(meta, "torch_loss")->str);
-    CHECK((worst = fx_grad_error(h, data, m)) >= 0);
-    printf("  PyTorch %s fixture: max per-tensor relative gradient error %.1e\n", ds_json_get(meta, "torch_version")->str, worst);
+    CHECKF(fabs(loss - atof(ds_json_get(x.meta, "torch_loss")->str)) < 1e-5, "loss %.7f, PyTorch %s", loss, ds_json_get(x.meta, "torch_loss")->str);
+    CHECK((worst = fx_grad_error(x.h, x.data, x.m)) >= 0);
+    printf("  PyTorch %s fixture: max per-tensor relative gradient error %.1e\n", ds_json_get(x.meta, "torch_version")->str, worst);
     CHECK(worst < 1e-5);
-    ds_model_free(m);
-    ds_json_free(h);
-    free(f);
+    fx_close(&x);
 }
 
 /* AdamW against torch.optim.AdamW (tools/check_torch.py's AdamW fixture): from the same weights,
@@ -418,52 +430,39 @@ static void test_pytorch_fixture(void) {
    only -- must end where PyTorch ended, per tensor ||dp - dp_torch|| / ||dp_torch|| <= 1e-5. */
 static void test_adamw_pytorch_fixture(void) {
     size_t b, e, i;
-    const char *data;
-    char *f;
-    ds_json_doc *h;
-    const ds_json *meta;
-    ds_model *m;
-    ds_error err;
-    int B, T, s, k, steps, clipped = 0;
+    int s, k, steps, clipped = 0;
     double worst = 0;
     ds_adamw opt = ds_adamw_default();
     ds_float *p0, *p1;
     const int32_t *in, *tg;
     const float *w;
-    if (!(f = fx_open("tests/fixtures/torch_adamw_f32.safetensors", &h, &data, &meta, &m, &B, &T, &err))) {
-        CHECKF(strstr(err.msg, "not found") != NULL, "%s", err.msg);
-        SKIP("%s", err.msg);
-    }
-    CHECK(fx_tensor(h, "batch.inputs", &b, &e) && e - b == (size_t)(B * T) * 4);
-    in = (const int32_t *)(const void *)(data + b);
-    CHECK(fx_tensor(h, "batch.targets", &b, &e));
-    tg = (const int32_t *)(const void *)(data + b);
-    CHECK(fx_tensor(h, "batch.weights", &b, &e));
-    w = (const float *)(const void *)(data + b);
-    steps = atoi(ds_json_get(meta, "steps")->str);
-    CHECK(steps >= 1 && (p0 = t_array(m, DS_PARAMS)));
+    fx_t x;
+    FX_LOAD(&x, "tests/fixtures/torch_adamw_f32.safetensors");
+    CHECK(fx_batch(x.h, x.data, x.B, x.T, &in, &tg, &w));
+    steps = atoi(ds_json_get(x.meta, "steps")->str);
+    CHECK(steps >= 1 && (p0 = t_array(x.m, DS_PARAMS)));
     for (s = 0; s < steps; s++) {
         char key[32];
         double lr, scale, gn;
         snprintf(key, sizeof key, "lr%d", s);
-        lr = atof(ds_json_get(meta, key)->str);
+        lr = atof(ds_json_get(x.meta, key)->str);
         snprintf(key, sizeof key, "scale%d", s);
-        scale = atof(ds_json_get(meta, key)->str);
-        ds_model_zero_grad(m);
-        CHECK_OK(ds_model_forward(m, in, tg, w, B, T, NULL, NULL, &e_));
-        CHECK_OK(ds_model_backward(m, (float)scale, NULL, &e_));
-        CHECK_OK(ds_model_step(m, &opt, lr, &gn, NULL, &e_));
+        scale = atof(ds_json_get(x.meta, key)->str);
+        ds_model_zero_grad(x.m);
+        CHECK_OK(ds_model_forward(x.m, in, tg, w, x.B, x.T, NULL, NULL, &e_));
+        CHECK_OK(ds_model_backward(x.m, (float)scale, NULL, &e_));
+        CHECK_OK(ds_model_step(x.m, &opt, lr, &gn, NULL, &e_));
         clipped += gn > opt.grad_clip;
     }
-    CHECK((p1 = t_array(m, DS_PARAMS)));
-    for (k = 0; k < ds_model_n_tensors(m); k++) {
-        const ds_tensor *t = ds_model_tensor(m, k);
+    CHECK((p1 = t_array(x.m, DS_PARAMS)));
+    for (k = 0; k < ds_model_n_tensors(x.m); k++) {
+        const ds_tensor *t = ds_model_tensor(x.m, k);
         char name[96];
         const float *ref;
         double dd = 0, nn = 0;
         snprintf(name, sizeof name, "torch_final.%s", t->name);
-        CHECKF(fx_tensor(h, name, &b, &e), "fixture lacks %s", name);
-        ref = (const float *)(const void *)(data + b);
+        CHECKF(fx_tensor(x.h, name, &b, &e), "fixture lacks %s", name);
+        ref = (const float *)(const void *)(x.data + b);
         for (i = 0; i < t->numel; i++) {
             double upd = (double)p1[t->offset + i] - p0[t->offset + i], ut = (double)ref[i] - p0[t->offset + i];
             dd += (upd - ut) * (upd - ut);
@@ -471,13 +470,11 @@ static void test_adamw_pytorch_fixture(void) {
         }
         if (sqrt(dd / nn) > worst) worst = sqrt(dd / nn);
     }
-    printf("  PyTorch %s AdamW fixture: %d steps (%d clipped), max per-tensor update error %.1e\n", ds_json_get(meta, "torch_version")->str, steps,
+    printf("  PyTorch %s AdamW fixture: %d steps (%d clipped), max per-tensor update error %.1e\n", ds_json_get(x.meta, "torch_version")->str, steps,
            clipped, worst);
     CHECK(clipped > 0 && clipped < steps && worst < 1e-5);
     free(p0), free(p1);
-    ds_model_free(m);
-    ds_json_free(h);
-    free(f);
+    fx_close(&x);
 }
 
 /* The manual's table of contents lists every banner's first line, in file order, so that
