@@ -3195,6 +3195,18 @@ DSDEF int ds_config_validate(const ds_config *c, ds_error *err) {
    number of threads. First the math and the matmul tile the ops share.
    ============================================================================================ */
 
+#ifdef DS_CUDA
+/* The CUDA backend: deepseek_cuda.cuh implements ds__exec and every op below with the same
+   signatures (see its banner); the model after this section is the same source for both. */
+#ifdef __cplusplus
+}
+#endif
+#include "deepseek_cuda.cuh"
+#ifdef __cplusplus
+extern "C" {
+#endif
+#else /* the CPU backend */
+
 #ifdef DS_DOUBLE
 #define DS__EXP exp
 #define DS__LOG log
@@ -3456,6 +3468,7 @@ static void ds__transpose_task(void *ctx, size_t r0, size_t r1) { /* dst[c][r] =
      - work is the ops' scratch (a transposed weight, attention's transposes and scores), sized
        once by ds_model_new; partial holds the deterministic reductions' per-chunk sums.
    The model owns one ds__exec; a pool is used by one call at a time (see THREADING). */
+#define DS__NORM_CHUNK 16384 /* the deterministic reductions' fixed chunk */
 typedef struct ds__exec {
     ds_pool *pool;
     int host_visible; /* 1: backend memory is host memory; 0: go through ds__to_host/ds__from_host */
@@ -3475,6 +3488,41 @@ static void *ds__exec_alloc(ds__exec *ex, size_t n, size_t size) {
     return p;
 }
 static void ds__exec_free(ds__exec *ex, void *p) { (void)ex; DS_FREE(p); }
+
+/* The backend's life: init (before any allocation; a device backend finds its device here, and
+   "no device" is its error), reserve (the ops' scratch for a model of config c and B x T), status
+   (the first failure of an op since, as a ds_error; ops themselves return nothing), destroy. On
+   the CPU nothing can fail but an allocation. */
+static size_t ds__attention_work(size_t B, size_t T, size_t H, size_t KV, size_t hd);
+static int ds__exec_init(ds__exec *ex, ds_error *err) {
+    (void)err;
+    memset(ex, 0, sizeof *ex);
+    ex->host_visible = 1;
+    return DS_OK;
+}
+static int ds__exec_reserve(ds__exec *ex, const ds_config *c, size_t B, size_t T, size_t n_params) {
+    size_t D = (size_t)c->d_model, F = (size_t)c->d_ff, V = (size_t)c->vocab, H = (size_t)c->n_heads, KV = (size_t)c->n_kv_heads;
+    size_t hd = D / H, Q = (H + 2 * KV) * hd, work;
+    /* the largest weight transposed (linear), attention's transposes and scores, decoding's scores */
+    work = V * D > 2 * F * D ? V * D : 2 * F * D;
+    if (Q * D > work) work = Q * D;
+    if (ds__attention_work(B, T, H, KV, hd) > work) work = ds__attention_work(B, T, H, KV, hd);
+    if (H * (size_t)c->max_seq > work) work = H * (size_t)c->max_seq;
+    ex->work_n = work;
+    ex->partial_n = n_params / DS__NORM_CHUNK + 1;
+    ex->work = (ds_float *)ds__exec_alloc(ex, ex->work_n, sizeof(ds_float));
+    ex->partial = (double *)ds__exec_alloc(ex, ex->partial_n, sizeof(double));
+    return ex->work && ex->partial ? DS_OK : DS_ERR_NOMEM;
+}
+static int ds__exec_status(ds__exec *ex, ds_error *err) {
+    (void)ex, (void)err;
+    return DS_OK;
+}
+static void ds__exec_destroy(ds__exec *ex) {
+    ds__exec_free(ex, ex->work);
+    ds__exec_free(ex, ex->partial);
+    ex->work = NULL, ex->partial = NULL;
+}
 
 /* ---- helpers: copies, zeroing, host transfers ------------------------------------------------
    copy: dst[i] = src[i]   zero: p[i] = 0   to_host / from_host: bytes between backend memory and
@@ -3500,7 +3548,6 @@ static void ds__from_host(ds__exec *ex, void *dst, const void *host, size_t byte
    loss_sum: wsum = sum_n w[n], lsum = sum_n w[n] loss[n] (w NULL: 1), in double, n in order.
    sqnorm:   sum_i x[i]^2 in double: fixed chunks of DS__NORM_CHUNK summed in parallel, then the
              chunk sums in order. Neither depends on the number of threads. */
-#define DS__NORM_CHUNK 16384
 static void ds__loss_sum(ds__exec *ex, const ds_float *losses, const ds_float *w, size_t N, double *wsum, double *lsum) {
     double ws = 0, ls = 0;
     size_t n;
@@ -3968,6 +4015,8 @@ static void ds__adamw_update(ds__exec *ex, ds_float *p, const ds_float *g, ds_fl
     ds_pool_for(ex->pool, (n + DS__NORM_CHUNK - 1) / DS__NORM_CHUNK, ds__adamw_task, &o);
 }
 
+#endif /* DS_CUDA: the end of the op layer */
+
 /* ============================================================================================
    §2.2 The model
    Parameters, gradients and AdamW's two moments are each one flat allocation, carved into the
@@ -4037,8 +4086,7 @@ DSDEF void ds_model_free(ds_model *m) {
     ds__exec_free(&m->ex, m->kv);
     ds__exec_free(&m->ex, m->inputs);
     ds__exec_free(&m->ex, m->weights);
-    ds__exec_free(&m->ex, m->ex.work);
-    ds__exec_free(&m->ex, m->ex.partial);
+    ds__exec_destroy(&m->ex);
     if (!m->ex.host_visible) { DS_FREE(m->h_weights); DS_FREE(m->h_logits); }
     DS_FREE(m->h_scratch);
     DS_FREE(m->tensors);
@@ -4050,7 +4098,7 @@ DSDEF void ds_model_free(ds_model *m) {
    copies even on the CPU (tests run the portable paths that way). */
 static ds_model *ds__model_new(const ds_config *c, int B, int T, int rope_len, int host_visible, ds_error *err) {
     ds_model *m;
-    size_t off = 0, D, L, F, V, N, H, KV, hd, Q, n_acts, i, work;
+    size_t off = 0, D, L, F, V, N, H, KV, hd, Q, n_acts, i;
     size_t sizes[32];
     ds_float **ptrs[32];
     int l, k, ok = 1, n_parts = 0;
@@ -4064,7 +4112,8 @@ static ds_model *ds__model_new(const ds_config *c, int B, int T, int rope_len, i
     m->B = B;
     m->T = T;
     m->rope_len = rope_len;
-    m->ex.host_visible = host_visible;
+    if (ds__exec_init(&m->ex, err)) { DS_FREE(m); return NULL; }
+    if (!host_visible) m->ex.host_visible = 0;
     D = (size_t)c->d_model, L = (size_t)c->n_layers, F = (size_t)c->d_ff, V = (size_t)c->vocab, H = (size_t)c->n_heads;
     KV = (size_t)c->n_kv_heads, N = (size_t)B * (size_t)T, hd = D / H, Q = (H + 2 * KV) * hd;
     m->hd = hd, m->Q = Q, m->N = N;
@@ -4121,19 +4170,11 @@ static ds_model *ds__model_new(const ds_config *c, int B, int T, int rope_len, i
     if (!ok) { ds__fail(err, DS_ERR_INVALID, "model: activations for B=%d, T=%d overflow size_t", B, T); goto fail; }
     if (!(m->acts = (ds_float *)ds__exec_alloc(&m->ex, n_acts, sizeof(ds_float)))) goto oom;
     for (off = 0, i = 0; i < (size_t)n_parts; i++) { *ptrs[i] = m->acts + off; off += sizes[i]; }
-    /* the ops' scratch: the largest weight transposed, attention's, decoding's scores */
-    work = V * D > 2 * F * D ? V * D : 2 * F * D;
-    if (Q * D > work) work = Q * D;
-    if (ds__attention_work((size_t)B, (size_t)T, H, KV, hd) > work) work = ds__attention_work((size_t)B, (size_t)T, H, KV, hd);
-    if (H * (size_t)c->max_seq > work) work = H * (size_t)c->max_seq;
-    m->ex.work_n = work;
-    m->ex.partial_n = m->n_params / DS__NORM_CHUNK + 1;
-    m->ex.work = (ds_float *)ds__exec_alloc(&m->ex, m->ex.work_n, sizeof(ds_float));
-    m->ex.partial = (double *)ds__exec_alloc(&m->ex, m->ex.partial_n, sizeof(double));
+    if (ds__exec_reserve(&m->ex, c, (size_t)B, (size_t)T, m->n_params)) goto oom; /* the ops' scratch */
     m->rope_cos = (ds_float *)ds__exec_alloc(&m->ex, (size_t)rope_len * hd, sizeof(ds_float));
     m->inputs = (int32_t *)ds__exec_alloc(&m->ex, 2 * N, sizeof(int32_t));
     m->weights = (ds_float *)ds__exec_alloc(&m->ex, 2 * N, sizeof(ds_float));
-    if (!m->ex.work || !m->ex.partial || !m->rope_cos || !m->inputs || !m->weights) goto oom;
+    if (!m->rope_cos || !m->inputs || !m->weights) goto oom;
     m->rope_sin = m->rope_cos + (size_t)rope_len * hd / 2;
     m->targets = m->inputs + N;
     m->dloss = m->weights + N;
@@ -4161,7 +4202,7 @@ static ds_model *ds__model_new(const ds_config *c, int B, int T, int rope_len, i
     }
     return m;
 oom:
-    DS__OOM(err);
+    if (!ds__exec_status(&m->ex, err)) DS__OOM(err); /* a backend's own reason, or out of memory */
 fail:
     ds_model_free(m);
     return NULL;
@@ -4208,14 +4249,14 @@ DSDEF int ds_model_get(const ds_model *m, int which, size_t offset, size_t n, ds
     if (!a || (!out && n) || offset > m->n_params || n > m->n_params - offset)
         return ds__fail(err, DS_ERR_INVALID, "ds_model_get: bad argument (array %d, [%zu, +%zu) of %zu)", which, offset, n, m ? m->n_params : 0);
     ds__to_host((ds__exec *)&m->ex, out, a + offset, n * sizeof(ds_float));
-    return DS_OK;
+    return ds__exec_status((ds__exec *)&m->ex, err);
 }
 DSDEF int ds_model_set(ds_model *m, int which, size_t offset, size_t n, const ds_float *in, ds_error *err) {
     ds_float *a = m ? ds__model_array(m, which) : NULL;
     if (!a || (!in && n) || offset > m->n_params || n > m->n_params - offset)
         return ds__fail(err, DS_ERR_INVALID, "ds_model_set: bad argument (array %d, [%zu, +%zu) of %zu)", which, offset, n, m ? m->n_params : 0);
     ds__from_host(&m->ex, a + offset, in, n * sizeof(ds_float));
-    return DS_OK;
+    return ds__exec_status(&m->ex, err);
 }
 DSDEF int ds_model_get_tensor(const ds_model *m, int i, ds_float *out, ds_error *err) {
     const ds_tensor *t = m ? ds_model_tensor(m, i) : NULL;
@@ -4232,13 +4273,13 @@ DSDEF int ds_model_copy_logits(const ds_model *m, size_t row, size_t n_rows, ds_
     if (!m || (!out && n_rows) || row > rows || n_rows > rows - row)
         return ds__fail(err, DS_ERR_INVALID, "ds_model_copy_logits: rows [%zu, +%zu) of the last forward's %zu", row, n_rows, rows);
     ds__to_host((ds__exec *)&m->ex, out, m->logits + row * (size_t)m->c.vocab, n_rows * (size_t)m->c.vocab * sizeof(ds_float));
-    return DS_OK;
+    return ds__exec_status((ds__exec *)&m->ex, err);
 }
 DSDEF int ds_model_copy_token_losses(const ds_model *m, ds_float *out, ds_error *err) {
     if (!m || !out) return ds__fail(err, DS_ERR_INVALID, "ds_model_copy_token_losses: NULL argument");
     if (!m->has_targets) return ds__fail(err, DS_ERR_INVALID, "ds_model_copy_token_losses: the last forward had no targets");
     ds__to_host((ds__exec *)&m->ex, out, m->losses, (size_t)m->cur_B * (size_t)m->cur_T * sizeof(ds_float));
-    return DS_OK;
+    return ds__exec_status((ds__exec *)&m->ex, err);
 }
 
 /* ---- the public RNG: splitmix64 (the library's one stream; ds_tokens_batch draws from it) ---- */
@@ -4274,7 +4315,7 @@ DSDEF int ds_model_init(ds_model *m, uint64_t seed) {
     ds__zero(&m->ex, m->m, m->n_params);
     ds__zero(&m->ex, m->v, m->n_params);
     m->steps = 0;
-    return DS_OK;
+    return ds__exec_status(&m->ex, NULL);
 }
 
 /* ---- one block, for a batch (training) or one position (decoding) -----------------------------
@@ -4327,6 +4368,7 @@ DSDEF int ds_model_forward(ds_model *m, const int32_t *inputs, const int32_t *ta
     const ds_config *c;
     size_t N, D, V, n, l;
     double lsum = 0;
+    int rc;
     if (!m || !inputs || B < 1 || T < 1 || B > m->B || T > m->T)
         return ds__fail(err, DS_ERR_INVALID, "forward: B=%d T=%d (the model holds B <= %d, T <= %d)", B, T, m ? m->B : 0, m ? m->T : 0);
     c = &m->c, D = (size_t)c->d_model, V = (size_t)c->vocab, N = (size_t)B * (size_t)T;
@@ -4345,12 +4387,13 @@ DSDEF int ds_model_forward(ds_model *m, const int32_t *inputs, const int32_t *ta
     }
     ds__rmsnorm_forward(&m->ex, m->lnf, m->rstdf, m->res + (size_t)c->n_layers * m->N * D, m->params + DS__T_NORM(m)->offset, N, D, c->norm_eps);
     ds__linear_forward(&m->ex, m->logits, m->lnf, m->params + DS__T_HEAD(m)->offset, N, D, V, 0);
-    if (!targets) { if (loss) *loss = 0; return DS_OK; }
+    if (!targets) { if (loss) *loss = 0; return ds__exec_status(&m->ex, err); }
     for (n = 0; n < N; n++) m->h_weights[n] = weights ? (ds_float)weights[n] : 1;
     ds__from_host(&m->ex, m->targets, targets, N * sizeof(int32_t));
     ds__from_host(&m->ex, m->weights, m->h_weights, N * sizeof(ds_float));
     ds__crossentropy_forward(&m->ex, m->losses, m->logits, m->targets, N, V);
     ds__loss_sum(&m->ex, m->losses, m->weights, N, &m->wsum, &lsum);
+    if ((rc = ds__exec_status(&m->ex, err))) return rc;
     if (loss) *loss = m->wsum > 0 ? lsum / m->wsum : 0.0;
     if (!(lsum == lsum) || isinf(lsum)) return ds__fail(err, DS_ERR_NUMERIC, "forward: the loss is not finite");
     return DS_OK;
@@ -4402,7 +4445,7 @@ DSDEF int ds_model_backward(ds_model *m, float grad_scale, ds_pool *pool, ds_err
     m->ex.pool = pool;
     ds__backward(m, m->weights, (double)grad_scale / m->wsum);
     m->logits_consumed = 1;
-    return DS_OK;
+    return ds__exec_status(&m->ex, err);
 }
 
 DSDEF const ds_float *ds_model_token_losses(const ds_model *m) { return m && m->has_targets ? m->losses : NULL; }
@@ -4418,7 +4461,7 @@ DSDEF int ds_model_backward_tokens(ds_model *m, const ds_float *dloss, ds_pool *
     ds__from_host(&m->ex, m->dloss, dloss, N * sizeof(ds_float));
     ds__backward(m, m->dloss, 1.0);
     m->logits_consumed = 1;
-    return DS_OK;
+    return ds__exec_status(&m->ex, err);
 }
 
 /* ============================================================================================
@@ -4434,11 +4477,13 @@ DSDEF ds_adamw ds_adamw_default(void) {
 DSDEF int ds_model_step(ds_model *m, const ds_adamw *opt, double lr, double *grad_norm, ds_pool *pool, ds_error *err) {
     ds__adamw_hp hp;
     double norm;
+    int rc;
     ds_adamw def = ds_adamw_default();
     if (!m) return ds__fail(err, DS_ERR_INVALID, "ds_model_step: NULL model");
     if (!opt) opt = &def;
     m->ex.pool = pool;
     norm = sqrt(ds__sqnorm(&m->ex, m->grads, m->n_params));
+    if ((rc = ds__exec_status(&m->ex, err))) return rc;
     if (grad_norm) *grad_norm = norm;
     if (!(norm == norm) || isinf(norm))
         return ds__fail(err, DS_ERR_NUMERIC, "step %ld: the gradient norm is not finite; the step was not applied", m->steps + 1);
@@ -4449,7 +4494,7 @@ DSDEF int ds_model_step(ds_model *m, const ds_adamw *opt, double lr, double *gra
     hp.clip = 1.0; /* torch.nn.utils.clip_grad_norm_: scale by max_norm / (norm + 1e-6), at most 1 */
     if (opt->grad_clip > 0 && opt->grad_clip / (norm + 1e-6) < 1.0) hp.clip = opt->grad_clip / (norm + 1e-6);
     ds__adamw_update(&m->ex, m->params, m->grads, m->m, m->v, m->tensors, m->n_tensors, m->n_params, &hp);
-    return DS_OK;
+    return ds__exec_status(&m->ex, err);
 }
 DSDEF ds_schedule ds_schedule_multistep(double peak_lr, long warmup_steps, long total_steps) {
     ds_schedule s;
@@ -4781,7 +4826,7 @@ static int ds__st_read_to(ds_model *m, const ds__st_r *r, const char *name, int 
     if (!h) return DS__OOM(err);
     if (!(rc = ds__st_read(r, name, rows, cols, h, err))) ds__from_host(&m->ex, dst, h, n * sizeof(ds_float));
     if (h != dst) DS_FREE(h);
-    return rc;
+    return rc ? rc : ds__exec_status(&m->ex, err);
 }
 
 static const char *ds__st_meta(const ds__st_r *r, const char *key) {
@@ -4842,6 +4887,7 @@ DSDEF int ds_checkpoint_save(const ds_model *m, const ds_tokenizer *tok, const d
         w[k].ex = (ds__exec *)&m->ex;
     }
     ds__st_write(&o, w, m->n_tensors, "{\"format\":\"pt\",\"writer\":\"deepseek.h\"}");
+    if ((rc = ds__exec_status((ds__exec *)&m->ex, err))) goto fail;
     ds__path(&p, tmp.data, "", "model.safetensors");
     if (o.oom || p.oom) { rc = DS__OOM(err); goto fail; }
     if ((rc = ds_write_file_atomic(p.data, o.data, o.len, err))) goto fail;
@@ -4866,6 +4912,7 @@ DSDEF int ds_checkpoint_save(const ds_model *m, const ds_tokenizer *tok, const d
                  (unsigned long long)st->rng, m->n_params);
         o.len = 0;
         ds__st_write(&o, s, 2, meta);
+        if ((rc = ds__exec_status((ds__exec *)&m->ex, err))) goto fail;
         ds__path(&p, tmp.data, "", "trainer_state.safetensors");
         if (o.oom || p.oom) { rc = DS__OOM(err); goto fail; }
         if ((rc = ds_write_file_atomic(p.data, o.data, o.len, err))) goto fail;
@@ -5151,7 +5198,7 @@ DSDEF int ds_model_forward_token(ds_model *m, int32_t token, int pos, ds_pool *p
     ds__linear_forward(&m->ex, m->logits, m->dec_ln, m->params + DS__T_HEAD(m)->offset, 1, D, V, 0);
     ds__to_host(&m->ex, m->h_logits, m->logits, V * sizeof(ds_float));
     if (logits) *logits = m->h_logits;
-    return DS_OK;
+    return ds__exec_status(&m->ex, err);
 }
 
 typedef struct { double p; int32_t id; } ds__cand;
