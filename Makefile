@@ -7,6 +7,9 @@
 #   make check-hf compare with Hugging Face `tokenizers` (npm; skips without node)
 #   make check-torch  loss and gradients against PyTorch (python3-torch; skips without it)
 #   make bench    tokenizer beside HF `tokenizers`, trainer beside PyTorch (make bench-train: only that)
+#   make cuda     the CUDA build (nvcc): the examples under build/cuda/ and the CUDA test program
+#   make test-cuda  the CUDA tests (each skipped, with the reason, without a device)
+#   make check-cuda   every GPU check in one run, for a machine with a GPU (tools/cuda_check.sh)
 #   make clean
 
 CC      ?= cc
@@ -22,7 +25,16 @@ B        = build
 
 EXAMPLES = $(B)/01_tokenizer $(B)/02_pretrain $(B)/03_lr_schedules $(B)/04_scaling $(B)/05_sft $(B)/06_dpo $(B)/07_chat
 
-.PHONY: all test demo asan fuzz fuzz-run check-hf check-torch bench bench-train clean
+.PHONY: all test test-cuda cuda check-cuda demo asan fuzz fuzz-run check-hf check-torch bench bench-train clean
+
+# The CUDA path (deepseek_cuda.cuh): nvcc compiles the same sources as CUDA with -DDS_CUDA. sm_90
+# (H100/H200) with PTX for later GPUs: nvcc 13 alone would target sm_75, where bf16 tensor-core
+# code does not compile. Without nvcc these targets say so and succeed.
+NVCC    ?= $(shell command -v nvcc 2>/dev/null || ls /usr/local/cuda/bin/nvcc 2>/dev/null)
+NVARCH  ?= -gencode arch=compute_90,code=[sm_90,compute_90]
+NVFLAGS ?= -O3 -std=c++14 $(NVARCH) -Xcompiler -Wall,-Wextra,-Werror
+CU       = $(B)/cuda
+CUDA_EXAMPLES = $(CU)/01_tokenizer $(CU)/02_pretrain $(CU)/03_lr_schedules $(CU)/04_scaling $(CU)/05_sft $(CU)/06_dpo $(CU)/07_chat
 
 all: $(B)/check_c $(B)/check_cpp $(EXAMPLES)
 
@@ -51,7 +63,39 @@ $(B)/replay_%: tests/fuzz/fuzz_%.c tests/fuzz/replay_main.h deepseek.h | $(B)
 test: $(B)/check_c $(B)/check_cpp $(B)/check_serial $(B)/replay_json $(B)/replay_tokenizer $(B)/replay_safetensors $(B)/replay_dataset $(B)/run_tests
 	./$(B)/check_c && ./$(B)/check_cpp && ./$(B)/check_serial
 	./$(B)/replay_json tests/fuzz/seeds/json/* && ./$(B)/replay_tokenizer tests/fuzz/seeds/tokenizer/* && ./$(B)/replay_safetensors tests/fuzz/seeds/safetensors/* && ./$(B)/replay_dataset tests/fuzz/seeds/dataset/*
+	@$(MAKE) --no-print-directory test-cuda
 	./$(B)/run_tests
+
+# the CUDA build and tests: compiled wherever nvcc is, run (or skipped, with the reason) here
+test-cuda:
+	@if [ -n "$(NVCC)" ]; then $(MAKE) --no-print-directory cuda && ./$(CU)/test_cuda; \
+	 else echo "test-cuda: the CUDA build was skipped (nvcc not found)"; fi
+
+cuda:
+	@if [ -z "$(NVCC)" ]; then echo "cuda: skipped (nvcc not found)"; else $(MAKE) --no-print-directory $(CUDA_EXAMPLES) $(CU)/test_cuda; fi
+
+$(CU):
+	@mkdir -p $(CU)
+
+check-cuda:
+	sh tools/cuda_check.sh build/cuda_check
+
+$(B)/dump_logits: tools/dump_logits.c deepseek.h | $(B)
+	$(CC) -std=c99 $(WARN) $(CFLAGS) -o $@ tools/dump_logits.c $(LDLIBS)
+
+# each example, unchanged, as a CUDA program
+$(CU)/%: examples/%.c examples/common.h examples/task.h deepseek.h deepseek_cuda.cuh | $(CU)
+	$(NVCC) $(NVFLAGS) -DDS_CUDA -x cu -o $@ $< -lcublas -lpthread
+
+# the CUDA tests: the CUDA build (nvcc) linked with the CPU reference (cc, static)
+$(CU)/cuda_ref.o: tests/cuda/cuda_ref.c tests/cuda/cuda_ref.h deepseek.h | $(CU)
+	$(CC) -std=c99 $(WARN) -O2 -c -o $@ tests/cuda/cuda_ref.c
+
+$(CU)/test_cuda.o: tests/cuda/test_cuda.c tests/cuda/cuda_ref.h tests/test.h deepseek.h deepseek_cuda.cuh | $(CU)
+	$(NVCC) $(NVFLAGS) -x cu -c -o $@ tests/cuda/test_cuda.c
+
+$(CU)/test_cuda: $(CU)/test_cuda.o $(CU)/cuda_ref.o
+	$(NVCC) $(NVARCH) -o $@ $(CU)/test_cuda.o $(CU)/cuda_ref.o -lcublas -lpthread
 
 $(B)/01_tokenizer: examples/01_tokenizer.c deepseek.h | $(B)
 	$(CC) -std=c99 $(WARN) $(CFLAGS) -o $@ examples/01_tokenizer.c $(LDLIBS)

@@ -35,7 +35,7 @@
         hyperparameter and IsoFLOP fits that refuse degenerate data in words.
       - §4's alignment: DeepSeek's chat template, TRL-style JSONL datasets, SFT masking, DPO
         (sigmoid, label smoothing, IPO) on the same backward pass, the repetition test.
-      - Status of this version: §2.1-§4 are here; the CUDA path is not yet (see the contents).
+      - Status of this version: §2.1-§4 are here; the CUDA path (DS_CUDA) is a first fp32 version.
 
    TABLE OF CONTENTS (each line is its banner's exact first line, in file order: search for it)
       The declarations (the API):
@@ -81,7 +81,7 @@
         Generation
         §3 Scaling laws
         §4-5 Alignment
-      Not here yet: the CUDA backend (deepseek_cuda.cuh, a second implementation of the op layer).
+      The CUDA backend is deepseek_cuda.cuh, a second implementation of the op layer (DS_CUDA).
       The studies themselves are programs: examples/03_lr_schedules.c (multi-step vs cosine),
       04_scaling.c (IsoFLOP), 05_sft.c, 06_dpo.c, 07_chat.c.
 
@@ -102,6 +102,10 @@
       DS_NO_SIMD            (default: undefined) the plain-C matmul tile instead of the GCC/clang
                             vector-extension one.
       DS_MM_KC              (default: 128) the matmul's k-block.
+      DS_CUDA               (default: undefined) the CUDA backend: compile with nvcc as CUDA (-x cu),
+                            link -lcublas; the op layer comes from deepseek_cuda.cuh (beside this
+                            file) and ds_model_* run on the GPU, in fp32 for now. See docs/cuda.md.
+                            Define it everywhere the header is included.
    Build with -O2 or -O3, and -ffp-contract=fast (ISO C modes otherwise forbid fusing a*b+c into
    one FMA, which halves the matmul's speed). Never -Ofast: it breaks the NaN checks.
 

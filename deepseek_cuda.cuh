@@ -1,0 +1,538 @@
+/* deepseek_cuda.cuh - the CUDA backend of deepseek.h: the op layer on an NVIDIA GPU.
+
+   Do this, in one file compiled by nvcc (a .cu file, or a .c file with `nvcc -x cu`):
+      #define DS_CUDA
+      #define DEEPSEEK_IMPLEMENTATION
+      #include "deepseek.h"          (deepseek.h includes this file itself, from its own folder)
+   Link with -lcublas. Build for the GPU you have: nvcc 13 defaults to sm_75; the Makefile's
+   `make cuda` passes -gencode arch=compute_90,code=[sm_90,compute_90] (H100/H200, with PTX for
+   later GPUs). Every ds_model_* call then runs on the GPU; tokenizers, datasets, schedules,
+   checkpoints, SFT and DPO are deepseek.h's own code, unchanged. A checkpoint written by either
+   build loads in the other.
+
+   STATUS OF THIS VERSION (read before trusting a number):
+      - fp32 only: every op keeps deepseek.h's precision (float), cuBLAS SGEMM for the linears
+        (no TF32: CUBLAS_DEFAULT_MATH); the paper's bf16 mode (§2.4) is not here yet.
+      - attention is the direct O(T^2) form (one thread block per query row), not yet the
+        FlashAttention-style tiled kernel; fine for correctness, slow at long T.
+      - No GPU was available while this file was written: it compiles (CI builds it with nvcc)
+        and its tests skip without a device. tools/cuda_check.sh is for the first GPU.
+   Design, per op: the same math and argument shapes as the CPU op beside it in deepseek.h. Every
+   reduction has a fixed order (one block per row with a fixed tree, or one thread per output
+   looping in order), never a float atomic, so a run repeats bit for bit on the same GPU; results
+   differ from the CPU's in the last bits (another summation order), within the tolerances the
+   tests state.
+
+   Errors: a failing CUDA or cuBLAS call is recorded in the execution context (the first one,
+   with the call and the CUDA error string) and returned as a ds_error by the next public call;
+   nothing here exits or aborts. No device is an error of ds_model_new. */
+#ifndef DEEPSEEK_CUDA_CUH
+#define DEEPSEEK_CUDA_CUH
+
+#ifdef DS_DOUBLE
+#error "deepseek_cuda.cuh: the CUDA backend computes in float (DS_DOUBLE is for the CPU's gradient checks)"
+#endif
+#include <cuda_runtime.h>
+#include <cublas_v2.h>
+
+#define DS__NORM_CHUNK 16384 /* the deterministic reductions' fixed chunk, as on the CPU */
+#define DS__CU_THREADS 256
+
+typedef struct ds__exec {
+    ds_pool *pool;      /* unused on the GPU: kept so that the model's calls are the same */
+    int host_visible;   /* 0: host access goes through ds__to_host / ds__from_host */
+    ds_float *work;     /* device scratch, work_n values (attention's dS, decoding's scores) */
+    size_t work_n;
+    double *partial;    /* device: per-chunk partial sums, partial_n values */
+    size_t partial_n;
+    double *h_partial;  /* host copy of them */
+    ds_float *h_red;    /* host buffer for the loss sum: 2 * h_red_n values */
+    size_t h_red_n;
+    cublasHandle_t blas;
+    int device, failed;
+    char msg[200];      /* the first failure */
+} ds__exec;
+
+static void ds__cu_fail(ds__exec *ex, const char *what, const char *why) {
+    if (ex->failed) return; /* keep the first */
+    ex->failed = 1;
+    snprintf(ex->msg, sizeof ex->msg, "CUDA: %s: %s", what, why);
+}
+static int ds__cu_ok(ds__exec *ex, cudaError_t e, const char *what) {
+    if (e == cudaSuccess) return 1;
+    ds__cu_fail(ex, what, cudaGetErrorString(e));
+    return 0;
+}
+static void ds__blas_ok(ds__exec *ex, cublasStatus_t s, const char *what) {
+    if (s != CUBLAS_STATUS_SUCCESS) {
+        char why[48];
+        snprintf(why, sizeof why, "cuBLAS status %d", (int)s);
+        ds__cu_fail(ex, what, why);
+    }
+}
+/* after every kernel launch: a bad configuration shows here, a fault at the next synchronization */
+#define DS__LAUNCHED(ex, name) ds__cu_ok(ex, cudaGetLastError(), name)
+
+static void *ds__exec_alloc(ds__exec *ex, size_t n, size_t size) {
+    void *p = NULL;
+    if (size && n > SIZE_MAX / size) return NULL;
+    if (!ds__cu_ok(ex, cudaMalloc(&p, n * size > 0 ? n * size : 1), "cudaMalloc")) return NULL;
+    if (!ds__cu_ok(ex, cudaMemset(p, 0, n * size), "cudaMemset")) { cudaFree(p); return NULL; }
+    return p;
+}
+static void ds__exec_free(ds__exec *ex, void *p) {
+    (void)ex;
+    if (p) cudaFree(p);
+}
+
+static int ds__exec_init(ds__exec *ex, ds_error *err) {
+    int n = 0;
+    cudaError_t e;
+    memset(ex, 0, sizeof *ex);
+    e = cudaGetDeviceCount(&n);
+    if (e != cudaSuccess || n < 1)
+        return ds__fail(err, DS_ERR_UNSUPPORTED, "no CUDA device (%s)", e != cudaSuccess ? cudaGetErrorString(e) : "none found");
+    if ((e = cudaGetDevice(&ex->device)) != cudaSuccess) return ds__fail(err, DS_ERR_UNSUPPORTED, "CUDA: cudaGetDevice: %s", cudaGetErrorString(e));
+    if (cublasCreate(&ex->blas) != CUBLAS_STATUS_SUCCESS) return ds__fail(err, DS_ERR_UNSUPPORTED, "CUDA: cublasCreate failed");
+    /* full fp32: no TF32 tensor-core rounding in this mode */
+    cublasSetMathMode(ex->blas, CUBLAS_DEFAULT_MATH);
+    ex->host_visible = 0;
+    return DS_OK;
+}
+static size_t ds__attention_work(size_t B, size_t T, size_t H, size_t KV, size_t hd) {
+    (void)KV, (void)hd;
+    return B * H * T * T; /* dS of every head, for the backward */
+}
+static int ds__exec_reserve(ds__exec *ex, const ds_config *c, size_t B, size_t T, size_t n_params) {
+    size_t H = (size_t)c->n_heads, KV = (size_t)c->n_kv_heads, hd = (size_t)c->d_model / H, work;
+    work = ds__attention_work(B, T, H, KV, hd);
+    if (H * (size_t)c->max_seq > work) work = H * (size_t)c->max_seq;
+    ex->work_n = work;
+    ex->partial_n = n_params / DS__NORM_CHUNK + 1;
+    ex->h_red_n = B * T;
+    ex->work = (ds_float *)ds__exec_alloc(ex, ex->work_n, sizeof(ds_float));
+    ex->partial = (double *)ds__exec_alloc(ex, ex->partial_n, sizeof(double));
+    ex->h_partial = (double *)ds__calloc(ex->partial_n, sizeof(double));
+    ex->h_red = (ds_float *)ds__calloc(2 * ex->h_red_n, sizeof(ds_float));
+    return ex->work && ex->partial && ex->h_partial && ex->h_red ? DS_OK : DS_ERR_NOMEM;
+}
+static int ds__exec_status(ds__exec *ex, ds_error *err) {
+    if (!ex->failed) ds__cu_ok(ex, cudaDeviceSynchronize(), "a kernel");
+    return ex->failed ? ds__fail(err, DS_ERR_IO, "%s", ex->msg) : DS_OK;
+}
+static void ds__exec_destroy(ds__exec *ex) {
+    ds__exec_free(ex, ex->work);
+    ds__exec_free(ex, ex->partial);
+    DS_FREE(ex->h_partial);
+    DS_FREE(ex->h_red);
+    if (ex->blas) cublasDestroy(ex->blas);
+    memset(ex, 0, sizeof *ex);
+}
+
+/* ---- helpers: copies, zeroing, host transfers (synchronous copies: simple and correct) ---- */
+static void ds__copy(ds__exec *ex, ds_float *dst, const ds_float *src, size_t n) {
+    if (dst != src && n) ds__cu_ok(ex, cudaMemcpy(dst, src, n * sizeof *dst, cudaMemcpyDeviceToDevice), "copy");
+}
+static void ds__zero(ds__exec *ex, ds_float *p, size_t n) {
+    if (n) ds__cu_ok(ex, cudaMemset(p, 0, n * sizeof *p), "zero");
+}
+static void ds__to_host(ds__exec *ex, void *host, const void *src, size_t bytes) {
+    if (bytes) ds__cu_ok(ex, cudaMemcpy(host, src, bytes, cudaMemcpyDeviceToHost), "copy to the host");
+}
+static void ds__from_host(ds__exec *ex, void *dst, const void *host, size_t bytes) {
+    if (bytes) ds__cu_ok(ex, cudaMemcpy(dst, host, bytes, cudaMemcpyHostToDevice), "copy from the host");
+}
+
+/* block-wide reductions with a fixed tree (so a run repeats bit for bit); blockDim.x is a
+   multiple of 32, at most 1024; every thread gets the result */
+__device__ static float ds__block_sum(float v, float *sh) {
+    int lane = threadIdx.x % 32, w = threadIdx.x / 32, nw = blockDim.x / 32, o;
+    for (o = 16; o > 0; o /= 2) v += __shfl_xor_sync(0xffffffffu, v, o);
+    __syncthreads();
+    if (lane == 0) sh[w] = v;
+    __syncthreads();
+    v = threadIdx.x < (unsigned)nw ? sh[threadIdx.x] : 0.0f;
+    if (w == 0)
+        for (o = 16; o > 0; o /= 2) v += __shfl_xor_sync(0xffffffffu, v, o);
+    if (threadIdx.x == 0) sh[0] = v;
+    __syncthreads();
+    return sh[0];
+}
+__device__ static float ds__block_max(float v, float *sh) {
+    int lane = threadIdx.x % 32, w = threadIdx.x / 32, nw = blockDim.x / 32, o;
+    for (o = 16; o > 0; o /= 2) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+    __syncthreads();
+    if (lane == 0) sh[w] = v;
+    __syncthreads();
+    v = threadIdx.x < (unsigned)nw ? sh[threadIdx.x] : -INFINITY;
+    if (w == 0)
+        for (o = 16; o > 0; o /= 2) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+    if (threadIdx.x == 0) sh[0] = v;
+    __syncthreads();
+    return sh[0];
+}
+static unsigned ds__blocks(size_t n) { return (unsigned)((n + DS__CU_THREADS - 1) / DS__CU_THREADS); }
+
+/* ---- deterministic reductions: loss_sum on the host in order (the CPU's sum, exactly), sqnorm
+   in two stages (a fixed tree in double per chunk, then the chunks in order on the host) ---- */
+static void ds__loss_sum(ds__exec *ex, const ds_float *losses, const ds_float *w, size_t N, double *wsum, double *lsum) {
+    double ws = 0, ls = 0;
+    size_t n;
+    ds_float *hl = ex->h_red, *hw = ex->h_red + ex->h_red_n;
+    *wsum = *lsum = 0;
+    if (N > ex->h_red_n) { ds__cu_fail(ex, "loss_sum", "more tokens than the model holds"); return; }
+    ds__to_host(ex, hl, losses, N * sizeof(ds_float));
+    if (w) ds__to_host(ex, hw, w, N * sizeof(ds_float));
+    for (n = 0; n < N; n++) {
+        double wn = w ? (double)hw[n] : 1.0;
+        ws += wn;
+        ls += wn * (double)hl[n];
+    }
+    *wsum = ws, *lsum = ls;
+}
+__global__ static void ds__sqnorm_kernel(const ds_float *x, size_t n, double *partial) {
+    __shared__ double sh[DS__CU_THREADS];
+    size_t c = blockIdx.x, b = c * DS__NORM_CHUNK, e = b + DS__NORM_CHUNK < n ? b + DS__NORM_CHUNK : n, i;
+    double s = 0;
+    int k;
+    for (i = b + threadIdx.x; i < e; i += blockDim.x) s += (double)x[i] * (double)x[i];
+    sh[threadIdx.x] = s;
+    __syncthreads();
+    for (k = DS__CU_THREADS / 2; k > 0; k /= 2) {
+        if ((int)threadIdx.x < k) sh[threadIdx.x] += sh[threadIdx.x + k];
+        __syncthreads();
+    }
+    if (threadIdx.x == 0) partial[c] = sh[0];
+}
+static double ds__sqnorm(ds__exec *ex, const ds_float *x, size_t n) {
+    size_t n_chunks = (n + DS__NORM_CHUNK - 1) / DS__NORM_CHUNK, c;
+    double s = 0;
+    if (n_chunks > ex->partial_n) { ds__cu_fail(ex, "sqnorm", "more chunks than reserved"); return 0; }
+    ds__sqnorm_kernel<<<(unsigned)n_chunks, DS__CU_THREADS>>>(x, n, ex->partial);
+    DS__LAUNCHED(ex, "sqnorm");
+    ds__to_host(ex, ex->h_partial, ex->partial, n_chunks * sizeof(double));
+    for (c = 0; c < n_chunks; c++) s += ex->h_partial[c];
+    return s;
+}
+
+/* ---- embedding: out[n,:] = wte[inp[n],:]; dwte[inp[n],:] += dout[n,:] (one thread per channel
+   d, looping n in order: no atomics, the CPU's order) ---- */
+__global__ static void ds__embedding_fwd_kernel(ds_float *out, const int32_t *inp, const ds_float *w, size_t N, size_t D) {
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < N * D) out[i] = w[(size_t)inp[i / D] * D + i % D];
+}
+__global__ static void ds__embedding_bwd_kernel(ds_float *dw, const ds_float *dout, const int32_t *inp, size_t N, size_t D) {
+    size_t d = (size_t)blockIdx.x * blockDim.x + threadIdx.x, n;
+    if (d >= D) return;
+    for (n = 0; n < N; n++) dw[(size_t)inp[n] * D + d] += dout[n * D + d];
+}
+static void ds__embedding_forward(ds__exec *ex, ds_float *out, const int32_t *inp, const ds_float *wte, size_t N, size_t D) {
+    ds__embedding_fwd_kernel<<<ds__blocks(N * D), DS__CU_THREADS>>>(out, inp, wte, N, D);
+    DS__LAUNCHED(ex, "embedding_forward");
+}
+static void ds__embedding_backward(ds__exec *ex, ds_float *dwte, const ds_float *dout, const int32_t *inp, size_t N, size_t D) {
+    ds__embedding_bwd_kernel<<<ds__blocks(D), DS__CU_THREADS>>>(dwte, dout, inp, N, D);
+    DS__LAUNCHED(ex, "embedding_backward");
+}
+
+/* ---- RMSNorm: one block per row (forward, dx); dw one thread per channel looping n ---- */
+__global__ static void ds__rmsnorm_fwd_kernel(ds_float *out, ds_float *rstd, const ds_float *x, const ds_float *w, size_t D, double eps) {
+    __shared__ float sh[32];
+    const ds_float *xr = x + (size_t)blockIdx.x * D;
+    ds_float *o = out + (size_t)blockIdx.x * D;
+    float ss = 0, s;
+    size_t d;
+    for (d = threadIdx.x; d < D; d += blockDim.x) ss += xr[d] * xr[d];
+    ss = ds__block_sum(ss, sh);
+    s = (float)(1.0 / sqrt((double)ss / (double)D + eps));
+    if (threadIdx.x == 0) rstd[blockIdx.x] = s;
+    for (d = threadIdx.x; d < D; d += blockDim.x) o[d] = xr[d] * s * w[d];
+}
+__global__ static void ds__rmsnorm_dx_kernel(ds_float *dx, int acc, const ds_float *dout, const ds_float *x, const ds_float *w, const ds_float *rstd,
+                                             size_t D) {
+    __shared__ float sh[32];
+    size_t r = blockIdx.x, d;
+    const ds_float *xr = x + r * D, *g = dout + r * D;
+    ds_float *o = dx + r * D, s = rstd[r], dot = 0, c;
+    for (d = threadIdx.x; d < D; d += blockDim.x) dot += g[d] * w[d] * xr[d];
+    dot = ds__block_sum(dot, sh);
+    c = dot * s * s / (ds_float)D; /* rstd * mean(g * xhat) */
+    for (d = threadIdx.x; d < D; d += blockDim.x) {
+        ds_float v = s * (g[d] * w[d] - xr[d] * c);
+        o[d] = acc ? o[d] + v : v;
+    }
+}
+__global__ static void ds__rmsnorm_dw_kernel(ds_float *dw, const ds_float *dout, const ds_float *x, const ds_float *rstd, size_t N, size_t D) {
+    size_t d = (size_t)blockIdx.x * blockDim.x + threadIdx.x, n;
+    ds_float s = 0;
+    if (d >= D) return;
+    for (n = 0; n < N; n++) s += dout[n * D + d] * x[n * D + d] * rstd[n];
+    dw[d] += s;
+}
+static void ds__rmsnorm_forward(ds__exec *ex, ds_float *out, ds_float *rstd, const ds_float *x, const ds_float *w, size_t N, size_t D,
+                                double eps) {
+    ds__rmsnorm_fwd_kernel<<<(unsigned)N, DS__CU_THREADS>>>(out, rstd, x, w, D, eps);
+    DS__LAUNCHED(ex, "rmsnorm_forward");
+}
+static void ds__rmsnorm_backward(ds__exec *ex, ds_float *dx, int dx_accumulate, ds_float *dw, const ds_float *dout, const ds_float *x,
+                                 const ds_float *w, const ds_float *rstd, size_t N, size_t D) {
+    ds__rmsnorm_dx_kernel<<<(unsigned)N, DS__CU_THREADS>>>(dx, dx_accumulate, dout, x, w, rstd, D);
+    DS__LAUNCHED(ex, "rmsnorm_backward (dx)");
+    ds__rmsnorm_dw_kernel<<<ds__blocks(D), DS__CU_THREADS>>>(dw, dout, x, rstd, N, D);
+    DS__LAUNCHED(ex, "rmsnorm_backward (dw)");
+}
+
+/* ---- linear: cuBLAS SGEMM on row-major arrays, read as their column-major transposes:
+   out^T[OC,N] (+)= W[OC,C] inp^T;  dinp^T[C,N] (+)= W^T dout^T;  dW^T[C,OC] += inp^T dout ---- */
+static void ds__linear_forward(ds__exec *ex, ds_float *out, const ds_float *inp, const ds_float *W, size_t N, size_t C, size_t OC,
+                               int accumulate) {
+    const float one = 1, beta = accumulate ? 1.0f : 0.0f;
+    ds__blas_ok(ex, cublasSgemm(ex->blas, CUBLAS_OP_T, CUBLAS_OP_N, (int)OC, (int)N, (int)C, &one, W, (int)C, inp, (int)C, &beta, out, (int)OC),
+                "linear_forward (cublasSgemm)");
+}
+static void ds__linear_backward(ds__exec *ex, ds_float *dinp, int dinp_accumulate, ds_float *dW, const ds_float *dout, const ds_float *inp,
+                                const ds_float *W, size_t N, size_t C, size_t OC) {
+    const float one = 1, beta = dinp_accumulate ? 1.0f : 0.0f;
+    if (dinp)
+        ds__blas_ok(ex, cublasSgemm(ex->blas, CUBLAS_OP_N, CUBLAS_OP_N, (int)C, (int)N, (int)OC, &one, W, (int)C, dout, (int)OC, &beta, dinp, (int)C),
+                    "linear_backward (dinp)");
+    ds__blas_ok(ex, cublasSgemm(ex->blas, CUBLAS_OP_N, CUBLAS_OP_T, (int)C, (int)OC, (int)N, &one, inp, (int)C, dout, (int)OC, &one, dW, (int)C),
+                "linear_backward (dW)");
+}
+
+static void ds__residual_forward(ds__exec *ex, ds_float *out, const ds_float *x, size_t n) { ds__copy(ex, out, x, n); }
+
+/* ---- RoPE, rotate_half, in place on the q and k heads of each q|k|v row ---- */
+__global__ static void ds__rope_kernel(ds_float *qkv, const ds_float *cs, const ds_float *sn, size_t N, size_t T, size_t pos0, size_t nh, size_t hd,
+                                       size_t stride, int inverse) {
+    size_t half = hd / 2, i = (size_t)blockIdx.x * blockDim.x + threadIdx.x, n, h, j, t;
+    ds_float *x, x1, x2, c, s;
+    if (i >= N * nh * half) return;
+    n = i / (nh * half), h = i / half % nh, j = i % half, t = pos0 + n % T;
+    x = qkv + n * stride + h * hd;
+    c = cs[t * half + j], s = sn[t * half + j], x1 = x[j], x2 = x[j + half];
+    if (!inverse) x[j] = x1 * c - x2 * s, x[j + half] = x2 * c + x1 * s;
+    else x[j] = x1 * c + x2 * s, x[j + half] = x2 * c - x1 * s;
+}
+static void ds__rope_run(ds__exec *ex, ds_float *qkv, const ds_float *cs, const ds_float *sn, size_t N, size_t T, size_t pos0, size_t H, size_t KV,
+                         size_t hd, int inverse) {
+    ds__rope_kernel<<<ds__blocks(N * (H + KV) * hd / 2), DS__CU_THREADS>>>(qkv, cs, sn, N, T, pos0, H + KV, hd, (H + 2 * KV) * hd, inverse);
+    DS__LAUNCHED(ex, "rope");
+}
+static void ds__rope_forward(ds__exec *ex, ds_float *qkv, const ds_float *cos, const ds_float *sin, size_t N, size_t T, size_t pos0,
+                             size_t H, size_t KV, size_t hd) {
+    ds__rope_run(ex, qkv, cos, sin, N, T, pos0, H, KV, hd, 0);
+}
+static void ds__rope_backward(ds__exec *ex, ds_float *dqkv, const ds_float *cos, const ds_float *sin, size_t N, size_t T, size_t pos0,
+                              size_t H, size_t KV, size_t hd) {
+    ds__rope_run(ex, dqkv, cos, sin, N, T, pos0, H, KV, hd, 1);
+}
+
+/* ---- causal GQA attention, the direct form. Forward: one block per (query row t, b, h):
+   scores over t2 <= t, a block max and sum, P's row kept in att (zeros past t), then y[t] = P V
+   with a thread per output channel looping t2 in order. Backward: per row, dS = P (dP - rowsum(P
+   dP)) / sqrt(hd) into the scratch and dQ = dS K; then per (t2, b, kv head), dK and dV summed over
+   the group's heads and the rows t >= t2, in order. dqkv is written. ---- */
+__global__ static void ds__attn_fwd_kernel(ds_float *y, ds_float *att, const ds_float *qkv, size_t T, size_t H, size_t KV, size_t hd) {
+    __shared__ float sh[32];
+    size_t t = blockIdx.x, bh = blockIdx.y, b = bh / H, h = bh % H, kvh = h / (H / KV), Q = (H + 2 * KV) * hd, t2, j;
+    const ds_float *base = qkv + b * T * Q, *q = base + t * Q + h * hd;
+    ds_float *p = att + (bh * T + t) * T, scale = (ds_float)(1.0 / sqrt((double)hd)), mx = -INFINITY, sum = 0;
+    for (t2 = threadIdx.x; t2 <= t; t2 += blockDim.x) {
+        const ds_float *k = base + t2 * Q + H * hd + kvh * hd;
+        ds_float s = 0;
+        for (j = 0; j < hd; j++) s += q[j] * k[j];
+        p[t2] = s * scale;
+        mx = fmaxf(mx, p[t2]);
+    }
+    mx = ds__block_max(mx, sh);
+    for (t2 = threadIdx.x; t2 <= t; t2 += blockDim.x) { p[t2] = expf(p[t2] - mx); sum += p[t2]; }
+    sum = ds__block_sum(sum, sh);
+    for (t2 = threadIdx.x; t2 < T; t2 += blockDim.x) p[t2] = t2 <= t ? p[t2] / sum : 0;
+    __syncthreads();
+    for (j = threadIdx.x; j < hd; j += blockDim.x) {
+        ds_float acc = 0;
+        for (t2 = 0; t2 <= t; t2++) acc += p[t2] * base[t2 * Q + (H + KV) * hd + kvh * hd + j];
+        y[(b * T + t) * H * hd + h * hd + j] = acc;
+    }
+}
+__global__ static void ds__attn_bwd_dq_kernel(ds_float *dqkv, ds_float *dS, const ds_float *dy, const ds_float *qkv, const ds_float *att, size_t T,
+                                              size_t H, size_t KV, size_t hd) {
+    __shared__ float sh[32];
+    size_t t = blockIdx.x, bh = blockIdx.y, b = bh / H, h = bh % H, kvh = h / (H / KV), Q = (H + 2 * KV) * hd, t2, j;
+    const ds_float *base = qkv + b * T * Q, *p = att + (bh * T + t) * T, *g = dy + (b * T + t) * H * hd + h * hd;
+    ds_float *d = dS + (bh * T + t) * T, scale = (ds_float)(1.0 / sqrt((double)hd)), dot = 0;
+    for (t2 = threadIdx.x; t2 <= t; t2 += blockDim.x) { /* dP = dY V^T */
+        const ds_float *v = base + t2 * Q + (H + KV) * hd + kvh * hd;
+        ds_float s = 0;
+        for (j = 0; j < hd; j++) s += g[j] * v[j];
+        d[t2] = s;
+        dot += p[t2] * s;
+    }
+    dot = ds__block_sum(dot, sh);
+    for (t2 = threadIdx.x; t2 < T; t2 += blockDim.x) d[t2] = t2 <= t ? p[t2] * (d[t2] - dot) * scale : 0;
+    __syncthreads();
+    for (j = threadIdx.x; j < hd; j += blockDim.x) { /* dQ = dS K */
+        ds_float acc = 0;
+        for (t2 = 0; t2 <= t; t2++) acc += d[t2] * base[t2 * Q + H * hd + kvh * hd + j];
+        dqkv[(b * T + t) * Q + h * hd + j] = acc;
+    }
+}
+__global__ static void ds__attn_bwd_dkv_kernel(ds_float *dqkv, const ds_float *dS, const ds_float *dy, const ds_float *qkv, const ds_float *att,
+                                               size_t T, size_t H, size_t KV, size_t hd) {
+    size_t t2 = blockIdx.x, bk = blockIdx.y, b = bk / KV, kvh = bk % KV, group = H / KV, Q = (H + 2 * KV) * hd, g, t, j;
+    for (j = threadIdx.x; j < hd; j += blockDim.x) {
+        ds_float dk = 0, dv = 0;
+        for (g = 0; g < group; g++) {
+            size_t h = kvh * group + g, bh = b * H + h;
+            for (t = t2; t < T; t++) {
+                dk += dS[(bh * T + t) * T + t2] * qkv[(b * T + t) * Q + h * hd + j];     /* dK += dS^T Q */
+                dv += att[(bh * T + t) * T + t2] * dy[(b * T + t) * H * hd + h * hd + j]; /* dV += P^T dY */
+            }
+        }
+        dqkv[(b * T + t2) * Q + H * hd + kvh * hd + j] = dk;
+        dqkv[(b * T + t2) * Q + (H + KV) * hd + kvh * hd + j] = dv;
+    }
+}
+static void ds__attention_forward(ds__exec *ex, ds_float *y, ds_float *att, const ds_float *qkv, size_t B, size_t T, size_t H, size_t KV,
+                                  size_t hd) {
+    dim3 grid((unsigned)T, (unsigned)(B * H));
+    ds__attn_fwd_kernel<<<grid, 128>>>(y, att, qkv, T, H, KV, hd);
+    DS__LAUNCHED(ex, "attention_forward");
+}
+static void ds__attention_backward(ds__exec *ex, ds_float *dqkv, const ds_float *dy, const ds_float *qkv, const ds_float *att, size_t B,
+                                   size_t T, size_t H, size_t KV, size_t hd) {
+    dim3 g1((unsigned)T, (unsigned)(B * H)), g2((unsigned)T, (unsigned)(B * KV));
+    if (ds__attention_work(B, T, H, KV, hd) > ex->work_n) { ds__cu_fail(ex, "attention_backward", "scratch too small"); return; }
+    ds__attn_bwd_dq_kernel<<<g1, 128>>>(dqkv, ex->work, dy, qkv, att, T, H, KV, hd);
+    DS__LAUNCHED(ex, "attention_backward (dQ)");
+    ds__attn_bwd_dkv_kernel<<<g2, 64>>>(dqkv, ex->work, dy, qkv, att, T, H, KV, hd);
+    DS__LAUNCHED(ex, "attention_backward (dK, dV)");
+}
+
+/* ---- decoding: the KV cache and attention over it, one block per head ---- */
+static void ds__kv_store(ds__exec *ex, ds_float *kc, ds_float *vc, const ds_float *qkv, size_t pos, size_t H, size_t KV, size_t hd) {
+    ds__copy(ex, kc + pos * KV * hd, qkv + H * hd, KV * hd);
+    ds__copy(ex, vc + pos * KV * hd, qkv + (H + KV) * hd, KV * hd);
+}
+__global__ static void ds__attn_decode_kernel(ds_float *y, ds_float *scr, const ds_float *qkv, const ds_float *kc, const ds_float *vc, size_t pos,
+                                              size_t H, size_t KV, size_t hd) {
+    __shared__ float sh[32];
+    size_t h = blockIdx.x, kvh = h / (H / KV), t, j;
+    const ds_float *q = qkv + h * hd;
+    ds_float *att = scr + h * (pos + 1), scale = (ds_float)(1.0 / sqrt((double)hd)), mx = -INFINITY, sum = 0;
+    for (t = threadIdx.x; t <= pos; t += blockDim.x) {
+        const ds_float *k = kc + t * KV * hd + kvh * hd;
+        ds_float s = 0;
+        for (j = 0; j < hd; j++) s += q[j] * k[j];
+        att[t] = s * scale;
+        mx = fmaxf(mx, att[t]);
+    }
+    mx = ds__block_max(mx, sh);
+    for (t = threadIdx.x; t <= pos; t += blockDim.x) { att[t] = expf(att[t] - mx); sum += att[t]; }
+    sum = ds__block_sum(sum, sh);
+    __syncthreads();
+    for (j = threadIdx.x; j < hd; j += blockDim.x) {
+        ds_float acc = 0;
+        for (t = 0; t <= pos; t++) acc += att[t] / sum * vc[t * KV * hd + kvh * hd + j];
+        y[h * hd + j] = acc;
+    }
+}
+static void ds__attention_decode(ds__exec *ex, ds_float *y, const ds_float *qkv, const ds_float *kc, const ds_float *vc, size_t pos, size_t H,
+                                 size_t KV, size_t hd) {
+    if (H * (pos + 1) > ex->work_n) { ds__cu_fail(ex, "attention_decode", "scratch too small"); return; }
+    ds__attn_decode_kernel<<<(unsigned)H, 128>>>(y, ex->work, qkv, kc, vc, pos, H, KV, hd);
+    DS__LAUNCHED(ex, "attention_decode");
+}
+
+/* ---- SwiGLU on the fused gate|up rows ---- */
+__global__ static void ds__swiglu_fwd_kernel(ds_float *h, const ds_float *gu, size_t N, size_t F) {
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x, n, f;
+    ds_float g;
+    if (i >= N * F) return;
+    n = i / F, f = i % F, g = gu[n * 2 * F + f];
+    h[i] = g / (1 + expf(-g)) * gu[n * 2 * F + F + f];
+}
+__global__ static void ds__swiglu_bwd_kernel(ds_float *dgu, const ds_float *dh, const ds_float *gu, size_t N, size_t F) {
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x, n, f;
+    ds_float g, u, sg;
+    if (i >= N * F) return;
+    n = i / F, f = i % F, g = gu[n * 2 * F + f], u = gu[n * 2 * F + F + f], sg = 1 / (1 + expf(-g));
+    dgu[n * 2 * F + F + f] = dh[i] * g * sg;
+    dgu[n * 2 * F + f] = dh[i] * u * sg * (1 + g * (1 - sg));
+}
+static void ds__swiglu_forward(ds__exec *ex, ds_float *h, const ds_float *gu, size_t N, size_t F) {
+    ds__swiglu_fwd_kernel<<<ds__blocks(N * F), DS__CU_THREADS>>>(h, gu, N, F);
+    DS__LAUNCHED(ex, "swiglu_forward");
+}
+static void ds__swiglu_backward(ds__exec *ex, ds_float *dgu, const ds_float *dh, const ds_float *gu, size_t N, size_t F) {
+    ds__swiglu_bwd_kernel<<<ds__blocks(N * F), DS__CU_THREADS>>>(dgu, dh, gu, N, F);
+    DS__LAUNCHED(ex, "swiglu_backward");
+}
+
+/* ---- softmax cross-entropy, one block per token row; the backward overwrites the logits with
+   their gradient, c_n = scale dloss[n] (a row of exact zeros when c_n = 0) ---- */
+__global__ static void ds__xent_fwd_kernel(ds_float *losses, const ds_float *logits, const int32_t *targets, size_t V) {
+    __shared__ float sh[32];
+    const ds_float *l = logits + (size_t)blockIdx.x * V;
+    ds_float mx = -INFINITY, sum = 0;
+    size_t i;
+    for (i = threadIdx.x; i < V; i += blockDim.x) mx = fmaxf(mx, l[i]);
+    mx = ds__block_max(mx, sh);
+    for (i = threadIdx.x; i < V; i += blockDim.x) sum += expf(l[i] - mx);
+    sum = ds__block_sum(sum, sh);
+    if (threadIdx.x == 0) losses[blockIdx.x] = mx + logf(sum) - l[targets[blockIdx.x]];
+}
+__global__ static void ds__xent_bwd_kernel(ds_float *logits, const int32_t *targets, const ds_float *dloss, double scale, size_t V) {
+    __shared__ float sh[32];
+    ds_float *l = logits + (size_t)blockIdx.x * V, mx = -INFINITY, sum = 0;
+    ds_float c = (ds_float)(scale * (dloss ? (double)dloss[blockIdx.x] : 1.0));
+    size_t i;
+    if (c == 0) {
+        for (i = threadIdx.x; i < V; i += blockDim.x) l[i] = 0;
+        return;
+    }
+    for (i = threadIdx.x; i < V; i += blockDim.x) mx = fmaxf(mx, l[i]);
+    mx = ds__block_max(mx, sh);
+    for (i = threadIdx.x; i < V; i += blockDim.x) sum += expf(l[i] - mx);
+    sum = ds__block_sum(sum, sh);
+    for (i = threadIdx.x; i < V; i += blockDim.x) l[i] = expf(l[i] - mx) / sum * c - (i == (size_t)targets[blockIdx.x] ? c : 0);
+}
+static void ds__crossentropy_forward(ds__exec *ex, ds_float *losses, const ds_float *logits, const int32_t *targets, size_t N, size_t V) {
+    ds__xent_fwd_kernel<<<(unsigned)N, DS__CU_THREADS>>>(losses, logits, targets, V);
+    DS__LAUNCHED(ex, "crossentropy_forward");
+}
+static void ds__crossentropy_backward(ds__exec *ex, ds_float *logits, const int32_t *targets, const ds_float *dloss, double scale, size_t N,
+                                      size_t V) {
+    ds__xent_bwd_kernel<<<(unsigned)N, DS__CU_THREADS>>>(logits, targets, dloss, scale, V);
+    DS__LAUNCHED(ex, "crossentropy_backward");
+}
+
+/* ---- AdamW, elementwise, one launch per tensor (its decay flag), PyTorch's order of operations ---- */
+typedef struct ds__adamw_hp { double lr, b1, b2, eps, wd, bc1, bc2, clip; } ds__adamw_hp;
+__global__ static void ds__adamw_kernel(ds_float *p, const ds_float *g, ds_float *m, ds_float *v, size_t n, ds_float decay, ds_float b1, ds_float b2,
+                                        ds_float step, ds_float bc2s, ds_float eps, ds_float clip) {
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    ds_float gi;
+    if (i >= n) return;
+    gi = g[i] * clip;
+    p[i] *= decay;
+    m[i] = m[i] * b1 + gi * (1 - b1);
+    v[i] = v[i] * b2 + gi * gi * (1 - b2);
+    p[i] -= step * m[i] / (sqrtf(v[i]) / bc2s + eps);
+}
+static void ds__adamw_update(ds__exec *ex, ds_float *p, const ds_float *g, ds_float *m, ds_float *v, const ds_tensor *t, int n_tensors,
+                             size_t n, const ds__adamw_hp *hp) {
+    int k;
+    (void)n;
+    for (k = 0; k < n_tensors; k++) {
+        size_t o = t[k].offset;
+        ds__adamw_kernel<<<ds__blocks(t[k].numel), DS__CU_THREADS>>>(p + o, g + o, m + o, v + o, t[k].numel,
+                                                                     (ds_float)(1.0 - hp->lr * (t[k].decay ? hp->wd : 0.0)), (ds_float)hp->b1,
+                                                                     (ds_float)hp->b2, (ds_float)(hp->lr / hp->bc1), (ds_float)sqrt(hp->bc2),
+                                                                     (ds_float)hp->eps, (ds_float)hp->clip);
+        if (!DS__LAUNCHED(ex, "adamw_update")) return;
+    }
+}
+
+#endif /* DEEPSEEK_CUDA_CUH */

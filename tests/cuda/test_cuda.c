@@ -1,0 +1,465 @@
+/* test_cuda.c - the CUDA backend against the CPU build, compiled by nvcc as CUDA (-x cu) and
+   linked with tests/cuda/cuda_ref.c (the CPU reference). Without a device every test is reported
+   skipped with the reason and the program exits 0: `make test` runs it on CI machines that have
+   nvcc but no GPU. Tolerances are of the form tol + |ref| eps (llm.c's kernel tests); the CPU op
+   is the reference. Usage: build/cuda/test_cuda [substring] */
+#define DS_CUDA
+#define DEEPSEEK_IMPLEMENTATION
+#include "../../deepseek.h"
+#include "../test.h"
+#include "cuda_ref.h"
+#include <sys/stat.h>
+#include <unistd.h>
+
+ds_test_state ds_tstate;
+char ds_tdir[64];
+static int g_dev;         /* a usable device */
+static char g_why[256];   /* why not */
+static ds_error e_global_cuda; /* for calls whose message only a failure reads */
+
+#define NEED_DEVICE() do { if (!g_dev) SKIP("no CUDA device (%s)", g_why); } while (0)
+
+/* max_i |a_i - ref_i| / (tol + |ref_i| eps): <= 1 passes */
+static double t_close(const float *a, const float *ref, size_t n, double tol, double eps) {
+    double worst = 0;
+    size_t i;
+    for (i = 0; i < n; i++) {
+        double r = fabs((double)a[i] - (double)ref[i]) / (tol + fabs((double)ref[i]) * eps);
+        if (!(r <= worst)) worst = r; /* NaN counts as the worst */
+    }
+    return worst;
+}
+static float *t_rand_array(size_t n, double scale) {
+    float *a = (float *)malloc(n * sizeof(float) + 4);
+    size_t i;
+    for (i = 0; a && i < n; i++) a[i] = (float)(scale * t_uniform());
+    return a;
+}
+/* device copies of host arrays, and back */
+static void *t_dev(ds__exec *ex, const void *h, size_t bytes) {
+    void *d = ds__exec_alloc(ex, bytes, 1);
+    if (d && h) ds__from_host(ex, d, h, bytes);
+    return d;
+}
+static void t_host(ds__exec *ex, void *h, const void *d, size_t bytes) { ds__to_host(ex, h, d, bytes); }
+
+static ds__exec g_ex;
+static int t_exec(void) { /* the ops' context for the op tests, with a scratch */
+    ds_error e;
+    static int done;
+    if (done) return !g_ex.failed;
+    done = 1;
+    if (ds__exec_init(&g_ex, &e)) return 0;
+    g_ex.work_n = 1 << 22, g_ex.partial_n = 1 << 12, g_ex.h_red_n = 1 << 16;
+    g_ex.work = (ds_float *)ds__exec_alloc(&g_ex, g_ex.work_n, sizeof(ds_float));
+    g_ex.partial = (double *)ds__exec_alloc(&g_ex, g_ex.partial_n, sizeof(double));
+    g_ex.h_partial = (double *)calloc(g_ex.partial_n, sizeof(double));
+    g_ex.h_red = (ds_float *)calloc(2 * g_ex.h_red_n, sizeof(ds_float));
+    return g_ex.work && g_ex.partial && g_ex.h_partial && g_ex.h_red;
+}
+
+/* ---- every kernel against its CPU op ------------------------------------------------------ */
+enum { ON = 48, OD = 40, OV = 70, OF = 56, OB = 2, OT = 24, OH = 4, OKV = 2, OHD = 10, OQ = (OH + 2 * OKV) * OHD };
+
+static void test_cuda_ops_elementwise_and_norms(void) {
+    ds__exec *ex = &g_ex;
+    float *x, *w, *dout, *ref, *got, *rstd_r, *rstd_g, *dxr, *dwr, *gu, *dh, *wte;
+    int32_t ids[ON];
+    float *dx_d, *x_d, *w_d, *o_d, *rs_d, *dout_d, *dw_d, *gu_d, *dh_d, *wte_d;
+    int32_t *ids_d;
+    size_t i;
+    double r;
+    NEED_DEVICE();
+    CHECK(t_exec());
+    x = t_rand_array(ON * OD, 1), w = t_rand_array(OD, 1), dout = t_rand_array(ON * OF * 2, 1);
+    ref = (float *)calloc(ON * OF * 2, sizeof(float)), got = (float *)calloc(ON * OF * 2, sizeof(float));
+    rstd_r = (float *)calloc(ON, sizeof(float)), rstd_g = (float *)calloc(ON, sizeof(float));
+    dxr = t_rand_array(ON * OD, 1), dwr = (float *)calloc(OD, sizeof(float));
+    gu = t_rand_array(ON * 2 * OF, 3), dh = t_rand_array(ON * OF, 1), wte = t_rand_array(OV * OD, 1);
+    for (i = 0; i < ON; i++) ids[i] = (int32_t)(t_rand() % OV);
+    x_d = (float *)t_dev(ex, x, ON * OD * 4), w_d = (float *)t_dev(ex, w, OD * 4), o_d = (float *)t_dev(ex, NULL, ON * OF * 2 * 4);
+    rs_d = (float *)t_dev(ex, NULL, ON * 4), dout_d = (float *)t_dev(ex, dout, ON * OF * 2 * 4), dx_d = (float *)t_dev(ex, dxr, ON * OD * 4);
+    dw_d = (float *)t_dev(ex, NULL, OD * 4), gu_d = (float *)t_dev(ex, gu, ON * 2 * OF * 4), dh_d = (float *)t_dev(ex, dh, ON * OF * 4);
+    wte_d = (float *)t_dev(ex, wte, OV * OD * 4), ids_d = (int32_t *)t_dev(ex, ids, sizeof ids);
+    CHECK(!ex->failed);
+    /* rmsnorm forward */
+    cref_rmsnorm_forward(ref, rstd_r, x, w, ON, OD, 1e-6);
+    ds__rmsnorm_forward(ex, o_d, rs_d, x_d, w_d, ON, OD, 1e-6);
+    t_host(ex, got, o_d, ON * OD * 4), t_host(ex, rstd_g, rs_d, ON * 4);
+    CHECKF((r = t_close(got, ref, ON * OD, 1e-6, 1e-5)) <= 1, "rmsnorm_forward: %.3g", r);
+    CHECKF((r = t_close(rstd_g, rstd_r, ON, 1e-6, 1e-5)) <= 1, "rmsnorm_forward rstd: %.3g", r);
+    /* rmsnorm backward, dx accumulated onto a random start, and dw */
+    memcpy(ref, dxr, ON * OD * 4);
+    cref_rmsnorm_backward(ref, 1, dwr, dout, x, w, rstd_r, ON, OD);
+    ds__rmsnorm_backward(ex, dx_d, 1, dw_d, dout_d, x_d, w_d, rs_d, ON, OD);
+    t_host(ex, got, dx_d, ON * OD * 4);
+    CHECKF((r = t_close(got, ref, ON * OD, 1e-5, 1e-4)) <= 1, "rmsnorm_backward dx: %.3g", r);
+    t_host(ex, got, dw_d, OD * 4);
+    CHECKF((r = t_close(got, dwr, OD, 1e-5, 1e-4)) <= 1, "rmsnorm_backward dw: %.3g", r);
+    /* swiglu */
+    cref_swiglu_forward(ref, gu, ON, OF);
+    ds__swiglu_forward(ex, o_d, gu_d, ON, OF);
+    t_host(ex, got, o_d, ON * OF * 4);
+    CHECKF((r = t_close(got, ref, ON * OF, 1e-6, 1e-5)) <= 1, "swiglu_forward: %.3g", r);
+    cref_swiglu_backward(ref, dh, gu, ON, OF);
+    ds__swiglu_backward(ex, o_d, dh_d, gu_d, ON, OF);
+    t_host(ex, got, o_d, ON * 2 * OF * 4);
+    CHECKF((r = t_close(got, ref, ON * 2 * OF, 1e-6, 1e-5)) <= 1, "swiglu_backward: %.3g", r);
+    /* embedding, with repeated ids */
+    cref_embedding_forward(ref, ids, wte, ON, OD);
+    ds__embedding_forward(ex, o_d, ids_d, wte_d, ON, OD);
+    t_host(ex, got, o_d, ON * OD * 4);
+    CHECK(memcmp(got, ref, ON * OD * 4) == 0); /* a gather: exact */
+    memset(ref, 0, OV * OD * 4);
+    cref_embedding_backward(ref, dout, ids, ON, OD);
+    ds__zero(ex, wte_d, OV * OD);
+    ds__embedding_backward(ex, wte_d, dout_d, ids_d, ON, OD);
+    t_host(ex, got, wte_d, OV * OD * 4);
+    CHECK(memcmp(got, ref, OV * OD * 4) == 0); /* the same additions in the same order: exact */
+    CHECK(!ex->failed);
+    free(x), free(w), free(dout), free(ref), free(got), free(rstd_r), free(rstd_g), free(dxr), free(dwr), free(gu), free(dh), free(wte);
+    ds__exec_free(ex, x_d), ds__exec_free(ex, w_d), ds__exec_free(ex, o_d), ds__exec_free(ex, rs_d), ds__exec_free(ex, dout_d);
+    ds__exec_free(ex, dx_d), ds__exec_free(ex, dw_d), ds__exec_free(ex, gu_d), ds__exec_free(ex, dh_d), ds__exec_free(ex, wte_d);
+    ds__exec_free(ex, ids_d);
+}
+
+static void test_cuda_ops_linear_and_crossentropy(void) {
+    ds__exec *ex = &g_ex;
+    float *inp = t_rand_array(ON * OD, 1), *W = t_rand_array(OV * OD, 1), *base = t_rand_array(ON * OV, 1), *ref, *got, *dinp_r, *dW_r;
+    float *dl = t_rand_array(ON, 1);
+    int32_t tg[ON];
+    float *inp_d, *W_d, *out_d, *dinp_d, *dW_d, *dl_d;
+    int32_t *tg_d;
+    size_t i;
+    double r;
+    NEED_DEVICE();
+    CHECK(t_exec());
+    ref = (float *)malloc(ON * OV * 4), got = (float *)malloc(ON * OV * 4), dinp_r = (float *)calloc(ON * OD, 4), dW_r = (float *)calloc(OV * OD, 4);
+    for (i = 0; i < ON; i++) tg[i] = (int32_t)(t_rand() % OV);
+    dl[3] = 0; /* a masked token */
+    inp_d = (float *)t_dev(ex, inp, ON * OD * 4), W_d = (float *)t_dev(ex, W, OV * OD * 4), out_d = (float *)t_dev(ex, base, ON * OV * 4);
+    dinp_d = (float *)t_dev(ex, NULL, ON * OD * 4), dW_d = (float *)t_dev(ex, NULL, OV * OD * 4), dl_d = (float *)t_dev(ex, dl, ON * 4);
+    tg_d = (int32_t *)t_dev(ex, tg, sizeof tg);
+    /* linear with accumulate onto base, for N = ON and N = 1 */
+    memcpy(ref, base, ON * OV * 4);
+    cref_linear_forward(ref, inp, W, ON, OD, OV, 1);
+    ds__linear_forward(ex, out_d, inp_d, W_d, ON, OD, OV, 1);
+    t_host(ex, got, out_d, ON * OV * 4);
+    CHECKF((r = t_close(got, ref, ON * OV, 1e-5, 1e-5)) <= 1, "linear_forward: %.3g", r);
+    /* cross-entropy on those logits, then its backward in place (dloss with a zero) */
+    {
+        float lr_[ON], lg_[ON];
+        float *ls_d = (float *)t_dev(ex, NULL, ON * 4);
+        cref_crossentropy_forward(lr_, ref, tg, ON, OV);
+        ds__crossentropy_forward(ex, ls_d, out_d, tg_d, ON, OV);
+        t_host(ex, lg_, ls_d, ON * 4);
+        CHECKF((r = t_close(lg_, lr_, ON, 1e-5, 1e-5)) <= 1, "crossentropy_forward: %.3g", r);
+        cref_crossentropy_backward(ref, tg, dl, 0.25, ON, OV);
+        ds__crossentropy_backward(ex, out_d, tg_d, dl_d, 0.25, ON, OV);
+        t_host(ex, got, out_d, ON * OV * 4);
+        CHECKF((r = t_close(got, ref, ON * OV, 1e-7, 1e-4)) <= 1, "crossentropy_backward: %.3g", r);
+        for (i = 0; i < OV; i++) CHECK(got[3 * OV + i] == 0); /* weight 0: exact zeros */
+        ds__exec_free(ex, ls_d);
+    }
+    /* linear backward on that gradient */
+    cref_linear_backward(dinp_r, 0, dW_r, ref, inp, W, ON, OD, OV);
+    ds__linear_backward(ex, dinp_d, 0, dW_d, out_d, inp_d, W_d, ON, OD, OV);
+    t_host(ex, got, dinp_d, ON * OD * 4);
+    CHECKF((r = t_close(got, dinp_r, ON * OD, 1e-6, 1e-4)) <= 1, "linear_backward dinp: %.3g", r);
+    t_host(ex, got, dW_d, OV * OD * 4);
+    CHECKF((r = t_close(got, dW_r, OV * OD, 1e-6, 1e-4)) <= 1, "linear_backward dW: %.3g", r);
+    /* N = 1 */
+    memcpy(ref, base, OV * 4);
+    cref_linear_forward(ref, inp, W, 1, OD, OV, 1);
+    ds__from_host(ex, out_d, base, OV * 4);
+    ds__linear_forward(ex, out_d, inp_d, W_d, 1, OD, OV, 1);
+    t_host(ex, got, out_d, OV * 4);
+    CHECKF((r = t_close(got, ref, OV, 1e-5, 1e-5)) <= 1, "linear_forward N = 1: %.3g", r);
+    CHECK(!ex->failed);
+    free(inp), free(W), free(base), free(ref), free(got), free(dinp_r), free(dW_r), free(dl);
+    ds__exec_free(ex, inp_d), ds__exec_free(ex, W_d), ds__exec_free(ex, out_d), ds__exec_free(ex, dinp_d), ds__exec_free(ex, dW_d);
+    ds__exec_free(ex, dl_d), ds__exec_free(ex, tg_d);
+}
+
+static void test_cuda_ops_rope_and_attention(void) {
+    ds__exec *ex = &g_ex;
+    size_t NQ = OB * OT * OQ, NY = OB * OT * OH * OHD, NA = OB * OH * OT * OT, i, j, t;
+    float *qkv = t_rand_array(NQ, 1), *dy = t_rand_array(NY, 1), *cs, *sn, *ref, *got, *att_r, *y_r;
+    float *qkv_d, *cs_d, *sn_d, *y_d, *att_d, *dy_d, *dq_d;
+    double r;
+    NEED_DEVICE();
+    CHECK(t_exec());
+    cs = (float *)malloc(OT * OHD / 2 * 4), sn = (float *)malloc(OT * OHD / 2 * 4);
+    for (t = 0; t < OT; t++)
+        for (j = 0; j < OHD / 2; j++) {
+            double a = (double)t * pow(10000.0, -2.0 * (double)j / OHD);
+            cs[t * OHD / 2 + j] = (float)cos(a), sn[t * OHD / 2 + j] = (float)sin(a);
+        }
+    ref = (float *)malloc(NQ * 4), got = (float *)malloc((NQ > NA ? NQ : NA) * 4), att_r = (float *)malloc(NA * 4), y_r = (float *)malloc(NY * 4);
+    qkv_d = (float *)t_dev(ex, qkv, NQ * 4), cs_d = (float *)t_dev(ex, cs, OT * OHD / 2 * 4), sn_d = (float *)t_dev(ex, sn, OT * OHD / 2 * 4);
+    y_d = (float *)t_dev(ex, NULL, NY * 4), att_d = (float *)t_dev(ex, NULL, NA * 4), dy_d = (float *)t_dev(ex, dy, NY * 4);
+    dq_d = (float *)t_dev(ex, NULL, NQ * 4);
+    /* rope forward in place */
+    memcpy(ref, qkv, NQ * 4);
+    cref_rope(ref, cs, sn, OB * OT, OT, 0, OH, OKV, OHD, 0);
+    ds__rope_forward(ex, qkv_d, cs_d, sn_d, OB * OT, OT, 0, OH, OKV, OHD);
+    t_host(ex, got, qkv_d, NQ * 4);
+    CHECKF((r = t_close(got, ref, NQ, 1e-6, 1e-5)) <= 1, "rope_forward: %.3g", r);
+    /* attention forward on the roped buffer (the CPU's copy of it) */
+    ds__from_host(ex, qkv_d, ref, NQ * 4);
+    cref_attention_forward(y_r, att_r, ref, OB, OT, OH, OKV, OHD);
+    ds__attention_forward(ex, y_d, att_d, qkv_d, OB, OT, OH, OKV, OHD);
+    t_host(ex, got, y_d, NY * 4);
+    CHECKF((r = t_close(got, y_r, NY, 1e-6, 1e-4)) <= 1, "attention_forward y: %.3g", r);
+    t_host(ex, got, att_d, NA * 4);
+    CHECKF((r = t_close(got, att_r, NA, 1e-6, 1e-4)) <= 1, "attention_forward P: %.3g", r);
+    /* attention backward, then rope backward on dqkv */
+    cref_attention_backward(got, dy, ref, att_r, OB, OT, OH, OKV, OHD);
+    ds__from_host(ex, att_d, att_r, NA * 4);
+    ds__attention_backward(ex, dq_d, dy_d, qkv_d, att_d, OB, OT, OH, OKV, OHD);
+    cref_rope(got, cs, sn, OB * OT, OT, 0, OH, OKV, OHD, 1);
+    ds__rope_backward(ex, dq_d, cs_d, sn_d, OB * OT, OT, 0, OH, OKV, OHD);
+    {
+        float *g2 = (float *)malloc(NQ * 4);
+        t_host(ex, g2, dq_d, NQ * 4);
+        CHECKF((r = t_close(g2, got, NQ, 1e-5, 1e-4)) <= 1, "attention_backward + rope_backward: %.3g", r);
+        free(g2);
+    }
+    /* decoding: the cache path's rows equal the training attention's (batch row 0) */
+    {
+        float *kc_d = (float *)t_dev(ex, NULL, OT * OKV * OHD * 4), *vc_d = (float *)t_dev(ex, NULL, OT * OKV * OHD * 4), yd[OH * OHD];
+        for (t = 0; t < OT; t++) {
+            ds__kv_store(ex, kc_d, vc_d, qkv_d + t * OQ, t, OH, OKV, OHD);
+            ds__attention_decode(ex, y_d, qkv_d + t * OQ, kc_d, vc_d, t, OH, OKV, OHD);
+            t_host(ex, yd, y_d, sizeof yd);
+            for (i = 0; i < OH * OHD; i++) CHECKF(fabs(yd[i] - y_r[t * OH * OHD + i]) <= 1e-5 + 1e-4 * fabs(y_r[t * OH * OHD + i]), "decode row %zu", t);
+        }
+        ds__exec_free(ex, kc_d), ds__exec_free(ex, vc_d);
+    }
+    CHECK(!ex->failed);
+    free(qkv), free(dy), free(cs), free(sn), free(ref), free(got), free(att_r), free(y_r);
+    ds__exec_free(ex, qkv_d), ds__exec_free(ex, cs_d), ds__exec_free(ex, sn_d), ds__exec_free(ex, y_d), ds__exec_free(ex, att_d);
+    ds__exec_free(ex, dy_d), ds__exec_free(ex, dq_d);
+}
+
+/* ---- the whole model, fp32, against the CPU build ------------------------------------------- */
+enum { MV = 96, MD = 64, ML = 2, MH = 4, MKV = 2, MT = 32, MB = 2 };
+static ds_model *gpu_model(uint64_t seed) {
+    ds_config c;
+    ds_error e;
+    ds_model *m;
+    ds_config_preset("test", &c, &e);
+    c.vocab = MV, c.d_model = MD, c.n_layers = ML, c.n_heads = MH, c.n_kv_heads = MKV, c.d_ff = ds_ffn_dim(MD, 16), c.max_seq = MT;
+    if ((m = ds_model_new(&c, MB, MT, &e)) && ds_model_init(m, seed)) { ds_model_free(m); m = NULL; }
+    return m;
+}
+static void *cpu_model(uint64_t seed) { return cref_model_new(MV, MD, ML, MH, MKV, ds_ffn_dim(MD, 16), MT, MB, MT, seed); }
+static void model_batch(int32_t *in, int32_t *tg, float *w, int k) {
+    int i;
+    for (i = 0; i < MB * MT; i++) {
+        in[i] = (int32_t)((i * 31 + k * 7) % MV), tg[i] = (int32_t)((i * 17 + k * 3 + 1) % MV);
+        if (w) w[i] = (float)((i + k) % 3) * 0.5f;
+    }
+}
+/* the largest per-tensor ||a - b|| / ||b|| over the model's tensors */
+static double tensor_error(ds_model *m, const float *a, const float *b) {
+    double worst = 0;
+    int k;
+    for (k = 0; k < ds_model_n_tensors(m); k++) {
+        const ds_tensor *t = ds_model_tensor(m, k);
+        double dd = 0, nn = 0;
+        size_t i;
+        for (i = t->offset; i < t->offset + t->numel; i++) dd += ((double)a[i] - b[i]) * ((double)a[i] - b[i]), nn += (double)b[i] * b[i];
+        if (nn > 0 && sqrt(dd / nn) > worst) worst = sqrt(dd / nn);
+        if (!(dd == dd)) return INFINITY;
+    }
+    return worst;
+}
+
+static void test_cuda_model_fp32_matches_cpu(void) {
+    ds_model *g;
+    void *c;
+    int32_t in[MB * MT], tg[MB * MT];
+    float w[MB * MT], *gc, *gg;
+    double lc = 0, lg = 0, err;
+    size_t n;
+    NEED_DEVICE();
+    CHECK((g = gpu_model(7)) && (c = cpu_model(7)));
+    n = ds_model_n_params(g);
+    CHECK(n == cref_n_params(c));
+    gc = (float *)malloc(n * 4), gg = (float *)malloc(n * 4);
+    model_batch(in, tg, w, 0);
+    CHECK(cref_train_grads(c, in, tg, w, NULL, MB, MT, &lc, gc) == 0);
+    ds_model_zero_grad(g);
+    CHECK_OK(ds_model_forward(g, in, tg, w, MB, MT, NULL, &lg, &e_));
+    CHECK_OK(ds_model_backward(g, 1.0f, NULL, &e_));
+    CHECK_OK(ds_model_get(g, DS_GRADS, 0, n, gg, &e_));
+    CHECKF(fabs(lg - lc) <= 1e-5 * fabs(lc), "loss: GPU %.9g, CPU %.9g", lg, lc);
+    err = tensor_error(g, gg, gc);
+    printf("  fp32: loss %.7f (CPU %.7f), max per-tensor gradient error %.2e\n", lg, lc, err);
+    CHECK(err <= 1e-5);
+    free(gc), free(gg);
+    ds_model_free(g);
+    cref_model_free(c);
+}
+
+/* 10 AdamW steps on both: the loss trajectories agree; two GPU runs are bit-identical */
+static void test_cuda_training_trajectory_and_determinism(void) {
+    ds_model *g1, *g2;
+    void *c;
+    ds_adamw opt = ds_adamw_default();
+    int32_t in[MB * MT], tg[MB * MT];
+    double worst = 0;
+    int s;
+    NEED_DEVICE();
+    CHECK((g1 = gpu_model(3)) && (g2 = gpu_model(3)) && (c = cpu_model(3)));
+    for (s = 0; s < 10; s++) {
+        double l1, l2, lc;
+        model_batch(in, tg, NULL, s);
+        CHECK(cref_train_grads(c, in, tg, NULL, NULL, MB, MT, &lc, NULL) == 0 && cref_step(c, 3e-3) == 0);
+        ds_model_zero_grad(g1), ds_model_zero_grad(g2);
+        CHECK_OK(ds_model_forward(g1, in, tg, NULL, MB, MT, NULL, &l1, &e_));
+        CHECK_OK(ds_model_backward(g1, 1.0f, NULL, &e_));
+        CHECK_OK(ds_model_step(g1, &opt, 3e-3, NULL, NULL, &e_));
+        CHECK_OK(ds_model_forward(g2, in, tg, NULL, MB, MT, NULL, &l2, &e_));
+        CHECK_OK(ds_model_backward(g2, 1.0f, NULL, &e_));
+        CHECK_OK(ds_model_step(g2, &opt, 3e-3, NULL, NULL, &e_));
+        CHECKF(memcmp(&l1, &l2, sizeof l1) == 0, "step %d: two GPU runs differ (%.17g, %.17g)", s, l1, l2);
+        if (fabs(l1 - lc) / fabs(lc) > worst) worst = fabs(l1 - lc) / fabs(lc);
+    }
+    printf("  10 AdamW steps: max relative loss difference GPU vs CPU %.2e; two GPU runs bit-identical\n", worst);
+    CHECK(worst <= 1e-4);
+    CHECK(t_same(g1, g2, DS_PARAMS) && t_same(g1, g2, DS_ADAM_M) && t_same(g1, g2, DS_ADAM_V));
+    ds_model_free(g1), ds_model_free(g2);
+    cref_model_free(c);
+}
+
+/* SFT masking: a token of weight 0 gets exactly zero gradient on the GPU too (changing its target
+   changes no bit); backward_tokens (DPO's path) agrees with the CPU's */
+static void test_cuda_sft_mask_and_backward_tokens(void) {
+    ds_model *g;
+    void *c;
+    int32_t in[MB * MT], tg[MB * MT];
+    float w[MB * MT], dl[MB * MT], *g1, *g2, *gc;
+    size_t n;
+    int i;
+    double l;
+    NEED_DEVICE();
+    CHECK((g = gpu_model(5)) && (c = cpu_model(5)));
+    n = ds_model_n_params(g);
+    g1 = (float *)malloc(n * 4), g2 = (float *)malloc(n * 4), gc = (float *)malloc(n * 4);
+    model_batch(in, tg, w, 1);
+    ds_model_zero_grad(g);
+    CHECK_OK(ds_model_forward(g, in, tg, w, MB, MT, NULL, &l, &e_));
+    CHECK_OK(ds_model_backward(g, 1.0f, NULL, &e_));
+    CHECK_OK(ds_model_get(g, DS_GRADS, 0, n, g1, &e_));
+    for (i = 0; i < MB * MT; i++) if (w[i] == 0) tg[i] = (tg[i] + 11) % MV;
+    ds_model_zero_grad(g);
+    CHECK_OK(ds_model_forward(g, in, tg, w, MB, MT, NULL, &l, &e_));
+    CHECK_OK(ds_model_backward(g, 1.0f, NULL, &e_));
+    CHECK_OK(ds_model_get(g, DS_GRADS, 0, n, g2, &e_));
+    CHECK(memcmp(g1, g2, n * 4) == 0);
+    for (i = 0; i < MB * MT; i++) dl[i] = (float)(0.01 * (i % 5 - 2));
+    CHECK(cref_train_grads(c, in, tg, NULL, dl, MB, MT, &l, gc) == 0);
+    ds_model_zero_grad(g);
+    CHECK_OK(ds_model_forward(g, in, tg, NULL, MB, MT, NULL, &l, &e_));
+    CHECK_OK(ds_model_backward_tokens(g, dl, NULL, &e_));
+    CHECK_OK(ds_model_get(g, DS_GRADS, 0, n, g1, &e_));
+    CHECKF(tensor_error(g, g1, gc) <= 1e-5, "backward_tokens: %.3g", tensor_error(g, g1, gc));
+    free(g1), free(g2), free(gc);
+    ds_model_free(g);
+    cref_model_free(c);
+}
+
+/* decoding through the KV cache: the GPU's logits against the CPU's */
+static void test_cuda_decode_matches_cpu(void) {
+    ds_model *g;
+    void *c;
+    float lc[MV];
+    int i;
+    NEED_DEVICE();
+    CHECK((g = gpu_model(9)) && (c = cpu_model(9)));
+    for (i = 0; i < MT; i++) {
+        const ds_float *lg;
+        int32_t tok = (int32_t)((i * 13 + 5) % MV);
+        double r;
+        CHECK(cref_forward_token(c, tok, i, lc, MV) == 0);
+        CHECK_OK(ds_model_forward_token(g, tok, i, NULL, &lg, &e_));
+        CHECKF((r = t_close(lg, lc, MV, 1e-5, 1e-4)) <= 1, "position %d: %.3g", i, r);
+    }
+    ds_model_free(g);
+    cref_model_free(c);
+}
+
+/* a checkpoint trained on the GPU resumes bit-exactly on the GPU, and loads on the CPU with the
+   same loss (fp32: to 1e-5) */
+static void test_cuda_checkpoint_crosses_backends(void) {
+    ds_model *g, *u;
+    void *c;
+    ds_adamw opt = ds_adamw_default();
+    ds_train_state st, st2;
+    int32_t in[MB * MT], tg[MB * MT];
+    double la[2], lb[2], lg, lc;
+    int s;
+    NEED_DEVICE();
+    CHECK((g = gpu_model(11)) != NULL);
+    memset(&st, 0, sizeof st);
+    for (s = 0; s < 5; s++) {
+        double l;
+        if (s == 3) { st.step = 3; CHECK_OK(ds_checkpoint_save(g, NULL, &st, tp("cuda_ckpt"), DS_DTYPE_F32, &e_)); }
+        model_batch(in, tg, NULL, s);
+        ds_model_zero_grad(g);
+        CHECK_OK(ds_model_forward(g, in, tg, NULL, MB, MT, NULL, &l, &e_));
+        CHECK_OK(ds_model_backward(g, 1.0f, NULL, &e_));
+        CHECK_OK(ds_model_step(g, &opt, 3e-3, NULL, NULL, &e_));
+        if (s >= 3) la[s - 3] = l;
+    }
+    CHECKF((u = ds_checkpoint_load(tp("cuda_ckpt"), MB, MT, &st2, &e_global_cuda)) != NULL, "%s", e_global_cuda.msg);
+    for (s = 3; s < 5; s++) {
+        model_batch(in, tg, NULL, s);
+        ds_model_zero_grad(u);
+        CHECK_OK(ds_model_forward(u, in, tg, NULL, MB, MT, NULL, &lb[s - 3], &e_));
+        CHECK_OK(ds_model_backward(u, 1.0f, NULL, &e_));
+        CHECK_OK(ds_model_step(u, &opt, 3e-3, NULL, NULL, &e_));
+    }
+    CHECK(memcmp(la, lb, sizeof la) == 0 && t_same(g, u, DS_PARAMS));
+    CHECK((c = cref_model_load(tp("cuda_ckpt"), MB, MT)) != NULL);
+    model_batch(in, tg, NULL, 7);
+    CHECK(cref_train_grads(c, in, tg, NULL, NULL, MB, MT, &lc, NULL) == 0);
+    ds_model_free(u);
+    CHECK((u = ds_checkpoint_load(tp("cuda_ckpt"), MB, MT, NULL, &e_global_cuda)) != NULL);
+    CHECK_OK(ds_model_forward(u, in, tg, NULL, MB, MT, NULL, &lg, &e_));
+    CHECKF(fabs(lg - lc) <= 1e-5 * fabs(lc), "GPU %.9g, CPU %.9g", lg, lc);
+    ds_model_free(u), ds_model_free(g);
+    cref_model_free(c);
+}
+
+int main(int argc, char **argv) {
+    int n = 0;
+    cudaError_t e = cudaGetDeviceCount(&n);
+    ds_tstate.filter = argc > 1 ? argv[1] : NULL;
+    if (e != cudaSuccess || n < 1) snprintf(g_why, sizeof g_why, "%s", e != cudaSuccess ? cudaGetErrorString(e) : "none found");
+    else {
+        struct cudaDeviceProp p;
+        g_dev = 1;
+        if (cudaGetDeviceProperties(&p, 0) == cudaSuccess) printf("device: %s (sm_%d%d)\n", p.name, p.major, p.minor);
+    }
+    mkdir("build", 0755);
+    snprintf(ds_tdir, sizeof ds_tdir, "build/tests-cuda-%ld", (long)getpid());
+    if (mkdir(ds_tdir, 0755) != 0) { perror(ds_tdir); return 1; }
+    RUN(test_cuda_ops_elementwise_and_norms);
+    RUN(test_cuda_ops_linear_and_crossentropy);
+    RUN(test_cuda_ops_rope_and_attention);
+    RUN(test_cuda_model_fp32_matches_cpu);
+    RUN(test_cuda_training_trajectory_and_determinism);
+    RUN(test_cuda_sft_mask_and_backward_tokens);
+    RUN(test_cuda_decode_matches_cpu);
+    RUN(test_cuda_checkpoint_crosses_backends);
+    if (!ds_tstate.failed) {
+        char cmd[128];
+        snprintf(cmd, sizeof cmd, "rm -rf %s", ds_tdir); /* the scratch directory (our own name) */
+        if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", ds_tdir);
+    }
+    printf("cuda: %d passed, %d failed, %d skipped\n", ds_tstate.passed, ds_tstate.failed, ds_tstate.skipped);
+    return ds_tstate.failed ? 1 : 0;
+}
