@@ -541,6 +541,8 @@ typedef struct ds_train_state {
     uint64_t tokens_seen;
     uint64_t data_pos;     /* where the data reader stands (the caller's meaning) */
     uint64_t rng;          /* the caller's sampler RNG state */
+    char run[512];         /* the caller's description of the run (its settings, its data), saved and
+                              restored as text, so that a resume can check it continues the same run */
 } ds_train_state;
 
 /* Saves the model (and, when st is not NULL, the optimizer and trainer state; with tok, the
@@ -820,6 +822,7 @@ DSDEF int ds_is_repetitive(const int32_t *ids, int n);
 #include <time.h>
 #if defined(__unix__) || defined(__APPLE__)
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #define DS__POSIX 1
 #endif
@@ -1021,30 +1024,58 @@ DSDEF char *ds_read_file(const char *path, size_t max_bytes, size_t *len, ds_err
     char *data = NULL;
     size_t cap = 0, n = 0;
     if (!path || !len) { ds__fail(err, DS_ERR_INVALID, "ds_read_file: NULL argument"); return NULL; }
+#ifdef DS__POSIX
+    { /* a regular file only, opened without blocking (a FIFO would wait for a writer forever), and
+         no larger than max_bytes: a link to /dev/zero or a device is refused before any read */
+        struct stat sb;
+        int fd = open(path, O_RDONLY | O_NONBLOCK);
+        if (fd < 0) { ds__fail(err, DS_ERR_IO, "cannot open '%s': %s", path, strerror(errno)); return NULL; }
+        if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+            ds__fail(err, DS_ERR_IO, "'%s' is %s, not a regular file", path, S_ISDIR(sb.st_mode) ? "a directory" : S_ISFIFO(sb.st_mode) ? "a FIFO"
+                     : S_ISCHR(sb.st_mode) || S_ISBLK(sb.st_mode) ? "a device" : "not a file");
+            close(fd);
+            return NULL;
+        }
+        if (max_bytes && (uint64_t)sb.st_size > (uint64_t)max_bytes) {
+            ds__fail(err, DS_ERR_FORMAT, "'%s' is %lld bytes, larger than the %zu-byte limit", path, (long long)sb.st_size, max_bytes);
+            close(fd);
+            return NULL;
+        }
+        if ((uint64_t)sb.st_size > (uint64_t)SIZE_MAX - 65537) { ds__fail(err, DS_ERR_FORMAT, "'%s' is too large", path); close(fd); return NULL; }
+        fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+        if (!(f = fdopen(fd, "rb"))) { ds__fail(err, DS_ERR_IO, "cannot open '%s': %s", path, strerror(errno)); close(fd); return NULL; }
+        if (!max_bytes || max_bytes > (size_t)sb.st_size) max_bytes = (size_t)sb.st_size; /* it may not grow while we read */
+        if (!(data = (char *)DS_MALLOC((size_t)sb.st_size + 2))) { fclose(f); DS__OOM(err); return NULL; } /* exactly: no doubling */
+        cap = (size_t)sb.st_size + 2;
+    }
+#else
     f = fopen(path, "rb");
     if (!f) { ds__fail(err, DS_ERR_IO, "cannot open '%s': %s", path, strerror(errno)); return NULL; }
-    for (;;) { /* read in chunks: works for pipes and for files whose size changes under us */
-        size_t got;
-        if (!ds__grow((void **)&data, &cap, n + 65536 + 1, 1)) {
+#endif
+    for (;;) { /* read in chunks, never past max_bytes (one byte past it tells "larger") */
+        size_t got, want = 65536;
+        if (max_bytes && want > max_bytes + 1 - n) want = max_bytes + 1 - n;
+        if (!ds__grow((void **)&data, &cap, n + want + 1, 1)) {
             fclose(f);
             DS_FREE(data);
             DS__OOM(err);
             return NULL;
         }
-        got = fread(data + n, 1, cap - n - 1, f);
+        got = fread(data + n, 1, want, f);
         n += got;
         if (max_bytes && n > max_bytes) {
             fclose(f);
             DS_FREE(data);
-            ds__fail(err, DS_ERR_FORMAT, "'%s' is larger than the %zu-byte limit", path, max_bytes);
+            ds__fail(err, DS_ERR_FORMAT, "'%s' is larger than the %zu-byte limit (it grew while being read?)", path, max_bytes);
             return NULL;
         }
         if (got == 0) break;
     }
     if (ferror(f)) {
+        int e = errno;
         fclose(f);
         DS_FREE(data);
-        ds__fail(err, DS_ERR_IO, "error reading '%s'", path);
+        ds__fail(err, DS_ERR_IO, "error reading '%s': %s", path, strerror(e));
         return NULL;
     }
     fclose(f);
@@ -4630,6 +4661,21 @@ DSDEF int ds_config_from_json(const char *json, size_t len, ds_config *c, ds_err
 
 static int ds__little_endian(void) { const uint16_t x = 1; unsigned char b; memcpy(&b, &x, 1); return b == 1; }
 
+/* A 64-bit checksum of bytes (FNV-1a over 8-byte words, then the tail): it detects silent
+   corruption of a checkpoint's files, not tampering. Checkpoints store it as 16 hex digits. */
+static uint64_t ds__checksum(const void *p, size_t n) {
+    const unsigned char *b = (const unsigned char *)p;
+    uint64_t h = 0xCBF29CE484222325ull, w;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        memcpy(&w, b + i, 8);
+        h = (h ^ w) * 0x100000001B3ull;
+        h ^= h >> 29;
+    }
+    for (; i < n; i++) h = (h ^ b[i]) * 0x100000001B3ull;
+    return h ^ (uint64_t)n;
+}
+
 /* a tensor to write; data is in ex's memory (the model's backend) */
 typedef struct ds__st_w { const char *name; int rows, cols; const ds_float *data; size_t n; int dtype; ds__exec *ex; } ds__st_w;
 
@@ -4640,13 +4686,19 @@ static uint16_t ds__f32_to_bf16(float f) { /* round to nearest even; NaN stays N
     return (uint16_t)((u + 0x7FFFu + ((u >> 16) & 1)) >> 16);
 }
 
+/* Appends a safetensors file of the n tensors to o (which must start empty). meta is the
+   __metadata__ object ("{...}"); "data_checksum", the ds__checksum of the data section (every
+   tensor's bytes), is added to it and filled in once the data is written. */
 static void ds__st_write(ds_buf *o, const ds__st_w *t, int n, const char *meta) {
     ds_buf h = {0, 0, 0, 0};
-    size_t off = 0, hl, i;
+    size_t off = 0, hl, i, sum_at, data_at;
     int k, b;
     unsigned char len8[8];
     ds_buf_puts(&h, "{\"__metadata__\":");
-    ds_buf_puts(&h, meta ? meta : "{}");
+    ds_buf_append(&h, meta ? meta : "{", meta ? strlen(meta) - 1 : 1); /* the object without its '}' */
+    ds_buf_puts(&h, meta && strlen(meta) > 2 ? ",\"data_checksum\":\"" : "\"data_checksum\":\"");
+    sum_at = h.len;
+    ds_buf_puts(&h, "0000000000000000\"}");
     for (k = 0; k < n; k++) {
         size_t es = t[k].dtype == DS_DTYPE_BF16 ? 2 : sizeof(ds_float);
         ds_buf_puts(&h, ",");
@@ -4664,6 +4716,7 @@ static void ds__st_write(ds_buf *o, const ds__st_w *t, int n, const char *meta) 
     ds_buf_append(o, len8, 8);
     ds_buf_append(o, h.data, h.len);
     ds_buf_free(&h);
+    data_at = o->len;
     for (k = 0; k < n && !o->oom; k++) {
         const ds_float *src = t[k].data;
         ds_float *stage = NULL;
@@ -4687,6 +4740,11 @@ static void ds__st_write(ds_buf *o, const ds__st_w *t, int n, const char *meta) 
         o->len += t[k].n * 2;
         o->data[o->len] = 0;
         DS_FREE(stage);
+    }
+    if (!o->oom) { /* the checksum of the data, in place of the zeros */
+        char hex[17];
+        snprintf(hex, sizeof hex, "%016llx", (unsigned long long)ds__checksum(o->data + data_at, o->len - data_at));
+        memcpy(o->data + 8 + sum_at, hex, 16);
     }
 }
 
@@ -4759,7 +4817,7 @@ static int ds__st_open(ds__st_r *r, const char *path, ds_error *err) {
         }
         for (d = sh->child; d; d = d->next) {
             int64_t dim;
-            if (!ds_json_int(d, 0, INT32_MAX, &dim)) { ok = 0; break; }
+            if (!ds_json_int(d, 0, INT64_MAX, &dim)) { ok = 0; break; }
             numel = ds__mul(numel, (size_t)dim, &ok);
         }
         if (!ok || ds__mul(numel, es, &ok) != (size_t)(v1 - v0) || !ok || (uint64_t)v1 > r->data_len) {
@@ -4779,6 +4837,17 @@ static int ds__st_open(ds__st_r *r, const char *path, ds_error *err) {
         ds__fail(err, DS_ERR_FORMAT, "%s: %zu bytes of data after the last tensor", path, r->data_len - (n ? rg[n - 1].e : 0));
         goto fail;
     }
+    { /* our files carry the checksum of their data (a Hugging Face file does not: nothing to check) */
+        const ds_json *cs = ds_json_get(ds_json_get(r->doc->root, "__metadata__"), "data_checksum");
+        char hex[17];
+        if (cs && cs->type == DS_JSON_STRING) {
+            snprintf(hex, sizeof hex, "%016llx", (unsigned long long)ds__checksum(r->data, r->data_len));
+            if (strcmp(hex, cs->str) != 0) {
+                ds__fail(err, DS_ERR_FORMAT, "%s: the tensor data is corrupted (checksum %s, the file records %.20s)", path, hex, cs->str);
+                goto fail;
+            }
+        }
+    }
     DS_FREE(rg);
     return DS_OK;
 fail:
@@ -4787,21 +4856,32 @@ fail:
     return err && err->code ? err->code : DS_ERR_FORMAT;
 }
 
+/* 1 when a safetensors shape is [rows, cols] (cols 0: the vector [rows]); 64-bit sizes throughout
+   (a 7B model's moments are one vector of more than 2^31 values) */
+static int ds__shape_is(const ds_json *sh, size_t rows, int cols) {
+    int64_t d0 = -1, d1 = -1;
+    if (!sh || sh->type != DS_JSON_ARRAY || sh->len != (cols ? 2u : 1u)) return 0;
+    if (!ds_json_int(sh->child, 0, INT64_MAX, &d0) || (uint64_t)d0 != (uint64_t)rows) return 0;
+    return !cols || (ds_json_int(sh->child->next, 0, INT64_MAX, &d1) && d1 == cols);
+}
+
 /* Reads tensor `name`, which must have the shape (rows, cols) (cols 0: a vector of rows), into
    out as ds_float, converting F32, F64, BF16 or F16. Returns DS_ERR_FORMAT naming the problem. */
-static int ds__st_read(const ds__st_r *r, const char *name, int rows, int cols, ds_float *out, ds_error *err) {
+static int ds__st_read(const ds__st_r *r, const char *name, size_t rows, int cols, ds_float *out, ds_error *err) {
     const ds_json *t = ds_json_get(r->doc->root, name), *sh, *dt;
     int64_t d0 = -1, d1 = -1, b = 0;
-    size_t n = (size_t)rows * (size_t)(cols ? cols : 1), i;
+    size_t n = rows * (size_t)(cols ? cols : 1), i;
     const unsigned char *p;
     if (!t) return ds__fail(err, DS_ERR_FORMAT, "%s: tensor \"%s\" is missing", r->path, name);
     sh = ds_json_get(t, "shape");
     dt = ds_json_get(t, "dtype");
-    if (sh->len >= 1) ds_json_int(sh->child, 0, INT32_MAX, &d0);
-    if (sh->len >= 2) ds_json_int(sh->child->next, 0, INT32_MAX, &d1);
-    if (sh->len != (cols ? 2u : 1u) || d0 != rows || (cols && d1 != cols))
-        return ds__fail(err, DS_ERR_FORMAT, "%s: tensor \"%s\" has shape [%lld%s%lld], config.json implies [%d%s%d]", r->path, name, (long long)d0,
+    if (sh->len >= 1) ds_json_int(sh->child, 0, INT64_MAX, &d0);
+    if (sh->len >= 2) ds_json_int(sh->child->next, 0, INT64_MAX, &d1);
+    if (!ds__shape_is(sh, rows, cols)) {
+        if (sh->len > 2) return ds__fail(err, DS_ERR_FORMAT, "%s: tensor \"%s\" has %zu dimensions, config.json implies %d", r->path, name, sh->len, cols ? 2 : 1);
+        return ds__fail(err, DS_ERR_FORMAT, "%s: tensor \"%s\" has shape [%lld%s%lld], config.json implies [%zu%s%d]", r->path, name, (long long)d0,
                         sh->len >= 2 ? ", " : "", sh->len >= 2 ? (long long)d1 : 0LL, rows, cols ? ", " : "", cols);
+    }
     ds_json_int(ds_json_get(t, "data_offsets")->child, 0, INT64_MAX, &b);
     p = (const unsigned char *)r->data + b;
     if (ds__jis(dt, "F32")) {
@@ -4822,9 +4902,22 @@ static int ds__st_read(const ds__st_r *r, const char *name, int rows, int cols, 
     return DS_OK;
 }
 
+/* s is a whole decimal number (digits only, no sign, no spaces) <= max */
+static int ds__parse_u64(const char *s, uint64_t max, uint64_t *out) {
+    uint64_t v = 0;
+    if (!s || !*s || strlen(s) > 20) return 0;
+    for (; *s; s++) {
+        if (*s < '0' || *s > '9' || v > (UINT64_MAX - (uint64_t)(*s - '0')) / 10) return 0;
+        v = v * 10 + (uint64_t)(*s - '0');
+    }
+    if (v > max) return 0;
+    *out = v;
+    return 1;
+}
+
 /* ds__st_read into the model's backend memory, through a host copy when it is not host-visible */
-static int ds__st_read_to(ds_model *m, const ds__st_r *r, const char *name, int rows, int cols, ds_float *dst, ds_error *err) {
-    size_t n = (size_t)rows * (size_t)(cols ? cols : 1);
+static int ds__st_read_to(ds_model *m, const ds__st_r *r, const char *name, size_t rows, int cols, ds_float *dst, ds_error *err) {
+    size_t n = rows * (size_t)(cols ? cols : 1);
     ds_float *h = m->ex.host_visible ? dst : (ds_float *)ds__calloc(n, sizeof(ds_float));
     int rc;
     if (!h) return DS__OOM(err);
@@ -4868,21 +4961,111 @@ static void ds__ckpt_remove(const char *dir) {
 }
 #endif
 
-DSDEF int ds_checkpoint_save(const ds_model *m, const ds_tokenizer *tok, const ds_train_state *st, const char *dir, int dtype, ds_error *err) {
+/* NaN and infinity never reach a checkpoint, and a checkpoint holding them is refused: the
+   parameters must be finite, and the AdamW moments finite with exp_avg_sq >= 0. Reads the model
+   through the portable copies, a chunk at a time, so it works on any backend. */
+static int ds__model_check_finite(const ds_model *m, int moments, ds_error *err) {
+    static const char *const what[3] = {"a parameter", "an AdamW exp_avg value", "an AdamW exp_avg_sq value"};
+    ds_float buf[4096];
+    size_t off, i, n;
+    int a;
+    for (a = 0; a < (moments ? 3 : 1); a++)
+        for (off = 0; off < m->n_params; off += n) {
+            int rc;
+            n = m->n_params - off < 4096 ? m->n_params - off : 4096;
+            if ((rc = ds_model_get(m, a == 0 ? DS_PARAMS : a == 1 ? DS_ADAM_M : DS_ADAM_V, off, n, buf, err))) return rc;
+            for (i = 0; i < n; i++)
+                if (!(buf[i] == buf[i]) || isinf(buf[i]) || (a == 2 && buf[i] < 0)) {
+                    int k = 0;
+                    while (k + 1 < m->n_tensors && m->tensors[k + 1].offset <= off + i) k++;
+                    return ds__fail(err, DS_ERR_NUMERIC, "%s of %s (element %zu) is %g", what[a], m->tensors[k].name,
+                                    off + i - m->tensors[k].offset, (double)buf[i]);
+                }
+        }
+    return DS_OK;
+}
+
+#ifdef DS__POSIX
+#include <sys/file.h>
+/* fsync the directory that holds path (so that a rename in it is durable) */
+static void ds__fsync_parent(const char *path) {
+    ds_buf p = {0, 0, 0, 0};
+    char *slash;
+    ds_buf_puts(&p, path);
+    if (p.oom) return;
+    slash = strrchr(p.data, '/');
+    if (slash == p.data) slash[1] = 0;
+    else if (slash) *slash = 0;
+    else { p.data[0] = '.', p.data[1] = 0; }
+    ds__fsync_path(p.data);
+    ds_buf_free(&p);
+}
+#endif
+
+/* The save, step by step. Every step is one file-system action; crash_at >= 0 stops the save
+   just before step crash_at, as a kill there would (tests sweep it). The invariant: the last
+   loadable checkpoint -- <dir>, or after a crash between the two renames <dir>.old -- is never
+   removed before its successor is in place. */
+typedef struct { int step, crash_at; } ds__ckpt_run;
+#define DS__STEP(r) ((r)->crash_at >= 0 && (r)->step++ == (r)->crash_at)
+
+static int ds__checkpoint_save(const ds_model *m, const ds_tokenizer *tok, const ds_train_state *st, const char *dir, int dtype, int crash_at,
+                               ds_error *err) {
 #ifndef DS__POSIX
-    (void)m, (void)tok, (void)st, (void)dir, (void)dtype;
+    (void)m, (void)tok, (void)st, (void)dir, (void)dtype, (void)crash_at;
     return ds__fail(err, DS_ERR_UNSUPPORTED, "checkpoints need a POSIX file system");
 #else
-    ds_buf tmp = {0, 0, 0, 0}, old = {0, 0, 0, 0}, p = {0, 0, 0, 0}, o = {0, 0, 0, 0};
+    ds_buf tmp = {0, 0, 0, 0}, old = {0, 0, 0, 0}, lock = {0, 0, 0, 0}, p = {0, 0, 0, 0}, o = {0, 0, 0, 0}, cfg = {0, 0, 0, 0};
     ds__st_w *w = NULL;
-    int rc = DS_OK, k;
+    ds__ckpt_run run;
+    char meta[1024], tokmeta[64] = "";
+    int rc = DS_OK, k, lock_fd = -1;
+    run.step = 0, run.crash_at = crash_at;
     if (!m || !dir || (dtype != DS_DTYPE_F32 && dtype != DS_DTYPE_BF16)) return ds__fail(err, DS_ERR_INVALID, "ds_checkpoint_save: bad argument");
+    /* what is saved must be finite (with a trainer state, the moments too) */
+    if ((rc = ds__model_check_finite(m, st != NULL, err))) {
+        char msg[sizeof err->msg];
+        memcpy(msg, err->msg, sizeof msg);
+        return ds__fail(err, rc, "not saved to '%s': %s", dir, msg);
+    }
     ds__path(&tmp, dir, ".tmp", NULL);
     ds__path(&old, dir, ".old", NULL);
-    if (tmp.oom || old.oom) { rc = DS__OOM(err); goto done; }
-    if (ds__is_dir(tmp.data)) ds__ckpt_remove(tmp.data); /* a previous crash's leftovers */
+    ds__path(&lock, dir, ".lock", NULL);
+    if (tmp.oom || old.oom || lock.oom) { rc = DS__OOM(err); goto done; }
+    /* one writer at a time: an advisory lock the kernel drops when its process dies */
+    if ((lock_fd = open(lock.data, O_RDWR | O_CREAT, 0644)) < 0) { rc = ds__fail(err, DS_ERR_IO, "cannot create '%s': %s", lock.data, strerror(errno)); goto done; }
+    if (flock(lock_fd, LOCK_EX | LOCK_NB) != 0) {
+        rc = ds__fail(err, DS_ERR_IO, "another process is saving to '%s' (it holds '%s'); not saved", dir, lock.data);
+        goto done;
+    }
+    /* a crash between an earlier save's two renames left only <dir>.old: put it back first */
+    if (!ds__is_dir(dir) && ds__is_dir(old.data)) {
+        if (DS__STEP(&run)) goto crash;
+        if (rename(old.data, dir) != 0) { rc = ds__fail(err, DS_ERR_IO, "cannot restore '%s' to '%s': %s", old.data, dir, strerror(errno)); goto done; }
+        ds__fsync_parent(dir);
+    }
+    if (ds__is_dir(tmp.data)) { /* a crash's leftovers (never loaded) */
+        if (DS__STEP(&run)) goto crash;
+        ds__ckpt_remove(tmp.data);
+    }
+    if (DS__STEP(&run)) goto crash;
     if (mkdir(tmp.data, 0755) != 0) { rc = ds__fail(err, DS_ERR_IO, "cannot create '%s': %s", tmp.data, strerror(errno)); goto done; }
-    /* 1. the weights */
+    /* config.json and tokenizer.json first: model.safetensors records their checksums */
+    if ((rc = ds_config_to_json(&m->c, dtype, tok ? tok->bos : -1, tok ? tok->eos : -1, &cfg, err))) goto fail;
+    ds__path(&p, tmp.data, "", "config.json");
+    if (DS__STEP(&run)) goto crash;
+    if ((rc = ds_write_file_atomic(p.data, cfg.data, cfg.len, err))) goto fail;
+    if (tok) {
+        char *tj;
+        size_t tl;
+        ds__path(&p, tmp.data, "", "tokenizer.json");
+        if (DS__STEP(&run)) goto crash;
+        if ((rc = ds_tokenizer_save(tok, p.data, err))) goto fail;
+        if (!(tj = ds_read_file(p.data, 0, &tl, err))) { rc = err ? err->code : DS_ERR_IO; goto fail; }
+        snprintf(tokmeta, sizeof tokmeta, ",\"tokenizer_checksum\":\"%016llx\"", (unsigned long long)ds__checksum(tj, tl));
+        DS_FREE(tj);
+    }
+    /* the weights, with the checksum of their data and of config.json (and tokenizer.json) */
     w = (ds__st_w *)ds__calloc((size_t)m->n_tensors + 2, sizeof(ds__st_w));
     if (!w) { rc = DS__OOM(err); goto fail; }
     for (k = 0; k < m->n_tensors; k++) {
@@ -4890,58 +5073,83 @@ DSDEF int ds_checkpoint_save(const ds_model *m, const ds_tokenizer *tok, const d
         w[k].name = t->name, w[k].rows = t->rows, w[k].cols = t->cols, w[k].data = m->params + t->offset, w[k].n = t->numel, w[k].dtype = dtype;
         w[k].ex = (ds__exec *)&m->ex;
     }
-    ds__st_write(&o, w, m->n_tensors, "{\"format\":\"pt\",\"writer\":\"deepseek.h\"}");
+    snprintf(meta, sizeof meta, "{\"format\":\"pt\",\"writer\":\"deepseek.h\",\"config_checksum\":\"%016llx\"%s}",
+             (unsigned long long)ds__checksum(cfg.data, cfg.len), tokmeta);
+    ds__st_write(&o, w, m->n_tensors, meta);
     if ((rc = ds__exec_status((ds__exec *)&m->ex, err))) goto fail;
     ds__path(&p, tmp.data, "", "model.safetensors");
     if (o.oom || p.oom) { rc = DS__OOM(err); goto fail; }
+    if (DS__STEP(&run)) goto crash;
     if ((rc = ds_write_file_atomic(p.data, o.data, o.len, err))) goto fail;
-    /* 2. config.json, 3. tokenizer.json */
-    o.len = 0;
-    if ((rc = ds_config_to_json(&m->c, dtype, tok ? tok->bos : -1, tok ? tok->eos : -1, &o, err))) goto fail;
-    ds__path(&p, tmp.data, "", "config.json");
-    if ((rc = ds_write_file_atomic(p.data, o.data, o.len, err))) goto fail;
-    if (tok) {
-        ds__path(&p, tmp.data, "", "tokenizer.json");
-        if ((rc = ds_tokenizer_save(tok, p.data, err))) goto fail;
-    }
-    /* 4. the optimizer and trainer state, in full precision */
+    /* the optimizer and trainer state, in full precision */
     if (st) {
-        char meta[512];
-        ds__st_w s[2];
-        s[0].name = "optimizer.exp_avg", s[0].rows = 0, s[0].cols = 0, s[0].data = m->m, s[0].n = m->n_params, s[0].dtype = DS_DTYPE_F32;
-        s[0].ex = (ds__exec *)&m->ex;
-        s[1] = s[0], s[1].name = "optimizer.exp_avg_sq", s[1].data = m->v;
-        snprintf(meta, sizeof meta, "{\"step\":\"%ld\",\"adam_step\":\"%ld\",\"tokens_seen\":\"%llu\",\"data_pos\":\"%llu\",\"rng\":\"%llu\","
-                 "\"n_params\":\"%zu\"}", st->step, m->steps, (unsigned long long)st->tokens_seen, (unsigned long long)st->data_pos,
-                 (unsigned long long)st->rng, m->n_params);
+        ds__st_w s2[2];
+        s2[0].name = "optimizer.exp_avg", s2[0].rows = 0, s2[0].cols = 0, s2[0].data = m->m, s2[0].n = m->n_params, s2[0].dtype = DS_DTYPE_F32;
+        s2[0].ex = (ds__exec *)&m->ex;
+        s2[1] = s2[0], s2[1].name = "optimizer.exp_avg_sq", s2[1].data = m->v;
         o.len = 0;
-        ds__st_write(&o, s, 2, meta);
+        {
+            ds_buf mb = {0, 0, 0, 0};
+            ds_buf_printf(&mb, "{\"step\":\"%ld\",\"adam_step\":\"%ld\",\"tokens_seen\":\"%llu\",\"data_pos\":\"%llu\",\"rng\":\"%llu\",\"n_params\":\"%zu\"",
+                          st->step, m->steps, (unsigned long long)st->tokens_seen, (unsigned long long)st->data_pos, (unsigned long long)st->rng,
+                          m->n_params);
+            ds_buf_puts(&mb, ",\"run\":");
+            ds_buf_json_string(&mb, st->run, strnlen(st->run, sizeof st->run));
+            ds_buf_puts(&mb, "}");
+            if (mb.oom) { ds_buf_free(&mb); rc = DS__OOM(err); goto fail; }
+            ds__st_write(&o, s2, 2, mb.data);
+            ds_buf_free(&mb);
+        }
         if ((rc = ds__exec_status((ds__exec *)&m->ex, err))) goto fail;
         ds__path(&p, tmp.data, "", "trainer_state.safetensors");
         if (o.oom || p.oom) { rc = DS__OOM(err); goto fail; }
+        if (DS__STEP(&run)) goto crash;
         if ((rc = ds_write_file_atomic(p.data, o.data, o.len, err))) goto fail;
     }
+    if (DS__STEP(&run)) goto crash;
     ds__fsync_path(tmp.data);
-    /* 5. swap it in: dir -> dir.old, dir.tmp -> dir, drop dir.old */
-    if (ds__is_dir(old.data)) ds__ckpt_remove(old.data);
-    if (ds__is_dir(dir) && rename(dir, old.data) != 0) { rc = ds__fail(err, DS_ERR_IO, "cannot rename '%s': %s", dir, strerror(errno)); goto fail; }
+    /* swap it in. <dir> is loadable here (or there was none), so <dir>.old may go first */
+    if (ds__is_dir(old.data) && ds__is_dir(dir)) {
+        if (DS__STEP(&run)) goto crash;
+        ds__ckpt_remove(old.data);
+    }
+    if (ds__is_dir(dir)) {
+        if (DS__STEP(&run)) goto crash;
+        if (rename(dir, old.data) != 0) { rc = ds__fail(err, DS_ERR_IO, "cannot rename '%s': %s", dir, strerror(errno)); goto fail; }
+    }
+    if (DS__STEP(&run)) goto crash;
     if (rename(tmp.data, dir) != 0) {
         rc = ds__fail(err, DS_ERR_IO, "cannot rename '%s' to '%s': %s", tmp.data, dir, strerror(errno));
         rename(old.data, dir);
         goto fail;
     }
-    if (ds__is_dir(old.data)) ds__ckpt_remove(old.data);
+    if (DS__STEP(&run)) goto crash;
+    ds__fsync_parent(dir); /* the swap itself is durable */
+    if (ds__is_dir(old.data)) {
+        if (DS__STEP(&run)) goto crash;
+        ds__ckpt_remove(old.data);
+    }
+    goto done;
+crash: /* a simulated kill: leave everything as it is */
+    rc = ds__fail(err, DS_ERR_IO, "crash simulated before step %d", crash_at);
     goto done;
 fail:
     ds__ckpt_remove(tmp.data);
 done:
+    if (lock_fd >= 0) close(lock_fd); /* releases the lock */
     DS_FREE(w);
     ds_buf_free(&tmp);
     ds_buf_free(&old);
+    ds_buf_free(&lock);
     ds_buf_free(&p);
     ds_buf_free(&o);
+    ds_buf_free(&cfg);
     return rc;
 #endif
+}
+
+DSDEF int ds_checkpoint_save(const ds_model *m, const ds_tokenizer *tok, const ds_train_state *st, const char *dir, int dtype, ds_error *err) {
+    return ds__checkpoint_save(m, tok, st, dir, dtype, -1, err);
 }
 
 DSDEF ds_model *ds_checkpoint_load(const char *dir, int B, int T, ds_train_state *st, ds_error *err) {
@@ -4972,6 +5180,48 @@ DSDEF ds_model *ds_checkpoint_load(const char *dir, int B, int T, ds_train_state
     if (ds__config_from_doc(cfg_doc->root, &c, &tie, err)) goto fail;
     ds__path(&p, d.data, "", "model.safetensors");
     if (ds__st_open(&r, p.data, err)) goto fail;
+    { /* our checkpoints record config.json's checksum (and tokenizer.json's): a changed or corrupted one is refused */
+        const char *want = ds__st_meta(&r, "config_checksum");
+        char hex[17];
+        snprintf(hex, sizeof hex, "%016llx", (unsigned long long)ds__checksum(cfg_text, cfg_len));
+        if (want && strcmp(want, hex) != 0) {
+            ds__fail(err, DS_ERR_FORMAT, "%s/config.json does not match the checkpoint (checksum %s, model.safetensors records %.20s)", d.data, hex, want);
+            goto fail;
+        }
+        if ((want = ds__st_meta(&r, "tokenizer_checksum"))) {
+            ds_buf tp_ = {0, 0, 0, 0};
+            size_t tl;
+            char *tj;
+            ds__path(&tp_, d.data, "", "tokenizer.json");
+            tj = tp_.oom ? NULL : ds_read_file(tp_.data, (size_t)1 << 30, &tl, err);
+            ds_buf_free(&tp_);
+            if (!tj) goto fail;
+            snprintf(hex, sizeof hex, "%016llx", (unsigned long long)ds__checksum(tj, tl));
+            DS_FREE(tj);
+            if (strcmp(want, hex) != 0) { ds__fail(err, DS_ERR_FORMAT, "%s/tokenizer.json does not match the checkpoint (checksum %s)", d.data, hex); goto fail; }
+        }
+    }
+    { /* the weights the config implies must be the weights the file holds, before allocating */
+        const ds_json *t;
+        size_t held = 0, want = ds_config_n_params(&c);
+        int head = 0;
+        for (t = r.doc->root->child; t; t = t->next) {
+            const ds_json *sh = ds_json_get(t, "shape"), *dd;
+            size_t numel = 1;
+            int ok = 1;
+            if (t->key_len == 12 && !memcmp(t->key, "__metadata__", 12)) continue;
+            for (dd = sh ? sh->child : NULL; dd; dd = dd->next) numel = ds__mul(numel, (size_t)dd->num, &ok);
+            held = ds__add(held, numel, &ok);
+            if (!strcmp(t->key, "lm_head.weight")) head = 1;
+            if (!ok) { ds__fail(err, DS_ERR_FORMAT, "%s: tensor sizes overflow", p.data); goto fail; }
+        }
+        if (tie && !head) want -= (size_t)c.vocab * (size_t)c.d_model;
+        if (held != want) {
+            ds__fail(err, DS_ERR_FORMAT, "%s: config.json implies %zu weights, model.safetensors holds %zu (a changed config.json, or another model's file)",
+                     d.data, want, held);
+            goto fail;
+        }
+    }
     /* RoPE extends to any length: the tables cover T, while the config (and the next save's
        max_position_embeddings) keeps the checkpoint's max_seq */
     if (!(m = ds__model_new(&c, B, T, T > c.max_seq ? T : c.max_seq, 1, err))) goto fail;
@@ -4981,31 +5231,48 @@ DSDEF ds_model *ds_checkpoint_load(const char *dir, int B, int T, ds_train_state
             ds__copy(&m->ex, m->params + t->offset, m->params + m->tensors[0].offset, t->numel);
             continue;
         }
-        if (ds__st_read_to(m, &r, t->name, t->rows, t->cols, m->params + t->offset, err)) goto fail;
+        if (ds__st_read_to(m, &r, t->name, (size_t)t->rows, t->cols, m->params + t->offset, err)) goto fail;
     }
     ds__st_close(&r);
     if (st) {
         const char *v;
+        uint64_t np = 0;
         ds__path(&p, d.data, "", "trainer_state.safetensors");
         if (ds__st_open(&r, p.data, err)) goto fail;
-        if (!(v = ds__st_meta(&r, "n_params")) || strtoull(v, NULL, 10) != (unsigned long long)m->n_params) {
+        if (!(v = ds__st_meta(&r, "n_params")) || !ds__parse_u64(v, UINT64_MAX, &np) || np != (uint64_t)m->n_params) {
             ds__fail(err, DS_ERR_FORMAT, "%s: it was written for another model (n_params %s, this one %zu)", p.data, v ? v : "missing", m->n_params);
             goto fail;
         }
-        if (ds__st_read_to(m, &r, "optimizer.exp_avg", (int)m->n_params, 0, m->m, err) ||
-            ds__st_read_to(m, &r, "optimizer.exp_avg_sq", (int)m->n_params, 0, m->v, err))
+        if (ds__st_read_to(m, &r, "optimizer.exp_avg", m->n_params, 0, m->m, err) ||
+            ds__st_read_to(m, &r, "optimizer.exp_avg_sq", m->n_params, 0, m->v, err))
             goto fail;
         if (!ds__st_meta(&r, "step") || !ds__st_meta(&r, "adam_step") || !ds__st_meta(&r, "tokens_seen") || !ds__st_meta(&r, "data_pos") ||
             !ds__st_meta(&r, "rng")) {
             ds__fail(err, DS_ERR_FORMAT, "%s: the trainer state (step, adam_step, tokens_seen, data_pos, rng) is incomplete", p.data);
             goto fail;
         }
-        st->step = strtol(ds__st_meta(&r, "step"), NULL, 10);
-        m->steps = strtol(ds__st_meta(&r, "adam_step"), NULL, 10);
-        st->tokens_seen = strtoull(ds__st_meta(&r, "tokens_seen"), NULL, 10);
-        st->data_pos = strtoull(ds__st_meta(&r, "data_pos"), NULL, 10);
-        st->rng = strtoull(ds__st_meta(&r, "rng"), NULL, 10);
+        {
+            uint64_t v[5];
+            static const char *const key[5] = {"step", "adam_step", "tokens_seen", "data_pos", "rng"};
+            const ds_json *run = ds_json_get(ds_json_get(r.doc->root, "__metadata__"), "run");
+            int i;
+            for (i = 0; i < 5; i++) /* whole decimal strings in range: "-5", "abc", "1e3" are refused */
+                if (!ds__parse_u64(ds__st_meta(&r, key[i]), i < 2 ? (uint64_t)LONG_MAX : UINT64_MAX, &v[i])) {
+                    ds__fail(err, DS_ERR_FORMAT, "%s: trainer state \"%s\" is \"%.40s\", not a whole number in range", p.data, key[i], ds__st_meta(&r, key[i]));
+                    goto fail;
+                }
+            st->step = (long)v[0], m->steps = (long)v[1], st->tokens_seen = v[2], st->data_pos = v[3], st->rng = v[4];
+            memset(st->run, 0, sizeof st->run);
+            if (run && run->type == DS_JSON_STRING) {
+                if (run->len >= sizeof st->run) { ds__fail(err, DS_ERR_FORMAT, "%s: the run description is too long", p.data); goto fail; }
+                memcpy(st->run, run->str, run->len);
+            }
+        }
         ds__st_close(&r);
+    }
+    if (ds__model_check_finite(m, st != NULL, err)) { /* a poisoned checkpoint is refused, not trained on */
+        ds__err_prefix(err, d.data);
+        goto fail;
     }
     ds_json_free(cfg_doc);
     DS_FREE(cfg_text);

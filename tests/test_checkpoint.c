@@ -1,6 +1,9 @@
 /* test_checkpoint.c - §2.4 checkpoints: HF-format directory, exact resume, bad files, a full
    disk and a crash mid-save never damage the last good checkpoint. */
 #include <signal.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <fcntl.h>
 #include <sys/resource.h>
 
 static ds_model *ck_model(int seed) {
@@ -153,8 +156,19 @@ static void test_checkpoint_bad_files(void) {
         CHECK(at);
         at[21] = '9'; /* 88 -> 98 */
         ck_put(tp("ckpt_bad/config.json"), c2, cfg_len);
-        u = ds_checkpoint_load(tp("ckpt_bad"), 2, 16, NULL, &e);
-        CHECKF(!u && strstr(e.msg, "gate_proj") && strstr(e.msg, "shape"), "%s", e.msg);
+        u = ds_checkpoint_load(tp("ckpt_bad"), 2, 16, NULL, &e); /* our checkpoint records config.json's checksum */
+        CHECKF(!u && strstr(e.msg, "config.json does not match"), "%s", e.msg);
+        { /* without that record (a Hugging Face checkpoint), the sizes are checked before anything is allocated */
+            char *g2 = (char *)malloc(len), *k;
+            memcpy(g2, good, len);
+            CHECK((k = strstr(g2 + 8, "\"config_checksum\"")) != NULL);
+            k[15] = 'X'; /* the key renamed, same length */
+            ck_put(tp("ckpt_bad/model.safetensors"), g2, len);
+            u = ds_checkpoint_load(tp("ckpt_bad"), 2, 16, NULL, &e);
+            CHECKF(!u && strstr(e.msg, "config.json implies"), "%s", e.msg);
+            ck_put(tp("ckpt_bad/model.safetensors"), good, len);
+            free(g2);
+        }
         ck_put(tp("ckpt_bad/config.json"), "{\"vocab_size\": 64, \"hidden_size\": \"32\"}", 39);
         u = ds_checkpoint_load(tp("ckpt_bad"), 2, 16, NULL, &e);
         CHECK(!u && strstr(e.msg, "hidden_size"));
@@ -252,7 +266,212 @@ static void test_checkpoint_longer_sequences_keep_config(void) {
     ds_model_free(m);
 }
 
+/* No sequence of two crashes loses the last checkpoint. A good checkpoint A; a save of B killed
+   before each of its steps; a load (the resumed run); the resumed run's save of C killed before
+   each of its steps; a load. Every load must find a complete checkpoint (A, B or C), and a last,
+   uninterrupted save must clean up and load. */
+static int ck_which(ds_model *u, ds_model *const *cand, int n) {
+    int i;
+    for (i = 0; i < n; i++) if (t_same(u, cand[i], DS_PARAMS)) return i;
+    return -1;
+}
+static void test_checkpoint_two_crashes_never_lose_it(void) {
+    ds_model *mod[4];
+    ds_train_state st;
+    ds_error e;
+    int k, j, points = 0, lost = 0, steps1 = 0, steps2 = 0, i;
+    const char *dir = tp("ckpt_crash2");
+    for (i = 0; i < 4; i++) CHECK((mod[i] = ck_model(20 + i)) != NULL);
+    memset(&st, 0, sizeof st);
+    for (k = 0;; k++) {
+        int done1;
+        ds__ckpt_remove(dir), ds__ckpt_remove(tp("ckpt_crash2.old")), ds__ckpt_remove(tp("ckpt_crash2.tmp"));
+        CHECK_OK(ds_checkpoint_save(mod[0], NULL, &st, dir, DS_DTYPE_F32, &e_));
+        done1 = ds__checkpoint_save(mod[1], NULL, &st, dir, DS_DTYPE_F32, k, &e) == DS_OK;
+        for (j = 0;; j++) {
+            ds_model *u;
+            int done2;
+            if (j > 0) { /* start the second crash from the same first crash */
+                ds__ckpt_remove(dir), ds__ckpt_remove(tp("ckpt_crash2.old")), ds__ckpt_remove(tp("ckpt_crash2.tmp"));
+                CHECK_OK(ds_checkpoint_save(mod[0], NULL, &st, dir, DS_DTYPE_F32, &e_));
+                ds__checkpoint_save(mod[1], NULL, &st, dir, DS_DTYPE_F32, k, &e);
+            }
+            u = ds_checkpoint_load(dir, 2, 16, &st, &e);
+            if (!u || ck_which(u, mod, 2) < 0) lost++;
+            ds_model_free(u);
+            done2 = ds__checkpoint_save(mod[2], NULL, &st, dir, DS_DTYPE_F32, j, &e) == DS_OK;
+            u = ds_checkpoint_load(dir, 2, 16, &st, &e);
+            if (!u || ck_which(u, mod, 3) < 0) lost++;
+            ds_model_free(u);
+            points++;
+            if (done2) { steps2 = j > steps2 ? j : steps2; break; }
+        }
+        /* whatever the crashes left, an uninterrupted save cleans up and loads */
+        CHECK_OK(ds_checkpoint_save(mod[3], NULL, &st, dir, DS_DTYPE_F32, &e_));
+        {
+            ds_model *u = ds_checkpoint_load(dir, 2, 16, &st, &e);
+            CHECK(u && ck_which(u, mod, 4) == 3);
+            ds_model_free(u);
+        }
+        if (done1) { steps1 = k; break; }
+    }
+    printf("  %d crash points over two saves (%d and %d steps), %d lost checkpoints\n", points, steps1, steps2, lost);
+    CHECK(lost == 0 && steps1 >= 6 && points >= steps1 * steps2 / 2);
+    for (i = 0; i < 4; i++) ds_model_free(mod[i]);
+}
+
+/* NaN never reaches a checkpoint: a non-finite parameter (or moment) refuses the save and names
+   the tensor, and the last checkpoint stays as it was; a checkpoint holding one is refused */
+static void test_checkpoint_refuses_non_finite(void) {
+    ds_model *m = ck_model(31), *u;
+    ds_train_state st;
+    ds_error e;
+    ds_float nan = (ds_float)NAN, neg = -1, keep;
+    size_t at;
+    char *f;
+    size_t len;
+    CHECK(m);
+    memset(&st, 0, sizeof st);
+    CHECK_OK(ds_checkpoint_save(m, NULL, &st, tp("ckpt_nan"), DS_DTYPE_F32, &e_));
+    at = ds_model_tensor(m, 0)->offset + 5 * 32 + 3; /* a rare token's embedding row */
+    CHECK_OK(ds_model_get(m, DS_PARAMS, at, 1, &keep, &e_));
+    CHECK_OK(ds_model_set(m, DS_PARAMS, at, 1, &nan, &e_));
+    CHECK(ds_checkpoint_save(m, NULL, &st, tp("ckpt_nan"), DS_DTYPE_F32, &e) == DS_ERR_NUMERIC && strstr(e.msg, "embed_tokens"));
+    CHECK_OK(ds_model_set(m, DS_PARAMS, at, 1, &keep, &e_));
+    CHECK_OK(ds_model_set(m, DS_ADAM_V, 7, 1, &neg, &e_));
+    CHECK(ds_checkpoint_save(m, NULL, &st, tp("ckpt_nan"), DS_DTYPE_F32, &e) == DS_ERR_NUMERIC && strstr(e.msg, "exp_avg_sq"));
+    CHECK_OK(ds_checkpoint_save(m, NULL, NULL, tp("ckpt_nan2"), DS_DTYPE_F32, &e_)); /* weights only: the moments are not saved */
+    u = ds_checkpoint_load(tp("ckpt_nan"), 2, 16, &st, &e); /* the last good one is intact */
+    CHECKF(u, "%s", e.msg);
+    ds_model_free(u);
+    /* a NaN written into the file with a matching checksum (as a buggy writer would): refused on load */
+    CHECK((f = t_read(tp("ckpt_nan/model.safetensors"), &len)) != NULL);
+    {
+        size_t hl = 0, i;
+        char hex[17], *cs;
+        float fn = NAN;
+        for (i = 0; i < 8; i++) hl |= (size_t)(unsigned char)f[i] << (8 * i);
+        memcpy(f + 8 + hl + 4 * at, &fn, 4);
+        snprintf(hex, sizeof hex, "%016llx", (unsigned long long)ds__checksum(f + 8 + hl, len - 8 - hl));
+        CHECK((cs = strstr(f + 8, "\"data_checksum\":\"")) != NULL);
+        memcpy(cs + 17, hex, 16);
+        ck_put(tp("ckpt_nan/model.safetensors"), f, len);
+    }
+    u = ds_checkpoint_load(tp("ckpt_nan"), 2, 16, NULL, &e);
+    CHECKF(!u && e.code == DS_ERR_NUMERIC && strstr(e.msg, "embed_tokens"), "%s", e.msg);
+    free(f);
+    ds_model_free(m);
+}
+
+/* silent corruption: any bit flipped in the tensor data of either file is caught by its checksum */
+static void test_checkpoint_detects_bit_flips(void) {
+    ds_model *m = ck_model(41), *u;
+    ds_train_state st;
+    ds_error e;
+    static const char *const files[2] = {"ckpt_flip/model.safetensors", "ckpt_flip/trainer_state.safetensors"};
+    int fi, trial, caught = 0, tried = 0;
+    CHECK(m);
+    memset(&st, 0, sizeof st);
+    CHECK_OK(ds_checkpoint_save(m, NULL, &st, tp("ckpt_flip"), DS_DTYPE_F32, &e_));
+    for (fi = 0; fi < 2; fi++) {
+        size_t len, hl = 0, i;
+        char *good = t_read(tp(files[fi]), &len), *bad;
+        CHECK(good && (bad = (char *)malloc(len)) != NULL);
+        for (i = 0; i < 8; i++) hl |= (size_t)(unsigned char)good[i] << (8 * i);
+        for (trial = 0; trial < 50; trial++) {
+            size_t byte = 8 + hl + (size_t)(t_rand() % (len - 8 - hl));
+            memcpy(bad, good, len);
+            bad[byte] ^= (char)(1 << (t_rand() % 8));
+            ck_put(tp(files[fi]), bad, len);
+            u = ds_checkpoint_load(tp("ckpt_flip"), 2, 16, &st, &e);
+            tried++;
+            if (!u && strstr(e.msg, "corrupted")) caught++;
+            ds_model_free(u);
+        }
+        ck_put(tp(files[fi]), good, len);
+        free(good), free(bad);
+    }
+    printf("  %d of %d random bit flips in tensor data caught\n", caught, tried);
+    CHECK(caught == tried);
+    CHECK((u = ds_checkpoint_load(tp("ckpt_flip"), 2, 16, &st, &e)) != NULL);
+    ds_model_free(u);
+    ds_model_free(m);
+}
+
+/* the trainer state's numbers are whole decimal strings in range, or the load is refused */
+static void test_checkpoint_trainer_state_is_checked(void) {
+    static const char *const bad[] = {"\"step\":\"-5\"", "\"step\":\"-100000000\"", "\"step\":\"abc\"", "\"step\":\"1e3\"", "\"step\":\" 4\"",
+                                      "\"adam_step\":\"99999999999999999999999\"", "\"rng\":\"18446744073709551616\""};
+    ds_model *m = ck_model(51), *u;
+    ds_train_state st;
+    ds_error e;
+    size_t k;
+    CHECK(m);
+    memset(&st, 0, sizeof st);
+    st.step = 4;
+    snprintf(st.run, sizeof st.run, "vocab=64 dim=32 \"quoted\" steps=100");
+    CHECK_OK(ds_checkpoint_save(m, NULL, &st, tp("ckpt_ts"), DS_DTYPE_F32, &e_));
+    memset(&st, 0, sizeof st);
+    CHECK((u = ds_checkpoint_load(tp("ckpt_ts"), 2, 16, &st, &e)) != NULL);
+    CHECK(st.step == 4 && !strcmp(st.run, "vocab=64 dim=32 \"quoted\" steps=100")); /* the run description round-trips */
+    ds_model_free(u);
+    for (k = 0; k < sizeof bad / sizeof bad[0]; k++) {
+        ds__st_w s2[2];
+        ds_buf o = {0, 0, 0, 0};
+        char meta[512];
+        const char *key = bad[k];
+        snprintf(meta, sizeof meta, "{%s%s%s%s%s%s,\"n_params\":\"%zu\"}", key,
+                 strncmp(key, "\"step\"", 6) ? ",\"step\":\"4\"" : "", strncmp(key, "\"adam_step\"", 11) ? ",\"adam_step\":\"4\"" : "",
+                 ",\"tokens_seen\":\"0\"", ",\"data_pos\":\"0\"", strncmp(key, "\"rng\"", 5) ? ",\"rng\":\"1\"" : "", ds_model_n_params(m));
+        s2[0].name = "optimizer.exp_avg", s2[0].rows = 0, s2[0].cols = 0, s2[0].data = m->m, s2[0].n = m->n_params, s2[0].dtype = DS_DTYPE_F32;
+        s2[0].ex = &m->ex;
+        s2[1] = s2[0], s2[1].name = "optimizer.exp_avg_sq", s2[1].data = m->v;
+        ds__st_write(&o, s2, 2, meta);
+        CHECK(!o.oom && ds_write_file_atomic(tp("ckpt_ts/trainer_state.safetensors"), o.data, o.len, &e) == DS_OK);
+        ds_buf_free(&o);
+        u = ds_checkpoint_load(tp("ckpt_ts"), 2, 16, &st, &e);
+        CHECKF(!u && strstr(e.msg, "not a whole number"), "%s: %s", key, u ? "accepted" : e.msg);
+    }
+    ds_model_free(m);
+}
+
+/* one writer at a time: a second writer is refused with the reason, and the lock goes with it */
+static void test_checkpoint_second_writer_refused(void) {
+    ds_model *m = ck_model(61);
+    ds_error e;
+    int fd;
+    CHECK(m);
+    CHECK((fd = open(tp("ckpt_lock.lock"), O_RDWR | O_CREAT, 0644)) >= 0);
+    CHECK(flock(fd, LOCK_EX | LOCK_NB) == 0); /* as another process saving to it would */
+    CHECK(ds_checkpoint_save(m, NULL, NULL, tp("ckpt_lock"), DS_DTYPE_F32, &e) == DS_ERR_IO && strstr(e.msg, "another process"));
+    close(fd);
+    CHECK_OK(ds_checkpoint_save(m, NULL, NULL, tp("ckpt_lock"), DS_DTYPE_F32, &e_));
+    ds_model_free(m);
+}
+
+/* readers take regular files only, bounded: a device, a FIFO and a directory are refused at once */
+static void test_read_file_is_typed_and_bounded(void) {
+    ds_error e;
+    size_t len;
+    char *p;
+    CHECK(ds_read_file("/dev/zero", 0, &len, &e) == NULL && strstr(e.msg, "device"));
+    CHECK(mkfifo(tp("fifo"), 0644) == 0);
+    CHECK(ds_read_file(tp("fifo"), 0, &len, &e) == NULL && strstr(e.msg, "FIFO")); /* no writer: it must not wait for one */
+    CHECK(ds_read_file(tp(""), 0, &len, &e) == NULL && strstr(e.msg, "directory"));
+    ck_put(tp("ten.bin"), "0123456789", 10);
+    CHECK(ds_read_file(tp("ten.bin"), 9, &len, &e) == NULL && strstr(e.msg, "limit"));
+    CHECK((p = ds_read_file(tp("ten.bin"), 10, &len, &e)) != NULL && len == 10);
+    free(p);
+    remove(tp("fifo"));
+}
+
 static void suite_checkpoint(void) {
+    RUN(test_checkpoint_two_crashes_never_lose_it);
+    RUN(test_checkpoint_refuses_non_finite);
+    RUN(test_checkpoint_detects_bit_flips);
+    RUN(test_checkpoint_trainer_state_is_checked);
+    RUN(test_checkpoint_second_writer_refused);
+    RUN(test_read_file_is_typed_and_bounded);
     RUN(test_checkpoint_longer_sequences_keep_config);
     RUN(test_checkpoint_roundtrip);
     RUN(test_checkpoint_resume_exact);
