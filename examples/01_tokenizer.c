@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "common.h"
 
 static const char *const corpus_files[] = {"tinyshakespeare.txt", "tang300.txt", "lunyu.txt"};
 #define N_FILES (sizeof corpus_files / sizeof corpus_files[0])
@@ -53,7 +54,7 @@ int main(int argc, char **argv) {
     for (i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) { usage(); return 0; }
         if (i + 1 >= argc) { fprintf(stderr, "%s: unknown option, or it needs a value (see --help)\n", argv[i]); return 2; }
-        if (!strcmp(argv[i], "--vocab")) vocab = atoi(argv[++i]);
+        if (!strcmp(argv[i], "--vocab")) { if (!ex_int(argv[i], argv[i + 1], 260, 1 << 24, &vocab)) return 2; i++; }
         else if (!strcmp(argv[i], "--data")) data = argv[++i];
         else if (!strcmp(argv[i], "--out")) out = argv[++i];
         else if (!strcmp(argv[i], "--text")) text = argv[++i];

@@ -52,24 +52,24 @@ static int parse(int argc, char **argv, options *o) {
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(o); exit(0); }
         if (!strcmp(a, "--resume")) { o->resume = 1; continue; }
         if (i + 1 >= argc) { fprintf(stderr, "%s: unknown option, or it needs a value (see --help)\n", a); return 0; }
-        if (!strcmp(a, "--steps")) o->steps = atoi(argv[++i]);
-        else if (!strcmp(a, "--lr")) o->lr = atof(argv[++i]);
-        else if (!strcmp(a, "--warmup")) o->warmup = atoi(argv[++i]);
-        else if (!strcmp(a, "--batch")) o->batch = atoi(argv[++i]);
-        else if (!strcmp(a, "--seq")) o->seq = atoi(argv[++i]);
-        else if (!strcmp(a, "--dim")) o->dim = atoi(argv[++i]);
-        else if (!strcmp(a, "--layers")) o->layers = atoi(argv[++i]);
-        else if (!strcmp(a, "--heads")) o->heads = atoi(argv[++i]);
-        else if (!strcmp(a, "--kv-heads")) o->kv_heads = atoi(argv[++i]);
-        else if (!strcmp(a, "--vocab")) o->vocab = atoi(argv[++i]);
-        else if (!strcmp(a, "--threads")) o->threads = atoi(argv[++i]);
-        else if (!strcmp(a, "--eval-every")) o->eval_every = atoi(argv[++i]);
-        else if (!strcmp(a, "--ckpt-every")) o->ckpt_every = atoi(argv[++i]);
-        else if (!strcmp(a, "--seed")) o->seed = strtoull(argv[++i], NULL, 10);
+        if (!strcmp(a, "--steps")) { if (!ex_int(a, argv[++i], 1, 1 << 30, &o->steps)) return 0; }
+        else if (!strcmp(a, "--lr")) { if (!ex_num(a, argv[++i], 1e-12, 10, &o->lr)) return 0; }
+        else if (!strcmp(a, "--warmup")) { if (!ex_int(a, argv[++i], 0, 1 << 30, &o->warmup)) return 0; }
+        else if (!strcmp(a, "--batch")) { if (!ex_int(a, argv[++i], 1, 1 << 16, &o->batch)) return 0; }
+        else if (!strcmp(a, "--seq")) { if (!ex_int(a, argv[++i], 2, 1 << 20, &o->seq)) return 0; }
+        else if (!strcmp(a, "--dim")) { if (!ex_int(a, argv[++i], 2, 1 << 20, &o->dim)) return 0; }
+        else if (!strcmp(a, "--layers")) { if (!ex_int(a, argv[++i], 1, 4096, &o->layers)) return 0; }
+        else if (!strcmp(a, "--heads")) { if (!ex_int(a, argv[++i], 1, 1 << 16, &o->heads)) return 0; }
+        else if (!strcmp(a, "--kv-heads")) { if (!ex_int(a, argv[++i], 1, 1 << 16, &o->kv_heads)) return 0; }
+        else if (!strcmp(a, "--vocab")) { if (!ex_int(a, argv[++i], 260, 1 << 24, &o->vocab)) return 0; }
+        else if (!strcmp(a, "--threads")) { if (!ex_int(a, argv[++i], 1, 1024, &o->threads)) return 0; }
+        else if (!strcmp(a, "--eval-every")) { if (!ex_int(a, argv[++i], 1, 1 << 30, &o->eval_every)) return 0; }
+        else if (!strcmp(a, "--ckpt-every")) { if (!ex_int(a, argv[++i], 1, 1 << 30, &o->ckpt_every)) return 0; }
+        else if (!strcmp(a, "--seed")) { if (!ex_u64(a, argv[++i], &o->seed)) return 0; }
         else if (!strcmp(a, "--data")) o->data = argv[++i];
         else if (!strcmp(a, "--out")) o->out = argv[++i];
-        else if (!strcmp(a, "--sample")) o->sample_tokens = atoi(argv[++i]);
-        else if (!strcmp(a, "--stop-after")) o->stop_after = atoi(argv[++i]);
+        else if (!strcmp(a, "--sample")) { if (!ex_int(a, argv[++i], 0, 1 << 20, &o->sample_tokens)) return 0; }
+        else if (!strcmp(a, "--stop-after")) { if (!ex_int(a, argv[++i], 0, 1 << 30, &o->stop_after)) return 0; }
         else { fprintf(stderr, "unknown option %s (see --help)\n", a); return 0; }
     }
     if (o->steps < 1 || o->batch < 1 || o->seq < 2 || o->threads < 1 || o->eval_every < 1 || o->ckpt_every < 1 || !(o->lr > 0)) {
@@ -90,29 +90,39 @@ int main(int argc, char **argv) {
     ds_schedule sched;
     ds_train_state st;
     ds_adamw opt = ds_adamw_default();
+    char run[512];
     float *losses, *bpb_curve;
     int32_t *in, *tg;
     double t0, val_loss = 0, val_bpb = 0;
     long first;
     if (!parse(argc, argv, &o)) return 2;
-    mkdir(o.out, 0755); /* may exist already */
+    if (ex_outdir(o.out, &err)) { fprintf(stderr, "--out: %s\n", err.msg); return 1; }
     memset(&st, 0, sizeof st);
     st.rng = o.seed;
+    /* the run's identity, saved in the trainer state: --resume continues only the same run */
+    snprintf(run, sizeof run, "vocab=%d dim=%d layers=%d heads=%d kv_heads=%d batch=%d seq=%d steps=%d lr=%.17g warmup=%d seed=%llu", o.vocab,
+             o.dim, o.layers, o.heads, o.kv_heads, o.batch, o.seq, o.steps, o.lr, o.warmup, o.seed);
 
     /* 1. data: the tokenizer (01_tokenizer's recipe), then the two splits encoded once */
     printf("== §2.2-2.4 pretraining a tiny DeepSeek LLM on the bundled corpus ==\n");
     if (ex_corpus_load(&corpus, o.data, o.vocab, &err)) { fprintf(stderr, "%s\n", err.msg); return 1; }
+    snprintf(run + strlen(run), sizeof run - strlen(run), " corpus=%016llx", ex_tokens_hash(&corpus.train));
     printf("tokenizer: %d tokens; train %zu tokens (%llu bytes), validation %zu tokens (%llu bytes)\n", ds_tokenizer_vocab_size(corpus.tok),
            corpus.train.n, (unsigned long long)corpus.train.n_bytes, corpus.val.n, (unsigned long long)corpus.val.n_bytes);
     snprintf(path, sizeof path, "%s/train.tok", o.out); /* the encoded corpus, for other tools */
-    if (ds_tokens_save(&corpus.train, path, &err)) fprintf(stderr, "%s\n", err.msg);
+    if (ds_tokens_save(&corpus.train, path, &err)) { fprintf(stderr, "%s\n", err.msg); return 1; }
     snprintf(path, sizeof path, "%s/val.tok", o.out);
-    if (ds_tokens_save(&corpus.val, path, &err)) fprintf(stderr, "%s\n", err.msg);
+    if (ds_tokens_save(&corpus.val, path, &err)) { fprintf(stderr, "%s\n", err.msg); return 1; }
 
     /* 2. the model: new, or resumed from the checkpoint */
     snprintf(path, sizeof path, "%s/ckpt", o.out);
     if (o.resume) {
         if (!(m = ds_checkpoint_load(path, o.batch, o.seq, &st, &err))) { fprintf(stderr, "resume: %s\n", err.msg); return 1; }
+        if (strcmp(st.run, run)) { /* the same run, or an honest refusal naming what changed */
+            fprintf(stderr, "resume: %s is another run's checkpoint: %s\n", path, ex_run_diff(st.run, run));
+            return 1;
+        }
+        if (st.step > o.steps) { fprintf(stderr, "resume: the checkpoint is at step %ld, past --steps %d\n", st.step, o.steps); return 1; }
         printf("resumed from %s at step %ld (%llu tokens seen)\n", path, st.step, (unsigned long long)st.tokens_seen);
     } else {
         ds_config_preset("tiny", &c, &err);
@@ -164,8 +174,11 @@ int main(int argc, char **argv) {
             bpb_curve[to - 1] = (float)val_bpb;
         }
         if (to % o.ckpt_every == 0 || to == o.steps || to == o.stop_after) {
-            if (ds_checkpoint_save(m, corpus.tok, &st, path, DS_DTYPE_F32, &err)) fprintf(stderr, "checkpoint: %s (training goes on)\n", err.msg);
-            else printf("  checkpoint: %s (step %ld)\n", path, st.step);
+            memcpy(st.run, run, sizeof st.run);
+            if (ds_checkpoint_save(m, corpus.tok, &st, path, DS_DTYPE_F32, &err)) {
+                fprintf(stderr, "checkpoint: %s%s\n", err.msg, to == o.steps || to == o.stop_after ? "" : " (training goes on)");
+                if (to == o.steps || to == o.stop_after) return 1; /* the result was not saved */
+            } else printf("  checkpoint: %s (step %ld)\n", path, st.step);
         }
         if (to == o.stop_after) { printf("stopped after step %ld as asked; continue with --resume\n", to); return 0; }
     }

@@ -71,11 +71,11 @@ int main(int argc, char **argv) {
             return 0;
         }
         if (i + 1 >= argc) { fprintf(stderr, "%s: unknown option, or it needs a value (see --help)\n", argv[i]); return 2; }
-        if (!strcmp(argv[i], "--steps")) o.steps = atoi(argv[++i]);
-        else if (!strcmp(argv[i], "--lr")) o.lr = atof(argv[++i]);
-        else if (!strcmp(argv[i], "--warmup")) o.warmup = atoi(argv[++i]);
-        else if (!strcmp(argv[i], "--threads")) o.threads = atoi(argv[++i]);
-        else if (!strcmp(argv[i], "--seed")) o.seed = strtoull(argv[++i], NULL, 10);
+        if (!strcmp(argv[i], "--steps")) { if (!ex_int(argv[i], argv[i + 1], 1, 1 << 30, &o.steps)) return 2; i++; }
+        else if (!strcmp(argv[i], "--lr")) { if (!ex_num(argv[i], argv[i + 1], 1e-12, 10, &o.lr)) return 2; i++; }
+        else if (!strcmp(argv[i], "--warmup")) { if (!ex_int(argv[i], argv[i + 1], 0, 1 << 30, &o.warmup)) return 2; i++; }
+        else if (!strcmp(argv[i], "--threads")) { if (!ex_int(argv[i], argv[i + 1], 1, 1024, &o.threads)) return 2; i++; }
+        else if (!strcmp(argv[i], "--seed")) { if (!ex_u64(argv[i], argv[i + 1], &o.seed)) return 2; i++; }
         else if (!strcmp(argv[i], "--data")) o.data = argv[++i];
         else if (!strcmp(argv[i], "--out")) o.out = argv[++i];
         else { fprintf(stderr, "unknown option %s (see --help)\n", argv[i]); return 2; }
@@ -84,7 +84,7 @@ int main(int argc, char **argv) {
         fprintf(stderr, "steps >= 10, 1 <= warmup < steps, threads >= 1, lr > 0\n");
         return 2;
     }
-    mkdir(o.out, 0755);
+    if (ex_outdir(o.out, &err)) { fprintf(stderr, "--out: %s\n", err.msg); return 1; }
     printf("== §2.3 multi-step against cosine, and continual training ==\n");
     if (ex_corpus_load(&corpus, o.data, 4096, &err) || !(pool = ds_pool_new(o.threads, &err))) { fprintf(stderr, "%s\n", err.msg); return 1; }
     l_ms = (float *)calloc(4 * ((size_t)o.steps * 2 + 1), sizeof(float));

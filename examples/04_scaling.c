@@ -375,19 +375,19 @@ static int parse(int argc, char **argv, options *o) {
         }
         if (!strcmp(argv[i], "--quick")) { o->quick = 1, o->budgets = 3, o->width = 3, o->c0 = 4e11, o->ratio = 2, o->predict = 2, o->vocab = 512; continue; }
         if (i + 1 >= argc) { fprintf(stderr, "%s: unknown option, or it needs a value (see --help)\n", argv[i]); return 0; }
-        if (!strcmp(argv[i], "--budgets")) o->budgets = atoi(argv[++i]);
-        else if (!strcmp(argv[i], "--c0")) o->c0 = atof(argv[++i]);
-        else if (!strcmp(argv[i], "--ratio")) o->ratio = atof(argv[++i]);
-        else if (!strcmp(argv[i], "--width")) o->width = atoi(argv[++i]);
-        else if (!strcmp(argv[i], "--predict")) o->predict = atof(argv[++i]);
-        else if (!strcmp(argv[i], "--warmup")) o->warmup = atoi(argv[++i]);
-        else if (!strcmp(argv[i], "--lr")) o->lr = atof(argv[++i]);
-        else if (!strcmp(argv[i], "--batch")) o->batch = atof(argv[++i]);
-        else if (!strcmp(argv[i], "--min-steps")) o->min_steps = atoi(argv[++i]);
-        else if (!strcmp(argv[i], "--vocab")) o->vocab = atoi(argv[++i]);
-        else if (!strcmp(argv[i], "--seq")) o->seq = atoi(argv[++i]);
-        else if (!strcmp(argv[i], "--threads")) o->threads = atoi(argv[++i]);
-        else if (!strcmp(argv[i], "--seed")) o->seed = strtoull(argv[++i], NULL, 10);
+        if (!strcmp(argv[i], "--budgets")) { if (!ex_int(argv[i], argv[i + 1], 2, 16, &o->budgets)) return 0; i++; }
+        else if (!strcmp(argv[i], "--c0")) { if (!ex_num(argv[i], argv[i + 1], 1, 1e30, &o->c0)) return 0; i++; }
+        else if (!strcmp(argv[i], "--ratio")) { if (!ex_num(argv[i], argv[i + 1], 1.000001, 1000, &o->ratio)) return 0; i++; }
+        else if (!strcmp(argv[i], "--width")) { if (!ex_int(argv[i], argv[i + 1], 3, 64, &o->width)) return 0; i++; }
+        else if (!strcmp(argv[i], "--predict")) { if (!ex_num(argv[i], argv[i + 1], 1.000001, 1000, &o->predict)) return 0; i++; }
+        else if (!strcmp(argv[i], "--warmup")) { if (!ex_int(argv[i], argv[i + 1], 0, 1 << 30, &o->warmup)) return 0; i++; }
+        else if (!strcmp(argv[i], "--lr")) { if (!ex_num(argv[i], argv[i + 1], 1e-12, 10, &o->lr)) return 0; i++; }
+        else if (!strcmp(argv[i], "--batch")) { if (!ex_num(argv[i], argv[i + 1], 1, 1e9, &o->batch)) return 0; i++; }
+        else if (!strcmp(argv[i], "--min-steps")) { if (!ex_int(argv[i], argv[i + 1], 1, 1 << 30, &o->min_steps)) return 0; i++; }
+        else if (!strcmp(argv[i], "--vocab")) { if (!ex_int(argv[i], argv[i + 1], 260, 1 << 24, &o->vocab)) return 0; i++; }
+        else if (!strcmp(argv[i], "--seq")) { if (!ex_int(argv[i], argv[i + 1], 2, 1 << 20, &o->seq)) return 0; i++; }
+        else if (!strcmp(argv[i], "--threads")) { if (!ex_int(argv[i], argv[i + 1], 1, 1024, &o->threads)) return 0; i++; }
+        else if (!strcmp(argv[i], "--seed")) { if (!ex_u64(argv[i], argv[i + 1], &o->seed)) return 0; i++; }
         else if (!strcmp(argv[i], "--data")) o->data = argv[++i];
         else if (!strcmp(argv[i], "--out")) o->out = argv[++i];
         else { fprintf(stderr, "unknown option %s (see --help)\n", argv[i]); return 0; }
@@ -411,7 +411,7 @@ int main(int argc, char **argv) {
     FILE *csv;
     if (!parse(argc, argv, &o)) return 2;
     S.o = o;
-    mkdir(o.out, 0755);
+    if (ex_outdir(o.out, &err)) { fprintf(stderr, "--out: %s\n", err.msg); return 1; }
     printf("== §3 an IsoFLOP scaling study on the bundled corpus ==\n");
     t0 = ds_now();
     if (ex_corpus_load(&S.corpus, o.data, o.vocab, &err) || !(S.pool = ds_pool_new(o.threads, &err))) { fprintf(stderr, "%s\n", err.msg); return 1; }

@@ -107,18 +107,18 @@ int main(int argc, char **argv) {
         if (i + 1 >= argc) { fprintf(stderr, "%s: unknown option, or it needs a value (see --help)\n", a); return 2; }
         if (!strcmp(a, "--init")) o.init = argv[++i];
         else if (!strcmp(a, "--train")) o.train = argv[++i];
-        else if (!strcmp(a, "--n-train")) o.n_train = atoi(argv[++i]);
-        else if (!strcmp(a, "--epochs")) o.epochs = atoi(argv[++i]);
-        else if (!strcmp(a, "--lr")) o.lr = atof(argv[++i]);
-        else if (!strcmp(a, "--batch")) o.batch = atoi(argv[++i]);
-        else if (!strcmp(a, "--seq")) o.seq = atoi(argv[++i]);
-        else if (!strcmp(a, "--warmup")) o.warmup = atoi(argv[++i]);
-        else if (!strcmp(a, "--stage2-frac")) o.stage2_frac = atof(argv[++i]);
-        else if (!strcmp(a, "--n-eval")) o.n_eval = atoi(argv[++i]);
-        else if (!strcmp(a, "--max-new")) o.max_new = atoi(argv[++i]);
+        else if (!strcmp(a, "--n-train")) { if (!ex_int(a, argv[++i], 1, 1 << 24, &o.n_train)) return 2; }
+        else if (!strcmp(a, "--epochs")) { if (!ex_int(a, argv[++i], 1, 10000, &o.epochs)) return 2; }
+        else if (!strcmp(a, "--lr")) { if (!ex_num(a, argv[++i], 1e-12, 10, &o.lr)) return 2; }
+        else if (!strcmp(a, "--batch")) { if (!ex_int(a, argv[++i], 1, 1 << 16, &o.batch)) return 2; }
+        else if (!strcmp(a, "--seq")) { if (!ex_int(a, argv[++i], 2, 1 << 20, &o.seq)) return 2; }
+        else if (!strcmp(a, "--warmup")) { if (!ex_int(a, argv[++i], 0, 1 << 30, &o.warmup)) return 2; }
+        else if (!strcmp(a, "--stage2-frac")) { if (!ex_num(a, argv[++i], 0, 0.99, &o.stage2_frac)) return 2; }
+        else if (!strcmp(a, "--n-eval")) { if (!ex_int(a, argv[++i], 0, 1 << 20, &o.n_eval)) return 2; }
+        else if (!strcmp(a, "--max-new")) { if (!ex_int(a, argv[++i], 1, 1 << 20, &o.max_new)) return 2; }
         else if (!strcmp(a, "--val")) o.val = argv[++i];
-        else if (!strcmp(a, "--threads")) o.threads = atoi(argv[++i]);
-        else if (!strcmp(a, "--seed")) o.seed = strtoull(argv[++i], NULL, 10);
+        else if (!strcmp(a, "--threads")) { if (!ex_int(a, argv[++i], 1, 1024, &o.threads)) return 2; }
+        else if (!strcmp(a, "--seed")) { if (!ex_u64(a, argv[++i], &o.seed)) return 2; }
         else if (!strcmp(a, "--out")) o.out = argv[++i];
         else { fprintf(stderr, "unknown option %s (see --help)\n", a); return 2; }
     }
@@ -127,7 +127,7 @@ int main(int argc, char **argv) {
         fprintf(stderr, "epochs, batch, threads, n-train, n-eval >= 1; seq, max-new >= 8; lr > 0; 0 <= stage2-frac <= 1\n");
         return 2;
     }
-    mkdir(o.out, 0755);
+    if (ex_outdir(o.out, &err)) { fprintf(stderr, "--out: %s\n", err.msg); return 1; }
     printf("== §4 supervised fine-tuning ==\n");
     t0 = ds_now();
     snprintf(path, sizeof path, "%s/tokenizer.json", o.init);

@@ -102,21 +102,21 @@ int main(int argc, char **argv) {
         if (!strcmp(a, "--init")) o.init = argv[++i];
         else if (!strcmp(a, "--train")) o.train = argv[++i];
         else if (!strcmp(a, "--heldout")) o.heldout = argv[++i];
-        else if (!strcmp(a, "--n-train")) o.n_train = atoi(argv[++i]);
-        else if (!strcmp(a, "--n-heldout")) o.n_heldout = atoi(argv[++i]);
-        else if (!strcmp(a, "--epochs")) o.epochs = atoi(argv[++i]);
-        else if (!strcmp(a, "--lr")) o.lr = atof(argv[++i]);
-        else if (!strcmp(a, "--warmup")) o.warmup = atoi(argv[++i]);
-        else if (!strcmp(a, "--pairs")) o.pairs = atoi(argv[++i]);
-        else if (!strcmp(a, "--seq")) o.seq = atoi(argv[++i]);
-        else if (!strcmp(a, "--beta")) o.dpo.beta = atof(argv[++i]);
-        else if (!strcmp(a, "--label-smoothing")) o.dpo.label_smoothing = atof(argv[++i]);
-        else if (!strcmp(a, "--n-eval")) o.n_eval = atoi(argv[++i]);
-        else if (!strcmp(a, "--max-new")) o.max_new = atoi(argv[++i]);
+        else if (!strcmp(a, "--n-train")) { if (!ex_int(a, argv[++i], 1, 1 << 24, &o.n_train)) return 2; }
+        else if (!strcmp(a, "--n-heldout")) { if (!ex_int(a, argv[++i], 1, 1 << 24, &o.n_heldout)) return 2; }
+        else if (!strcmp(a, "--epochs")) { if (!ex_int(a, argv[++i], 1, 10000, &o.epochs)) return 2; }
+        else if (!strcmp(a, "--lr")) { if (!ex_num(a, argv[++i], 1e-12, 10, &o.lr)) return 2; }
+        else if (!strcmp(a, "--warmup")) { if (!ex_int(a, argv[++i], 0, 1 << 30, &o.warmup)) return 2; }
+        else if (!strcmp(a, "--pairs")) { if (!ex_int(a, argv[++i], 1, 4096, &o.pairs)) return 2; }
+        else if (!strcmp(a, "--seq")) { if (!ex_int(a, argv[++i], 2, 1 << 20, &o.seq)) return 2; }
+        else if (!strcmp(a, "--beta")) { if (!ex_num(a, argv[++i], 1e-6, 1e6, &o.dpo.beta)) return 2; }
+        else if (!strcmp(a, "--label-smoothing")) { if (!ex_num(a, argv[++i], 0, 0.5, &o.dpo.label_smoothing)) return 2; }
+        else if (!strcmp(a, "--n-eval")) { if (!ex_int(a, argv[++i], 0, 1 << 20, &o.n_eval)) return 2; }
+        else if (!strcmp(a, "--max-new")) { if (!ex_int(a, argv[++i], 1, 1 << 20, &o.max_new)) return 2; }
         else if (!strcmp(a, "--val")) o.val = argv[++i];
         else if (!strcmp(a, "--sft-metrics")) o.sft_metrics = argv[++i];
-        else if (!strcmp(a, "--threads")) o.threads = atoi(argv[++i]);
-        else if (!strcmp(a, "--seed")) o.seed = strtoull(argv[++i], NULL, 10);
+        else if (!strcmp(a, "--threads")) { if (!ex_int(a, argv[++i], 1, 1024, &o.threads)) return 2; }
+        else if (!strcmp(a, "--seed")) { if (!ex_u64(a, argv[++i], &o.seed)) return 2; }
         else if (!strcmp(a, "--out")) o.out = argv[++i];
         else { fprintf(stderr, "unknown option %s (see --help)\n", a); return 2; }
     }
@@ -125,7 +125,7 @@ int main(int argc, char **argv) {
         fprintf(stderr, "pairs, threads, n-train, n-heldout, n-eval, epochs >= 1; seq, max-new >= 8; lr, beta > 0; 0 <= label-smoothing < 0.5\n");
         return 2;
     }
-    mkdir(o.out, 0755);
+    if (ex_outdir(o.out, &err)) { fprintf(stderr, "--out: %s\n", err.msg); return 1; }
     printf("== §4 direct preference optimization (%s, beta %g%s) ==\n", o.dpo.loss_type == DS_DPO_IPO ? "IPO" : "sigmoid loss", o.dpo.beta,
            o.dpo.label_smoothing > 0 ? ", label smoothing" : "");
     t0 = ds_now();

@@ -48,11 +48,11 @@ int main(int argc, char **argv) {
         if (!strcmp(a, "--model")) model_dir = argv[++i];
         else if (!strcmp(a, "--prompt")) prompt = argv[++i];
         else if (!strcmp(a, "--system")) system = argv[++i];
-        else if (!strcmp(a, "--temperature")) temperature = atof(argv[++i]);
-        else if (!strcmp(a, "--top-p")) top_p = atof(argv[++i]);
-        else if (!strcmp(a, "--max-new")) max_new = atoi(argv[++i]);
-        else if (!strcmp(a, "--threads")) threads = atoi(argv[++i]);
-        else if (!strcmp(a, "--seed")) seed = strtoull(argv[++i], NULL, 10);
+        else if (!strcmp(a, "--temperature")) { if (!ex_num(a, argv[++i], 0, 100, &temperature)) return 2; }
+        else if (!strcmp(a, "--top-p")) { if (!ex_num(a, argv[++i], 1e-9, 1, &top_p)) return 2; }
+        else if (!strcmp(a, "--max-new")) { if (!ex_int(a, argv[++i], 1, 1 << 20, &max_new)) return 2; }
+        else if (!strcmp(a, "--threads")) { if (!ex_int(a, argv[++i], 1, 1024, &threads)) return 2; }
+        else if (!strcmp(a, "--seed")) { if (!ex_u64(a, argv[++i], &seed)) return 2; }
         else { fprintf(stderr, "unknown option %s (see --help)\n", a); return 2; }
     }
     if (max_new < 1 || threads < 1 || temperature < 0 || !(top_p > 0 && top_p <= 1)) {

@@ -14,6 +14,65 @@
 #define EX_MAYBE_UNUSED
 #endif
 
+/* ---- strict command-line numbers: the whole string, in range, or a message naming the flag ----
+   ex_int / ex_num / ex_u64 print "--flag: ..." to stderr and return 0 when the value is not a
+   whole number (or a finite number) within [lo, hi]; "abc", "12x", "nan", "inf" and values that do
+   not fit are refused, never turned into 0 or wrapped. */
+#include <errno.h>
+EX_MAYBE_UNUSED static int ex_int(const char *flag, const char *s, long lo, long hi, int *out) {
+    char *end;
+    long v;
+    errno = 0;
+    v = strtol(s, &end, 10);
+    if (!*s || *end || errno == ERANGE || v < lo || v > hi) {
+        fprintf(stderr, "%s: '%s' is not a whole number in [%ld, %ld]\n", flag, s, lo, hi);
+        return 0;
+    }
+    *out = (int)v;
+    return 1;
+}
+EX_MAYBE_UNUSED static int ex_num(const char *flag, const char *s, double lo, double hi, double *out) {
+    char *end;
+    double v;
+    errno = 0;
+    v = strtod(s, &end);
+    if (!*s || *end || errno == ERANGE || !(v == v) || !(v >= lo && v <= hi)) {
+        fprintf(stderr, "%s: '%s' is not a number in [%g, %g]\n", flag, s, lo, hi);
+        return 0;
+    }
+    *out = v;
+    return 1;
+}
+EX_MAYBE_UNUSED static int ex_u64(const char *flag, const char *s, unsigned long long *out) {
+    char *end;
+    unsigned long long v;
+    errno = 0;
+    v = strtoull(s, &end, 10);
+    if (!*s || *end || errno == ERANGE || *s == '-' || *s == '+' || *s == ' ') {
+        fprintf(stderr, "%s: '%s' is not a whole number in [0, 2^64)\n", flag, s);
+        return 0;
+    }
+    *out = v;
+    return 1;
+}
+
+/* Makes the output directory DIR (or accepts an existing one) and proves it writable by creating
+   and removing a file in it, so that an unwritable --out fails before any training, with the
+   real reason (read-only file system, not a directory, no permission). */
+#include <sys/stat.h>
+EX_MAYBE_UNUSED static int ex_outdir(const char *dir, ds_error *err) {
+    char probe[1100];
+    FILE *f;
+    struct stat sb;
+    if (mkdir(dir, 0755) != 0 && errno != EEXIST) return ds_error_set(err, DS_ERR_IO, "cannot create '%s': %s", dir, strerror(errno));
+    if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode)) return ds_error_set(err, DS_ERR_IO, "'%s' is not a directory", dir);
+    snprintf(probe, sizeof probe, "%s/.write-test", dir);
+    if (!(f = fopen(probe, "wb"))) return ds_error_set(err, DS_ERR_IO, "cannot write in '%s': %s", dir, strerror(errno));
+    fclose(f);
+    remove(probe);
+    return DS_OK;
+}
+
 /* The corpus: the training split of each file (the first 90%, data/SOURCES.md) trains the
    tokenizer as 01_tokenizer does, and both splits are encoded once. */
 typedef struct ex_corpus {
@@ -49,6 +108,30 @@ EX_MAYBE_UNUSED static int ex_corpus_load(ex_corpus *c, const char *dir, int voc
     ds_buf_free(&tr);
     ds_buf_free(&va);
     return rc;
+}
+
+/* a hash of a token set (the run description names the corpus by it) */
+EX_MAYBE_UNUSED static unsigned long long ex_tokens_hash(const ds_tokens *t) {
+    unsigned long long h = 1469598103934665603ull;
+    size_t i;
+    for (i = 0; i < t->n; i++) h = (h ^ (unsigned long long)(uint32_t)t->ids[i]) * 1099511628211ull;
+    return h ^ t->n;
+}
+
+/* The first setting that differs between two run descriptions ("key=value ..."), in words. */
+EX_MAYBE_UNUSED static const char *ex_run_diff(const char *saved, const char *now) {
+    static char msg[256];
+    const char *a = saved, *b = now;
+    if (!*saved) return "its trainer state has no run description (an older checkpoint, or another program's)";
+    while (*a || *b) {
+        size_t la = strcspn(a, " "), lb = strcspn(b, " ");
+        if (la != lb || strncmp(a, b, la)) {
+            snprintf(msg, sizeof msg, "it was trained with %.*s, this run asks for %.*s", (int)(la < 100 ? la : 100), a, (int)(lb < 100 ? lb : 100), b);
+            return msg;
+        }
+        a += la + (a[la] == ' '), b += lb + (b[lb] == ' ');
+    }
+    return "its settings differ";
 }
 
 EX_MAYBE_UNUSED static void ex_corpus_free(ex_corpus *c) {
