@@ -3018,6 +3018,9 @@ static void ds__chunk(size_t n, int parts, int k, size_t *b, size_t *e) {
    re-checked under the mutex before any wait, so no wake-up is lost. */
 #if defined(__GNUC__) || defined(__clang__)
 #define DS__LOAD(p) __atomic_load_n(p, __ATOMIC_ACQUIRE)
+#define DS__STORE(p, v) __atomic_store_n(p, v, __ATOMIC_RELEASE)
+#define DS__INC(p) __atomic_add_fetch(p, 1, __ATOMIC_ACQ_REL)
+#define DS__SUB(p) __atomic_sub_fetch(p, 1, __ATOMIC_ACQ_REL)
 #define DS__SPIN 20000
 #if defined(__x86_64__) || defined(__i386__)
 #define DS__PAUSE() __builtin_ia32_pause()
@@ -3026,6 +3029,9 @@ static void ds__chunk(size_t n, int parts, int k, size_t *b, size_t *e) {
 #endif
 #else
 #define DS__LOAD(p) (*(p))
+#define DS__STORE(p, v) (*(p) = (v))
+#define DS__INC(p) (++*(p))
+#define DS__SUB(p) (--*(p))
 #define DS__SPIN 0
 #define DS__PAUSE() ((void)0)
 #endif
@@ -3046,7 +3052,7 @@ static void *ds__worker_main(void *arg) {
         ds__chunk(p->total, p->n, w->k, &b, &e);
         if (b < e) p->fn(p->ctx, b, e);
         pthread_mutex_lock(&p->mu);
-        last = --p->pending == 0;
+        last = DS__SUB(&p->pending) == 0; /* atomic: the caller spins reading it without the mutex */
         if (last) pthread_cond_signal(&p->done);
         pthread_mutex_unlock(&p->mu);
     }
@@ -3091,7 +3097,7 @@ DSDEF void ds_pool_free(ds_pool *p) {
     if (p->th) {
         int k;
         pthread_mutex_lock(&p->mu);
-        p->quit = 1;
+        DS__STORE(&p->quit, 1);
         pthread_cond_broadcast(&p->go);
         pthread_mutex_unlock(&p->mu);
         for (k = 1; k <= p->started; k++) pthread_join(p->th[k], NULL);
@@ -3115,8 +3121,8 @@ DSDEF void ds_pool_for(ds_pool *p, size_t n, void (*fn)(void *ctx, size_t begin,
         p->fn = fn;
         p->ctx = ctx;
         p->total = n;
-        p->pending = p->n - 1;
-        p->gen++;
+        DS__STORE(&p->pending, p->n - 1); /* atomic stores: the workers spin reading these without the mutex */
+        DS__INC(&p->gen);
         pthread_cond_broadcast(&p->go);
         pthread_mutex_unlock(&p->mu);
         ds__chunk(n, p->n, 0, &b, &e);
@@ -4615,10 +4621,23 @@ static int ds__cfg_num(const ds_json *root, const char *key, double dflt, double
 }
 
 /* tie: set to 1 when the checkpoint ties the LM head to the embedding */
+/* the first key that an object holds twice, or NULL. JSON readers disagree on duplicates
+   (Python's json and Hugging Face take the last, others the first), so the files a checkpoint
+   trusts -- config.json and the safetensors headers -- refuse them. */
+static const char *ds__json_duplicate_key(const ds_json *obj) {
+    const ds_json *a, *b;
+    for (a = obj->child; a; a = a->next)
+        for (b = a->next; b; b = b->next)
+            if (a->key_len == b->key_len && !memcmp(a->key, b->key, a->key_len)) return a->key;
+    return NULL;
+}
+
 static int ds__config_from_doc(const ds_json *r, ds_config *c, int *tie, ds_error *err) {
     const ds_json *j;
+    const char *dup;
     int rc, hd;
     if (!r || r->type != DS_JSON_OBJECT) return ds__fail(err, DS_ERR_FORMAT, "config.json: the top level is not an object");
+    if ((dup = ds__json_duplicate_key(r))) return ds__fail(err, DS_ERR_FORMAT, "config.json: the key \"%.60s\" appears twice", dup);
     memset(c, 0, sizeof *c);
     if ((j = ds_json_get(r, "model_type")) && !ds__jis(j, "llama"))
         return ds__fail(err, DS_ERR_UNSUPPORTED, "config.json: model_type \"%.40s\" (deepseek.h implements \"llama\")", j->type == DS_JSON_STRING ? j->str : "?");
@@ -4800,6 +4819,10 @@ static int ds__st_open(ds__st_r *r, const char *path, ds_error *err) {
         goto fail;
     }
     if (r->doc->root->type != DS_JSON_OBJECT) { ds__fail(err, DS_ERR_FORMAT, "%s: the header is not a JSON object", path); goto fail; }
+    if (r->doc->root->len < 4096 && ds__json_duplicate_key(r->doc->root)) { /* (pairwise: bounded to headers of realistic size) */
+        ds__fail(err, DS_ERR_FORMAT, "%s: the header names \"%.60s\" twice", path, ds__json_duplicate_key(r->doc->root));
+        goto fail;
+    }
     r->data = r->file + 8 + hl;
     r->data_len = r->len - 8 - (size_t)hl;
     rg = (ds__range *)ds__calloc(r->doc->root->len + 1, sizeof(ds__range));
@@ -5824,7 +5847,7 @@ static int ds__messages(const ds_json *j, const char *what, ds_message **out, in
     const ds_json *c;
     int n = 0;
     *out = NULL, *n_out = 0;
-    if (j->type != DS_JSON_ARRAY) return ds__fail(err, DS_ERR_FORMAT, "\"%s\" is a %s, not a list of messages", what, ds_json_type_name(j->type));
+    if (j->type != DS_JSON_ARRAY) return ds__fail(err, DS_ERR_FORMAT, "\"%s\" is %s, not a list of messages", what, ds_json_type_name(j->type));
     if (j->len == 0) return ds__fail(err, DS_ERR_FORMAT, "\"%s\" is an empty list", what);
     if (j->len > 100000) return ds__fail(err, DS_ERR_FORMAT, "\"%s\" has too many messages", what);
     if (!(*out = (ds_message *)DS_MALLOC(j->len * sizeof(ds_message)))) return DS__OOM(err);
@@ -5848,7 +5871,7 @@ static const ds_json *ds__field(const ds_json *row, const char *key, ds_error *e
     const ds_json *j = ds_json_get(row, key);
     if (!j) ds__fail(err, DS_ERR_FORMAT, "no \"%s\" field", key);
     else if (j->type != DS_JSON_STRING && j->type != DS_JSON_ARRAY)
-        j = NULL, ds__fail(err, DS_ERR_FORMAT, "\"%s\" is a %s, not a string or a message list", key, ds_json_type_name(ds_json_get(row, key)->type));
+        j = NULL, ds__fail(err, DS_ERR_FORMAT, "\"%s\" is %s, not a string or a message list", key, ds_json_type_name(ds_json_get(row, key)->type));
     else if (j->type == DS_JSON_STRING && strlen(j->str) != j->len) j = NULL, ds__fail(err, DS_ERR_FORMAT, "\"%s\" contains a NUL character", key);
     return j;
 }
@@ -5885,7 +5908,7 @@ static int ds__row(ds_tokenizer *tok, int kind, const char *line, size_t len, ds
     int rc = DS_OK, na, nb;
     if (!doc) return err ? err->code : DS_ERR_FORMAT;
     row = doc->root;
-    if (row->type != DS_JSON_OBJECT) rc = ds__fail(err, DS_ERR_FORMAT, "the line is a JSON %s, not an object", ds_json_type_name(row->type));
+    if (row->type != DS_JSON_OBJECT) rc = ds__fail(err, DS_ERR_FORMAT, "the line is %s, not a JSON object", ds_json_type_name(row->type));
     else if (kind == DS_DATA_SFT && (a = ds_json_get(row, "messages"))) {
         if (!(rc = ds__messages(a, "messages", &ma, &na, err))) rc = ds__render(tok, ma, na, 0, 1, &ex->seq, err);
     } else if (kind == DS_DATA_SFT) {

@@ -103,7 +103,7 @@ static void test_dataset_sft_rows(void) {
     CHECK(d.n == 3 && d.lines == 9 && d.bad == 6 && d.truncated == 0);
     CHECK(b.n == 6 && b.lines[0] == 5 && b.lines[1] == 6 && b.lines[2] == 7 && b.lines[3] == 8 && b.lines[4] == 9 && b.lines[5] == 10);
     CHECKF(strstr(b.msgs[0], "no assistant reply") && strstr(b.msgs[1], "robot") && strstr(b.msgs[2], "mix") && strstr(b.msgs[3], "line 1") &&
-               strstr(b.msgs[4], "not an object") && strstr(b.msgs[5], "system message must come first"),
+               strstr(b.msgs[4], "is an array, not a JSON object") && strstr(b.msgs[5], "system message must come first"),
            "messages: %s | %s | %s | %s | %s | %s", b.msgs[0], b.msgs[1], b.msgs[2], b.msgs[3], b.msgs[4], b.msgs[5]);
     /* row 1 is the chat template; row 3 (conversational prompt/completion) gives the same ids */
     m[0].role = "user", m[0].content = "Hi", m[1].role = "assistant", m[1].content = "Hello!";

@@ -11,9 +11,17 @@
 #include <unistd.h>
 #include <sys/stat.h>
 
+static char dir[64]; /* the scratch checkpoint directory, removed at exit */
+static void remove_scratch(void) {
+    char p[128];
+    static const char *const files[] = {"config.json", "model.safetensors", "model.safetensors.tmp", "config.json.tmp"};
+    size_t i;
+    for (i = 0; i < sizeof files / sizeof files[0]; i++) { snprintf(p, sizeof p, "%s/%s", dir, files[i]); remove(p); }
+    rmdir(dir);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-    static char dir[64];
     char path[96];
     const uint8_t *nul = (const uint8_t *)memchr(data, 0, size);
     size_t cfg_len = nul ? (size_t)(nul - data) : size;
@@ -21,7 +29,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     ds_model *m;
     ds_config c;
     FILE *f;
-    if (!dir[0]) { snprintf(dir, sizeof dir, "/tmp/ds_fuzz_st_%d", (int)getpid()); mkdir(dir, 0755); }
+    if (!dir[0]) { snprintf(dir, sizeof dir, "/tmp/ds_fuzz_st_%d", (int)getpid()); mkdir(dir, 0755); atexit(remove_scratch); }
     /* config.json alone */
     if (ds_config_from_json((const char *)data, cfg_len, &c, &err) != DS_OK && !err.msg[0]) abort();
     snprintf(path, sizeof path, "%s/config.json", dir);
