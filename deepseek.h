@@ -3236,6 +3236,17 @@ DSDEF int ds_config_validate(const ds_config *c, ds_error *err) {
    number of threads. First the math and the matmul tile the ops share.
    ============================================================================================ */
 
+/* AdamW on element i in PyTorch's order of operations (torch.optim.AdamW): clip, decoupled
+   decay, the moments, the bias-corrected step. Both backends' update is this one line. */
+#define DS__ADAMW_ELEMENT(p, g, m, v, i, decay, b1, b2, step, bc2s, eps, clip, SQRT)            \
+    do {                                                                                      \
+        ds_float gi_ = (g)[i] * (clip);                                                       \
+        (p)[i] *= (decay);                                                                    \
+        (m)[i] = (m)[i] * (b1) + gi_ * (1 - (b1));                                            \
+        (v)[i] = (v)[i] * (b2) + gi_ * gi_ * (1 - (b2));                                      \
+        (p)[i] -= (step) * (m)[i] / (SQRT((v)[i]) / (bc2s) + (eps));                          \
+    } while (0)
+
 #ifdef DS_CUDA
 /* The CUDA backend: deepseek_cuda.cuh implements ds__exec and every op below with the same
    signatures (see its banner); the model after this section is the same source for both. */
@@ -3791,14 +3802,6 @@ static void ds__rope_run(ds__exec *ex, ds_float *qkv, const ds_float *cos, const
     r.qkv = qkv, r.cos = cos, r.sin = sin, r.T = T, r.pos0 = pos0, r.nh = H + KV, r.hd = hd, r.stride = (H + 2 * KV) * hd, r.inverse = inverse;
     ds_pool_for(ex->pool, N, ds__rope_task, &r);
 }
-static void ds__rope_forward(ds__exec *ex, ds_float *qkv, const ds_float *cos, const ds_float *sin, size_t N, size_t T, size_t pos0,
-                             size_t H, size_t KV, size_t hd) {
-    ds__rope_run(ex, qkv, cos, sin, N, T, pos0, H, KV, hd, 0);
-}
-static void ds__rope_backward(ds__exec *ex, ds_float *dqkv, const ds_float *cos, const ds_float *sin, size_t N, size_t T, size_t pos0,
-                              size_t H, size_t KV, size_t hd) {
-    ds__rope_run(ex, dqkv, cos, sin, N, T, pos0, H, KV, hd, 1);
-}
 
 /* ---- causal grouped-query attention (§2.2) --------------------------------------------------------
    qkv[B,T,Q] (rows q heads | k heads | v heads), y[B,T,H hd], att[B,H,T,T] (the probabilities,
@@ -4040,13 +4043,7 @@ static void ds__adamw_task(void *ctx, size_t c0, size_t c1) {
         ds_float decay = (ds_float)(1.0 - o->hp->lr * (tn->decay ? o->hp->wd : 0.0)), b1 = (ds_float)o->hp->b1, b2 = (ds_float)o->hp->b2;
         ds_float step = (ds_float)(o->hp->lr / o->hp->bc1), bc2s = (ds_float)sqrt(o->hp->bc2), eps = (ds_float)o->hp->eps;
         ds_float clip = (ds_float)o->hp->clip;
-        for (i = b; i < e; i++) {
-            ds_float gi = g[i] * clip;
-            p[i] *= decay;
-            mm[i] = mm[i] * b1 + gi * (1 - b1);
-            vv[i] = vv[i] * b2 + gi * gi * (1 - b2);
-            p[i] -= step * mm[i] / (DS__SQRT(vv[i]) / bc2s + eps);
-        }
+        for (i = b; i < e; i++) DS__ADAMW_ELEMENT(p, g, mm, vv, i, decay, b1, b2, step, bc2s, eps, clip, DS__SQRT);
     }
 }
 static void ds__adamw_update(ds__exec *ex, ds_float *p, const ds_float *g, ds_float *m, ds_float *v, const ds_tensor *t, int n_tensors,
@@ -4057,6 +4054,16 @@ static void ds__adamw_update(ds__exec *ex, ds_float *p, const ds_float *g, ds_fl
 }
 
 #endif /* DS_CUDA: the end of the op layer */
+
+/* RoPE's pair, on either backend's ds__rope_run (the rotation by +a, or by -a: its transpose) */
+static void ds__rope_forward(ds__exec *ex, ds_float *qkv, const ds_float *cos, const ds_float *sin, size_t N, size_t T, size_t pos0,
+                             size_t H, size_t KV, size_t hd) {
+    ds__rope_run(ex, qkv, cos, sin, N, T, pos0, H, KV, hd, 0);
+}
+static void ds__rope_backward(ds__exec *ex, ds_float *dqkv, const ds_float *cos, const ds_float *sin, size_t N, size_t T, size_t pos0,
+                              size_t H, size_t KV, size_t hd) {
+    ds__rope_run(ex, dqkv, cos, sin, N, T, pos0, H, KV, hd, 1);
+}
 
 /* ============================================================================================
    §2.2 The model

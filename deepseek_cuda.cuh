@@ -319,35 +319,36 @@ static void ds__rope_run(ds__exec *ex, ds_float *qkv, const ds_float *cs, const 
     ds__rope_kernel<<<ds__blocks(N * (H + KV) * hd / 2), DS__CU_THREADS>>>(qkv, cs, sn, N, T, pos0, H + KV, hd, (H + 2 * KV) * hd, inverse);
     DS__LAUNCHED(ex, "rope");
 }
-static void ds__rope_forward(ds__exec *ex, ds_float *qkv, const ds_float *cos, const ds_float *sin, size_t N, size_t T, size_t pos0,
-                             size_t H, size_t KV, size_t hd) {
-    ds__rope_run(ex, qkv, cos, sin, N, T, pos0, H, KV, hd, 0);
-}
-static void ds__rope_backward(ds__exec *ex, ds_float *dqkv, const ds_float *cos, const ds_float *sin, size_t N, size_t T, size_t pos0,
-                              size_t H, size_t KV, size_t hd) {
-    ds__rope_run(ex, dqkv, cos, sin, N, T, pos0, H, KV, hd, 1);
-}
 
 /* ---- causal GQA attention, the direct form. Forward: one block per (query row t, b, h):
    scores over t2 <= t, a block max and sum, P's row kept in att (zeros past t), then y[t] = P V
    with a thread per output channel looping t2 in order. Backward: per row, dS = P (dP - rowsum(P
    dP)) / sqrt(hd) into the scratch and dQ = dS K; then per (t2, b, kv head), dK and dV summed over
    the group's heads and the rows t >= t2, in order. dqkv is written. ---- */
+/* one query row's causal scores over keys 0..n-1 into s (scaled q.k), then exp(s - max) in place;
+   returns their sum (block-wide, fixed tree): the shared first half of the training and the
+   decoding attention */
+__device__ static float ds__scores_exp(ds_float *s, const ds_float *q, const ds_float *k0, size_t kstride, size_t n, size_t hd, ds_float scale,
+                                       float *sh) {
+    ds_float mx = -INFINITY, sum = 0;
+    size_t t2, j;
+    for (t2 = threadIdx.x; t2 < n; t2 += blockDim.x) {
+        const ds_float *k = k0 + t2 * kstride;
+        ds_float d = 0;
+        for (j = 0; j < hd; j++) d += q[j] * k[j];
+        s[t2] = d * scale;
+        mx = fmaxf(mx, s[t2]);
+    }
+    mx = ds__block_max(mx, sh);
+    for (t2 = threadIdx.x; t2 < n; t2 += blockDim.x) { s[t2] = expf(s[t2] - mx); sum += s[t2]; }
+    return ds__block_sum(sum, sh);
+}
 __global__ static void ds__attn_fwd_kernel(ds_float *y, ds_float *att, const ds_float *qkv, size_t T, size_t H, size_t KV, size_t hd) {
     __shared__ float sh[32];
     size_t t = blockIdx.x, bh = blockIdx.y, b = bh / H, h = bh % H, kvh = h / (H / KV), Q = (H + 2 * KV) * hd, t2, j;
     const ds_float *base = qkv + b * T * Q, *q = base + t * Q + h * hd;
-    ds_float *p = att + (bh * T + t) * T, scale = (ds_float)(1.0 / sqrt((double)hd)), mx = -INFINITY, sum = 0;
-    for (t2 = threadIdx.x; t2 <= t; t2 += blockDim.x) {
-        const ds_float *k = base + t2 * Q + H * hd + kvh * hd;
-        ds_float s = 0;
-        for (j = 0; j < hd; j++) s += q[j] * k[j];
-        p[t2] = s * scale;
-        mx = fmaxf(mx, p[t2]);
-    }
-    mx = ds__block_max(mx, sh);
-    for (t2 = threadIdx.x; t2 <= t; t2 += blockDim.x) { p[t2] = expf(p[t2] - mx); sum += p[t2]; }
-    sum = ds__block_sum(sum, sh);
+    ds_float *p = att + (bh * T + t) * T, scale = (ds_float)(1.0 / sqrt((double)hd));
+    ds_float sum = ds__scores_exp(p, q, base + H * hd + kvh * hd, Q, t + 1, hd, scale, sh);
     for (t2 = threadIdx.x; t2 < T; t2 += blockDim.x) p[t2] = t2 <= t ? p[t2] / sum : 0;
     __syncthreads();
     for (j = threadIdx.x; j < hd; j += blockDim.x) {
@@ -420,17 +421,8 @@ __global__ static void ds__attn_decode_kernel(ds_float *y, ds_float *scr, const 
     __shared__ float sh[32];
     size_t h = blockIdx.x, kvh = h / (H / KV), t, j;
     const ds_float *q = qkv + h * hd;
-    ds_float *att = scr + h * (pos + 1), scale = (ds_float)(1.0 / sqrt((double)hd)), mx = -INFINITY, sum = 0;
-    for (t = threadIdx.x; t <= pos; t += blockDim.x) {
-        const ds_float *k = kc + t * KV * hd + kvh * hd;
-        ds_float s = 0;
-        for (j = 0; j < hd; j++) s += q[j] * k[j];
-        att[t] = s * scale;
-        mx = fmaxf(mx, att[t]);
-    }
-    mx = ds__block_max(mx, sh);
-    for (t = threadIdx.x; t <= pos; t += blockDim.x) { att[t] = expf(att[t] - mx); sum += att[t]; }
-    sum = ds__block_sum(sum, sh);
+    ds_float *att = scr + h * (pos + 1), scale = (ds_float)(1.0 / sqrt((double)hd));
+    ds_float sum = ds__scores_exp(att, q, kc + kvh * hd, KV * hd, pos + 1, hd, scale, sh);
     __syncthreads();
     for (j = threadIdx.x; j < hd; j += blockDim.x) {
         ds_float acc = 0;
@@ -513,13 +505,7 @@ typedef struct ds__adamw_hp { double lr, b1, b2, eps, wd, bc1, bc2, clip; } ds__
 __global__ static void ds__adamw_kernel(ds_float *p, const ds_float *g, ds_float *m, ds_float *v, size_t n, ds_float decay, ds_float b1, ds_float b2,
                                         ds_float step, ds_float bc2s, ds_float eps, ds_float clip) {
     size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
-    ds_float gi;
-    if (i >= n) return;
-    gi = g[i] * clip;
-    p[i] *= decay;
-    m[i] = m[i] * b1 + gi * (1 - b1);
-    v[i] = v[i] * b2 + gi * gi * (1 - b2);
-    p[i] -= step * m[i] / (sqrtf(v[i]) / bc2s + eps);
+    if (i < n) DS__ADAMW_ELEMENT(p, g, m, v, i, decay, b1, b2, step, bc2s, eps, clip, sqrtf);
 }
 static void ds__adamw_update(ds__exec *ex, ds_float *p, const ds_float *g, ds_float *m, ds_float *v, const ds_tensor *t, int n_tensors,
                              size_t n, const ds__adamw_hp *hp) {
