@@ -555,6 +555,10 @@ DSDEF int ds_checkpoint_save(const ds_model *m, const ds_tokenizer *tok, const d
    Validates everything: header size, JSON, dtypes, shapes against config.json, byte ranges; the
    first problem is reported in words. */
 DSDEF ds_model *ds_checkpoint_load(const char *dir, int B, int T, ds_train_state *st, ds_error *err);
+/* The same for inference only (chat, evaluation): the weights without gradients or AdamW moments,
+   a quarter of the memory. Forward, forward_token, evaluation and weight-only saves work;
+   backward and step are refused. */
+DSDEF ds_model *ds_checkpoint_load_inference(const char *dir, int B, int T, ds_error *err);
 /* config.json <-> ds_config (LlamaConfig keys; unknown keys are ignored, unsupported values --
    biases, another activation, RoPE scaling -- refused). */
 DSDEF int ds_config_from_json(const char *json, size_t len, ds_config *c, ds_error *err);
@@ -4102,6 +4106,7 @@ struct ds_model {
     void *h_scratch;           /* host arrays of the batch helpers (DPO, eval): see ds__host_scratch */
     int cur_B, cur_T, has_targets;
     int logits_consumed;       /* a backward has overwritten the logits with their gradient */
+    int inference;             /* weights only: no gradients, no AdamW moments (ds_checkpoint_load_inference) */
     double wsum;
     long steps;
 };
@@ -4144,7 +4149,14 @@ DSDEF void ds_model_free(ds_model *m) {
 /* The model, with RoPE tables for rope_len >= max_seq positions (a checkpoint loaded for longer
    sequences than it was trained on) and, host_visible 0, every host access through the backend's
    copies even on the CPU (tests run the portable paths that way). */
+#define DS__NEW_HOST_COPIES 1 /* every host access through the backend's copies, even on the CPU (tests) */
+#define DS__NEW_INFERENCE 2   /* weights only: no gradients or moments (a quarter of the memory) */
+static ds_model *ds__model_new_ex(const ds_config *c, int B, int T, int rope_len, int flags, ds_error *err);
 static ds_model *ds__model_new(const ds_config *c, int B, int T, int rope_len, int host_visible, ds_error *err) {
+    return ds__model_new_ex(c, B, T, rope_len, host_visible ? 0 : DS__NEW_HOST_COPIES, err);
+}
+static ds_model *ds__model_new_ex(const ds_config *c, int B, int T, int rope_len, int flags, ds_error *err) {
+    int host_visible = !(flags & DS__NEW_HOST_COPIES);
     ds_model *m;
     size_t off = 0, D, L, F, V, N, H, KV, hd, Q, n_acts, i;
     size_t sizes[32];
@@ -4182,11 +4194,15 @@ static ds_model *ds__model_new(const ds_config *c, int B, int T, int rope_len, i
     ds__tensor_add(m, &off, "model.norm.weight", (int)D, 0, 0);
     ds__tensor_add(m, &off, "lm_head.weight", (int)V, (int)D, 1);
     m->n_params = off;
+    m->inference = (flags & DS__NEW_INFERENCE) != 0;
     m->params = (ds_float *)ds__exec_alloc(&m->ex, off, sizeof(ds_float));
-    m->grads = (ds_float *)ds__exec_alloc(&m->ex, off, sizeof(ds_float));
-    m->m = (ds_float *)ds__exec_alloc(&m->ex, off, sizeof(ds_float));
-    m->v = (ds_float *)ds__exec_alloc(&m->ex, off, sizeof(ds_float));
-    if (!m->params || !m->grads || !m->m || !m->v) goto oom;
+    if (!m->params) goto oom;
+    if (!m->inference) {
+        m->grads = (ds_float *)ds__exec_alloc(&m->ex, off, sizeof(ds_float));
+        m->m = (ds_float *)ds__exec_alloc(&m->ex, off, sizeof(ds_float));
+        m->v = (ds_float *)ds__exec_alloc(&m->ex, off, sizeof(ds_float));
+        if (!m->grads || !m->m || !m->v) goto oom;
+    }
     /* activations: a size table, then one allocation carved in order */
 #define DS__PART(p, n) (DS_ASSERT(n_parts < 32), ptrs[n_parts] = &(p), sizes[n_parts++] = (n))
     DS__PART(m->res, ds__mul(L + 1, N * D, &ok));
@@ -4280,7 +4296,9 @@ DSDEF ds_float *ds_model_params(ds_model *m) { return m->params; }
 DSDEF ds_float *ds_model_grads(ds_model *m) { return m->grads; }
 DSDEF const ds_float *ds_model_logits(const ds_model *m) { return m->logits; }
 DSDEF long ds_model_steps_done(const ds_model *m) { return m->steps; }
-DSDEF void ds_model_zero_grad(ds_model *m) { ds__zero(&m->ex, m->grads, m->n_params); }
+DSDEF void ds_model_zero_grad(ds_model *m) {
+    if (m && m->grads) ds__zero(&m->ex, m->grads, m->n_params);
+}
 
 /* ---- the portable copies: host <-> the backend's memory ------------------------------------- */
 static ds_float *ds__model_array(const ds_model *m, int which) {
@@ -4360,8 +4378,7 @@ DSDEF int ds_model_init(ds_model *m, uint64_t seed) {
         ds__from_host(&m->ex, m->params + t->offset, p, t->numel * sizeof(ds_float));
     }
     DS_FREE(host);
-    ds__zero(&m->ex, m->m, m->n_params);
-    ds__zero(&m->ex, m->v, m->n_params);
+    if (m->m) ds__zero(&m->ex, m->m, m->n_params), ds__zero(&m->ex, m->v, m->n_params);
     m->steps = 0;
     return ds__exec_status(&m->ex, NULL);
 }
@@ -4487,6 +4504,7 @@ static void ds__backward(ds_model *m, const ds_float *dloss, double scale) {
 }
 
 DSDEF int ds_model_backward(ds_model *m, float grad_scale, ds_pool *pool, ds_error *err) {
+    if (m && m->inference) return ds__fail(err, DS_ERR_INVALID, "backward: this model was loaded for inference (no gradients)");
     if (!m || !m->has_targets) return ds__fail(err, DS_ERR_INVALID, "backward: the last forward had no targets");
     if (m->logits_consumed) return ds__fail(err, DS_ERR_INVALID, "backward: already done for the last forward (its logits hold their gradient)");
     if (m->wsum <= 0) return DS_OK; /* every weight was 0: no gradient */
@@ -4500,6 +4518,7 @@ DSDEF const ds_float *ds_model_token_losses(const ds_model *m) { return m && m->
 
 DSDEF int ds_model_backward_tokens(ds_model *m, const ds_float *dloss, ds_pool *pool, ds_error *err) {
     size_t n, N;
+    if (m && m->inference) return ds__fail(err, DS_ERR_INVALID, "backward: this model was loaded for inference (no gradients)");
     if (!m || !dloss || !m->has_targets) return ds__fail(err, DS_ERR_INVALID, "backward: the last forward had no targets");
     if (m->logits_consumed) return ds__fail(err, DS_ERR_INVALID, "backward: already done for the last forward (its logits hold their gradient)");
     N = (size_t)m->cur_B * (size_t)m->cur_T;
@@ -4528,6 +4547,7 @@ DSDEF int ds_model_step(ds_model *m, const ds_adamw *opt, double lr, double *gra
     int rc;
     ds_adamw def = ds_adamw_default();
     if (!m) return ds__fail(err, DS_ERR_INVALID, "ds_model_step: NULL model");
+    if (m->inference) return ds__fail(err, DS_ERR_INVALID, "ds_model_step: this model was loaded for inference (no optimizer state)");
     if (!opt) opt = &def;
     m->ex.pool = pool;
     norm = sqrt(ds__sqnorm(&m->ex, m->grads, m->n_params));
@@ -5052,6 +5072,7 @@ static int ds__checkpoint_save(const ds_model *m, const ds_tokenizer *tok, const
     int rc = DS_OK, k, lock_fd = -1;
     run.step = 0, run.crash_at = crash_at;
     if (!m || !dir || (dtype != DS_DTYPE_F32 && dtype != DS_DTYPE_BF16)) return ds__fail(err, DS_ERR_INVALID, "ds_checkpoint_save: bad argument");
+    if (st && m->inference) return ds__fail(err, DS_ERR_INVALID, "ds_checkpoint_save: a model loaded for inference has no optimizer state to save");
     /* what is saved must be finite (with a trainer state, the moments too) */
     if ((rc = ds__model_check_finite(m, st != NULL, err))) {
         char msg[sizeof err->msg];
@@ -5182,7 +5203,12 @@ DSDEF int ds_checkpoint_save(const ds_model *m, const ds_tokenizer *tok, const d
     return ds__checkpoint_save(m, tok, st, dir, dtype, -1, err);
 }
 
-DSDEF ds_model *ds_checkpoint_load(const char *dir, int B, int T, ds_train_state *st, ds_error *err) {
+static ds_model *ds__checkpoint_load(const char *dir, int B, int T, ds_train_state *st, int flags, ds_error *err);
+DSDEF ds_model *ds_checkpoint_load(const char *dir, int B, int T, ds_train_state *st, ds_error *err) { return ds__checkpoint_load(dir, B, T, st, 0, err); }
+DSDEF ds_model *ds_checkpoint_load_inference(const char *dir, int B, int T, ds_error *err) {
+    return ds__checkpoint_load(dir, B, T, NULL, DS__NEW_INFERENCE, err);
+}
+static ds_model *ds__checkpoint_load(const char *dir, int B, int T, ds_train_state *st, int flags, ds_error *err) {
     ds_buf p = {0, 0, 0, 0}, d = {0, 0, 0, 0};
     char *cfg_text = NULL;
     size_t cfg_len;
@@ -5254,7 +5280,7 @@ DSDEF ds_model *ds_checkpoint_load(const char *dir, int B, int T, ds_train_state
     }
     /* RoPE extends to any length: the tables cover T, while the config (and the next save's
        max_position_embeddings) keeps the checkpoint's max_seq */
-    if (!(m = ds__model_new(&c, B, T, T > c.max_seq ? T : c.max_seq, 1, err))) goto fail;
+    if (!(m = ds__model_new_ex(&c, B, T, T > c.max_seq ? T : c.max_seq, flags, err))) goto fail;
     for (k = 0; k < m->n_tensors; k++) {
         const ds_tensor *t = &m->tensors[k];
         if (tie && k == m->n_tensors - 1 && !ds_json_get(r.doc->root, t->name)) { /* tied: the head is the embedding */

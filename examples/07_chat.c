@@ -60,7 +60,7 @@ int main(int argc, char **argv) {
         return 2;
     }
     snprintf(path, sizeof path, "%s/tokenizer.json", model_dir);
-    if (!(pool = ds_pool_new(threads, &err)) || !(tok = ds_tokenizer_load(path, &err)) || !(m = ds_checkpoint_load(model_dir, 1, 1, NULL, &err))) {
+    if (!(pool = ds_pool_new(threads, &err)) || !(tok = ds_tokenizer_load(path, &err)) || !(m = ds_checkpoint_load_inference(model_dir, 1, 1, &err))) {
         fprintf(stderr, "%s\n(07_chat needs a checkpoint with its tokenizer: run make demo, or pass --model)\n", err.msg);
         return 1;
     }

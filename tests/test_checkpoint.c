@@ -465,7 +465,32 @@ static void test_read_file_is_typed_and_bounded(void) {
     remove(tp("fifo"));
 }
 
+/* an inference-only load: the same weights and logits, no gradients or moments, training refused */
+static void test_checkpoint_inference_load(void) {
+    ds_model *m = ck_model(71), *u, *f;
+    ds_error e;
+    const ds_float *lg;
+    int32_t in[32], tg[32];
+    double lu, lf;
+    CHECK(m);
+    CHECK_OK(ds_checkpoint_save(m, NULL, NULL, tp("ckpt_inf"), DS_DTYPE_F32, &e_));
+    CHECKF((u = ds_checkpoint_load_inference(tp("ckpt_inf"), 2, 16, &e)) != NULL, "%s", e.msg);
+    CHECK((f = ds_checkpoint_load(tp("ckpt_inf"), 2, 16, NULL, &e)) != NULL);
+    CHECK(t_same(u, f, DS_PARAMS) && ds_model_grads(u) == NULL);
+    ck_batch(in, tg, 0);
+    CHECK_OK(ds_model_forward(u, in, tg, NULL, 2, 16, NULL, &lu, &e_));
+    CHECK_OK(ds_model_forward(f, in, tg, NULL, 2, 16, NULL, &lf, &e_));
+    CHECK(lu == lf);
+    CHECK(ds_model_backward(u, 1.0f, NULL, &e) == DS_ERR_INVALID && strstr(e.msg, "inference"));
+    CHECK(ds_model_step(u, NULL, 1e-3, NULL, NULL, &e) == DS_ERR_INVALID);
+    ds_model_zero_grad(u); /* harmless */
+    CHECK_OK(ds_model_forward_token(u, 3, 0, NULL, &lg, &e_));
+    CHECK(lg != NULL);
+    ds_model_free(u), ds_model_free(f), ds_model_free(m);
+}
+
 static void suite_checkpoint(void) {
+    RUN(test_checkpoint_inference_load);
     RUN(test_checkpoint_two_crashes_never_lose_it);
     RUN(test_checkpoint_refuses_non_finite);
     RUN(test_checkpoint_detects_bit_flips);
