@@ -4,7 +4,7 @@
 # leaves crash-*/leak-* files here; replay one with `build/fuzz_json crash-...`.
 set -eu
 RUNS=${RUNS:-1000000}
-for t in json tokenizer safetensors dataset tokens; do
+for t in json tokenizer safetensors dataset tokens encode; do
   mkdir -p tests/fuzz/corpus-$t
   cp tests/fuzz/seeds/$t/* tests/fuzz/corpus-$t/
   echo "fuzz_$t: $RUNS runs"
