@@ -4147,15 +4147,11 @@ DSDEF void ds_model_free(ds_model *m) {
 }
 
 /* The model, with RoPE tables for rope_len >= max_seq positions (a checkpoint loaded for longer
-   sequences than it was trained on) and, host_visible 0, every host access through the backend's
-   copies even on the CPU (tests run the portable paths that way). */
+   sequences than it was trained on); flags: DS__NEW_HOST_COPIES, every host access through the
+   backend's copies even on the CPU (tests run the portable paths that way); DS__NEW_INFERENCE. */
 #define DS__NEW_HOST_COPIES 1 /* every host access through the backend's copies, even on the CPU (tests) */
 #define DS__NEW_INFERENCE 2   /* weights only: no gradients or moments (a quarter of the memory) */
-static ds_model *ds__model_new_ex(const ds_config *c, int B, int T, int rope_len, int flags, ds_error *err);
-static ds_model *ds__model_new(const ds_config *c, int B, int T, int rope_len, int host_visible, ds_error *err) {
-    return ds__model_new_ex(c, B, T, rope_len, host_visible ? 0 : DS__NEW_HOST_COPIES, err);
-}
-static ds_model *ds__model_new_ex(const ds_config *c, int B, int T, int rope_len, int flags, ds_error *err) {
+static ds_model *ds__model_new(const ds_config *c, int B, int T, int rope_len, int flags, ds_error *err) {
     int host_visible = !(flags & DS__NEW_HOST_COPIES);
     ds_model *m;
     size_t off = 0, D, L, F, V, N, H, KV, hd, Q, n_acts, i;
@@ -4286,7 +4282,7 @@ static ds__hbuf ds__host_scratch(const ds_model *m) {
     return b;
 }
 
-DSDEF ds_model *ds_model_new(const ds_config *c, int B, int T, ds_error *err) { return ds__model_new(c, B, T, c ? c->max_seq : 0, 1, err); }
+DSDEF ds_model *ds_model_new(const ds_config *c, int B, int T, ds_error *err) { return ds__model_new(c, B, T, c ? c->max_seq : 0, 0, err); }
 
 DSDEF const ds_config *ds_model_config(const ds_model *m) { return &m->c; }
 DSDEF size_t ds_model_n_params(const ds_model *m) { return m->n_params; }
@@ -5106,15 +5102,14 @@ static int ds__checkpoint_save(const ds_model *m, const ds_tokenizer *tok, const
     ds__path(&p, tmp.data, "", "config.json");
     if (DS__STEP(&run)) goto crash;
     if ((rc = ds_write_file_atomic(p.data, cfg.data, cfg.len, err))) goto fail;
-    if (tok) {
-        char *tj;
-        size_t tl;
+    if (tok) { /* rendered once: written, and its checksum taken from the same bytes */
         ds__path(&p, tmp.data, "", "tokenizer.json");
+        o.len = 0;
+        if ((rc = ds_tokenizer_to_json(tok, &o, err))) goto fail;
         if (DS__STEP(&run)) goto crash;
-        if ((rc = ds_tokenizer_save(tok, p.data, err))) goto fail;
-        if (!(tj = ds_read_file(p.data, 0, &tl, err))) { rc = err ? err->code : DS_ERR_IO; goto fail; }
-        snprintf(tokmeta, sizeof tokmeta, ",\"tokenizer_checksum\":\"%016llx\"", (unsigned long long)ds__checksum(tj, tl));
-        DS_FREE(tj);
+        if ((rc = ds_write_file_atomic(p.data, o.data, o.len, err))) goto fail;
+        snprintf(tokmeta, sizeof tokmeta, ",\"tokenizer_checksum\":\"%016llx\"", (unsigned long long)ds__checksum(o.data, o.len));
+        o.len = 0;
     }
     /* the weights, with the checksum of their data and of config.json (and tokenizer.json) */
     w = (ds__st_w *)ds__calloc((size_t)m->n_tensors + 2, sizeof(ds__st_w));
@@ -5280,7 +5275,7 @@ static ds_model *ds__checkpoint_load(const char *dir, int B, int T, ds_train_sta
     }
     /* RoPE extends to any length: the tables cover T, while the config (and the next save's
        max_position_embeddings) keeps the checkpoint's max_seq */
-    if (!(m = ds__model_new_ex(&c, B, T, T > c.max_seq ? T : c.max_seq, flags, err))) goto fail;
+    if (!(m = ds__model_new(&c, B, T, T > c.max_seq ? T : c.max_seq, flags, err))) goto fail;
     for (k = 0; k < m->n_tensors; k++) {
         const ds_tensor *t = &m->tensors[k];
         if (tie && k == m->n_tensors - 1 && !ds_json_get(r.doc->root, t->name)) { /* tied: the head is the embedding */

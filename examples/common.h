@@ -6,7 +6,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <errno.h>
 #include <math.h>
+#include <sys/stat.h>
 
 #if defined(__GNUC__)
 #define EX_MAYBE_UNUSED __attribute__((unused))
@@ -18,7 +20,6 @@
    ex_int / ex_num / ex_u64 print "--flag: ..." to stderr and return 0 when the value is not a
    whole number (or a finite number) within [lo, hi]; "abc", "12x", "nan", "inf" and values that do
    not fit are refused, never turned into 0 or wrapped. */
-#include <errno.h>
 EX_MAYBE_UNUSED static int ex_int(const char *flag, const char *s, long lo, long hi, int *out) {
     char *end;
     long v;
@@ -59,7 +60,6 @@ EX_MAYBE_UNUSED static int ex_u64(const char *flag, const char *s, unsigned long
 /* Makes the output directory DIR (or accepts an existing one) and proves it writable by creating
    and removing a file in it, so that an unwritable --out fails before any training, with the
    real reason (read-only file system, not a directory, no permission). */
-#include <sys/stat.h>
 EX_MAYBE_UNUSED static int ex_outdir(const char *dir, ds_error *err) {
     char probe[1100];
     FILE *f;

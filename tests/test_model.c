@@ -118,7 +118,7 @@ static ds_model *three_paths_model(int host_visible, ds_error *e) {
     ds_model *m;
     ds_config_preset("test", &c, e);
     c.vocab = 96, c.d_model = 48, c.n_heads = 6, c.n_kv_heads = 2, c.d_ff = ds_ffn_dim(48, 8), c.max_seq = 24, c.n_layers = 2;
-    m = ds__model_new(&c, 4, 24, c.max_seq, host_visible, e);
+    m = ds__model_new(&c, 4, 24, c.max_seq, host_visible ? 0 : DS__NEW_HOST_COPIES, e);
     if (m && ds_model_init(m, 7)) { ds_model_free(m); m = NULL; }
     return m;
 }
