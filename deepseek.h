@@ -1023,14 +1023,14 @@ static size_t ds__utf8_encode(uint32_t cp, unsigned char *o) {
     return 4;
 }
 
-DSDEF char *ds_read_file(const char *path, size_t max_bytes, size_t *len, ds_error *err) {
+/* Opens path for reading if it is a regular file (opened without blocking: a FIFO would wait for a
+   writer forever) of at most max_bytes (0: no limit); a link to /dev/zero, a device or a directory
+   is refused before any read. *size is the file's size (0 where the platform cannot tell). */
+static FILE *ds__open_regular(const char *path, size_t max_bytes, uint64_t *size, ds_error *err) {
     FILE *f;
-    char *data = NULL;
-    size_t cap = 0, n = 0;
-    if (!path || !len) { ds__fail(err, DS_ERR_INVALID, "ds_read_file: NULL argument"); return NULL; }
+    *size = 0;
 #ifdef DS__POSIX
-    { /* a regular file only, opened without blocking (a FIFO would wait for a writer forever), and
-         no larger than max_bytes: a link to /dev/zero or a device is refused before any read */
+    {
         struct stat sb;
         int fd = open(path, O_RDONLY | O_NONBLOCK);
         if (fd < 0) { ds__fail(err, DS_ERR_IO, "cannot open '%s': %s", path, strerror(errno)); return NULL; }
@@ -1045,16 +1045,39 @@ DSDEF char *ds_read_file(const char *path, size_t max_bytes, size_t *len, ds_err
             close(fd);
             return NULL;
         }
-        if ((uint64_t)sb.st_size > (uint64_t)SIZE_MAX - 65537) { ds__fail(err, DS_ERR_FORMAT, "'%s' is too large", path); close(fd); return NULL; }
         fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
         if (!(f = fdopen(fd, "rb"))) { ds__fail(err, DS_ERR_IO, "cannot open '%s': %s", path, strerror(errno)); close(fd); return NULL; }
-        if (!max_bytes || max_bytes > (size_t)sb.st_size) max_bytes = (size_t)sb.st_size; /* it may not grow while we read */
-        if (!(data = (char *)DS_MALLOC((size_t)sb.st_size + 2))) { fclose(f); DS__OOM(err); return NULL; } /* exactly: no doubling */
-        cap = (size_t)sb.st_size + 2;
+        *size = (uint64_t)sb.st_size;
     }
 #else
+    (void)max_bytes;
     f = fopen(path, "rb");
     if (!f) { ds__fail(err, DS_ERR_IO, "cannot open '%s': %s", path, strerror(errno)); return NULL; }
+#endif
+    return f;
+}
+
+/* random access to files larger than 2 GiB where the platform has it */
+static int ds__seek(FILE *f, uint64_t at) {
+#ifdef DS__POSIX
+    return at > (uint64_t)INT64_MAX ? -1 : fseeko(f, (off_t)at, SEEK_SET);
+#else
+    return at > (uint64_t)LONG_MAX ? -1 : fseek(f, (long)at, SEEK_SET);
+#endif
+}
+
+DSDEF char *ds_read_file(const char *path, size_t max_bytes, size_t *len, ds_error *err) {
+    FILE *f;
+    char *data = NULL;
+    size_t cap = 0, n = 0;
+    uint64_t size;
+    if (!path || !len) { ds__fail(err, DS_ERR_INVALID, "ds_read_file: NULL argument"); return NULL; }
+    if (!(f = ds__open_regular(path, max_bytes, &size, err))) return NULL;
+#ifdef DS__POSIX
+    if (size > (uint64_t)SIZE_MAX - 65537) { ds__fail(err, DS_ERR_FORMAT, "'%s' is too large", path); fclose(f); return NULL; }
+    if (!max_bytes || max_bytes > (size_t)size) max_bytes = (size_t)size; /* it may not grow while we read */
+    if (!(data = (char *)DS_MALLOC((size_t)size + 2))) { fclose(f); DS__OOM(err); return NULL; } /* exactly: no doubling */
+    cap = (size_t)size + 2;
 #endif
     for (;;) { /* read in chunks, never past max_bytes (one byte past it tells "larger") */
         size_t got, want = 65536;
@@ -4704,18 +4727,52 @@ DSDEF int ds_config_from_json(const char *json, size_t len, ds_config *c, ds_err
 static int ds__little_endian(void) { const uint16_t x = 1; unsigned char b; memcpy(&b, &x, 1); return b == 1; }
 
 /* A 64-bit checksum of bytes (FNV-1a over 8-byte words, then the tail): it detects silent
-   corruption of a checkpoint's files, not tampering. Checkpoints store it as 16 hex digits. */
-static uint64_t ds__checksum(const void *p, size_t n) {
+   corruption of a checkpoint's files, not tampering. Checkpoints store it as 16 hex digits. It is
+   taken incrementally (ds__sum_add on the pieces, in order, gives the same value as the whole). */
+typedef struct { uint64_t h, n; unsigned char tail[8]; int nt; } ds__sum;
+static void ds__sum_init(ds__sum *s) { s->h = 0xCBF29CE484222325ull, s->n = 0, s->nt = 0; }
+static void ds__sum_word(ds__sum *s, const unsigned char *b) {
+    uint64_t w;
+    memcpy(&w, b, 8);
+    s->h = (s->h ^ w) * 0x100000001B3ull;
+    s->h ^= s->h >> 29;
+}
+static void ds__sum_add(ds__sum *s, const void *p, size_t n) {
     const unsigned char *b = (const unsigned char *)p;
-    uint64_t h = 0xCBF29CE484222325ull, w;
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        memcpy(&w, b + i, 8);
-        h = (h ^ w) * 0x100000001B3ull;
-        h ^= h >> 29;
+    s->n += n;
+    while (s->nt && n) { /* complete the word a previous piece began */
+        s->tail[s->nt++] = *b++, n--;
+        if (s->nt == 8) ds__sum_word(s, s->tail), s->nt = 0;
     }
-    for (; i < n; i++) h = (h ^ b[i]) * 0x100000001B3ull;
-    return h ^ (uint64_t)n;
+    for (; n >= 8; b += 8, n -= 8) ds__sum_word(s, b);
+    memcpy(s->tail, b, n);
+    s->nt = (int)n;
+}
+static uint64_t ds__sum_end(const ds__sum *s) {
+    uint64_t h = s->h;
+    int i;
+    for (i = 0; i < s->nt; i++) h = (h ^ s->tail[i]) * 0x100000001B3ull;
+    return h ^ s->n;
+}
+static uint64_t ds__checksum(const void *p, size_t n) {
+    ds__sum s;
+    ds__sum_init(&s);
+    ds__sum_add(&s, p, n);
+    return ds__sum_end(&s);
+}
+
+/* the checksum of `bytes` bytes of f from its current position, read through buf (cap bytes) */
+static int ds__sum_file(FILE *f, uint64_t bytes, unsigned char *buf, size_t cap, uint64_t *out, const char *path, ds_error *err) {
+    ds__sum s;
+    ds__sum_init(&s);
+    while (bytes) {
+        size_t want = bytes < cap ? (size_t)bytes : cap;
+        if (fread(buf, 1, want, f) != want) return ds__fail(err, DS_ERR_IO, "'%s': short read (the file changed while being read?)", path);
+        ds__sum_add(&s, buf, want);
+        bytes -= want;
+    }
+    *out = ds__sum_end(&s);
+    return DS_OK;
 }
 
 /* a tensor to write; data is in ex's memory (the model's backend) */
@@ -4728,14 +4785,22 @@ static uint16_t ds__f32_to_bf16(float f) { /* round to nearest even; NaN stays N
     return (uint16_t)((u + 0x7FFFu + ((u >> 16) & 1)) >> 16);
 }
 
-/* Appends a safetensors file of the n tensors to o (which must start empty). meta is the
-   __metadata__ object ("{...}"); "data_checksum", the ds__checksum of the data section (every
-   tensor's bytes), is added to it and filled in once the data is written. */
-static void ds__st_write(ds_buf *o, const ds__st_w *t, int n, const char *meta) {
-    ds_buf h = {0, 0, 0, 0};
-    size_t off = 0, hl, i, sum_at, data_at;
-    int k, b;
+/* Writes a safetensors file of the n tensors to path, atomically (into "<path>.tmp", flushed to
+   the disk, then renamed over path). The tensors are streamed from the backend a chunk at a time
+   (256 KiB staged), so a save needs no memory beyond the model's own. meta is the __metadata__
+   object ("{...}"); "data_checksum", the ds__checksum of the data section (every tensor's bytes),
+   is added to it and filled in once the data is written. */
+#define DS__ST_CHUNK 65536 /* values staged at a time */
+static int ds__st_save(const char *path, const ds__st_w *t, int n, const char *meta, ds_error *err) {
+    ds_buf h = {0, 0, 0, 0}, tmp = {0, 0, 0, 0};
+    size_t off = 0, sum_at, i;
+    int k, b, ok = 1, rc = DS_OK;
     unsigned char len8[8];
+    char hex[17];
+    ds_float *stage = NULL;
+    uint16_t *half = NULL;
+    ds__sum sum;
+    FILE *f = NULL;
     ds_buf_puts(&h, "{\"__metadata__\":");
     ds_buf_append(&h, meta ? meta : "{", meta ? strlen(meta) - 1 : 1); /* the object without its '}' */
     ds_buf_puts(&h, meta && strlen(meta) > 2 ? ",\"data_checksum\":\"" : "\"data_checksum\":\"");
@@ -4753,54 +4818,68 @@ static void ds__st_write(ds_buf *o, const ds__st_w *t, int n, const char *meta) 
     }
     ds_buf_puts(&h, "}");
     while (h.len % 8) ds_buf_puts(&h, " "); /* the data starts 8-byte aligned */
-    hl = h.len;
-    for (b = 0; b < 8; b++) len8[b] = (unsigned char)(((uint64_t)hl >> (8 * b)) & 0xFF);
-    ds_buf_append(o, len8, 8);
-    ds_buf_append(o, h.data, h.len);
+    ds_buf_puts(&tmp, path);
+    ds_buf_puts(&tmp, ".tmp");
+    stage = (ds_float *)DS_MALLOC(DS__ST_CHUNK * sizeof(ds_float));
+    half = (uint16_t *)DS_MALLOC(DS__ST_CHUNK * sizeof(uint16_t));
+    if (h.oom || tmp.oom || !stage || !half) { rc = DS__OOM(err); goto done; }
+    if (!(f = fopen(tmp.data, "wb"))) { rc = ds__fail(err, DS_ERR_IO, "cannot create '%s': %s", tmp.data, strerror(errno)); goto done; }
+    for (b = 0; b < 8; b++) len8[b] = (unsigned char)(((uint64_t)h.len >> (8 * b)) & 0xFF);
+    ok = fwrite(len8, 1, 8, f) == 8 && fwrite(h.data, 1, h.len, f) == h.len;
+    ds__sum_init(&sum);
+    for (k = 0; k < n && ok; k++) {
+        size_t at;
+        for (at = 0; at < t[k].n && ok; at += DS__ST_CHUNK) {
+            size_t c = t[k].n - at < DS__ST_CHUNK ? t[k].n - at : DS__ST_CHUNK;
+            const ds_float *src = t[k].data + at;
+            if (!t[k].ex->host_visible) { ds__to_host(t[k].ex, stage, src, c * sizeof(ds_float)); src = stage; }
+            if (t[k].dtype == DS_DTYPE_BF16) {
+                for (i = 0; i < c; i++) half[i] = ds__f32_to_bf16((float)src[i]); /* (little-endian hosts only) */
+                ok = fwrite(half, 2, c, f) == c;
+                ds__sum_add(&sum, half, c * 2);
+            } else { /* full precision: the bytes as they are */
+                ok = fwrite(src, sizeof(ds_float), c, f) == c;
+                ds__sum_add(&sum, src, c * sizeof(ds_float));
+            }
+        }
+        if ((rc = ds__exec_status(t[k].ex, err))) goto done;
+    }
+    snprintf(hex, sizeof hex, "%016llx", (unsigned long long)ds__sum_end(&sum)); /* in place of the zeros */
+    ok = ok && ds__seek(f, 8 + sum_at) == 0 && fwrite(hex, 1, 16, f) == 16;
+    ok = (fflush(f) == 0) && ok;
+#ifdef DS__POSIX
+    ok = (fsync(fileno(f)) == 0) && ok;
+#endif
+    ok = (fclose(f) == 0) && ok;
+    f = NULL;
+    if (!ok) { rc = ds__fail(err, DS_ERR_IO, "cannot write '%s' (disk full?): %s; '%s' is unchanged", tmp.data, strerror(errno), path); goto done; }
+    if (rename(tmp.data, path) != 0) rc = ds__fail(err, DS_ERR_IO, "cannot rename '%s' to '%s': %s", tmp.data, path, strerror(errno));
+done:
+    if (f) fclose(f);
+    if (rc && tmp.data) remove(tmp.data);
+    DS_FREE(stage);
+    DS_FREE(half);
     ds_buf_free(&h);
-    data_at = o->len;
-    for (k = 0; k < n && !o->oom; k++) {
-        const ds_float *src = t[k].data;
-        ds_float *stage = NULL;
-        if (t[k].dtype != DS_DTYPE_BF16) { /* full precision: the bytes as they are, copied from the backend */
-            if (!ds__buf_reserve(o, t[k].n * sizeof(ds_float))) break;
-            ds__to_host(t[k].ex, o->data + o->len, src, t[k].n * sizeof(ds_float));
-            o->len += t[k].n * sizeof(ds_float);
-            o->data[o->len] = 0;
-            continue;
-        }
-        if (!t[k].ex->host_visible) {
-            if (!(stage = (ds_float *)ds__calloc(t[k].n, sizeof(ds_float)))) { o->oom = 1; break; }
-            ds__to_host(t[k].ex, stage, src, t[k].n * sizeof(ds_float));
-            src = stage;
-        }
-        if (!ds__buf_reserve(o, t[k].n * 2)) { DS_FREE(stage); break; }
-        for (i = 0; i < t[k].n; i++) {
-            uint16_t v = ds__f32_to_bf16((float)src[i]);
-            memcpy(o->data + o->len + 2 * i, &v, 2);
-        }
-        o->len += t[k].n * 2;
-        o->data[o->len] = 0;
-        DS_FREE(stage);
-    }
-    if (!o->oom) { /* the checksum of the data, in place of the zeros */
-        char hex[17];
-        snprintf(hex, sizeof hex, "%016llx", (unsigned long long)ds__checksum(o->data + data_at, o->len - data_at));
-        memcpy(o->data + 8 + sum_at, hex, 16);
-    }
+    ds_buf_free(&tmp);
+    return rc;
 }
 
+/* An open safetensors file: its header parsed and validated, its data read on demand, a chunk at a
+   time (nothing holds the whole file). */
 typedef struct ds__st_r {
-    char *file;
-    size_t len;
+    FILE *f;
+    char *head; /* the header's JSON text, which doc points into */
     ds_json_doc *doc;
-    const char *data;
+    uint64_t data_at; /* where the data starts in the file */
     size_t data_len;
+    unsigned char *stage; /* DS__ST_CHUNK * 8 bytes, for conversions */
     const char *path;
 } ds__st_r;
 
 static void ds__st_close(ds__st_r *r) {
-    DS_FREE(r->file);
+    if (r->f) fclose(r->f);
+    DS_FREE(r->head);
+    DS_FREE(r->stage);
     ds_json_free(r->doc);
     memset(r, 0, sizeof *r);
 }
@@ -4819,10 +4898,13 @@ static int ds__range_cmp(const void *x, const void *y) {
     return a->b < b->b ? -1 : a->b > b->b;
 }
 
-/* Opens and validates a whole safetensors file: every tensor's dtype, shape and byte range, and
-   that the ranges tile the data exactly (no overlap, no hole, nothing past the end). */
+/* Opens a safetensors file and validates its header: every tensor's dtype, shape and byte range,
+   and that the ranges tile the data exactly (no overlap, no hole, nothing past the end). Only the
+   header is read into memory (it is bounded: 100 MB, and less than the file); a file that records
+   the checksum of its data is read through once, a chunk at a time, to verify it. */
 static int ds__st_open(ds__st_r *r, const char *path, ds_error *err) {
-    uint64_t hl = 0;
+    uint64_t hl = 0, size = 0;
+    unsigned char len8[8];
     int b;
     size_t n = 0, k;
     ds__range *rg = NULL;
@@ -4830,14 +4912,17 @@ static int ds__st_open(ds__st_r *r, const char *path, ds_error *err) {
     memset(r, 0, sizeof *r);
     r->path = path;
     if (!ds__little_endian()) return ds__fail(err, DS_ERR_UNSUPPORTED, "safetensors: big-endian hosts are not supported");
-    if (!(r->file = ds_read_file(path, (size_t)1 << 40, &r->len, err))) return err ? err->code : DS_ERR_IO;
-    if (r->len < 8) { ds__fail(err, DS_ERR_FORMAT, "%s: %zu bytes, too short for a safetensors header", path, r->len); goto fail; }
-    for (b = 0; b < 8; b++) hl |= (uint64_t)(unsigned char)r->file[b] << (8 * b);
-    if (hl < 2 || hl > 100000000 || hl > r->len - 8) {
-        ds__fail(err, DS_ERR_FORMAT, "%s: header length %llu does not fit the %zu-byte file", path, (unsigned long long)hl, r->len);
+    if (!(r->f = ds__open_regular(path, 0, &size, err))) return err ? err->code : DS_ERR_IO;
+    if (size < 8 || fread(len8, 1, 8, r->f) != 8) { ds__fail(err, DS_ERR_FORMAT, "%s: %llu bytes, too short for a safetensors header", path, (unsigned long long)size); goto fail; }
+    for (b = 0; b < 8; b++) hl |= (uint64_t)len8[b] << (8 * b);
+    if (hl < 2 || hl > 100000000 || hl > size - 8 || size - 8 - hl > (uint64_t)SIZE_MAX) {
+        ds__fail(err, DS_ERR_FORMAT, "%s: header length %llu does not fit the %llu-byte file", path, (unsigned long long)hl, (unsigned long long)size);
         goto fail;
     }
-    if (!(r->doc = ds_json_parse(r->file + 8, (size_t)hl, err))) {
+    if (!(r->head = (char *)DS_MALLOC((size_t)hl + 1)) || !(r->stage = (unsigned char *)DS_MALLOC(DS__ST_CHUNK * 8))) { DS__OOM(err); goto fail; }
+    if (fread(r->head, 1, (size_t)hl, r->f) != (size_t)hl) { ds__fail(err, DS_ERR_IO, "%s: short read of the header", path); goto fail; }
+    r->head[hl] = 0;
+    if (!(r->doc = ds_json_parse(r->head, (size_t)hl, err))) {
         ds__err_prefix(err, path);
         goto fail;
     }
@@ -4846,8 +4931,8 @@ static int ds__st_open(ds__st_r *r, const char *path, ds_error *err) {
         ds__fail(err, DS_ERR_FORMAT, "%s: the header names \"%.60s\" twice", path, ds__json_duplicate_key(r->doc->root));
         goto fail;
     }
-    r->data = r->file + 8 + hl;
-    r->data_len = r->len - 8 - (size_t)hl;
+    r->data_at = 8 + hl;
+    r->data_len = (size_t)(size - 8 - hl);
     rg = (ds__range *)ds__calloc(r->doc->root->len + 1, sizeof(ds__range));
     if (!rg) { DS__OOM(err); goto fail; }
     for (t = r->doc->root->child; t; t = t->next) {
@@ -4886,8 +4971,10 @@ static int ds__st_open(ds__st_r *r, const char *path, ds_error *err) {
     { /* our files carry the checksum of their data (a Hugging Face file does not: nothing to check) */
         const ds_json *cs = ds_json_get(ds_json_get(r->doc->root, "__metadata__"), "data_checksum");
         char hex[17];
+        uint64_t sum = 0;
         if (cs && cs->type == DS_JSON_STRING) {
-            snprintf(hex, sizeof hex, "%016llx", (unsigned long long)ds__checksum(r->data, r->data_len));
+            if (ds__sum_file(r->f, r->data_len, r->stage, DS__ST_CHUNK * 8, &sum, path, err)) goto fail;
+            snprintf(hex, sizeof hex, "%016llx", (unsigned long long)sum);
             if (strcmp(hex, cs->str) != 0) {
                 ds__fail(err, DS_ERR_FORMAT, "%s: the tensor data is corrupted (checksum %s, the file records %.20s)", path, hex, cs->str);
                 goto fail;
@@ -4916,8 +5003,8 @@ static int ds__shape_is(const ds_json *sh, size_t rows, int cols) {
 static int ds__st_read(const ds__st_r *r, const char *name, size_t rows, int cols, ds_float *out, ds_error *err) {
     const ds_json *t = ds_json_get(r->doc->root, name), *sh, *dt;
     int64_t d0 = -1, d1 = -1, b = 0;
-    size_t n = rows * (size_t)(cols ? cols : 1), i;
-    const unsigned char *p;
+    size_t n = rows * (size_t)(cols ? cols : 1), i, at, es;
+    int f32 = 0, f64 = 0, b16 = 0, f16 = 0;
     if (!t) return ds__fail(err, DS_ERR_FORMAT, "%s: tensor \"%s\" is missing", r->path, name);
     sh = ds_json_get(t, "shape");
     dt = ds_json_get(t, "dtype");
@@ -4929,21 +5016,33 @@ static int ds__st_read(const ds__st_r *r, const char *name, size_t rows, int col
                         sh->len >= 2 ? ", " : "", sh->len >= 2 ? (long long)d1 : 0LL, rows, cols ? ", " : "", cols);
     }
     ds_json_int(ds_json_get(t, "data_offsets")->child, 0, INT64_MAX, &b);
-    p = (const unsigned char *)r->data + b;
-    if (ds__jis(dt, "F32")) {
-        for (i = 0; i < n; i++) { float f; memcpy(&f, p + 4 * i, 4); out[i] = (ds_float)f; }
-    } else if (ds__jis(dt, "F64")) {
-        for (i = 0; i < n; i++) { double f; memcpy(&f, p + 8 * i, 8); out[i] = (ds_float)f; }
-    } else if (ds__jis(dt, "BF16")) {
-        for (i = 0; i < n; i++) { uint32_t u = (uint32_t)(p[2 * i] | (p[2 * i + 1] << 8)) << 16; float f; memcpy(&f, &u, 4); out[i] = (ds_float)f; }
-    } else if (ds__jis(dt, "F16")) {
-        for (i = 0; i < n; i++) {
-            unsigned h = (unsigned)(p[2 * i] | (p[2 * i + 1] << 8)), e = (h >> 10) & 31, mnt = h & 1023;
-            double v = e == 0 ? ldexp((double)mnt, -24) : e == 31 ? (mnt ? NAN : INFINITY) : ldexp((double)(mnt | 1024), (int)e - 25);
-            out[i] = (ds_float)((h & 0x8000) ? -v : v);
-        }
-    } else {
+    f32 = ds__jis(dt, "F32"), f64 = ds__jis(dt, "F64"), b16 = ds__jis(dt, "BF16"), f16 = ds__jis(dt, "F16");
+    if (!f32 && !f64 && !b16 && !f16)
         return ds__fail(err, DS_ERR_UNSUPPORTED, "%s: tensor \"%s\" has dtype %s; floating point expected", r->path, name, dt->str);
+    es = f64 ? 8 : f32 ? 4 : 2;
+    if (ds__seek(r->f, r->data_at + (uint64_t)b) != 0) return ds__fail(err, DS_ERR_IO, "%s: cannot seek to tensor \"%s\"", r->path, name);
+    if (f32 && sizeof(ds_float) == 4) { /* the bytes are the values: read straight into out */
+        if (fread(out, 4, n, r->f) != n) return ds__fail(err, DS_ERR_IO, "%s: short read of tensor \"%s\"", r->path, name);
+        return DS_OK;
+    }
+    for (at = 0; at < n; at += DS__ST_CHUNK) { /* a chunk at a time through the stage, converted */
+        size_t c = n - at < DS__ST_CHUNK ? n - at : DS__ST_CHUNK;
+        const unsigned char *p = r->stage;
+        ds_float *o = out + at;
+        if (fread(r->stage, es, c, r->f) != c) return ds__fail(err, DS_ERR_IO, "%s: short read of tensor \"%s\"", r->path, name);
+        if (f32) {
+            for (i = 0; i < c; i++) { float f; memcpy(&f, p + 4 * i, 4); o[i] = (ds_float)f; }
+        } else if (f64) {
+            for (i = 0; i < c; i++) { double f; memcpy(&f, p + 8 * i, 8); o[i] = (ds_float)f; }
+        } else if (b16) {
+            for (i = 0; i < c; i++) { uint32_t u = (uint32_t)(p[2 * i] | (p[2 * i + 1] << 8)) << 16; float f; memcpy(&f, &u, 4); o[i] = (ds_float)f; }
+        } else {
+            for (i = 0; i < c; i++) {
+                unsigned h = (unsigned)(p[2 * i] | (p[2 * i + 1] << 8)), e = (h >> 10) & 31, mnt = h & 1023;
+                double v = e == 0 ? ldexp((double)mnt, -24) : e == 31 ? (mnt ? NAN : INFINITY) : ldexp((double)(mnt | 1024), (int)e - 25);
+                o[i] = (ds_float)((h & 0x8000) ? -v : v);
+            }
+        }
     }
     return DS_OK;
 }
@@ -5121,19 +5220,16 @@ static int ds__checkpoint_save(const ds_model *m, const ds_tokenizer *tok, const
     }
     snprintf(meta, sizeof meta, "{\"format\":\"pt\",\"writer\":\"deepseek.h\",\"config_checksum\":\"%016llx\"%s}",
              (unsigned long long)ds__checksum(cfg.data, cfg.len), tokmeta);
-    ds__st_write(&o, w, m->n_tensors, meta);
-    if ((rc = ds__exec_status((ds__exec *)&m->ex, err))) goto fail;
     ds__path(&p, tmp.data, "", "model.safetensors");
-    if (o.oom || p.oom) { rc = DS__OOM(err); goto fail; }
+    if (p.oom) { rc = DS__OOM(err); goto fail; }
     if (DS__STEP(&run)) goto crash;
-    if ((rc = ds_write_file_atomic(p.data, o.data, o.len, err))) goto fail;
+    if ((rc = ds__st_save(p.data, w, m->n_tensors, meta, err))) goto fail;
     /* the optimizer and trainer state, in full precision */
     if (st) {
         ds__st_w s2[2];
         s2[0].name = "optimizer.exp_avg", s2[0].rows = 0, s2[0].cols = 0, s2[0].data = m->m, s2[0].n = m->n_params, s2[0].dtype = DS_DTYPE_F32;
         s2[0].ex = (ds__exec *)&m->ex;
         s2[1] = s2[0], s2[1].name = "optimizer.exp_avg_sq", s2[1].data = m->v;
-        o.len = 0;
         {
             ds_buf mb = {0, 0, 0, 0};
             ds_buf_printf(&mb, "{\"step\":\"%ld\",\"adam_step\":\"%ld\",\"tokens_seen\":\"%llu\",\"data_pos\":\"%llu\",\"rng\":\"%llu\",\"n_params\":\"%zu\"",
@@ -5142,15 +5238,13 @@ static int ds__checkpoint_save(const ds_model *m, const ds_tokenizer *tok, const
             ds_buf_puts(&mb, ",\"run\":");
             ds_buf_json_string(&mb, st->run, strnlen(st->run, sizeof st->run));
             ds_buf_puts(&mb, "}");
-            if (mb.oom) { ds_buf_free(&mb); rc = DS__OOM(err); goto fail; }
-            ds__st_write(&o, s2, 2, mb.data);
+            ds__path(&p, tmp.data, "", "trainer_state.safetensors");
+            if (mb.oom || p.oom) { ds_buf_free(&mb); rc = DS__OOM(err); goto fail; }
+            if (DS__STEP(&run)) { ds_buf_free(&mb); goto crash; }
+            rc = ds__st_save(p.data, s2, 2, mb.data, err);
             ds_buf_free(&mb);
+            if (rc) goto fail;
         }
-        if ((rc = ds__exec_status((ds__exec *)&m->ex, err))) goto fail;
-        ds__path(&p, tmp.data, "", "trainer_state.safetensors");
-        if (o.oom || p.oom) { rc = DS__OOM(err); goto fail; }
-        if (DS__STEP(&run)) goto crash;
-        if ((rc = ds_write_file_atomic(p.data, o.data, o.len, err))) goto fail;
     }
     if (DS__STEP(&run)) goto crash;
     ds__fsync_path(tmp.data);
@@ -5241,14 +5335,17 @@ static ds_model *ds__checkpoint_load(const char *dir, int B, int T, ds_train_sta
         }
         if ((want = ds__st_meta(&r, "tokenizer_checksum"))) {
             ds_buf tp_ = {0, 0, 0, 0};
-            size_t tl;
-            char *tj;
+            uint64_t tl = 0, sum = 0;
+            FILE *tf;
+            int rc_;
+            unsigned char chunk[16384];
             ds__path(&tp_, d.data, "", "tokenizer.json");
-            tj = tp_.oom ? NULL : ds_read_file(tp_.data, (size_t)1 << 30, &tl, err);
+            tf = tp_.oom ? (DS__OOM(err), (FILE *)NULL) : ds__open_regular(tp_.data, (size_t)1 << 30, &tl, err);
+            rc_ = tf ? ds__sum_file(tf, tl, chunk, sizeof chunk, &sum, tp_.data, err) : DS_ERR_IO;
+            if (tf) fclose(tf);
             ds_buf_free(&tp_);
-            if (!tj) goto fail;
-            snprintf(hex, sizeof hex, "%016llx", (unsigned long long)ds__checksum(tj, tl));
-            DS_FREE(tj);
+            if (rc_) goto fail;
+            snprintf(hex, sizeof hex, "%016llx", (unsigned long long)sum);
             if (strcmp(want, hex) != 0) { ds__fail(err, DS_ERR_FORMAT, "%s/tokenizer.json does not match the checkpoint (checksum %s)", d.data, hex); goto fail; }
         }
     }

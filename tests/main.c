@@ -1,5 +1,29 @@
 /* main.c - the test program: one translation unit with the implementation and every suite.
    Usage: tests/run [substring]   (runs the tests whose name contains it) */
+/* The library allocates through DS_MALLOC/DS_REALLOC/DS_FREE: the tests route them through a
+   counter of live bytes and its peak, so a test can bound what an operation allocates beyond what
+   it keeps (test_checkpoint_streams_tensors). glibc's malloc_usable_size gives the sizes. */
+#define _POSIX_C_SOURCE 200809L /* as deepseek.h would: these includes come first */
+#include <malloc.h>
+#include <stddef.h>
+#include <stdlib.h>
+static size_t t_live, t_peak;
+static void t_count(size_t add, size_t sub) {
+    __atomic_add_fetch(&t_live, add, __ATOMIC_RELAXED);
+    __atomic_sub_fetch(&t_live, sub, __ATOMIC_RELAXED);
+    if (t_live > t_peak) t_peak = t_live; /* (a racy peak is fine: the tests that read it allocate on one thread) */
+}
+static void *t_malloc(size_t n) { void *p = malloc(n); if (p) t_count(malloc_usable_size(p), 0); return p; }
+static void *t_realloc(void *p, size_t n) {
+    size_t old = p ? malloc_usable_size(p) : 0;
+    void *q = realloc(p, n);
+    if (q) t_count(malloc_usable_size(q), old);
+    return q;
+}
+static void t_free(void *p) { if (p) t_count(0, malloc_usable_size(p)); free(p); }
+#define DS_MALLOC(n) t_malloc(n)
+#define DS_REALLOC(p, n) t_realloc(p, n)
+#define DS_FREE(p) t_free(p)
 #define DEEPSEEK_IMPLEMENTATION
 #include "../deepseek.h"
 #include "test.h"

@@ -8,13 +8,25 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* the raw bytes of an I32 tensor of the open file */
+static int read_i32(ds__st_r *r, const char *name, int32_t *out, size_t n, ds_error *err) {
+    const ds_json *t = ds_json_get(r->doc->root, name);
+    int64_t b = 0, e = 0;
+    if (!t || !ds__jis(ds_json_get(t, "dtype"), "I32")) return ds__fail(err, DS_ERR_FORMAT, "batch: I32 \"%s\" expected", name);
+    ds_json_int(ds_json_get(t, "data_offsets")->child, 0, INT64_MAX, &b);
+    ds_json_int(ds_json_get(t, "data_offsets")->child->next, 0, INT64_MAX, &e);
+    if ((uint64_t)(e - b) != n * 4 || fseek(r->f, (long)(r->data_at + (uint64_t)b), SEEK_SET) || fread(out, 4, n, r->f) != n)
+        return ds__fail(err, DS_ERR_FORMAT, "batch: \"%s\" is not [B, T]", name);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     ds__st_r r;
     ds_error err;
     ds_model *m;
     char path[1024];
     const ds_json *t;
-    int64_t B = 0, T = 0, b0 = 0;
+    int64_t B = 0, T = 0;
     int32_t *in, *tg;
     double loss;
     if (argc != 2) { fprintf(stderr, "usage: hf_load_check DIR\n"); return 2; }
@@ -26,10 +38,7 @@ int main(int argc, char **argv) {
     ds_json_int(ds_json_get(t, "shape")->child->next, 1, 1 << 20, &T);
     in = (int32_t *)malloc(sizeof(int32_t) * (size_t)(B * T) * 2);
     tg = in + B * T;
-    ds_json_int(ds_json_get(t, "data_offsets")->child, 0, INT64_MAX, &b0);
-    memcpy(in, r.data + b0, sizeof(int32_t) * (size_t)(B * T));
-    ds_json_int(ds_json_get(ds_json_get(r.doc->root, "targets"), "data_offsets")->child, 0, INT64_MAX, &b0);
-    memcpy(tg, r.data + b0, sizeof(int32_t) * (size_t)(B * T));
+    if (read_i32(&r, "inputs", in, (size_t)(B * T), &err) || read_i32(&r, "targets", tg, (size_t)(B * T), &err)) { fprintf(stderr, "%s\n", err.msg); return 1; }
     ds__st_close(&r);
     if (!(m = ds_checkpoint_load(argv[1], (int)B, (int)T, NULL, &err))) { fprintf(stderr, "%s\n", err.msg); return 1; }
     if (ds_model_forward(m, in, tg, NULL, (int)B, (int)T, NULL, &loss, &err)) { fprintf(stderr, "%s\n", err.msg); return 1; }
