@@ -3586,8 +3586,7 @@ static int ds__exec_reserve(ds__exec *ex, const ds_config *c, size_t B, size_t T
     work = V * D > 2 * F * D ? V * D : 2 * F * D;
     if (Q * D > work) work = Q * D;
     if (ds__attention_work(B, T, H, KV, hd) > work) work = ds__attention_work(B, T, H, KV, hd);
-    if (H * (size_t)c->max_seq > work) work = H * (size_t)c->max_seq;
-    ex->work_n = work;
+    ex->work_n = work; /* (decoding's H * max_seq scores: grown on its first use) */
     ex->partial_n = n_params / DS__NORM_CHUNK + 1;
     ex->work = (ds_float *)ds__exec_alloc(ex, ex->work_n, sizeof(ds_float));
     ex->partial = (double *)ds__exec_alloc(ex, ex->partial_n, sizeof(double));
@@ -4107,7 +4106,7 @@ enum { DS__T_ATTN_NORM, DS__T_Q, DS__T_K, DS__T_V, DS__T_O, DS__T_FFN_NORM, DS__
 struct ds_model {
     ds_config c;
     int B, T;                  /* capacity */
-    int rope_len;              /* positions the RoPE tables cover: max(max_seq, T) */
+    int rope_len;              /* positions the RoPE tables cover: T, or max_seq once decoding */
     size_t hd, Q, N;           /* head size; q|k|v row width; B*T */
     int n_tensors;
     ds_tensor *tensors;        /* host memory */
@@ -4169,8 +4168,30 @@ DSDEF void ds_model_free(ds_model *m) {
     DS_FREE(m);
 }
 
-/* The model, with RoPE tables for rope_len >= max_seq positions (a checkpoint loaded for longer
-   sequences than it was trained on); flags: DS__NEW_HOST_COPIES, every host access through the
+/* RoPE tables for len positions, computed in double on the host, replacing smaller ones */
+static int ds__rope_tables(ds_model *m, int len, ds_error *err) {
+    size_t hd = m->hd, half = hd / 2, i, j;
+    ds_float *cs = (ds_float *)ds__exec_alloc(&m->ex, (size_t)len * hd, sizeof(ds_float)), *tab;
+    if (!cs) return ds__exec_status(&m->ex, err) ? err->code : DS__OOM(err);
+    tab = m->ex.host_visible ? cs : (ds_float *)ds__calloc((size_t)len * hd, sizeof(ds_float));
+    if (!tab) { ds__exec_free(&m->ex, cs); return DS__OOM(err); }
+    for (i = 0; i < (size_t)len; i++)
+        for (j = 0; j < half; j++) {
+            double a = (double)i * pow(m->c.rope_theta, -2.0 * (double)j / (double)hd);
+            tab[i * half + j] = (ds_float)cos(a);
+            tab[(size_t)len * half + i * half + j] = (ds_float)sin(a);
+        }
+    ds__from_host(&m->ex, cs, tab, (size_t)len * hd * sizeof(ds_float));
+    if (tab != cs) DS_FREE(tab);
+    ds__exec_free(&m->ex, m->rope_cos);
+    m->rope_cos = cs, m->rope_sin = cs + (size_t)len * half, m->rope_len = len;
+    return ds__exec_status(&m->ex, err);
+}
+
+/* The model, with RoPE tables for max(rope_len, T) positions: ds_model_new asks for max_seq, a
+   checkpoint load for T only (a checkpoint may be loaded for longer sequences than it was trained
+   on; decoding extends the tables to max_seq on first use, so that a config.json's
+   max_position_embeddings costs no memory until a generation asks for it); flags: DS__NEW_HOST_COPIES, every host access through the
    backend's copies even on the CPU (tests run the portable paths that way); DS__NEW_INFERENCE. */
 #define DS__NEW_HOST_COPIES 1 /* every host access through the backend's copies, even on the CPU (tests) */
 #define DS__NEW_INFERENCE 2   /* weights only: no gradients or moments (a quarter of the memory) */
@@ -4183,14 +4204,12 @@ static ds_model *ds__model_new(const ds_config *c, int B, int T, int rope_len, i
     int l, k, ok = 1, n_parts = 0;
     char name[64];
     if (ds_config_validate(c, err)) return NULL;
-    if (rope_len < c->max_seq) rope_len = c->max_seq;
     if (B < 1 || T < 1 || T > rope_len) { ds__fail(err, DS_ERR_INVALID, "model: B %d and T %d must be >= 1, T <= max_seq %d", B, T, c->max_seq); return NULL; }
     m = (ds_model *)ds__calloc(1, sizeof *m);
     if (!m) { DS__OOM(err); return NULL; }
     m->c = *c;
     m->B = B;
     m->T = T;
-    m->rope_len = rope_len;
     if (ds__exec_init(&m->ex, err)) { DS_FREE(m); return NULL; }
     if (!host_visible) m->ex.host_visible = 0;
     D = (size_t)c->d_model, L = (size_t)c->n_layers, F = (size_t)c->d_ff, V = (size_t)c->vocab, H = (size_t)c->n_heads;
@@ -4254,11 +4273,9 @@ static ds_model *ds__model_new(const ds_config *c, int B, int T, int rope_len, i
     if (!(m->acts = (ds_float *)ds__exec_alloc(&m->ex, n_acts, sizeof(ds_float)))) goto oom;
     for (off = 0, i = 0; i < (size_t)n_parts; i++) { *ptrs[i] = m->acts + off; off += sizes[i]; }
     if (ds__exec_reserve(&m->ex, c, (size_t)B, (size_t)T, m->n_params)) goto oom; /* the ops' scratch */
-    m->rope_cos = (ds_float *)ds__exec_alloc(&m->ex, (size_t)rope_len * hd, sizeof(ds_float));
     m->inputs = (int32_t *)ds__exec_alloc(&m->ex, 2 * N, sizeof(int32_t));
     m->weights = (ds_float *)ds__exec_alloc(&m->ex, 2 * N, sizeof(ds_float));
-    if (!m->rope_cos || !m->inputs || !m->weights) goto oom;
-    m->rope_sin = m->rope_cos + (size_t)rope_len * hd / 2;
+    if (!m->inputs || !m->weights) goto oom;
     m->targets = m->inputs + N;
     m->dloss = m->weights + N;
     /* B log-probs, B derivatives and B row pointers, then per token 2 ds_float, a float, 2 ids */
@@ -4270,19 +4287,7 @@ static ds_model *ds__model_new(const ds_config *c, int B, int T, int rope_len, i
         m->h_logits = (ds_float *)ds__calloc(V, sizeof(ds_float));
         if (!m->h_weights || !m->h_logits) goto oom;
     }
-    { /* RoPE tables, computed in double on the host */
-        ds_float *tab = host_visible ? m->rope_cos : (ds_float *)ds__calloc((size_t)rope_len * hd, sizeof(ds_float));
-        size_t j, half = hd / 2;
-        if (!tab) goto oom;
-        for (i = 0; i < (size_t)rope_len; i++)
-            for (j = 0; j < half; j++) {
-                double a = (double)i * pow(c->rope_theta, -2.0 * (double)j / (double)hd);
-                tab[i * half + j] = (ds_float)cos(a);
-                tab[(size_t)rope_len * half + i * half + j] = (ds_float)sin(a);
-            }
-        ds__from_host(&m->ex, m->rope_cos, tab, (size_t)rope_len * hd * sizeof(ds_float));
-        if (tab != m->rope_cos) DS_FREE(tab);
-    }
+    if (ds__rope_tables(m, rope_len, err)) goto fail;
     return m;
 oom:
     if (!ds__exec_status(&m->ex, err)) DS__OOM(err); /* a backend's own reason, or out of memory */
@@ -5372,7 +5377,7 @@ static ds_model *ds__checkpoint_load(const char *dir, int B, int T, ds_train_sta
     }
     /* RoPE extends to any length: the tables cover T, while the config (and the next save's
        max_position_embeddings) keeps the checkpoint's max_seq */
-    if (!(m = ds__model_new(&c, B, T, T > c.max_seq ? T : c.max_seq, flags, err))) goto fail;
+    if (!(m = ds__model_new(&c, B, T, T, flags, err))) goto fail;
     for (k = 0; k < m->n_tensors; k++) {
         const ds_tensor *t = &m->tensors[k];
         if (tie && k == m->n_tensors - 1 && !ds_json_get(r.doc->root, t->name)) { /* tied: the head is the embedding */
@@ -5597,8 +5602,16 @@ DSDEF int ds_model_forward_token(ds_model *m, int32_t token, int pos, ds_pool *p
     S = (size_t)c->max_seq, V = (size_t)c->vocab;
     if (token < 0 || token >= c->vocab) return ds__fail(err, DS_ERR_INVALID, "generate: token %d outside [0, %d)", (int)token, c->vocab);
     if (pos < 0 || (size_t)pos >= S) return ds__fail(err, DS_ERR_INVALID, "generate: position %d outside [0, %d)", pos, c->max_seq);
-    if (!m->kv) { /* on first use: the two caches, then one position's activations */
+    if (!m->kv) { /* on first use: RoPE for every position, the scores' scratch, the two caches, then one position's activations */
         size_t cache = 2 * (size_t)c->n_layers * S * KV * hd;
+        int rc;
+        if (m->rope_len < c->max_seq && (rc = ds__rope_tables(m, c->max_seq, err))) return rc;
+        if (H * S > m->ex.work_n) {
+            ds_float *w = (ds_float *)ds__exec_alloc(&m->ex, H * S, sizeof(ds_float));
+            if (!w) return DS__OOM(err);
+            ds__exec_free(&m->ex, m->ex.work);
+            m->ex.work = w, m->ex.work_n = H * S;
+        }
         if (!(m->kv = (ds_float *)ds__exec_alloc(&m->ex, cache + 2 * D + 1 + Q + H * hd + 3 * F, sizeof(ds_float)))) return DS__OOM(err);
         m->dec_x = m->kv + cache, m->dec_ln = m->dec_x + D, m->dec_rstd = m->dec_ln + D, m->dec_qkv = m->dec_rstd + 1;
         m->dec_y = m->dec_qkv + Q, m->dec_gu = m->dec_y + H * hd, m->dec_h = m->dec_gu + 2 * F;

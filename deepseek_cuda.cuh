@@ -106,8 +106,7 @@ static size_t ds__attention_work(size_t B, size_t T, size_t H, size_t KV, size_t
 static int ds__exec_reserve(ds__exec *ex, const ds_config *c, size_t B, size_t T, size_t n_params) {
     size_t H = (size_t)c->n_heads, KV = (size_t)c->n_kv_heads, hd = (size_t)c->d_model / H, work;
     work = ds__attention_work(B, T, H, KV, hd);
-    if (H * (size_t)c->max_seq > work) work = H * (size_t)c->max_seq;
-    ex->work_n = work;
+    ex->work_n = work; /* (decoding's H * max_seq scores: grown on its first use, by the model) */
     ex->partial_n = n_params / DS__NORM_CHUNK + 1;
     ex->h_red_n = B * T;
     ex->work = (ds_float *)ds__exec_alloc(ex, ex->work_n, sizeof(ds_float));

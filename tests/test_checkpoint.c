@@ -495,6 +495,39 @@ static void test_checkpoint_shapes_beyond_2_31(void) {
     (void)e;
 }
 
+/* a load allocates for the B x T it is asked for: a config's max_position_embeddings (1M here)
+   costs its RoPE tables and scores only when a generation starts, and decoding then gives the
+   same logits as the model built with every table up front */
+static void test_checkpoint_load_sizes_for_t(void) {
+    ds_config c;
+    ds_error e;
+    ds_model *m, *u;
+    size_t before, V, i;
+    const ds_float *lg;
+    ds_float *want;
+    int p;
+    ds_config_preset("test", &c, &e);
+    c.vocab = 32, c.d_model = 16, c.n_heads = 2, c.n_kv_heads = 1, c.d_ff = 32, c.n_layers = 1, c.max_seq = 1 << 20;
+    CHECK((m = ds_model_new(&c, 1, 4, &e)) != NULL); /* its RoPE tables: 1M x 8 values */
+    CHECK_OK(ds_model_init(m, 9));
+    CHECK_OK(ds_checkpoint_save(m, NULL, NULL, tp("ckpt_long"), DS_DTYPE_F32, &e_));
+    before = t_live;
+    CHECK((u = ds_checkpoint_load_inference(tp("ckpt_long"), 1, 4, &e)) != NULL);
+    CHECKF(t_live - before < (size_t)1 << 20, "the load kept %zu bytes for a %zu-parameter model", t_live - before, ds_model_n_params(u));
+    V = (size_t)c.vocab;
+    CHECK((want = (ds_float *)malloc(V * sizeof(ds_float))) != NULL);
+    for (p = 0; p < 6; p++) {
+        CHECK_OK(ds_model_forward_token(m, (int32_t)(p * 5 % 32), p, NULL, &lg, &e_));
+        memcpy(want, lg, V * sizeof(ds_float));
+        CHECK_OK(ds_model_forward_token(u, (int32_t)(p * 5 % 32), p, NULL, &lg, &e_));
+        for (i = 0; i < V; i++) CHECK(lg[i] == want[i]);
+    }
+    CHECK_OK(ds_model_forward_token(u, 1, (1 << 20) - 1, NULL, &lg, &e_)); /* the last position */
+    free(want);
+    ds_model_free(m);
+    ds_model_free(u);
+}
+
 /* one writer at a time: a second writer is refused with the reason, and the lock goes with it */
 static void test_checkpoint_second_writer_refused(void) {
     ds_model *m = ck_model(61);
@@ -557,6 +590,7 @@ static void suite_checkpoint(void) {
     RUN(test_checkpoint_trainer_state_is_checked);
     RUN(test_checkpoint_streams_tensors);
     RUN(test_checkpoint_shapes_beyond_2_31);
+    RUN(test_checkpoint_load_sizes_for_t);
     RUN(test_checkpoint_second_writer_refused);
     RUN(test_read_file_is_typed_and_bounded);
     RUN(test_checkpoint_longer_sequences_keep_config);
