@@ -181,3 +181,6 @@ clean:
 
 $(B)/ckpt_tool: tools/ckpt_tool.c deepseek.h | $(B)
 	$(CC) -std=c99 $(WARN) $(CFLAGS) -o $@ tools/ckpt_tool.c $(LDLIBS)
+
+$(B)/bench_decode: bench/bench_decode.c deepseek.h | $(B)
+	$(CC) -std=c99 $(WARN) $(CFLAGS) -o $@ bench/bench_decode.c $(LDLIBS)

@@ -3758,14 +3758,39 @@ static void ds__rmsnorm_backward(ds__exec *ex, ds_float *dx, int dx_accumulate, 
    N > 1 runs on the matmul tile above with W transposed into the scratch, so the inner loop
    streams contiguous rows. N = 1 (decoding) is a matrix-vector product on W as stored: out[o] =
    W[o,:] . inp, k in order, added to out[o] afterwards when accumulating. */
+/* The dot product of decoding (matrix-vector products, attention scores). A float sum does not
+   vectorize unless the compiler may reassociate it (-ffast-math), so the SIMD is written out: four
+   vector accumulators over 4 VL values at a time, then single vectors, the lanes summed in a fixed
+   order, then the scalar tail. The order depends on n only, so a row's result is the same whichever
+   thread computes it. */
+static ds_float ds__dot(const ds_float *a, const ds_float *b, size_t n) {
+    size_t k = 0;
+    ds_float s = 0;
+#ifdef DS__SIMD
+    if (n >= (size_t)DS__VL) {
+        ds__vec a0 = ds__vload(a) * ds__vload(b), a1 = a0 - a0, a2 = a1, a3 = a1;
+        int i;
+        for (k = DS__VL; k + 4 * DS__VL <= n; k += 4 * DS__VL) {
+            a1 += ds__vload(a + k) * ds__vload(b + k);
+            a2 += ds__vload(a + k + DS__VL) * ds__vload(b + k + DS__VL);
+            a3 += ds__vload(a + k + 2 * DS__VL) * ds__vload(b + k + 2 * DS__VL);
+            a0 += ds__vload(a + k + 3 * DS__VL) * ds__vload(b + k + 3 * DS__VL);
+        }
+        for (; k + DS__VL <= n; k += DS__VL) a0 += ds__vload(a + k) * ds__vload(b + k);
+        a0 = (a0 + a1) + (a2 + a3);
+        for (i = 0; i < DS__VL; i++) s += a0[i];
+    }
+#endif
+    for (; k < n; k++) s += a[k] * b[k];
+    return s;
+}
+
 typedef struct ds__mv { ds_float *out; const ds_float *W, *x; size_t C; int accumulate; } ds__mv;
 static void ds__matvec_task(void *ctx, size_t o0, size_t o1) {
     const ds__mv *v = (const ds__mv *)ctx;
-    size_t o, k;
+    size_t o;
     for (o = o0; o < o1; o++) {
-        const ds_float *w = v->W + o * v->C;
-        ds_float s = 0;
-        for (k = 0; k < v->C; k++) s += w[k] * v->x[k];
+        ds_float s = ds__dot(v->W + o * v->C, v->x, v->C);
         v->out[o] = v->accumulate ? v->out[o] + s : s;
     }
 }
@@ -3940,10 +3965,7 @@ static void ds__attention_decode_task(void *ctx, size_t h0, size_t h1) {
         const ds_float *q = a->qkv + h * hd;
         ds_float mx = -INFINITY, sum = 0, *yh = a->y + h * hd, *att = a->scr + h * a->S;
         for (t = 0; t <= a->pos; t++) {
-            const ds_float *k = a->kc + t * KV * hd + kvh * hd;
-            ds_float s = 0;
-            for (j = 0; j < hd; j++) s += q[j] * k[j];
-            att[t] = s * scale;
+            att[t] = ds__dot(q, a->kc + t * KV * hd + kvh * hd, hd) * scale;
             mx = att[t] > mx ? att[t] : mx;
         }
         for (t = 0; t <= a->pos; t++) { att[t] = DS__EXP(att[t] - mx); sum += att[t]; }

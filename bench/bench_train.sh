@@ -1,13 +1,17 @@
 #!/bin/sh
 # bench_train.sh - `make bench-train`: deepseek.h's trainer beside PyTorch, in one run, on the
 # tiny / small / medium configs of ../shared/bench/README.md, same model, batch and threads.
-# PyTorch runs in its *tuned* environment (run_torch.sh's): OPENBLAS_CORETYPE unset (AVX-512
-# kernels), OMP_WAIT_POLICY=passive, glibc malloc with huge pages and no trimming.
+# PyTorch runs in its *tuned* environment (run_torch.sh's): OMP_WAIT_POLICY=passive, glibc malloc
+# with huge pages and no trimming, and OpenBLAS on the best kernel the CPU supports: the script asks
+# PyTorch's OpenBLAS which kernel it runs (bench/blas_core.py, openblas_get_corename) with
+# OPENBLAS_CORETYPE unset; if that is not the best for the CPU's vector width (SkylakeX and later
+# for AVX-512, Haswell/Zen for AVX2) it forces the best, asks again, and prints the kernel beside
+# the ratios. Against a fallback kernel (e.g. Prescott, which Debian's OpenBLAS 0.3.21 picks on
+# the Emerald Rapids Xeon) it refuses to report a ratio.
 # Prints tokens/s for both, the ratio, and GFLOP/s against the machine's FMA peak (fma_peak.c).
 #   BASE_BIN=path   also run another bench_train binary (e.g. built from an earlier commit) in the
 #                   same run, with its own ratio: a before/after comparison that shares the noise
-#   TORCH_CORETYPE=X  run PyTorch with OPENBLAS_CORETYPE=X instead of unset (on CPUs Debian's
-#                   OpenBLAS 0.3.21 does not recognise, unset falls back to its generic kernels)
+#   TORCH_CORETYPE=X  run PyTorch with OPENBLAS_CORETYPE=X instead of the detected best
 set -eu
 B=build
 BASE_BIN=${BASE_BIN:-}
@@ -30,7 +34,28 @@ PEAK=""
 if gcc -O2 -march=native -fopenmp -o $B/fma_peak $SH/fma_peak.c 2>/dev/null; then
   PEAK=$(OMP_NUM_THREADS=$THREADS ./$B/fma_peak | awk '/total/ {v=$0} END {print v}' | grep -o '[0-9.]* GFLOP/s' | tail -1 | cut -d' ' -f1)
 fi
-echo "machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $THREADS threads, FMA peak ${PEAK:-?} GFLOP/s"
+echo "machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //') (family $(grep -m1 'cpu family' /proc/cpuinfo | cut -d: -f2 | tr -d ' '), model $(grep -m1 '^model' /proc/cpuinfo | cut -d: -f2 | tr -d ' ')), $THREADS threads, FMA peak ${PEAK:-?} GFLOP/s"
+# PyTorch's OpenBLAS kernel: the best this CPU supports, detected, forced if need be, and checked
+FLAGS=$(grep -m1 '^flags' /proc/cpuinfo)
+case " $FLAGS " in
+  *" avx512f "*) BEST=SkylakeX; GOOD="SkylakeX Cooperlake SapphireRapids" ;;
+  *" avx2 "*)    BEST=Haswell;  GOOD="Haswell Zen SkylakeX Cooperlake SapphireRapids" ;;
+  *)             BEST="";       GOOD="" ;;
+esac
+good_core() { [ -z "$GOOD" ] && return 0; for g in $GOOD; do [ "$(echo "$1" | tr A-Z a-z)" = "$(echo "$g" | tr A-Z a-z)" ] && return 0; done; return 1; }
+CT="-u OPENBLAS_CORETYPE" CORE="" HOW="" FAIR=1
+if [ $have_torch = 1 ]; then
+  if [ -n "$TORCH_CORETYPE" ]; then CT="OPENBLAS_CORETYPE=$TORCH_CORETYPE"; HOW="forced by TORCH_CORETYPE"
+  else
+    auto=$(env -u OPENBLAS_CORETYPE $PY bench/blas_core.py 2>/dev/null | tail -1)
+    if good_core "$auto"; then HOW="detected"
+    else CT="OPENBLAS_CORETYPE=$BEST"; HOW="forced: with OPENBLAS_CORETYPE unset it runs $auto"; fi
+  fi
+  CORE=$(env $CT $PY bench/blas_core.py 2>/dev/null | tail -1)
+  good_core "$CORE" || FAIR=0
+  echo "PyTorch's OpenBLAS kernel: ${CORE:-?} ($HOW; best for this CPU: ${BEST:-any})"
+  [ $FAIR = 1 ] || echo "bench: PyTorch runs the fallback kernel $CORE, not $BEST: no ratio is reported against it"
+fi
 out=""
 for c in $CONFIGS; do
   case $c in
@@ -46,13 +71,13 @@ for c in $CONFIGS; do
     btps=$(echo "$bs" | sed -n 's/.*tokens_per_s=\([0-9.]*\).*/\1/p')
   fi
   if [ $have_torch = 1 ]; then
-    if [ -n "$TORCH_CORETYPE" ]; then CT="OPENBLAS_CORETYPE=$TORCH_CORETYPE"; else CT="-u OPENBLAS_CORETYPE"; fi
     ts=$(env $CT $TUNED $PY $SH/torch_llama_train.py $A --steps $STEPS --warmup 3 --threads $THREADS | tail -1)
     ttps=$(echo "$ts" | sed -n 's/.*tokens_per_s=\([0-9.]*\).*/\1/p'); tgf=$(echo "$ts" | sed -n 's/.*gflops=\([0-9.]*\).*/\1/p')
   else ttps=0; tgf=0; fi
+  [ $FAIR = 1 ] || ttps=0
   line=$(awk -v c=$c -v d=$dtps -v t=$ttps -v dg=$dgf -v tg=$tgf -v p="${PEAK:-0}" 'BEGIN {
-    printf "%-7s deepseek.h %8.0f tok/s %6.1f GFLOP/s (%4.1f%% of peak) | PyTorch %8.0f tok/s %6.1f GFLOP/s | ratio %.2fx",
-      c, d, dg, (p > 0 ? 100 * dg / p : 0), t, tg, (t > 0 ? d / t : 0) }')
+    printf "%-7s deepseek.h %8.0f tok/s %6.1f GFLOP/s (%4.1f%% of peak) | PyTorch %8.0f tok/s %6.1f GFLOP/s | ratio %s",
+      c, d, dg, (p > 0 ? 100 * dg / p : 0), t, tg, (t > 0 ? sprintf("%.2fx", d / t) : "n/a") }')
   if [ -n "$BASE_BIN" ]; then
     line="$line$(awk -v b=$btps -v t=$ttps -v d=$dtps 'BEGIN { printf " | base %8.0f tok/s, ratio %.2fx; this/base %.3f", b, (t > 0 ? b / t : 0), (b > 0 ? d / b : 0) }')"
   fi
@@ -61,6 +86,6 @@ for c in $CONFIGS; do
 "
 done
 echo
-echo "== deepseek.h vs tuned PyTorch (OPENBLAS_CORETYPE ${TORCH_CORETYPE:-unset}), $THREADS threads, median of $STEPS steps${BASE_BIN:+; base: $BASE_BIN} =="
+echo "== deepseek.h vs tuned PyTorch (its OpenBLAS kernel: ${CORE:-?}, $HOW), $THREADS threads, median of $STEPS steps${BASE_BIN:+; base: $BASE_BIN} =="
 printf "%s" "$out"
 [ $have_torch = 1 ] || echo "(PyTorch not installed: apt-get install python3-torch)"
