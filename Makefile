@@ -3,7 +3,7 @@
 #   make test     the tests (C99 and C++ builds of the header, then the test program)
 #   make demo     the whole pipeline on the bundled data: tokenizer, pretraining, SFT, DPO, chat (~5 minutes)
 #   make asan     the tests under AddressSanitizer and UndefinedBehaviorSanitizer
-#   make fuzz     libFuzzer targets (clang): the JSON reader, tokenizer.json, checkpoints, JSONL datasets
+#   make fuzz     libFuzzer targets (clang): JSON, tokenizer.json, checkpoints, trainer state, JSONL, DSTOKENS, encoders, sampler
 #   make check-hf compare with Hugging Face `tokenizers` (npm; skips without node)
 #   make check-torch  loss and gradients against PyTorch (python3-torch; skips without it)
 #   make bench    tokenizer beside HF `tokenizers`, trainer beside PyTorch (make bench-train: only that)
@@ -135,7 +135,7 @@ $(B)/run_tests_asan: tests/main.c tests/gradcheck.c tests/test.h tests/test_*.c 
 asan: $(B)/run_tests_asan
 	./$(B)/run_tests_asan
 
-# libFuzzer targets; each also builds as a plain program that replays files (tests/fuzz/README).
+# libFuzzer targets; each also builds as a plain program that replays files (tests/fuzz/README.md).
 FUZZ = $(B)/fuzz_json $(B)/fuzz_tokenizer $(B)/fuzz_safetensors $(B)/fuzz_dataset $(B)/fuzz_tokens $(B)/fuzz_encode $(B)/fuzz_sample $(B)/fuzz_state $(B)/fuzz_deepseek
 fuzz: $(FUZZ)
 $(B)/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/replay_main.h deepseek.h | $(B)

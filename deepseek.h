@@ -559,6 +559,13 @@ DSDEF ds_model *ds_checkpoint_load(const char *dir, int B, int T, ds_train_state
    a quarter of the memory. Forward, forward_token, evaluation and weight-only saves work;
    backward and step are refused. */
 DSDEF ds_model *ds_checkpoint_load_inference(const char *dir, int B, int T, ds_error *err);
+/* A decoding model that holds its weights in BF16 only (2 bytes a parameter, half of the
+   inference model above: the released 7B in ~14 GB), for ds_model_forward_token / ds_generate.
+   F32 or F64 files are rounded to BF16 once, at load; BF16 files are read as they are. Its
+   matrix-vector products read bf16 weights and compute in float (ds__dot_bf16), so its logits
+   equal those of a float model holding the same rounded weights. The batched forward, backward,
+   steps and saves are refused with the reason; ds_model_get(DS_PARAMS) widens. CPU build only. */
+DSDEF ds_model *ds_checkpoint_load_bf16(const char *dir, ds_error *err);
 /* config.json <-> ds_config (LlamaConfig keys; unknown keys are ignored, unsupported values --
    biases, another activation, RoPE scaling -- refused). */
 DSDEF int ds_config_from_json(const char *json, size_t len, ds_config *c, ds_error *err);
@@ -826,6 +833,7 @@ DSDEF int ds_is_repetitive(const int32_t *ids, int n);
 #include <time.h>
 #if defined(__unix__) || defined(__APPLE__)
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #define DS__POSIX 1
@@ -3274,6 +3282,9 @@ DSDEF int ds_config_validate(const ds_config *c, ds_error *err) {
         (p)[i] -= (step) * (m)[i] / (SQRT((v)[i]) / (bc2s) + (eps));                          \
     } while (0)
 
+/* a bf16 value widened to float: the 16 bits are the float's top half (exact) */
+static ds_float ds__bf16_value(uint16_t b) { uint32_t u = (uint32_t)b << 16; float f; memcpy(&f, &u, 4); return (ds_float)f; }
+
 #ifdef DS_CUDA
 /* The CUDA backend: deepseek_cuda.cuh implements ds__exec and every op below with the same
    signatures (see its banner); the model after this section is the same source for both. */
@@ -3579,13 +3590,15 @@ static int ds__exec_init(ds__exec *ex, ds_error *err) {
     ex->host_visible = 1;
     return DS_OK;
 }
-static int ds__exec_reserve(ds__exec *ex, const ds_config *c, size_t B, size_t T, size_t n_params) {
+/* decode_only: a model that only decodes (BF16 inference) needs none of it up front */
+static int ds__exec_reserve(ds__exec *ex, const ds_config *c, size_t B, size_t T, size_t n_params, int decode_only) {
     size_t D = (size_t)c->d_model, F = (size_t)c->d_ff, V = (size_t)c->vocab, H = (size_t)c->n_heads, KV = (size_t)c->n_kv_heads;
     size_t hd = D / H, Q = (H + 2 * KV) * hd, work;
     /* the largest weight transposed (linear), attention's transposes and scores, decoding's scores */
     work = V * D > 2 * F * D ? V * D : 2 * F * D;
     if (Q * D > work) work = Q * D;
     if (ds__attention_work(B, T, H, KV, hd) > work) work = ds__attention_work(B, T, H, KV, hd);
+    if (decode_only) work = 1, n_params = 0;
     ex->work_n = work; /* (decoding's H * max_seq scores: grown on its first use) */
     ex->partial_n = n_params / DS__NORM_CHUNK + 1;
     ex->work = (ds_float *)ds__exec_alloc(ex, ex->work_n, sizeof(ds_float));
@@ -3812,6 +3825,72 @@ static void ds__linear_backward(ds__exec *ex, ds_float *dinp, int dinp_accumulat
                                 const ds_float *W, size_t N, size_t C, size_t OC) {
     if (dinp) ds__matmul(ex->pool, dinp, C, dout, OC, 1, W, C, N, C, OC, dinp_accumulate);
     ds__matmul(ex->pool, dW, C, dout, 1, OC, inp, C, OC, C, N, 1);
+}
+
+/* ---- BF16 weights (the inference model of ds_checkpoint_load_bf16) ----------------------------
+   A bf16 value is the top half of a float32: widening is a 16-bit shift, exact. The dot product
+   widens a vector of weights and then does exactly what ds__dot does, in the same order, so a
+   BF16 model's logits equal, bit for bit, those of a float model holding the same (rounded)
+   weights. Decoding reads half the bytes per token. */
+#if defined(DS__SIMD) && !defined(DS_DOUBLE)
+typedef uint16_t ds__hvec __attribute__((vector_size(DS__VB / 2)));
+typedef uint32_t ds__uvec __attribute__((vector_size(DS__VB)));
+static ds__vec ds__bload(const uint16_t *p) {
+    ds__hvec h;
+    ds__uvec u;
+    ds__vec v;
+    memcpy(&h, p, sizeof h);
+    u = __builtin_convertvector(h, ds__uvec) << 16;
+    memcpy(&v, &u, sizeof v);
+    return v;
+}
+#define DS__BF16_SIMD 1
+#endif
+#ifndef DS__PF_BF16
+#define DS__PF_BF16 1024 /* values (2 KiB): measured 512-2048 on an EPYC, 1024 the best */
+#endif
+static ds_float ds__dot_bf16(const uint16_t *a, const ds_float *b, size_t n) {
+    size_t k = 0;
+    ds_float s = 0;
+#ifdef DS__BF16_SIMD
+    if (n >= (size_t)DS__VL) {
+        ds__vec a0 = ds__bload(a) * ds__vload(b), a1 = a0 - a0, a2 = a1, a3 = a1;
+        int i;
+        for (k = DS__VL; k + 4 * DS__VL <= n; k += 4 * DS__VL) {
+            __builtin_prefetch(a + k + DS__PF_BF16); /* ahead in the stream of weight rows that a decode step reads */
+            a1 += ds__bload(a + k) * ds__vload(b + k);
+            a2 += ds__bload(a + k + DS__VL) * ds__vload(b + k + DS__VL);
+            a3 += ds__bload(a + k + 2 * DS__VL) * ds__vload(b + k + 2 * DS__VL);
+            a0 += ds__bload(a + k + 3 * DS__VL) * ds__vload(b + k + 3 * DS__VL);
+        }
+        for (; k + DS__VL <= n; k += DS__VL) a0 += ds__bload(a + k) * ds__vload(b + k);
+        a0 = (a0 + a1) + (a2 + a3);
+        for (i = 0; i < DS__VL; i++) s += a0[i];
+    }
+#endif
+    for (; k < n; k++) s += ds__bf16_value(a[k]) * b[k];
+    return s;
+}
+typedef struct ds__mvb { ds_float *out; const uint16_t *W; const ds_float *x; size_t C; int accumulate; } ds__mvb;
+static void ds__matvec_bf16_task(void *ctx, size_t o0, size_t o1) {
+    const ds__mvb *v = (const ds__mvb *)ctx;
+    size_t o;
+    for (o = o0; o < o1; o++) {
+        ds_float s = ds__dot_bf16(v->W + o * v->C, v->x, v->C);
+        v->out[o] = v->accumulate ? v->out[o] + s : s;
+    }
+}
+/* out[OC] (+)= W[OC, C] x[C], W in bf16: decoding's linear */
+static void ds__linear_decode_bf16(ds__exec *ex, ds_float *out, const ds_float *x, const uint16_t *W, size_t C, size_t OC, int accumulate) {
+    ds__mvb v;
+    v.out = out, v.W = W, v.x = x, v.C = C, v.accumulate = accumulate;
+    ds_pool_for(ex->pool, OC, ds__matvec_bf16_task, &v);
+}
+/* dst[n] = the widened bf16 src[n] (an embedding row, a norm's weights) */
+static void ds__bf16_widen(ds__exec *ex, ds_float *dst, const uint16_t *src, size_t n) {
+    size_t i;
+    (void)ex;
+    for (i = 0; i < n; i++) dst[i] = ds__bf16_value(src[i]);
 }
 
 /* ---- residual (§2.2: x' = x + f(x)) ---------------------------------------------------------------
@@ -4151,6 +4230,13 @@ struct ds_model {
     int cur_B, cur_T, has_targets;
     int logits_consumed;       /* a backward has overwritten the logits with their gradient */
     int inference;             /* weights only: no gradients, no AdamW moments (ds_checkpoint_load_inference) */
+    int bf16;                  /* BF16 inference (ds_checkpoint_load_bf16): no params; tensor k is bw[k], decoding only */
+    const uint16_t **bw;       /* [n_tensors] each tensor's bf16 values (into bstore) */
+    uint16_t *bstore;          /* the bf16 weights that are not mapped, n_params values (or NULL) */
+    void **maps;               /* BF16 files mapped read-only (POSIX): bw[k] points into them */
+    size_t *map_lens;
+    int n_maps;
+    ds_float *dec_nw;          /* decoding a BF16 model: a norm's weights, widened (D values) */
     double wsum;
     long steps;
 };
@@ -4174,6 +4260,16 @@ static void ds__tensor_add(ds_model *m, size_t *off, const char *name, int rows,
 
 DSDEF void ds_model_free(ds_model *m) {
     if (!m) return;
+    DS_FREE((void *)m->bw);
+    DS_FREE(m->bstore);
+#ifdef DS__POSIX
+    while (m->n_maps > 0) {
+        m->n_maps--;
+        if (m->maps[m->n_maps] != MAP_FAILED) munmap(m->maps[m->n_maps], m->map_lens[m->n_maps]);
+    }
+#endif
+    DS_FREE(m->maps);
+    DS_FREE(m->map_lens);
     ds__exec_free(&m->ex, m->params);
     ds__exec_free(&m->ex, m->grads);
     ds__exec_free(&m->ex, m->m);
@@ -4217,6 +4313,7 @@ static int ds__rope_tables(ds_model *m, int len, ds_error *err) {
    backend's copies even on the CPU (tests run the portable paths that way); DS__NEW_INFERENCE. */
 #define DS__NEW_HOST_COPIES 1 /* every host access through the backend's copies, even on the CPU (tests) */
 #define DS__NEW_INFERENCE 2   /* weights only: no gradients or moments (a quarter of the memory) */
+#define DS__NEW_BF16 4        /* BF16 weights only, for decoding (ds_checkpoint_load_bf16): half of DS__NEW_INFERENCE */
 static ds_model *ds__model_new(const ds_config *c, int B, int T, int rope_len, int flags, ds_error *err) {
     int host_visible = !(flags & DS__NEW_HOST_COPIES);
     ds_model *m;
@@ -4254,9 +4351,18 @@ static ds_model *ds__model_new(const ds_config *c, int B, int T, int rope_len, i
     ds__tensor_add(m, &off, "model.norm.weight", (int)D, 0, 0);
     ds__tensor_add(m, &off, "lm_head.weight", (int)V, (int)D, 1);
     m->n_params = off;
-    m->inference = (flags & DS__NEW_INFERENCE) != 0;
-    m->params = (ds_float *)ds__exec_alloc(&m->ex, off, sizeof(ds_float));
-    if (!m->params) goto oom;
+    m->bf16 = (flags & DS__NEW_BF16) != 0;
+    m->inference = m->bf16 || (flags & DS__NEW_INFERENCE) != 0;
+#ifdef DS_CUDA
+    if (m->bf16) { ds__fail(err, DS_ERR_UNSUPPORTED, "BF16 inference models run on the CPU build (load with ds_checkpoint_load_inference)"); goto fail; }
+#endif
+    if (m->bf16) { /* host memory: decoding's ops read it directly (the CPU build only) */
+        m->bw = (const uint16_t **)ds__calloc((size_t)m->n_tensors, sizeof(uint16_t *)); /* the loader sets them */
+        if (!m->bw) goto oom;
+    } else {
+        m->params = (ds_float *)ds__exec_alloc(&m->ex, off, sizeof(ds_float));
+        if (!m->params) goto oom;
+    }
     if (!m->inference) {
         m->grads = (ds_float *)ds__exec_alloc(&m->ex, off, sizeof(ds_float));
         m->m = (ds_float *)ds__exec_alloc(&m->ex, off, sizeof(ds_float));
@@ -4294,7 +4400,7 @@ static ds_model *ds__model_new(const ds_config *c, int B, int T, int rope_len, i
     if (!ok) { ds__fail(err, DS_ERR_INVALID, "model: activations for B=%d, T=%d overflow size_t", B, T); goto fail; }
     if (!(m->acts = (ds_float *)ds__exec_alloc(&m->ex, n_acts, sizeof(ds_float)))) goto oom;
     for (off = 0, i = 0; i < (size_t)n_parts; i++) { *ptrs[i] = m->acts + off; off += sizes[i]; }
-    if (ds__exec_reserve(&m->ex, c, (size_t)B, (size_t)T, m->n_params)) goto oom; /* the ops' scratch */
+    if (ds__exec_reserve(&m->ex, c, (size_t)B, (size_t)T, m->n_params, m->bf16)) goto oom; /* the ops' scratch */
     m->inputs = (int32_t *)ds__exec_alloc(&m->ex, 2 * N, sizeof(int32_t));
     m->weights = (ds_float *)ds__exec_alloc(&m->ex, 2 * N, sizeof(ds_float));
     if (!m->inputs || !m->weights) goto oom;
@@ -4358,6 +4464,17 @@ static ds_float *ds__model_array(const ds_model *m, int which) {
 }
 DSDEF int ds_model_get(const ds_model *m, int which, size_t offset, size_t n, ds_float *out, ds_error *err) {
     ds_float *a = m ? ds__model_array(m, which) : NULL;
+    if (m && m->bf16 && which == DS_PARAMS && out && offset <= m->n_params && n <= m->n_params - offset) { /* widened, tensor by tensor */
+        size_t i;
+        int k = 0;
+        for (i = 0; i < n; i++) {
+            size_t at = offset + i;
+            while (k + 1 < m->n_tensors && m->tensors[k + 1].offset <= at) k++;
+            while (k > 0 && m->tensors[k].offset > at) k--;
+            out[i] = ds__bf16_value(m->bw[k][at - m->tensors[k].offset]);
+        }
+        return DS_OK;
+    }
     if (!a || (!out && n) || offset > m->n_params || n > m->n_params - offset)
         return ds__fail(err, DS_ERR_INVALID, "ds_model_get: bad argument (array %d, [%zu, +%zu) of %zu)", which, offset, n, m ? m->n_params : 0);
     ds__to_host((ds__exec *)&m->ex, out, a + offset, n * sizeof(ds_float));
@@ -4365,6 +4482,7 @@ DSDEF int ds_model_get(const ds_model *m, int which, size_t offset, size_t n, ds
 }
 DSDEF int ds_model_set(ds_model *m, int which, size_t offset, size_t n, const ds_float *in, ds_error *err) {
     ds_float *a = m ? ds__model_array(m, which) : NULL;
+    if (m && m->bf16) return ds__fail(err, DS_ERR_UNSUPPORTED, "ds_model_set: a BF16 inference model's weights are read-only");
     if (!a || (!in && n) || offset > m->n_params || n > m->n_params - offset)
         return ds__fail(err, DS_ERR_INVALID, "ds_model_set: bad argument (array %d, [%zu, +%zu) of %zu)", which, offset, n, m ? m->n_params : 0);
     ds__from_host(&m->ex, a + offset, in, n * sizeof(ds_float));
@@ -4413,7 +4531,7 @@ DSDEF int ds_model_init(ds_model *m, uint64_t seed) {
     int i;
     size_t j, biggest = 0;
     ds_float *host = NULL;
-    if (!m) return DS_ERR_INVALID;
+    if (!m || m->bf16) return DS_ERR_INVALID;
     for (i = 0; i < m->n_tensors; i++) biggest = m->tensors[i].numel > biggest ? m->tensors[i].numel : biggest;
     if (!m->ex.host_visible && !(host = (ds_float *)ds__calloc(biggest, sizeof(ds_float)))) return DS_ERR_NOMEM;
     for (i = 0; i < m->n_tensors; i++) {
@@ -4480,6 +4598,7 @@ DSDEF int ds_model_forward(ds_model *m, const int32_t *inputs, const int32_t *ta
     size_t N, D, V, n, l;
     double lsum = 0;
     int rc;
+    if (m && m->bf16) return ds__fail(err, DS_ERR_UNSUPPORTED, "forward: a BF16 inference model decodes only (ds_model_forward_token); load with ds_checkpoint_load_inference to evaluate");
     if (!m || !inputs || B < 1 || T < 1 || B > m->B || T > m->T)
         return ds__fail(err, DS_ERR_INVALID, "forward: B=%d T=%d (the model holds B <= %d, T <= %d)", B, T, m ? m->B : 0, m ? m->T : 0);
     c = &m->c, D = (size_t)c->d_model, V = (size_t)c->vocab, N = (size_t)B * (size_t)T;
@@ -5027,10 +5146,10 @@ static int ds__shape_is(const ds_json *sh, size_t rows, int cols) {
 
 /* Reads tensor `name`, which must have the shape (rows, cols) (cols 0: a vector of rows), into
    out as ds_float, converting F32, F64, BF16 or F16. Returns DS_ERR_FORMAT naming the problem. */
-static int ds__st_read(const ds__st_r *r, const char *name, size_t rows, int cols, ds_float *out, ds_error *err) {
+static int ds__st_read_as(const ds__st_r *r, const char *name, size_t rows, int cols, ds_float *out, uint16_t *outb, ds_error *err) {
     const ds_json *t = ds_json_get(r->doc->root, name), *sh, *dt;
     int64_t d0 = -1, d1 = -1, b = 0;
-    size_t n = rows * (size_t)(cols ? cols : 1), i, at, es;
+    size_t n = rows * (size_t)(cols ? cols : 1), i, at, es, chunk;
     int f32 = 0, f64 = 0, b16 = 0, f16 = 0;
     if (!t) return ds__fail(err, DS_ERR_FORMAT, "%s: tensor \"%s\" is missing", r->path, name);
     sh = ds_json_get(t, "shape");
@@ -5047,15 +5166,16 @@ static int ds__st_read(const ds__st_r *r, const char *name, size_t rows, int col
     if (!f32 && !f64 && !b16 && !f16)
         return ds__fail(err, DS_ERR_UNSUPPORTED, "%s: tensor \"%s\" has dtype %s; floating point expected", r->path, name, dt->str);
     es = f64 ? 8 : f32 ? 4 : 2;
+    chunk = outb ? DS__ST_CHUNK / 2 : DS__ST_CHUNK; /* bf16 out: the input in the stage's first half, floats in its second */
     if (ds__seek(r->f, r->data_at + (uint64_t)b) != 0) return ds__fail(err, DS_ERR_IO, "%s: cannot seek to tensor \"%s\"", r->path, name);
-    if (f32 && sizeof(ds_float) == 4) { /* the bytes are the values: read straight into out */
-        if (fread(out, 4, n, r->f) != n) return ds__fail(err, DS_ERR_IO, "%s: short read of tensor \"%s\"", r->path, name);
+    if ((f32 && out && sizeof(ds_float) == 4) || (b16 && outb)) { /* the bytes are the values: read straight into out */
+        if (fread(out ? (void *)out : (void *)outb, es, n, r->f) != n) return ds__fail(err, DS_ERR_IO, "%s: short read of tensor \"%s\"", r->path, name);
         return DS_OK;
     }
-    for (at = 0; at < n; at += DS__ST_CHUNK) { /* a chunk at a time through the stage, converted */
-        size_t c = n - at < DS__ST_CHUNK ? n - at : DS__ST_CHUNK;
+    for (at = 0; at < n; at += chunk) { /* a chunk at a time through the stage, converted */
+        size_t c = n - at < chunk ? n - at : chunk;
         const unsigned char *p = r->stage;
-        ds_float *o = out + at;
+        ds_float *o = out ? out + at : (ds_float *)(void *)(r->stage + DS__ST_CHUNK * 4); /* (bf16 out: widen into the stage's upper half) */
         if (fread(r->stage, es, c, r->f) != c) return ds__fail(err, DS_ERR_IO, "%s: short read of tensor \"%s\"", r->path, name);
         if (f32) {
             for (i = 0; i < c; i++) { float f; memcpy(&f, p + 4 * i, 4); o[i] = (ds_float)f; }
@@ -5070,8 +5190,13 @@ static int ds__st_read(const ds__st_r *r, const char *name, size_t rows, int col
                 o[i] = (ds_float)((h & 0x8000) ? -v : v);
             }
         }
+        if (outb)
+            for (i = 0; i < c; i++) outb[at + i] = ds__f32_to_bf16((float)o[i]);
     }
     return DS_OK;
+}
+static int ds__st_read(const ds__st_r *r, const char *name, size_t rows, int cols, ds_float *out, ds_error *err) {
+    return ds__st_read_as(r, name, rows, cols, out, NULL, err);
 }
 
 /* s is a whole decimal number (digits only, no sign, no spaces) <= max */
@@ -5195,6 +5320,7 @@ static int ds__checkpoint_save(const ds_model *m, const ds_tokenizer *tok, const
     run.step = 0, run.crash_at = crash_at;
     if (!m || !dir || (dtype != DS_DTYPE_F32 && dtype != DS_DTYPE_BF16)) return ds__fail(err, DS_ERR_INVALID, "ds_checkpoint_save: bad argument");
     if (st && m->inference) return ds__fail(err, DS_ERR_INVALID, "ds_checkpoint_save: a model loaded for inference has no optimizer state to save");
+    if (m->bf16) return ds__fail(err, DS_ERR_UNSUPPORTED, "ds_checkpoint_save: a BF16 inference model is not saved (its source checkpoint is the file)");
     /* what is saved must be finite (with a trainer state, the moments too) */
     if ((rc = ds__model_check_finite(m, st != NULL, err))) {
         char msg[sizeof err->msg];
@@ -5319,11 +5445,171 @@ DSDEF int ds_checkpoint_save(const ds_model *m, const ds_tokenizer *tok, const d
     return ds__checkpoint_save(m, tok, st, dir, dtype, -1, err);
 }
 
+/* ---- the weights' files: model.safetensors, or shards named by model.safetensors.index.json ----
+   Hugging Face splits large checkpoints: {"metadata": {...}, "weight_map": {"tensor name":
+   "model-00001-of-00002.safetensors", ...}}. Every shard is opened and validated like a single
+   file; a tensor is read from the shard the index names, which must hold it. Shard names are
+   plain file names in the checkpoint's directory (no '/', no "..": an index cannot point outside). */
+#define DS__MAX_SHARDS 1024
+typedef struct ds__shards {
+    ds__st_r *r;           /* n open files */
+    char **name;           /* their file names (sharded: as the index spells them) */
+    char **path;           /* and their paths (messages name them) */
+    int n;
+    ds_json_doc *index;    /* the index, or NULL for one model.safetensors */
+    const ds_json *map;    /* its weight_map */
+    char *index_text;
+} ds__shards;
+
+static void ds__shards_close(ds__shards *s) {
+    int i;
+    for (i = 0; i < s->n; i++) ds__st_close(&s->r[i]), DS_FREE(s->name[i]), DS_FREE(s->path[i]);
+    DS_FREE(s->r);
+    DS_FREE(s->name);
+    DS_FREE(s->path);
+    ds_json_free(s->index);
+    DS_FREE(s->index_text);
+    memset(s, 0, sizeof *s);
+}
+
+static int ds__shards_add(ds__shards *s, const char *dir, const char *file, size_t len, ds_error *err) {
+    ds_buf p = {0, 0, 0, 0};
+    int rc;
+    if (s->n == DS__MAX_SHARDS) return ds__fail(err, DS_ERR_FORMAT, "%s: more than %d shards", dir, DS__MAX_SHARDS);
+    if (!(s->name[s->n] = (char *)DS_MALLOC(len + 1))) return DS__OOM(err);
+    memcpy(s->name[s->n], file, len);
+    s->name[s->n][len] = 0;
+    ds__path(&p, dir, "", s->name[s->n]);
+    if (p.oom) { ds_buf_free(&p); DS_FREE(s->name[s->n]); return DS__OOM(err); }
+    rc = ds__st_open(&s->r[s->n], p.data, err);
+    if (rc) {
+        DS_FREE(s->name[s->n]);
+        ds_buf_free(&p);
+    } else {
+        s->path[s->n] = p.data; /* the reader's path: kept until close */
+        s->r[s->n].path = s->path[s->n];
+        s->n++;
+    }
+    return rc;
+}
+
+/* 1 unless path certainly does not exist (any other error is the opener's to report) */
+static int ds__exists(const char *path) {
+#ifdef DS__POSIX
+    struct stat sb;
+    return stat(path, &sb) == 0 || errno != ENOENT;
+#else
+    FILE *f = fopen(path, "rb");
+    if (f) fclose(f);
+    return f != NULL;
+#endif
+}
+
+static int ds__shards_open(ds__shards *s, const char *dir, ds_error *err) {
+    ds_buf p = {0, 0, 0, 0};
+    size_t len;
+    const ds_json *e;
+    int rc = DS_OK, i;
+    memset(s, 0, sizeof *s);
+    s->r = (ds__st_r *)ds__calloc(DS__MAX_SHARDS, sizeof(ds__st_r));
+    s->name = (char **)ds__calloc(DS__MAX_SHARDS, sizeof(char *));
+    s->path = (char **)ds__calloc(DS__MAX_SHARDS, sizeof(char *));
+    if (!s->r || !s->name || !s->path) { rc = DS__OOM(err); goto done; }
+    ds__path(&p, dir, "", "model.safetensors");
+    if (p.oom) { rc = DS__OOM(err); goto done; }
+    if (ds__exists(p.data)) { /* one file (or an error about it) */
+        rc = ds__shards_add(s, dir, "model.safetensors", 17, err);
+        goto done;
+    }
+    ds__path(&p, dir, "", "model.safetensors.index.json");
+    if (p.oom) { rc = DS__OOM(err); goto done; }
+    if (!ds__exists(p.data)) { rc = ds__fail(err, DS_ERR_IO, "%s: neither model.safetensors nor model.safetensors.index.json is there", dir); goto done; }
+    if (!(s->index_text = ds_read_file(p.data, 64u << 20, &len, err))) { rc = err ? err->code : DS_ERR_IO; goto done; }
+    if (!(s->index = ds_json_parse(s->index_text, len, err))) { ds__err_prefix(err, p.data); rc = err ? err->code : DS_ERR_FORMAT; goto done; }
+    s->map = ds_json_get(s->index->root, "weight_map");
+    if (!s->map || s->map->type != DS_JSON_OBJECT || s->map->len == 0 || s->map->len > 1000000) {
+        rc = ds__fail(err, DS_ERR_FORMAT, "%s: no weight_map object (or an empty or oversized one)", p.data);
+        goto done;
+    }
+    if (ds__json_duplicate_key(s->map)) {
+        rc = ds__fail(err, DS_ERR_FORMAT, "%s: weight_map names tensor \"%.60s\" twice", p.data, ds__json_duplicate_key(s->map));
+        goto done;
+    }
+    for (e = s->map->child; e; e = e->next) { /* the shards, in order of first mention */
+        if (e->type != DS_JSON_STRING || e->len == 0 || e->len > 255 || memchr(e->str, '/', e->len) || memchr(e->str, '\\', e->len) ||
+            !strcmp(e->str, ".") || !strcmp(e->str, "..") || strlen(e->str) != e->len) {
+            rc = ds__fail(err, DS_ERR_FORMAT, "%s: tensor \"%.60s\" is mapped to \"%.60s\", not a file name in the checkpoint's directory", p.data, e->key,
+                          e->type == DS_JSON_STRING ? e->str : "(not a string)");
+            goto done;
+        }
+        for (i = 0; i < s->n && strcmp(s->name[i], e->str); i++) {}
+        if (i == s->n && (rc = ds__shards_add(s, dir, e->str, e->len, err))) goto done;
+    }
+done:
+    ds_buf_free(&p);
+    if (rc) ds__shards_close(s);
+    return rc;
+}
+
+/* the open file that holds tensor name: the one the index names (which must hold it), or the
+   single file; NULL with the reason when none does */
+static const ds__st_r *ds__shards_find(const ds__shards *s, const char *name, ds_error *err) {
+    int i;
+    if (!s->index) {
+        if (ds_json_get(s->r[0].doc->root, name)) return &s->r[0];
+        ds__fail(err, DS_ERR_FORMAT, "%s: tensor \"%s\" is missing", s->path[0], name);
+        return NULL;
+    }
+    {
+        const ds_json *f = ds_json_get(s->map, name);
+        if (!f) { ds__fail(err, DS_ERR_FORMAT, "model.safetensors.index.json: the weight_map does not name tensor \"%s\"", name); return NULL; }
+        for (i = 0; i < s->n; i++)
+            if (!strcmp(s->name[i], f->str)) {
+                if (ds_json_get(s->r[i].doc->root, name)) return &s->r[i];
+                ds__fail(err, DS_ERR_FORMAT, "%s: the index puts tensor \"%s\" here, but the shard does not hold it", s->path[i], name);
+                return NULL;
+            }
+    }
+    ds__fail(err, DS_ERR_FORMAT, "model.safetensors.index.json: tensor \"%s\" has no shard", name);
+    return NULL;
+}
+
+/* Tensor t of BF16 model m, as a pointer into its file mapped read-only: the file is mapped once
+   (kept until ds_model_free), and only a BF16 tensor of the model's shape at an even offset
+   qualifies. NULL: read it instead (another dtype, no mmap, or a shape the reader will refuse). */
+static const uint16_t *ds__st_map_bf16(ds_model *m, const ds__shards *sh, const ds__st_r *r, const ds_tensor *t) {
+#ifdef DS__POSIX
+    const ds_json *j = ds_json_get(r->doc->root, t->name);
+    int64_t b = 0;
+    int i = (int)(r - sh->r);
+    if (!j || !ds__jis(ds_json_get(j, "dtype"), "BF16") || !ds__shape_is(ds_json_get(j, "shape"), (size_t)t->rows, t->cols)) return NULL;
+    ds_json_int(ds_json_get(j, "data_offsets")->child, 0, INT64_MAX, &b);
+    if ((r->data_at + (uint64_t)b) % 2) return NULL;
+    if (!m->maps) {
+        m->maps = (void **)ds__calloc((size_t)sh->n, sizeof(void *));
+        m->map_lens = (size_t *)ds__calloc((size_t)sh->n, sizeof(size_t));
+        if (!m->maps || !m->map_lens) return NULL;
+        for (m->n_maps = 0; m->n_maps < sh->n; m->n_maps++) m->maps[m->n_maps] = MAP_FAILED;
+    }
+    if (m->maps[i] == MAP_FAILED) {
+        size_t len = (size_t)(r->data_at + r->data_len);
+        void *p = mmap(NULL, len, PROT_READ, MAP_PRIVATE, fileno(r->f), 0);
+        if (p == MAP_FAILED) return NULL;
+        m->maps[i] = p, m->map_lens[i] = len;
+    }
+    return (const uint16_t *)(const void *)((const char *)m->maps[i] + r->data_at + (uint64_t)b);
+#else
+    (void)m, (void)sh, (void)r, (void)t;
+    return NULL;
+#endif
+}
+
 static ds_model *ds__checkpoint_load(const char *dir, int B, int T, ds_train_state *st, int flags, ds_error *err);
 DSDEF ds_model *ds_checkpoint_load(const char *dir, int B, int T, ds_train_state *st, ds_error *err) { return ds__checkpoint_load(dir, B, T, st, 0, err); }
 DSDEF ds_model *ds_checkpoint_load_inference(const char *dir, int B, int T, ds_error *err) {
     return ds__checkpoint_load(dir, B, T, NULL, DS__NEW_INFERENCE, err);
 }
+DSDEF ds_model *ds_checkpoint_load_bf16(const char *dir, ds_error *err) { return ds__checkpoint_load(dir, 1, 1, NULL, DS__NEW_BF16, err); }
 static ds_model *ds__checkpoint_load(const char *dir, int B, int T, ds_train_state *st, int flags, ds_error *err) {
     ds_buf p = {0, 0, 0, 0}, d = {0, 0, 0, 0};
     char *cfg_text = NULL;
@@ -5331,9 +5617,11 @@ static ds_model *ds__checkpoint_load(const char *dir, int B, int T, ds_train_sta
     ds_json_doc *cfg_doc = NULL;
     ds_config c;
     ds__st_r r;
+    ds__shards sh;
     ds_model *m = NULL;
     int tie = 0, k;
     memset(&r, 0, sizeof r);
+    memset(&sh, 0, sizeof sh);
     if (!dir) { ds__fail(err, DS_ERR_INVALID, "ds_checkpoint_load: NULL directory"); return NULL; }
     ds_buf_puts(&d, dir);
 #ifdef DS__POSIX
@@ -5350,17 +5638,16 @@ static ds_model *ds__checkpoint_load(const char *dir, int B, int T, ds_train_sta
         goto fail;
     }
     if (ds__config_from_doc(cfg_doc->root, &c, &tie, err)) goto fail;
-    ds__path(&p, d.data, "", "model.safetensors");
-    if (ds__st_open(&r, p.data, err)) goto fail;
+    if (ds__shards_open(&sh, d.data, err)) goto fail;
     { /* our checkpoints record config.json's checksum (and tokenizer.json's): a changed or corrupted one is refused */
-        const char *want = ds__st_meta(&r, "config_checksum");
+        const char *want = ds__st_meta(&sh.r[0], "config_checksum");
         char hex[17];
         snprintf(hex, sizeof hex, "%016llx", (unsigned long long)ds__checksum(cfg_text, cfg_len));
         if (want && strcmp(want, hex) != 0) {
             ds__fail(err, DS_ERR_FORMAT, "%s/config.json does not match the checkpoint (checksum %s, model.safetensors records %.20s)", d.data, hex, want);
             goto fail;
         }
-        if ((want = ds__st_meta(&r, "tokenizer_checksum"))) {
+        if ((want = ds__st_meta(&sh.r[0], "tokenizer_checksum"))) {
             ds_buf tp_ = {0, 0, 0, 0};
             uint64_t tl = 0, sum = 0;
             FILE *tf;
@@ -5376,24 +5663,25 @@ static ds_model *ds__checkpoint_load(const char *dir, int B, int T, ds_train_sta
             if (strcmp(want, hex) != 0) { ds__fail(err, DS_ERR_FORMAT, "%s/tokenizer.json does not match the checkpoint (checksum %s)", d.data, hex); goto fail; }
         }
     }
-    { /* the weights the config implies must be the weights the file holds, before allocating */
+    { /* the weights the config implies must be the weights the files hold, before allocating */
         const ds_json *t;
         size_t held = 0, want = ds_config_n_params(&c);
-        int head = 0;
-        for (t = r.doc->root->child; t; t = t->next) {
-            const ds_json *sh = ds_json_get(t, "shape"), *dd;
-            size_t numel = 1;
-            int ok = 1;
-            if (t->key_len == 12 && !memcmp(t->key, "__metadata__", 12)) continue;
-            for (dd = sh ? sh->child : NULL; dd; dd = dd->next) numel = ds__mul(numel, (size_t)dd->num, &ok);
-            held = ds__add(held, numel, &ok);
-            if (!strcmp(t->key, "lm_head.weight")) head = 1;
-            if (!ok) { ds__fail(err, DS_ERR_FORMAT, "%s: tensor sizes overflow", p.data); goto fail; }
-        }
+        int head = 0, i;
+        for (i = 0; i < sh.n; i++)
+            for (t = sh.r[i].doc->root->child; t; t = t->next) {
+                const ds_json *shp = ds_json_get(t, "shape"), *dd;
+                size_t numel = 1;
+                int ok = 1;
+                if (t->key_len == 12 && !memcmp(t->key, "__metadata__", 12)) continue;
+                for (dd = shp ? shp->child : NULL; dd; dd = dd->next) numel = ds__mul(numel, (size_t)dd->num, &ok);
+                held = ds__add(held, numel, &ok);
+                if (!strcmp(t->key, "lm_head.weight")) head = 1;
+                if (!ok) { ds__fail(err, DS_ERR_FORMAT, "%s: tensor sizes overflow", sh.path[i]); goto fail; }
+            }
         if (tie && !head) want -= (size_t)c.vocab * (size_t)c.d_model;
         if (held != want) {
-            ds__fail(err, DS_ERR_FORMAT, "%s: config.json implies %zu weights, model.safetensors holds %zu (a changed config.json, or another model's file)",
-                     d.data, want, held);
+            ds__fail(err, DS_ERR_FORMAT, "%s: config.json implies %zu weights, %s %zu (a changed config.json, or another model's file)", d.data, want,
+                     sh.index ? "the shards hold" : "model.safetensors holds", held);
             goto fail;
         }
     }
@@ -5402,13 +5690,23 @@ static ds_model *ds__checkpoint_load(const char *dir, int B, int T, ds_train_sta
     if (!(m = ds__model_new(&c, B, T, T, flags, err))) goto fail;
     for (k = 0; k < m->n_tensors; k++) {
         const ds_tensor *t = &m->tensors[k];
-        if (tie && k == m->n_tensors - 1 && !ds_json_get(r.doc->root, t->name)) { /* tied: the head is the embedding */
-            ds__copy(&m->ex, m->params + t->offset, m->params + m->tensors[0].offset, t->numel);
+        const ds__st_r *src;
+        if (tie && k == m->n_tensors - 1 && !(sh.index ? ds_json_get(sh.map, t->name) : ds_json_get(sh.r[0].doc->root, t->name))) {
+            if (m->bf16) m->bw[k] = m->bw[0]; /* tied: the head is the embedding */
+            else ds__copy(&m->ex, m->params + t->offset, m->params + m->tensors[0].offset, t->numel);
             continue;
         }
-        if (ds__st_read_to(m, &r, t->name, (size_t)t->rows, t->cols, m->params + t->offset, err)) goto fail;
+        if (!(src = ds__shards_find(&sh, t->name, err))) goto fail;
+        if (m->bf16) { /* a BF16 tensor of the right shape is mapped, not copied; others are rounded into bstore */
+            if ((m->bw[k] = ds__st_map_bf16(m, &sh, src, t)) != NULL) continue;
+            if (!m->bstore && !(m->bstore = (uint16_t *)DS_MALLOC(m->n_params * sizeof(uint16_t) + 1))) { DS__OOM(err); goto fail; }
+            if (ds__st_read_as(src, t->name, (size_t)t->rows, t->cols, NULL, m->bstore + t->offset, err)) goto fail;
+            m->bw[k] = m->bstore + t->offset;
+        } else if (ds__st_read_to(m, src, t->name, (size_t)t->rows, t->cols, m->params + t->offset, err)) {
+            goto fail;
+        }
     }
-    ds__st_close(&r);
+    ds__shards_close(&sh);
     if (st) {
         const char *v;
         uint64_t np = 0;
@@ -5456,6 +5754,7 @@ static ds_model *ds__checkpoint_load(const char *dir, int B, int T, ds_train_sta
     return m;
 fail:
     ds__st_close(&r);
+    ds__shards_close(&sh);
     ds_model_free(m);
     ds_json_free(cfg_doc);
     DS_FREE(cfg_text);
@@ -5615,6 +5914,43 @@ DSDEF int ds_model_eval_bpb(ds_model *m, const ds_tokenizer *tok, const ds_token
    earlier positions read from the cache instead of recomputed (llama2.c's forward(token, pos)).
    ============================================================================================ */
 
+/* One decoding step of a BF16 model: ds__block_forward's decoding path, each linear on its own
+   bf16 tensor (q, k, v and gate, up need not be adjacent), the norms' weights widened first. */
+static const uint16_t *ds__B(const ds_model *m, int l, int k) { return m->bw[1 + l * DS__T_PER_LAYER + k]; }
+static int ds__forward_token_bf16(ds_model *m, int32_t token, int pos, ds_pool *pool, const ds_float **logits, ds_error *err) {
+    ds__exec *ex = &m->ex;
+    const ds_config *c = &m->c;
+    size_t D = (size_t)c->d_model, F = (size_t)c->d_ff, H = (size_t)c->n_heads, KV = (size_t)c->n_kv_heads, hd = m->hd, V = (size_t)c->vocab;
+    int l;
+    ex->pool = pool;
+    m->has_targets = 0;
+    ds__bf16_widen(ex, m->dec_x, m->bw[0] + (size_t)token * D, D);
+    for (l = 0; l < c->n_layers; l++) {
+        ds_float *kc = m->kv + (size_t)l * 2 * (size_t)c->max_seq * KV * hd, *vc = kc + (size_t)c->max_seq * KV * hd;
+        ds__bf16_widen(ex, m->dec_nw, ds__B(m, l, DS__T_ATTN_NORM), D);
+        ds__rmsnorm_forward(ex, m->dec_ln, m->dec_rstd, m->dec_x, m->dec_nw, 1, D, c->norm_eps);
+        ds__linear_decode_bf16(ex, m->dec_qkv, m->dec_ln, ds__B(m, l, DS__T_Q), D, H * hd, 0);
+        ds__linear_decode_bf16(ex, m->dec_qkv + H * hd, m->dec_ln, ds__B(m, l, DS__T_K), D, KV * hd, 0);
+        ds__linear_decode_bf16(ex, m->dec_qkv + (H + KV) * hd, m->dec_ln, ds__B(m, l, DS__T_V), D, KV * hd, 0);
+        ds__rope_forward(ex, m->dec_qkv, m->rope_cos, m->rope_sin, 1, 1, (size_t)pos, H, KV, hd);
+        ds__kv_store(ex, kc, vc, m->dec_qkv, (size_t)pos, H, KV, hd);
+        ds__attention_decode(ex, m->dec_y, m->dec_qkv, kc, vc, (size_t)pos, H, KV, hd);
+        ds__linear_decode_bf16(ex, m->dec_x, m->dec_y, ds__B(m, l, DS__T_O), H * hd, D, 1); /* x += o(y) */
+        ds__bf16_widen(ex, m->dec_nw, ds__B(m, l, DS__T_FFN_NORM), D);
+        ds__rmsnorm_forward(ex, m->dec_ln, m->dec_rstd, m->dec_x, m->dec_nw, 1, D, c->norm_eps);
+        ds__linear_decode_bf16(ex, m->dec_gu, m->dec_ln, ds__B(m, l, DS__T_GATE), D, F, 0);
+        ds__linear_decode_bf16(ex, m->dec_gu + F, m->dec_ln, ds__B(m, l, DS__T_UP), D, F, 0);
+        ds__swiglu_forward(ex, m->dec_h, m->dec_gu, 1, F);
+        ds__linear_decode_bf16(ex, m->dec_x, m->dec_h, ds__B(m, l, DS__T_DOWN), F, D, 1); /* x += down(h) */
+    }
+    ds__bf16_widen(ex, m->dec_nw, m->bw[m->n_tensors - 2], D);
+    ds__rmsnorm_forward(ex, m->dec_ln, m->dec_rstd, m->dec_x, m->dec_nw, 1, D, c->norm_eps);
+    ds__linear_decode_bf16(ex, m->logits, m->dec_ln, m->bw[m->n_tensors - 1], D, V, 0);
+    ds__to_host(ex, m->h_logits, m->logits, V * sizeof(ds_float));
+    if (logits) *logits = m->h_logits;
+    return ds__exec_status(ex, err);
+}
+
 DSDEF int ds_model_forward_token(ds_model *m, int32_t token, int pos, ds_pool *pool, const ds_float **logits, ds_error *err) {
     const ds_config *c;
     size_t D, F, H, KV, hd, Q, S, V;
@@ -5634,10 +5970,11 @@ DSDEF int ds_model_forward_token(ds_model *m, int32_t token, int pos, ds_pool *p
             ds__exec_free(&m->ex, m->ex.work);
             m->ex.work = w, m->ex.work_n = H * S;
         }
-        if (!(m->kv = (ds_float *)ds__exec_alloc(&m->ex, cache + 2 * D + 1 + Q + H * hd + 3 * F, sizeof(ds_float)))) return DS__OOM(err);
+        if (!(m->kv = (ds_float *)ds__exec_alloc(&m->ex, cache + 3 * D + 1 + Q + H * hd + 3 * F, sizeof(ds_float)))) return DS__OOM(err);
         m->dec_x = m->kv + cache, m->dec_ln = m->dec_x + D, m->dec_rstd = m->dec_ln + D, m->dec_qkv = m->dec_rstd + 1;
-        m->dec_y = m->dec_qkv + Q, m->dec_gu = m->dec_y + H * hd, m->dec_h = m->dec_gu + 2 * F;
+        m->dec_y = m->dec_qkv + Q, m->dec_gu = m->dec_y + H * hd, m->dec_h = m->dec_gu + 2 * F, m->dec_nw = m->dec_h + F;
     }
+    if (m->bf16) return ds__forward_token_bf16(m, token, pos, pool, logits, err);
     m->ex.pool = pool;
     m->has_targets = 0; /* the logits buffer is decoding's now */
     ds__from_host(&m->ex, m->inputs, &token, sizeof token);

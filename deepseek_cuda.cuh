@@ -103,9 +103,10 @@ static size_t ds__attention_work(size_t B, size_t T, size_t H, size_t KV, size_t
     (void)KV, (void)hd;
     return B * H * T * T; /* dS of every head, for the backward */
 }
-static int ds__exec_reserve(ds__exec *ex, const ds_config *c, size_t B, size_t T, size_t n_params) {
+static int ds__exec_reserve(ds__exec *ex, const ds_config *c, size_t B, size_t T, size_t n_params, int decode_only) {
     size_t H = (size_t)c->n_heads, KV = (size_t)c->n_kv_heads, hd = (size_t)c->d_model / H, work;
     work = ds__attention_work(B, T, H, KV, hd);
+    if (decode_only) work = 1, n_params = 0;
     ex->work_n = work; /* (decoding's H * max_seq scores: grown on its first use, by the model) */
     ex->partial_n = n_params / DS__NORM_CHUNK + 1;
     ex->h_red_n = B * T;
@@ -288,6 +289,16 @@ static void ds__linear_forward(ds__exec *ex, ds_float *out, const ds_float *inp,
     const float one = 1, beta = accumulate ? 1.0f : 0.0f;
     ds__blas_ok(ex, cublasSgemm(ex->blas, CUBLAS_OP_T, CUBLAS_OP_N, (int)OC, (int)N, (int)C, &one, W, (int)C, inp, (int)C, &beta, out, (int)OC),
                 "linear_forward (cublasSgemm)");
+}
+/* BF16 inference models (ds_checkpoint_load_bf16) are the CPU build's for now: ds_model_new
+   refuses them here, so these are never reached; they say so if they are. */
+static void ds__linear_decode_bf16(ds__exec *ex, ds_float *out, const ds_float *x, const uint16_t *W, size_t C, size_t OC, int accumulate) {
+    (void)out, (void)x, (void)W, (void)C, (void)OC, (void)accumulate;
+    ds__cu_fail(ex, "linear_decode_bf16", "BF16 inference models run on the CPU build");
+}
+static void ds__bf16_widen(ds__exec *ex, ds_float *dst, const uint16_t *src, size_t n) {
+    (void)dst, (void)src, (void)n;
+    ds__cu_fail(ex, "bf16_widen", "BF16 inference models run on the CPU build");
 }
 static void ds__linear_backward(ds__exec *ex, ds_float *dinp, int dinp_accumulate, ds_float *dW, const ds_float *dout, const ds_float *inp,
                                 const ds_float *W, size_t N, size_t C, size_t OC) {

@@ -1,6 +1,8 @@
 /* bench_decode.c - generation throughput of deepseek.h (ds_model_forward_token, greedy), on the
  * model shapes that llama2.c's run.c is measured with:
- *   build/bench_decode 15m|110m|gqa THREADS TOKENS [EXPORT.bin]
+ *   build/bench_decode 15m|110m|gqa THREADS TOKENS [f32|bf16] [EXPORT.bin]
+ * f32 (the default): the float inference model; bf16: the BF16 inference model
+ * (ds_checkpoint_load_bf16, through a checkpoint saved to $TMPDIR and removed again).
  * The model is randomly initialised (seed 1337): the speed of a decode step does not depend on
  * the values. With EXPORT.bin it also writes the same weights in llama2.c's checkpoint format
  * (the legacy version 0: a 7-int header, then every tensor in float32, the classifier last), so
@@ -12,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* tensor i of the model's list, as float32, appended to f */
 static int put(FILE *f, ds_model *m, const char *suffix, int layer, ds_error *err) {
@@ -84,7 +87,31 @@ int main(int argc, char **argv) {
         fprintf(stderr, "%s\n", err.msg);
         return 1;
     }
-    if (argc > 4 && export_llama2c(m, &c, argv[4], &err)) { fprintf(stderr, "export failed\n"); return 1; }
+    if (argc > 5 && export_llama2c(m, &c, argv[5], &err)) { fprintf(stderr, "export failed\n"); return 1; }
+    if (argc > 4 && !strcmp(argv[4], "bf16")) {
+        char dir[512];
+        const char *tmp = getenv("TMPDIR");
+        ds_model *b;
+        snprintf(dir, sizeof dir, "%s/ds_bench_decode_%d", tmp ? tmp : "/tmp", (int)getpid());
+        if (ds_checkpoint_save(m, NULL, NULL, dir, DS_DTYPE_BF16, &err) || !(b = ds_checkpoint_load_bf16(dir, &err))) {
+            fprintf(stderr, "%s\n", err.msg);
+            return 1;
+        }
+        ds_model_free(m);
+        m = b;
+        { /* the checkpoint's files, then its directory */
+            static const char *const f[] = {"config.json", "model.safetensors"};
+            char p[600];
+            int k;
+            for (k = 0; k < 2; k++) { snprintf(p, sizeof p, "%s/%s", dir, f[k]); remove(p); }
+            rmdir(dir);
+            snprintf(p, sizeof p, "%s.lock", dir);
+            remove(p);
+        }
+    } else if (argc > 4 && strcmp(argv[4], "f32")) {
+        fprintf(stderr, "bench_decode: f32 or bf16\n");
+        return 2;
+    }
     for (i = 0; i <= n; i++) { /* greedy, as run.c -t 0 */
         int j, best = 0;
         if (i == 1) t0 = ds_now(); /* the first step (cache allocation, cold weights) is not counted */
@@ -93,7 +120,7 @@ int main(int argc, char **argv) {
         tok = best;
     }
     t1 = ds_now();
-    printf("%s: %.1fM parameters, %d threads, %d tokens\n", name, ds_model_n_params(m) / 1e6, threads, n);
+    printf("%s (%s): %.1fM parameters, %d threads, %d tokens\n", name, argc > 4 ? argv[4] : "f32", ds_model_n_params(m) / 1e6, threads, n);
     printf("tokens_per_s=%.2f\n", n / (t1 - t0));
     ds_model_free(m);
     ds_pool_free(pool);

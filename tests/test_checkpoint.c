@@ -528,6 +528,162 @@ static void test_checkpoint_load_sizes_for_t(void) {
     ds_model_free(u);
 }
 
+/* the BF16 inference model: from an F32 and from a BF16 file, its decoding logits equal, bit for
+   bit, those of a float model holding the same weights rounded to bf16; training calls are refused */
+static void test_checkpoint_bf16_inference_model(void) {
+    ds_config c;
+    ds_error e;
+    ds_model *m, *ref, *b;
+    ds_float *w, *want;
+    const ds_float *lg;
+    size_t i, n, V;
+    int p, f, k;
+    double loss;
+    int32_t in[2] = {1, 2};
+    ds_config_preset("test", &c, &e);
+    c.vocab = 96, c.d_model = 48, c.n_heads = 4, c.n_kv_heads = 2, c.d_ff = 80, c.n_layers = 2, c.init_std = 0.1;
+    CHECK((m = ds_model_new(&c, 1, 8, &e)) != NULL);
+    CHECK_OK(ds_model_init(m, 21));
+    CHECK_OK(ds_checkpoint_save(m, NULL, NULL, tp("ckpt_b32"), DS_DTYPE_F32, &e_));
+    CHECK_OK(ds_checkpoint_save(m, NULL, NULL, tp("ckpt_b16"), DS_DTYPE_BF16, &e_));
+    n = ds_model_n_params(m), V = (size_t)c.vocab;
+    CHECK((w = (ds_float *)malloc(n * sizeof(ds_float))) != NULL && (want = (ds_float *)malloc(V * sizeof(ds_float))) != NULL);
+    CHECK((ref = ds_checkpoint_load_inference(tp("ckpt_b32"), 1, 1, &e)) != NULL);
+    CHECK_OK(ds_model_get(ref, DS_PARAMS, 0, n, w, &e_));
+    for (i = 0; i < n; i++) { uint32_t u = (uint32_t)ds__f32_to_bf16((float)w[i]) << 16; float x; memcpy(&x, &u, 4); w[i] = x; }
+    CHECK_OK(ds_model_set(ref, DS_PARAMS, 0, n, w, &e_));
+    for (f = 0; f < 2; f++) {
+        CHECK((b = ds_checkpoint_load_bf16(tp(f ? "ckpt_b16" : "ckpt_b32"), &e)) != NULL);
+        CHECK_OK(ds_model_get(b, DS_PARAMS, 0, n, w, &e_)); /* widened: the rounded weights */
+        for (k = 0; k < 7; k++) { size_t at = (size_t)k * n / 7; ds_float x; CHECK_OK(ds_model_get(ref, DS_PARAMS, at, 1, &x, &e_)); CHECK(w[at] == x); }
+        for (p = 0; p < 7; p++) {
+            int32_t tok = (int32_t)((p * 37 + 5) % c.vocab);
+            CHECK_OK(ds_model_forward_token(ref, tok, p, NULL, &lg, &e_));
+            memcpy(want, lg, V * sizeof(ds_float));
+            CHECK_OK(ds_model_forward_token(b, tok, p, NULL, &lg, &e_));
+            for (i = 0; i < V; i++) CHECKF(lg[i] == want[i], "%s file, position %d, logit %zu: %.9g, the float model %.9g", f ? "BF16" : "F32", p, i,
+                                           (double)lg[i], (double)want[i]);
+        }
+        CHECK(ds_model_forward(b, in, in, NULL, 1, 2, NULL, &loss, &e) == DS_ERR_UNSUPPORTED && strstr(e.msg, "decodes only"));
+        CHECK(ds_checkpoint_save(b, NULL, NULL, tp("ckpt_bx"), DS_DTYPE_F32, &e) == DS_ERR_UNSUPPORTED);
+        CHECK(ds_model_set(b, DS_PARAMS, 0, 1, w, &e) == DS_ERR_UNSUPPORTED);
+        CHECK(ds_model_backward(b, 1.0f, NULL, &e) != DS_OK);
+        ds_model_free(b);
+        ds_model_free(ref);
+        CHECK((ref = ds_checkpoint_load_inference(tp("ckpt_b32"), 1, 1, &e)) != NULL); /* fresh caches for the second file */
+        CHECK_OK(ds_model_set(ref, DS_PARAMS, 0, n, w, &e_));
+    }
+    free(w), free(want);
+    ds_model_free(ref);
+    ds_model_free(m);
+}
+
+/* writes m as a Hugging Face-style sharded BF16 checkpoint in dir: n_shards files, tensor k in shard
+   k % n_shards (so q, k and v land in different files), model.safetensors.index.json, config.json;
+   index_extra is spliced into the weight_map (a duplicate, a wrong shard) */
+static int write_sharded(ds_model *m, const char *dir, int n_shards, const char *index_extra) {
+    ds__st_w w[64];
+    ds_buf idx = {0, 0, 0, 0}, cfg = {0, 0, 0, 0};
+    char path[512];
+    int s, k, n, first = 1;
+    ds_error e;
+    mkdir(dir, 0755);
+    ds_buf_puts(&idx, "{\"metadata\": {\"total_size\": 0}, \"weight_map\": {");
+    for (s = 0; s < n_shards; s++) {
+        for (n = 0, k = s; k < m->n_tensors; k += n_shards, n++) {
+            const ds_tensor *t = &m->tensors[k];
+            w[n].name = t->name, w[n].rows = t->rows, w[n].cols = t->cols, w[n].data = m->params + t->offset, w[n].n = t->numel;
+            w[n].dtype = DS_DTYPE_BF16, w[n].ex = &m->ex;
+            ds_buf_printf(&idx, "%s\"%s\": \"model-%05d-of-%05d.safetensors\"", first ? "" : ", ", t->name, s + 1, n_shards);
+            first = 0;
+        }
+        snprintf(path, sizeof path, "%s/model-%05d-of-%05d.safetensors", dir, s + 1, n_shards);
+        if (ds__st_save(path, w, n, "{\"format\":\"pt\"}", &e)) return 0;
+    }
+    if (index_extra) ds_buf_puts(&idx, index_extra);
+    ds_buf_puts(&idx, "}}");
+    snprintf(path, sizeof path, "%s/model.safetensors.index.json", dir);
+    if (ds_write_file_atomic(path, idx.data, idx.len, &e)) return 0;
+    if (ds_config_to_json(ds_model_config(m), DS_DTYPE_BF16, -1, -1, &cfg, &e)) return 0;
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    if (ds_write_file_atomic(path, cfg.data, cfg.len, &e)) return 0;
+    ds_buf_free(&idx), ds_buf_free(&cfg);
+    return 1;
+}
+
+/* sharded BF16 checkpoints as Hugging Face publishes them: loaded by the F32 path and by the BF16
+   inference model (mapped), both equal to a float model of the rounded weights; a bad index or
+   shard is refused with the reason */
+static void test_checkpoint_sharded_bf16(void) {
+    ds_config c;
+    ds_error e;
+    ds_model *m, *ref, *u, *b;
+    ds_float *w, *want;
+    const ds_float *lg;
+    size_t i, n, V;
+    int p;
+    char path[512];
+    FILE *f;
+    ds_config_preset("test", &c, &e);
+    c.vocab = 80, c.d_model = 32, c.n_heads = 4, c.n_kv_heads = 2, c.d_ff = 64, c.n_layers = 2, c.init_std = 0.1;
+    CHECK((m = ds_model_new(&c, 1, 8, &e)) != NULL);
+    CHECK_OK(ds_model_init(m, 31));
+    CHECK(write_sharded(m, tp("ckpt_shards"), 3, NULL));
+    n = ds_model_n_params(m), V = (size_t)c.vocab;
+    CHECK((w = (ds_float *)malloc(n * sizeof(ds_float))) != NULL && (want = (ds_float *)malloc(V * sizeof(ds_float))) != NULL);
+    CHECK_OK(ds_model_get(m, DS_PARAMS, 0, n, w, &e_));
+    for (i = 0; i < n; i++) { uint32_t x = (uint32_t)ds__f32_to_bf16((float)w[i]) << 16; float y; memcpy(&y, &x, 4); w[i] = y; }
+    CHECK((ref = ds_model_new(&c, 1, 8, &e)) != NULL);
+    CHECK_OK(ds_model_set(ref, DS_PARAMS, 0, n, w, &e_));
+    CHECK((u = ds_checkpoint_load(tp("ckpt_shards"), 1, 8, NULL, &e)) != NULL); /* the F32 path: the rounded weights */
+    CHECK(memcmp(ds_model_params(u), w, n * sizeof(ds_float)) == 0);
+    CHECK((b = ds_checkpoint_load_bf16(tp("ckpt_shards"), &e)) != NULL);    /* the BF16 model: mapped */
+    CHECK(b->n_maps == 3 && b->bstore == NULL);
+    for (p = 0; p < 6; p++) {
+        int32_t tok = (int32_t)((p * 29 + 3) % c.vocab);
+        CHECK_OK(ds_model_forward_token(ref, tok, p, NULL, &lg, &e_));
+        memcpy(want, lg, V * sizeof(ds_float));
+        CHECK_OK(ds_model_forward_token(b, tok, p, NULL, &lg, &e_));
+        for (i = 0; i < V; i++) CHECK(lg[i] == want[i]);
+    }
+    ds_model_free(b), ds_model_free(u);
+    /* the index names a tensor twice; names a shard outside the directory; does not name a tensor;
+       names the wrong shard; a shard is missing; a shard ends early */
+    CHECK(write_sharded(m, tp("ckpt_sh1"), 2, ", \"model.norm.weight\": \"model-00001-of-00002.safetensors\""));
+    CHECK(ds_checkpoint_load(tp("ckpt_sh1"), 1, 8, NULL, &e) == NULL && strstr(e.msg, "twice"));
+    CHECK(write_sharded(m, tp("ckpt_sh2"), 2, ", \"extra.weight\": \"../ckpt_shards/model-00001-of-00003.safetensors\""));
+    CHECK(ds_checkpoint_load(tp("ckpt_sh2"), 1, 8, NULL, &e) == NULL && strstr(e.msg, "not a file name"));
+    CHECK(write_sharded(m, tp("ckpt_sh3"), 2, NULL));
+    snprintf(path, sizeof path, "%s/model.safetensors.index.json", tp("ckpt_sh3"));
+    CHECK((f = fopen(path, "wb")) != NULL);
+    fprintf(f, "{\"weight_map\": {\"model.embed_tokens.weight\": \"model-00001-of-00002.safetensors\", "
+               "\"model.norm.weight\": \"model-00002-of-00002.safetensors\"}}");
+    fclose(f);
+    CHECK(ds_checkpoint_load_bf16(tp("ckpt_sh3"), &e) == NULL && strstr(e.msg, "does not name"));
+    CHECK(write_sharded(m, tp("ckpt_sh4"), 2, NULL));
+    snprintf(path, sizeof path, "%s/model.safetensors.index.json", tp("ckpt_sh4"));
+    { /* the embedding (in shard 1) mapped to shard 2 */
+        size_t len;
+        char *txt = ds_read_file(path, 0, &len, &e), *at;
+        CHECK(txt && (at = strstr(txt, "\"model.embed_tokens.weight\": \"model-00001")) != NULL);
+        at[strlen("\"model.embed_tokens.weight\": \"model-0000")] = '2';
+        CHECK_OK(ds_write_file_atomic(path, txt, len, &e_));
+        free(txt);
+    }
+    CHECK(ds_checkpoint_load(tp("ckpt_sh4"), 1, 8, NULL, &e) == NULL && strstr(e.msg, "does not hold"));
+    CHECK(write_sharded(m, tp("ckpt_sh5"), 2, NULL));
+    snprintf(path, sizeof path, "%s/model-00002-of-00002.safetensors", tp("ckpt_sh5"));
+    CHECK(remove(path) == 0);
+    CHECK(ds_checkpoint_load(tp("ckpt_sh5"), 1, 8, NULL, &e) == NULL && strstr(e.msg, "model-00002-of-00002"));
+    CHECK(write_sharded(m, tp("ckpt_sh6"), 2, NULL));
+    snprintf(path, sizeof path, "%s/model-00001-of-00002.safetensors", tp("ckpt_sh6"));
+    CHECK(truncate(path, 1000) == 0);
+    CHECK(ds_checkpoint_load_bf16(tp("ckpt_sh6"), &e) == NULL && strstr(e.msg, "model-00001-of-00002"));
+    free(w), free(want);
+    ds_model_free(ref);
+    ds_model_free(m);
+}
+
 /* one writer at a time: a second writer is refused with the reason, and the lock goes with it */
 static void test_checkpoint_second_writer_refused(void) {
     ds_model *m = ck_model(61);
@@ -591,6 +747,8 @@ static void suite_checkpoint(void) {
     RUN(test_checkpoint_streams_tensors);
     RUN(test_checkpoint_shapes_beyond_2_31);
     RUN(test_checkpoint_load_sizes_for_t);
+    RUN(test_checkpoint_bf16_inference_model);
+    RUN(test_checkpoint_sharded_bf16);
     RUN(test_checkpoint_second_writer_refused);
     RUN(test_read_file_is_typed_and_bounded);
     RUN(test_checkpoint_longer_sequences_keep_config);

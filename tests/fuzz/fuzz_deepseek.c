@@ -43,9 +43,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     x = (char *)malloc(size + 1);
     ids = (int32_t *)malloc((size + 2) * sizeof(int32_t));
     if (!x || !ids) abort();
-    for (i = 0; i < size; i++) { /* drop the 13 lossy characters */
-        if (data[i] == 0xC3 && i + 1 < size && lossy(data[i + 1])) { i++; continue; }
-        x[len++] = (char)data[i];
+    memcpy(x, data, size);
+    len = size;
+    for (;;) { /* drop the 13 lossy characters, until none is left (a removal can join two bytes into one) */
+        size_t w = 0;
+        for (i = 0; i < len; i++) {
+            if ((unsigned char)x[i] == 0xC3 && i + 1 < len && lossy((unsigned char)x[i + 1])) { i++; continue; }
+            x[w++] = x[i];
+        }
+        if (w == len) break;
+        len = w;
     }
     if (ds_tokenizer_encode(tok, x, len, 0, ids, size + 2, &n, &err) != DS_OK) { fprintf(stderr, "%s\n", err.msg); abort(); }
     for (i = 0; i < n; i++)
