@@ -184,3 +184,9 @@ $(B)/ckpt_tool: tools/ckpt_tool.c deepseek.h | $(B)
 
 $(B)/bench_decode: bench/bench_decode.c deepseek.h | $(B)
 	$(CC) -std=c99 $(WARN) $(CFLAGS) -o $@ bench/bench_decode.c $(LDLIBS)
+
+$(B)/bench_7b: bench/bench_7b.c deepseek.h | $(B)
+	$(CC) -std=c99 $(WARN) $(CFLAGS) -o $@ bench/bench_7b.c $(LDLIBS)
+
+$(B)/bench_load: bench/bench_load.c deepseek.h | $(B)
+	$(CC) -std=c99 $(WARN) $(CFLAGS) -o $@ bench/bench_load.c $(LDLIBS)
