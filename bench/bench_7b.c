@@ -124,7 +124,7 @@ int main(int argc, char **argv) {
     if (!(m = ds_checkpoint_load_bf16(dir, &err))) { fprintf(stderr, "%s\n", err.msg); return 1; }
     t1 = ds_now();
     printf("load (cold, mapped, every weight checked): %.1f s; %.2fB parameters = %.1f GB of bf16; RSS %.1f GB\n", t1 - t0, ds_model_n_params(m) / 1e9,
-           2.0 * ds_model_n_params(m) / 1e9, status_kb("VmRSS:") / 1048576.0);
+           2.0 * ds_model_n_params(m) / 1e9, status_kb("VmRSS:") * 1024 / 1e9);
     if (!(pool = ds_pool_new(threads, &err))) return 1;
     for (i = 0; i <= tokens; i++) {
         int j, best = 0;
@@ -135,7 +135,7 @@ int main(int argc, char **argv) {
     }
     t1 = ds_now();
     printf("decode: %d tokens, %d threads, %.2f tokens/s; RSS %.1f GB (peak %.1f GB; the KV cache for %d positions: %.1f GB)\n", tokens, threads,
-           tokens / (t1 - t0), status_kb("VmRSS:") / 1048576.0, status_kb("VmHWM:") / 1048576.0, c.max_seq,
+           tokens / (t1 - t0), status_kb("VmRSS:") * 1024 / 1e9, status_kb("VmHWM:") * 1024 / 1e9, c.max_seq,
            2.0 * c.n_layers * c.max_seq * c.n_kv_heads * (c.d_model / c.n_heads) * 4 / 1e9);
     ds_model_free(m);
     ds_pool_free(pool);
