@@ -4625,10 +4625,11 @@ static void ds__block_forward(ds_model *m, int l, const ds__block *a, size_t B, 
     ds__rope_forward(ex, a->qkv, m->rope_cos, m->rope_sin, N, T, pos < 0 ? 0 : (size_t)pos, H, KV, hd);
     if (pos < 0) {
         ds__attention_forward(ex, a->y, a->att, a->qkv, B, T, H, KV, hd);
-    } else {
+    } else { /* through the cache: one sequence (B = 1) at positions pos .. pos + T - 1 */
         ds_float *kc = m->kv + (size_t)l * 2 * (size_t)c->max_seq * KV * hd, *vc = kc + (size_t)c->max_seq * KV * hd;
-        ds__kv_store(ex, kc, vc, a->qkv, (size_t)pos, H, KV, hd);
-        ds__attention_decode(ex, a->y, a->qkv, kc, vc, (size_t)pos, H, KV, hd);
+        size_t t;
+        for (t = 0; t < T; t++) ds__kv_store(ex, kc, vc, a->qkv + t * m->Q, (size_t)pos + t, H, KV, hd);
+        for (t = 0; t < T; t++) ds__attention_decode(ex, a->y + t * H * hd, a->qkv + t * m->Q, kc, vc, (size_t)pos + t, H, KV, hd); /* causal: up to its own position */
     }
     ds__residual_forward(ex, a->mid, a->x, N * D);
     ds__linear_forward(ex, a->mid, a->y, ds__P(m, l, DS__T_O), N, H * hd, D, 1);
@@ -5965,6 +5966,53 @@ DSDEF int ds_model_eval_bpb(ds_model *m, const ds_tokenizer *tok, const ds_token
    earlier positions read from the cache instead of recomputed (llama2.c's forward(token, pos)).
    ============================================================================================ */
 
+/* On a generation's first use: RoPE for every position, the scores' scratch, the two caches, then
+   one position's activations */
+static int ds__decode_init(ds_model *m, ds_error *err) {
+    const ds_config *c = &m->c;
+    size_t D = (size_t)c->d_model, F = (size_t)c->d_ff, H = (size_t)c->n_heads, KV = (size_t)c->n_kv_heads, hd = m->hd, Q = m->Q, S = (size_t)c->max_seq;
+    size_t cache = 2 * (size_t)c->n_layers * S * KV * hd;
+    int rc;
+    if (m->rope_len < c->max_seq && (rc = ds__rope_tables(m, c->max_seq, err))) return rc;
+    if (H * S > m->ex.work_n) {
+        ds_float *w = (ds_float *)ds__exec_alloc(&m->ex, H * S, sizeof(ds_float));
+        if (!w) return DS__OOM(err);
+        ds__exec_free(&m->ex, m->ex.work);
+        m->ex.work = w, m->ex.work_n = H * S;
+    }
+    if (!(m->kv = (ds_float *)ds__exec_alloc(&m->ex, cache + 3 * D + 1 + Q + H * hd + 3 * F, sizeof(ds_float)))) return DS__OOM(err);
+    m->dec_x = m->kv + cache, m->dec_ln = m->dec_x + D, m->dec_rstd = m->dec_ln + D, m->dec_qkv = m->dec_rstd + 1;
+    m->dec_y = m->dec_qkv + Q, m->dec_gu = m->dec_y + H * hd, m->dec_h = m->dec_gu + 2 * F, m->dec_nw = m->dec_h + F;
+    return DS_OK;
+}
+
+/* The prompt through the batched forward (prefill): n <= T tokens at positions pos .. pos + n - 1
+   of one sequence, each layer's products over all n at once (matrix products, not n matrix-vector
+   products), their keys and values into the cache, each attending causally through it; then the
+   logits of the last position only. A float model with T > 1 (the BF16 model decodes a token at a
+   time). */
+static int ds__prefill(ds_model *m, const int32_t *tok, int n, int pos, ds_pool *pool, const ds_float **logits, ds_error *err) {
+    const ds_config *c = &m->c;
+    size_t D = (size_t)c->d_model, V = (size_t)c->vocab, L = (size_t)c->n_layers, l;
+    int i, rc;
+    for (i = 0; i < n; i++)
+        if (tok[i] < 0 || tok[i] >= c->vocab) return ds__fail(err, DS_ERR_INVALID, "generate: token %d outside [0, %d)", (int)tok[i], c->vocab);
+    if (!m->kv && (rc = ds__decode_init(m, err))) return rc;
+    m->ex.pool = pool;
+    m->has_targets = 0, m->cur_B = 0, m->cur_T = 0; /* the training buffers hold no forward now */
+    ds__from_host(&m->ex, m->inputs, tok, (size_t)n * sizeof(int32_t));
+    ds__embedding_forward(&m->ex, m->res, m->inputs, m->params + DS__T_EMBED(m)->offset, (size_t)n, D);
+    for (l = 0; l < L; l++) {
+        ds__block a = ds__block_train(m, l);
+        ds__block_forward(m, (int)l, &a, 1, (size_t)n, pos);
+    }
+    ds__rmsnorm_forward(&m->ex, m->lnf, m->rstdf, m->res + L * m->N * D + (size_t)(n - 1) * D, m->params + DS__T_NORM(m)->offset, 1, D, c->norm_eps);
+    ds__linear_forward(&m->ex, m->logits, m->lnf, m->params + DS__T_HEAD(m)->offset, 1, D, V, 0);
+    ds__to_host(&m->ex, m->h_logits, m->logits, V * sizeof(ds_float));
+    if (logits) *logits = m->h_logits;
+    return ds__exec_status(&m->ex, err);
+}
+
 /* One decoding step of a BF16 model: ds__block_forward's decoding path, each linear on its own
    bf16 tensor (q, k, v and gate, up need not be adjacent), the norms' weights widened first. */
 static const uint16_t *ds__B(const ds_model *m, int l, int k) { return m->bw[1 + l * DS__T_PER_LAYER + k]; }
@@ -6004,27 +6052,13 @@ static int ds__forward_token_bf16(ds_model *m, int32_t token, int pos, ds_pool *
 
 DSDEF int ds_model_forward_token(ds_model *m, int32_t token, int pos, ds_pool *pool, const ds_float **logits, ds_error *err) {
     const ds_config *c;
-    size_t D, F, H, KV, hd, Q, S, V;
+    size_t D, S, V;
     int l;
     if (!m) return ds__fail(err, DS_ERR_INVALID, "generate: NULL model");
-    c = &m->c, D = (size_t)c->d_model, F = (size_t)c->d_ff, H = (size_t)c->n_heads, KV = (size_t)c->n_kv_heads, hd = m->hd, Q = m->Q;
-    S = (size_t)c->max_seq, V = (size_t)c->vocab;
+    c = &m->c, D = (size_t)c->d_model, S = (size_t)c->max_seq, V = (size_t)c->vocab;
     if (token < 0 || token >= c->vocab) return ds__fail(err, DS_ERR_INVALID, "generate: token %d outside [0, %d)", (int)token, c->vocab);
     if (pos < 0 || (size_t)pos >= S) return ds__fail(err, DS_ERR_INVALID, "generate: position %d outside [0, %d)", pos, c->max_seq);
-    if (!m->kv) { /* on first use: RoPE for every position, the scores' scratch, the two caches, then one position's activations */
-        size_t cache = 2 * (size_t)c->n_layers * S * KV * hd;
-        int rc;
-        if (m->rope_len < c->max_seq && (rc = ds__rope_tables(m, c->max_seq, err))) return rc;
-        if (H * S > m->ex.work_n) {
-            ds_float *w = (ds_float *)ds__exec_alloc(&m->ex, H * S, sizeof(ds_float));
-            if (!w) return DS__OOM(err);
-            ds__exec_free(&m->ex, m->ex.work);
-            m->ex.work = w, m->ex.work_n = H * S;
-        }
-        if (!(m->kv = (ds_float *)ds__exec_alloc(&m->ex, cache + 3 * D + 1 + Q + H * hd + 3 * F, sizeof(ds_float)))) return DS__OOM(err);
-        m->dec_x = m->kv + cache, m->dec_ln = m->dec_x + D, m->dec_rstd = m->dec_ln + D, m->dec_qkv = m->dec_rstd + 1;
-        m->dec_y = m->dec_qkv + Q, m->dec_gu = m->dec_y + H * hd, m->dec_h = m->dec_gu + 2 * F, m->dec_nw = m->dec_h + F;
-    }
+    if (!m->kv && (l = ds__decode_init(m, err))) return l;
     if (m->bf16) return ds__forward_token_bf16(m, token, pos, pool, logits, err);
     m->ex.pool = pool;
     m->has_targets = 0; /* the logits buffer is decoding's now */
@@ -6108,8 +6142,15 @@ DSDEF int ds_generate_next(ds_model *m, int pos, const int32_t *feed, int n_feed
         return ds__fail(err, DS_ERR_INVALID, "ds_generate: bad argument");
     if ((long long)pos + n_feed + max_new > (long long)m->c.max_seq)
         return ds__fail(err, DS_ERR_INVALID, "generate: %d cached + %d fed + %d new tokens exceed max_seq %d", pos, n_feed, max_new, m->c.max_seq);
-    for (i = 0; i < n_feed; i++)
-        if ((rc = ds_model_forward_token(m, feed[i], pos + i, pool, &logits, err))) return rc;
+    if (!m->bf16 && m->T > 1 && n_feed > 1) { /* the prompt in chunks of T through the batched forward */
+        for (i = 0; i < n_feed; i += m->T) {
+            int n = n_feed - i < m->T ? n_feed - i : m->T;
+            if ((rc = ds__prefill(m, feed + i, n, pos + i, pool, &logits, err))) return rc;
+        }
+    } else {
+        for (i = 0; i < n_feed; i++)
+            if ((rc = ds_model_forward_token(m, feed[i], pos + i, pool, &logits, err))) return rc;
+    }
     for (n = 0; n < max_new; n++) {
         int32_t id;
         if ((rc = ds_sampler_sample(s, logits, m->c.vocab, &id, err))) return rc;

@@ -66,7 +66,7 @@ int main(int argc, char **argv) {
         return 2;
     }
     snprintf(path, sizeof path, "%s/tokenizer.json", model_dir);
-    if (!(pool = ds_pool_new(threads, &err)) || !(tok = ds_tokenizer_load(path, &err)) || !(m = !strcmp(weights, "bf16") ? ds_checkpoint_load_bf16(model_dir, &err) : ds_checkpoint_load_inference(model_dir, 1, 1, &err))) {
+    if (!(pool = ds_pool_new(threads, &err)) || !(tok = ds_tokenizer_load(path, &err)) || !(m = !strcmp(weights, "bf16") ? ds_checkpoint_load_bf16(model_dir, &err) : ds_checkpoint_load_inference(model_dir, 1, 64, &err))) { /* T 64: prompts go through the batched forward in chunks of 64 */
         fprintf(stderr, "%s\n(07_chat needs a checkpoint with its tokenizer: run make demo, or pass --model)\n", err.msg);
         return 1;
     }
