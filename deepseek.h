@@ -138,6 +138,12 @@
       CPUs (SIMD width) and compiler flags (FMA contraction).
 
    VERSION HISTORY
+      0.5  (2026-12-02)  inference: ds_checkpoint_load_bf16 (BF16 weights only, mapped from BF16
+                         files, bf16 x f32 decode kernels), sharded checkpoints
+                         (model.safetensors.index.json), prompts through the batched forward
+                         (prefill), SIMD dot products in decoding; checkpoints stream their
+                         tensors (no whole-file buffers); loads allocate for the B x T asked
+                         (RoPE and decoding's scratch grow on the first generated token).
       0.4  (2026-12-01)  the op layer: every op a ds__X_forward/_backward pair on a ds__exec (the
                          backend seam), the model a list of op calls, one block for training and
                          decoding; the pointer contract and portable copies (ds_model_get/_set,
@@ -635,7 +641,9 @@ DSDEF void ds_sampler_free(ds_sampler *s);
    max_new tokens with s (stopping after eos when eos >= 0), calling on_token (may be NULL) for
    each as it comes; out receives them. The last token returned is not fed: afterwards the cache
    holds positions 0 .. pos + n_feed + *n_out - 2, so a chat continues with
-   pos = pos + n_feed + *n_out - 1, feeding that token first. */
+   pos = pos + n_feed + *n_out - 1, feeding that token first. A float model built or loaded with
+   T > 1 feeds feed through the batched forward in chunks of T (prefill: matrix products over the
+   chunk, equal to feeding it token by token up to rounding); a BF16 model, a token at a time. */
 DSDEF int ds_generate_next(ds_model *m, int pos, const int32_t *feed, int n_feed, int max_new, ds_sampler *s, int32_t eos,
                            void (*on_token)(void *ctx, int32_t id), void *ctx, int32_t *out, int *n_out, ds_pool *pool, ds_error *err);
 /* The same from position 0 with a sampler of its own: feeds the prompt, then samples. */
