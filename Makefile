@@ -60,10 +60,10 @@ $(B)/run_tests: tests/main.c tests/gradcheck.c tests/test.h tests/test_*.c deeps
 $(B)/replay_%: tests/fuzz/fuzz_%.c tests/fuzz/replay_main.h deepseek.h | $(B)
 	$(CC) -std=c99 $(WARN) -O1 -g -DDS_FUZZ_MAIN -o $@ $< $(LDLIBS)
 
-test: $(B)/check_c $(B)/check_cpp $(B)/check_serial $(B)/replay_json $(B)/replay_tokenizer $(B)/replay_safetensors $(B)/replay_dataset $(B)/replay_tokens $(B)/replay_encode $(B)/replay_sample $(B)/replay_state $(B)/replay_deepseek $(B)/run_tests
+test: $(B)/check_c $(B)/check_cpp $(B)/check_serial $(B)/replay_json $(B)/replay_tokenizer $(B)/replay_safetensors $(B)/replay_dataset $(B)/replay_tokens $(B)/replay_encode $(B)/replay_sample $(B)/replay_state $(B)/replay_deepseek $(B)/replay_index $(B)/run_tests
 	./$(B)/check_c && ./$(B)/check_cpp && ./$(B)/check_serial
 	./$(B)/replay_json tests/fuzz/seeds/json/* && ./$(B)/replay_tokenizer tests/fuzz/seeds/tokenizer/* && ./$(B)/replay_safetensors tests/fuzz/seeds/safetensors/* && ./$(B)/replay_dataset tests/fuzz/seeds/dataset/* && ./$(B)/replay_tokens tests/fuzz/seeds/tokens/* && ./$(B)/replay_encode tests/fuzz/seeds/encode/*
-	./$(B)/replay_sample tests/fuzz/seeds/sample/* && ./$(B)/replay_state tests/fuzz/seeds/state/* && ./$(B)/replay_deepseek tests/fuzz/seeds/deepseek/*
+	./$(B)/replay_sample tests/fuzz/seeds/sample/* && ./$(B)/replay_state tests/fuzz/seeds/state/* && ./$(B)/replay_deepseek tests/fuzz/seeds/deepseek/* && ./$(B)/replay_index tests/fuzz/seeds/index/*
 	@$(MAKE) --no-print-directory test-cuda
 	./$(B)/run_tests
 
@@ -136,7 +136,7 @@ asan: $(B)/run_tests_asan
 	./$(B)/run_tests_asan
 
 # libFuzzer targets; each also builds as a plain program that replays files (tests/fuzz/README.md).
-FUZZ = $(B)/fuzz_json $(B)/fuzz_tokenizer $(B)/fuzz_safetensors $(B)/fuzz_dataset $(B)/fuzz_tokens $(B)/fuzz_encode $(B)/fuzz_sample $(B)/fuzz_state $(B)/fuzz_deepseek
+FUZZ = $(B)/fuzz_json $(B)/fuzz_tokenizer $(B)/fuzz_safetensors $(B)/fuzz_dataset $(B)/fuzz_tokens $(B)/fuzz_encode $(B)/fuzz_sample $(B)/fuzz_state $(B)/fuzz_deepseek $(B)/fuzz_index
 fuzz: $(FUZZ)
 $(B)/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/replay_main.h deepseek.h | $(B)
 	clang -g -O1 -fsanitize=fuzzer,address,undefined -o $@ $< -lpthread
