@@ -3832,23 +3832,34 @@ static void ds__rmsnorm_backward(ds__exec *ex, ds_float *dx, int dx_accumulate, 
    vector accumulators over 4 VL values at a time, then single vectors, the lanes summed in a fixed
    order, then the scalar tail. The order depends on n only, so a row's result is the same whichever
    thread computes it. */
+#ifdef DS__SIMD
+/* the vector part of a dot product of n values: LOAD reads VL of a as floats, PF(p) may prefetch;
+   k and s carry on into the scalar tail. Both dot products below are this text, so their sums
+   are formed in the same order. */
+#define DS__DOT_VECTORS(a, b, n, LOAD, PF, k, s)                                                       \
+    do {                                                                                               \
+        if ((n) >= (size_t)DS__VL) {                                                                   \
+            ds__vec a0_ = LOAD(a) * ds__vload(b), a1_ = a0_ - a0_, a2_ = a1_, a3_ = a1_;               \
+            int i_;                                                                                    \
+            for ((k) = DS__VL; (k) + 4 * DS__VL <= (n); (k) += 4 * DS__VL) {                           \
+                PF((a) + (k));                                                                         \
+                a1_ += LOAD((a) + (k)) * ds__vload((b) + (k));                                         \
+                a2_ += LOAD((a) + (k) + DS__VL) * ds__vload((b) + (k) + DS__VL);                       \
+                a3_ += LOAD((a) + (k) + 2 * DS__VL) * ds__vload((b) + (k) + 2 * DS__VL);               \
+                a0_ += LOAD((a) + (k) + 3 * DS__VL) * ds__vload((b) + (k) + 3 * DS__VL);               \
+            }                                                                                          \
+            for (; (k) + DS__VL <= (n); (k) += DS__VL) a0_ += LOAD((a) + (k)) * ds__vload((b) + (k));  \
+            a0_ = (a0_ + a1_) + (a2_ + a3_);                                                           \
+            for (i_ = 0; i_ < DS__VL; i_++) (s) += a0_[i_];                                            \
+        }                                                                                              \
+    } while (0)
+#define DS__NO_PREFETCH(p) (void)(p)
+#endif
 static ds_float ds__dot(const ds_float *a, const ds_float *b, size_t n) {
     size_t k = 0;
     ds_float s = 0;
 #ifdef DS__SIMD
-    if (n >= (size_t)DS__VL) {
-        ds__vec a0 = ds__vload(a) * ds__vload(b), a1 = a0 - a0, a2 = a1, a3 = a1;
-        int i;
-        for (k = DS__VL; k + 4 * DS__VL <= n; k += 4 * DS__VL) {
-            a1 += ds__vload(a + k) * ds__vload(b + k);
-            a2 += ds__vload(a + k + DS__VL) * ds__vload(b + k + DS__VL);
-            a3 += ds__vload(a + k + 2 * DS__VL) * ds__vload(b + k + 2 * DS__VL);
-            a0 += ds__vload(a + k + 3 * DS__VL) * ds__vload(b + k + 3 * DS__VL);
-        }
-        for (; k + DS__VL <= n; k += DS__VL) a0 += ds__vload(a + k) * ds__vload(b + k);
-        a0 = (a0 + a1) + (a2 + a3);
-        for (i = 0; i < DS__VL; i++) s += a0[i];
-    }
+    DS__DOT_VECTORS(a, b, n, ds__vload, DS__NO_PREFETCH, k, s);
 #endif
     for (; k < n; k++) s += a[k] * b[k];
     return s;
@@ -3905,24 +3916,12 @@ static ds__vec ds__bload(const uint16_t *p) {
 #ifndef DS__PF_BF16
 #define DS__PF_BF16 1024 /* values (2 KiB): measured 512-2048 on an EPYC, 1024 the best */
 #endif
+#define DS__PREFETCH_BF16(p) __builtin_prefetch((p) + DS__PF_BF16) /* ahead in the stream of weight rows a decode step reads */
 static ds_float ds__dot_bf16(const uint16_t *a, const ds_float *b, size_t n) {
     size_t k = 0;
     ds_float s = 0;
 #ifdef DS__BF16_SIMD
-    if (n >= (size_t)DS__VL) {
-        ds__vec a0 = ds__bload(a) * ds__vload(b), a1 = a0 - a0, a2 = a1, a3 = a1;
-        int i;
-        for (k = DS__VL; k + 4 * DS__VL <= n; k += 4 * DS__VL) {
-            __builtin_prefetch(a + k + DS__PF_BF16); /* ahead in the stream of weight rows that a decode step reads */
-            a1 += ds__bload(a + k) * ds__vload(b + k);
-            a2 += ds__bload(a + k + DS__VL) * ds__vload(b + k + DS__VL);
-            a3 += ds__bload(a + k + 2 * DS__VL) * ds__vload(b + k + 2 * DS__VL);
-            a0 += ds__bload(a + k + 3 * DS__VL) * ds__vload(b + k + 3 * DS__VL);
-        }
-        for (; k + DS__VL <= n; k += DS__VL) a0 += ds__bload(a + k) * ds__vload(b + k);
-        a0 = (a0 + a1) + (a2 + a3);
-        for (i = 0; i < DS__VL; i++) s += a0[i];
-    }
+    DS__DOT_VECTORS(a, b, n, ds__bload, DS__PREFETCH_BF16, k, s);
 #endif
     for (; k < n; k++) s += ds__bf16_value(a[k]) * b[k];
     return s;
@@ -4346,7 +4345,10 @@ DSDEF void ds_model_free(ds_model *m) {
 static int ds__rope_tables(ds_model *m, int len, ds_error *err) {
     size_t hd = m->hd, half = hd / 2, i, j;
     ds_float *cs = (ds_float *)ds__exec_alloc(&m->ex, (size_t)len * hd, sizeof(ds_float)), *tab;
-    if (!cs) return ds__exec_status(&m->ex, err) ? err->code : DS__OOM(err);
+    if (!cs) {
+        int rc = ds__exec_status(&m->ex, err); /* a backend's own reason, or out of memory */
+        return rc ? rc : DS__OOM(err);
+    }
     tab = m->ex.host_visible ? cs : (ds_float *)ds__calloc((size_t)len * hd, sizeof(ds_float));
     if (!tab) { ds__exec_free(&m->ex, cs); return DS__OOM(err); }
     for (i = 0; i < (size_t)len; i++)
@@ -4362,11 +4364,12 @@ static int ds__rope_tables(ds_model *m, int len, ds_error *err) {
     return ds__exec_status(&m->ex, err);
 }
 
-/* The model, with RoPE tables for max(rope_len, T) positions: ds_model_new asks for max_seq, a
+/* The model, with RoPE tables for rope_len >= T positions: ds_model_new asks for max_seq, a
    checkpoint load for T only (a checkpoint may be loaded for longer sequences than it was trained
    on; decoding extends the tables to max_seq on first use, so that a config.json's
-   max_position_embeddings costs no memory until a generation asks for it); flags: DS__NEW_HOST_COPIES, every host access through the
-   backend's copies even on the CPU (tests run the portable paths that way); DS__NEW_INFERENCE. */
+   max_position_embeddings costs no memory until a generation asks for it); flags:
+   DS__NEW_HOST_COPIES, every host access through the backend's copies even on the CPU (tests run
+   the portable paths that way); DS__NEW_INFERENCE; DS__NEW_BF16. */
 #define DS__NEW_HOST_COPIES 1 /* every host access through the backend's copies, even on the CPU (tests) */
 #define DS__NEW_INFERENCE 2   /* weights only: no gradients or moments (a quarter of the memory) */
 #define DS__NEW_BF16 4        /* BF16 weights only, for decoding (ds_checkpoint_load_bf16): half of DS__NEW_INFERENCE */
@@ -4525,8 +4528,7 @@ DSDEF int ds_model_get(const ds_model *m, int which, size_t offset, size_t n, ds
         int k = 0;
         for (i = 0; i < n; i++) {
             size_t at = offset + i;
-            while (k + 1 < m->n_tensors && m->tensors[k + 1].offset <= at) k++;
-            while (k > 0 && m->tensors[k].offset > at) k--;
+            while (k + 1 < m->n_tensors && m->tensors[k + 1].offset <= at) k++; /* (at only grows) */
             out[i] = ds__bf16_value(m->bw[k][at - m->tensors[k].offset]);
         }
         return DS_OK;
