@@ -10,6 +10,8 @@
 #   make cuda     the CUDA build (nvcc): the examples under build/cuda/ and the CUDA test program
 #   make test-cuda  the CUDA tests (each skipped, with the reason, without a device)
 #   make check-cuda   every GPU check in one run, for a machine with a GPU (tools/cuda_check.sh)
+#   make mpi      the MPI build (mpicc, -DDS_MPI): 02_pretrain, 05_sft and the MPI test under build/mpi/
+#   make test-mpi the data-parallel tests under mpirun (each skipped, with the reason, without Open MPI)
 #   make clean
 
 CC      ?= cc
@@ -25,7 +27,7 @@ B        = build
 
 EXAMPLES = $(B)/01_tokenizer $(B)/02_pretrain $(B)/03_lr_schedules $(B)/04_scaling $(B)/05_sft $(B)/06_dpo $(B)/07_chat
 
-.PHONY: all test test-cuda cuda check-cuda demo asan fuzz fuzz-run check-hf check-torch bench bench-train clean
+.PHONY: all test test-cuda cuda check-cuda mpi test-mpi demo asan fuzz fuzz-run check-hf check-torch bench bench-train clean
 
 # The CUDA path (deepseek_cuda.cuh): nvcc compiles the same sources as CUDA with -DDS_CUDA. sm_90
 # (H100/H200) with PTX for later GPUs: nvcc 13 alone would target sm_75, where bf16 tensor-core
@@ -65,12 +67,39 @@ test: $(B)/check_c $(B)/check_cpp $(B)/check_serial $(B)/replay_json $(B)/replay
 	./$(B)/replay_json tests/fuzz/seeds/json/* && ./$(B)/replay_tokenizer tests/fuzz/seeds/tokenizer/* && ./$(B)/replay_safetensors tests/fuzz/seeds/safetensors/* && ./$(B)/replay_dataset tests/fuzz/seeds/dataset/* && ./$(B)/replay_tokens tests/fuzz/seeds/tokens/* && ./$(B)/replay_encode tests/fuzz/seeds/encode/*
 	./$(B)/replay_sample tests/fuzz/seeds/sample/* && ./$(B)/replay_state tests/fuzz/seeds/state/* && ./$(B)/replay_deepseek tests/fuzz/seeds/deepseek/* && ./$(B)/replay_index tests/fuzz/seeds/index/*
 	@$(MAKE) --no-print-directory test-cuda
+	@$(MAKE) --no-print-directory test-mpi
 	./$(B)/run_tests
 
 # the CUDA build and tests: compiled wherever nvcc is, run (or skipped, with the reason) here
 test-cuda:
 	@if [ -n "$(NVCC)" ]; then $(MAKE) --no-print-directory cuda && ./$(CU)/test_cuda; \
 	 else echo "test-cuda: the CUDA build was skipped (nvcc not found)"; fi
+
+# The MPI build (docs/distributed.md): the same sources through mpicc with -DDS_MPI. The tests
+# run 1, 2 and 4 ranks on this machine (shared memory and loopback; tests/mpi/run.sh).
+MPICC   ?= $(shell command -v mpicc 2>/dev/null)
+MP       = $(B)/mpi
+MPI_PROGRAMS = $(MP)/02_pretrain $(MP)/05_sft $(MP)/test_mpi
+
+mpi:
+	@if [ -z "$(MPICC)" ]; then echo "mpi: skipped (mpicc not found: apt-get install libopenmpi-dev openmpi-bin)"; else $(MAKE) --no-print-directory $(MPI_PROGRAMS); fi
+
+test-mpi: $(B)/test_dp
+	@if [ -n "$(MPICC)" ]; then $(MAKE) --no-print-directory mpi; fi
+	sh tests/mpi/run.sh $(B)
+
+$(MP):
+	@mkdir -p $(MP)
+
+$(MP)/%: examples/%.c examples/common.h examples/task.h deepseek.h | $(MP)
+	$(MPICC) -std=c99 $(WARN) $(CFLAGS) -DDS_MPI -o $@ $< $(LDLIBS)
+
+$(MP)/test_mpi: tests/mpi/test_mpi.c deepseek.h | $(MP)
+	$(MPICC) -std=c99 $(WARN) $(CFLAGS) -DDS_MPI -o $@ tests/mpi/test_mpi.c $(LDLIBS)
+
+# the same test program without MPI: one process accumulating the micro-batches
+$(B)/test_dp: tests/mpi/test_mpi.c deepseek.h | $(B)
+	$(CC) -std=c99 $(WARN) $(CFLAGS) -o $@ tests/mpi/test_mpi.c $(LDLIBS)
 
 cuda:
 	@if [ -z "$(NVCC)" ]; then echo "cuda: skipped (nvcc not found)"; else $(MAKE) --no-print-directory $(CUDA_EXAMPLES) $(CU)/test_cuda; fi

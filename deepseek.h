@@ -53,6 +53,8 @@
             ds_adamw, ds_model_step, ds_schedule_lr
         §2.4 Checkpoints: a directory a Hugging Face user recognises, and exact resume
             ds_checkpoint_save, ds_checkpoint_load
+        §2.4 Data parallelism: ZeRO-1 on MPI (DS_MPI), and asynchronous checkpoints
+            ds_dp_new, ds_dp_micro, ds_dp_step, ds_saver_start/_wait
         §2.3 / §3 Token data and bits-per-byte
             ds_tokens_load, ds_tokens_batch, ds_model_eval_bpb
         Generation: a KV-cached single-token forward, and sampling
@@ -77,6 +79,7 @@
         §2.2 The model
         §2.3 AdamW with global-norm clipping, and the learning-rate schedules
         §2.4 Checkpoints
+        §2.4 Data parallelism: ZeRO-1 on MPI (DS_MPI), and asynchronous checkpoints
         §2.3 / §3 Token data and bits-per-byte
         Generation
         §3 Scaling laws
@@ -102,6 +105,11 @@
       DS_NO_SIMD            (default: undefined) the plain-C matmul tile instead of the GCC/clang
                             vector-extension one.
       DS_MM_KC              (default: 128) the matmul's k-block.
+      DS_MPI                (default: undefined) data parallelism over MPI: ds_dp groups span the ranks
+                            of MPI_COMM_WORLD (ZeRO-1: each rank owns a slice of the AdamW moments).
+                            Compile with mpicc (Debian: libopenmpi-dev, openmpi-bin), run with mpirun;
+                            CPU ranks only (not with DS_CUDA). Without it a ds_dp is one rank. See
+                            docs/distributed.md.
       DS_CUDA               (default: undefined) the CUDA backend: compile with nvcc as CUDA (-x cu),
                             link -lcublas; the op layer comes from deepseek_cuda.cuh (beside this
                             file) and ds_model_* run on the GPU, in fp32 for now. See docs/cuda.md.
@@ -576,6 +584,80 @@ DSDEF ds_model *ds_checkpoint_load_bf16(const char *dir, ds_error *err);
    biases, another activation, RoPE scaling -- refused). */
 DSDEF int ds_config_from_json(const char *json, size_t len, ds_config *c, ds_error *err);
 DSDEF int ds_config_to_json(const ds_config *c, int dtype, int32_t bos, int32_t eos, ds_buf *out, ds_error *err);
+
+/* ============================================================================================
+   §2.4 Data parallelism: ZeRO-1 on MPI (DS_MPI), and asynchronous checkpoints
+   The paper trains with data parallelism and ZeRO-1 -- every rank holds the model, computes the
+   gradient of its share of the batch, and owns one slice of the optimizer state -- and saves
+   checkpoints asynchronously every 5 minutes. A ds_dp is one such group: the ranks of
+   MPI_COMM_WORLD in the DS_MPI build, one rank (world 1) in every other build, so one program runs
+   on both. A step of a global batch of `micro` micro-batches (the same on every rank count):
+
+     rank r runs micro-batches [r k, (r+1) k), k = micro / world:  ds_dp_micro each
+     ds_dp_step:  every rank's status and losses exchanged (a failure anywhere fails the step
+                  everywhere, with the failing rank's message); the gradient reduce-scattered:
+                  rank r receives slice r of every rank's gradient and sums them itself, in a
+                  fixed tree order; the clipping norm from every slice's chunk sums, in order;
+                  AdamW on slice r (its moments live on rank r only); the slices all-gathered.
+
+   DETERMINISM. No MPI reduction touches a float: sums are done by the ranks in a fixed order,
+   the pairwise tree over the micro-batches (split at the largest power of two below the count).
+   So a run is bit-identical for any world size whose k = micro / world is a power of two
+   (micro 4: 1, 2 and 4 ranks), and equal to one process accumulating the same micro-batches
+   through ds_dp (world 1); for another k it is deterministic for its world size. The gradient of
+   a micro-batch is that of sum_t w_t loss_t, divided by the global batch's sum of weights at the
+   step, so ds_dp (world 1, micro 1) and ds_model_backward + ds_model_step agree to rounding, not
+   bit for bit. Threads per rank never change a result. */
+typedef struct ds_dp ds_dp;
+/* The group of model m (every rank passes its own model, all of one shape, initialized alike --
+   the same seed, or the same checkpoint); micro: micro-batches per step, a multiple of the world
+   size. DS_MPI: initializes MPI if it is not (and ds_dp_free then finalizes it), works on a
+   duplicate of MPI_COMM_WORLD whose errors return (a failed MPI call is an error, not an abort).
+   With world > 1 the model's AdamW moments are cut to this rank's slice (ds_model_step refuses
+   it; ds_dp_step steps it) and ds_checkpoint_save of it becomes collective (below). */
+DSDEF ds_dp *ds_dp_new(ds_model *m, int micro, ds_error *err);
+DSDEF void ds_dp_free(ds_dp *d);
+DSDEF int ds_dp_rank(const ds_dp *d);
+DSDEF int ds_dp_world(const ds_dp *d);
+DSDEF int ds_dp_local(const ds_dp *d); /* k: the micro-batches this rank runs per step */
+/* this rank's ZeRO-1 slice [*lo, *hi) of the flat parameters (its AdamW moments) */
+DSDEF void ds_dp_slice(const ds_dp *d, size_t *lo, size_t *hi);
+/* One of this rank's micro-batches: forward (weights as ds_model_forward) and backward, its
+   gradient kept for the step. A failure is returned, and the step reports it on every rank. */
+DSDEF int ds_dp_micro(ds_dp *d, const int32_t *inputs, const int32_t *targets, const float *weights, int B, int T, ds_pool *pool,
+                      ds_error *err);
+/* The step (collective: every rank calls it once per step, after its k micro-batches): as above.
+   *loss: the global batch's loss (sum w loss / sum w over every micro-batch); *grad_norm its
+   gradient's norm before clipping. A non-finite norm leaves every rank's model untouched. */
+DSDEF int ds_dp_step(ds_dp *d, const ds_adamw *opt, double lr, double *loss, double *grad_norm, ds_pool *pool, ds_error *err);
+/* *flag becomes rank 0's value on every rank (collective): decisions that must agree, such as "save now"
+   taken on rank 0's clock. World 1: flag. */
+DSDEF int ds_dp_agree(ds_dp *d, int *flag, ds_error *err);
+/* The bytes sent and received by this rank, and the seconds spent in MPI calls, since ds_dp_new. */
+DSDEF void ds_dp_traffic(const ds_dp *d, double *bytes, double *seconds);
+/* Saving a model of a group with world > 1 (ds_checkpoint_save, ds_saver_start) is collective:
+   every rank calls it; the moments are gathered to rank 0 (into a buffer of 2 n_params values,
+   allocated at its first save), rank 0 writes, and every rank returns rank 0's result. The file
+   holds the whole state, so it resumes on any world size. */
+
+/* An asynchronous checkpoint writer (§2.4): ds_saver_start snapshots the model, the trainer state
+   and the tokenizer into host buffers (allocated once, at the first start: 3 n_params values) and
+   returns; a background thread writes the checkpoint with ds_checkpoint_save's atomic directory
+   swap while training goes on. A kill at any moment leaves the last good checkpoint loadable;
+   the checkpoint holds the state of the step it was started at. A start waits for the previous
+   save first. DS_NO_THREADS: the start writes before it returns. In a group (world > 1) the
+   start is collective and only rank 0 holds a snapshot and writes; elsewhere the saver reports
+   DS_OK. The model must outlive the saver's writes (ds_saver_free waits). */
+typedef struct ds_saver ds_saver;
+DSDEF ds_saver *ds_saver_new(ds_error *err);
+DSDEF int ds_saver_start(ds_saver *s, const ds_model *m, const ds_tokenizer *tok, const ds_train_state *st, const char *dir, int dtype,
+                         ds_error *err);
+/* 1 while a save is being written */
+DSDEF int ds_saver_busy(ds_saver *s);
+/* Waits for the save in flight (if any) and returns its result (DS_OK when there was none); each
+   result is returned once. *seconds (may be NULL): how long its write took. */
+DSDEF int ds_saver_wait(ds_saver *s, double *seconds, ds_error *err);
+DSDEF void ds_saver_free(ds_saver *s);
 
 /* ============================================================================================
    §2.3 / §3 Token data and bits-per-byte
@@ -3717,15 +3799,34 @@ static void ds__sqnorm_task(void *ctx, size_t c0, size_t c1) {
         q->partial[c] = s;
     }
 }
-static double ds__sqnorm(ds__exec *ex, const ds_float *x, size_t n) {
+/* the chunk sums alone, in host memory (ex->partial): data parallelism (ds_dp) sums the chunks of
+   every rank's slice in the same order, so its norm is this one, bit for bit */
+static const double *ds__sqnorm_partials(ds__exec *ex, const ds_float *x, size_t n) {
     ds__sq_ctx q;
-    size_t n_chunks = (n + DS__NORM_CHUNK - 1) / DS__NORM_CHUNK, c;
-    double s = 0;
-    DS_ASSERT(n_chunks <= ex->partial_n);
+    DS_ASSERT((n + DS__NORM_CHUNK - 1) / DS__NORM_CHUNK <= ex->partial_n);
     q.x = x, q.n = n, q.partial = ex->partial;
-    ds_pool_for(ex->pool, n_chunks, ds__sqnorm_task, &q);
-    for (c = 0; c < n_chunks; c++) s += ex->partial[c];
+    ds_pool_for(ex->pool, (n + DS__NORM_CHUNK - 1) / DS__NORM_CHUNK, ds__sqnorm_task, &q);
+    return ex->partial;
+}
+static double ds__sqnorm(ds__exec *ex, const ds_float *x, size_t n) {
+    size_t n_chunks = (n + DS__NORM_CHUNK - 1) / DS__NORM_CHUNK, c;
+    const double *part = ds__sqnorm_partials(ex, x, n);
+    double s = 0;
+    for (c = 0; c < n_chunks; c++) s += part[c];
     return s;
+}
+
+/* accumulate: dst[i] += src[i] (gradient accumulation across micro-batches and ranks, ds_dp) */
+typedef struct ds__acc_ctx { ds_float *dst; const ds_float *src; size_t n; } ds__acc_ctx;
+static void ds__acc_task(void *ctx, size_t c0, size_t c1) {
+    const ds__acc_ctx *a = (const ds__acc_ctx *)ctx;
+    size_t i, e = c1 * DS__NORM_CHUNK < a->n ? c1 * DS__NORM_CHUNK : a->n;
+    for (i = c0 * DS__NORM_CHUNK; i < e; i++) a->dst[i] += a->src[i];
+}
+static void ds__accumulate(ds__exec *ex, ds_float *dst, const ds_float *src, size_t n) {
+    ds__acc_ctx a;
+    a.dst = dst, a.src = src, a.n = n;
+    ds_pool_for(ex->pool, (n + DS__NORM_CHUNK - 1) / DS__NORM_CHUNK, ds__acc_task, &a);
 }
 
 /* ---- embedding (§2.2) -------------------------------------------------------------------------
@@ -4212,27 +4313,30 @@ static void ds__crossentropy_backward(ds__exec *ex, ds_float *logits, const int3
    with bc_i = 1 - b_i^step. Split over fixed chunks of elements (each chunk walks the tensors
    it overlaps), so a large embedding does not leave one thread alone with it. */
 typedef struct ds__adamw_hp { double lr, b1, b2, eps, wd, bc1, bc2, clip; } ds__adamw_hp;
-typedef struct ds__adamw_ctx { ds_float *p, *m, *v; const ds_float *g; const ds_tensor *t; int n_tensors; size_t n; const ds__adamw_hp *hp; } ds__adamw_ctx;
+typedef struct ds__adamw_ctx { ds_float *p, *m, *v; const ds_float *g; const ds_tensor *t; int n_tensors; size_t lo, hi; const ds__adamw_hp *hp; } ds__adamw_ctx;
 static void ds__adamw_task(void *ctx, size_t c0, size_t c1) {
     const ds__adamw_ctx *o = (const ds__adamw_ctx *)ctx;
-    size_t lo = c0 * DS__NORM_CHUNK, hi = c1 * DS__NORM_CHUNK < o->n ? c1 * DS__NORM_CHUNK : o->n, i;
+    size_t lo = o->lo + c0 * DS__NORM_CHUNK, hi = o->lo + c1 * DS__NORM_CHUNK < o->hi ? o->lo + c1 * DS__NORM_CHUNK : o->hi, i;
     int k;
     for (k = 0; k < o->n_tensors; k++) {
         const ds_tensor *tn = &o->t[k];
         size_t b = tn->offset > lo ? tn->offset : lo, e = tn->offset + tn->numel < hi ? tn->offset + tn->numel : hi;
-        ds_float *p = o->p, *mm = o->m, *vv = o->v;
+        ds_float *p = o->p + o->lo, *mm = o->m, *vv = o->v; /* all four indexed from lo */
         const ds_float *g = o->g;
         ds_float decay = (ds_float)(1.0 - o->hp->lr * (tn->decay ? o->hp->wd : 0.0)), b1 = (ds_float)o->hp->b1, b2 = (ds_float)o->hp->b2;
         ds_float step = (ds_float)(o->hp->lr / o->hp->bc1), bc2s = (ds_float)sqrt(o->hp->bc2), eps = (ds_float)o->hp->eps;
         ds_float clip = (ds_float)o->hp->clip;
-        for (i = b; i < e; i++) DS__ADAMW_ELEMENT(p, g, mm, vv, i, decay, b1, b2, step, bc2s, eps, clip, DS__SQRT);
+        for (i = b; i < e; i++) DS__ADAMW_ELEMENT(p, g, mm, vv, i - o->lo, decay, b1, b2, step, bc2s, eps, clip, DS__SQRT);
     }
 }
+/* the update of elements [lo, hi) of the flat arrays: p is the whole parameter array, g, m and v
+   hold only that range (g[0] is element lo's gradient). The whole model is lo = 0, hi = n; one
+   rank's ZeRO-1 slice (ds_dp) is its own range. */
 static void ds__adamw_update(ds__exec *ex, ds_float *p, const ds_float *g, ds_float *m, ds_float *v, const ds_tensor *t, int n_tensors,
-                             size_t n, const ds__adamw_hp *hp) {
+                             size_t lo, size_t hi, const ds__adamw_hp *hp) {
     ds__adamw_ctx o;
-    o.p = p, o.g = g, o.m = m, o.v = v, o.t = t, o.n_tensors = n_tensors, o.n = n, o.hp = hp;
-    ds_pool_for(ex->pool, (n + DS__NORM_CHUNK - 1) / DS__NORM_CHUNK, ds__adamw_task, &o);
+    o.p = p, o.g = g, o.m = m, o.v = v, o.t = t, o.n_tensors = n_tensors, o.lo = lo, o.hi = hi, o.hp = hp;
+    ds_pool_for(ex->pool, (hi - lo + DS__NORM_CHUNK - 1) / DS__NORM_CHUNK, ds__adamw_task, &o);
 }
 
 #endif /* DS_CUDA: the end of the op layer */
@@ -4292,8 +4396,10 @@ struct ds_model {
     size_t *map_lens;
     int n_maps;
     ds_float *dec_nw;          /* decoding a BF16 model: a norm's weights, widened (D values) */
-    double wsum;
+    double wsum, lsum;         /* the last forward's sum of token weights and of weighted losses */
     long steps;
+    struct ds_dp *dp;          /* the data-parallel group (ds_dp_new), or NULL */
+    int sharded;               /* m and v hold only the group's slice of this rank (world > 1) */
 };
 
 static ds_float *ds__P(const ds_model *m, int l, int k) { return m->params + m->tensors[1 + l * DS__T_PER_LAYER + k].offset; }
@@ -4313,8 +4419,10 @@ static void ds__tensor_add(ds_model *m, size_t *off, const char *name, int rows,
     *off += t->numel;
 }
 
+static void ds__dp_detach(struct ds_dp *d);
 DSDEF void ds_model_free(ds_model *m) {
     if (!m) return;
+    if (m->dp) ds__dp_detach(m->dp);
     DS_FREE((void *)m->bw);
     DS_FREE(m->bstore);
 #ifdef DS__POSIX
@@ -4516,8 +4624,8 @@ static ds_float *ds__model_array(const ds_model *m, int which) {
     switch (which) {
     case DS_PARAMS: return m->params;
     case DS_GRADS: return m->grads;
-    case DS_ADAM_M: return m->m;
-    case DS_ADAM_V: return m->v;
+    case DS_ADAM_M: return m->sharded ? NULL : m->m; /* (a ZeRO-1 slice is not the whole array) */
+    case DS_ADAM_V: return m->sharded ? NULL : m->v;
     default: return NULL;
     }
 }
@@ -4533,6 +4641,8 @@ DSDEF int ds_model_get(const ds_model *m, int which, size_t offset, size_t n, ds
         }
         return DS_OK;
     }
+    if (m && m->sharded && (which == DS_ADAM_M || which == DS_ADAM_V))
+        return ds__fail(err, DS_ERR_INVALID, "ds_model_get: the AdamW moments are sharded across the ranks of a ds_dp (ZeRO-1)");
     if (!a || (!out && n) || offset > m->n_params || n > m->n_params - offset)
         return ds__fail(err, DS_ERR_INVALID, "ds_model_get: bad argument (array %d, [%zu, +%zu) of %zu)", which, offset, n, m ? m->n_params : 0);
     ds__to_host((ds__exec *)&m->ex, out, a + offset, n * sizeof(ds_float));
@@ -4541,6 +4651,8 @@ DSDEF int ds_model_get(const ds_model *m, int which, size_t offset, size_t n, ds
 DSDEF int ds_model_set(ds_model *m, int which, size_t offset, size_t n, const ds_float *in, ds_error *err) {
     ds_float *a = m ? ds__model_array(m, which) : NULL;
     if (m && m->bf16) return ds__fail(err, DS_ERR_UNSUPPORTED, "ds_model_set: a BF16 inference model's weights are read-only");
+    if (m && m->sharded && (which == DS_ADAM_M || which == DS_ADAM_V))
+        return ds__fail(err, DS_ERR_INVALID, "ds_model_set: the AdamW moments are sharded across the ranks of a ds_dp (ZeRO-1)");
     if (!a || (!in && n) || offset > m->n_params || n > m->n_params - offset)
         return ds__fail(err, DS_ERR_INVALID, "ds_model_set: bad argument (array %d, [%zu, +%zu) of %zu)", which, offset, n, m ? m->n_params : 0);
     ds__from_host(&m->ex, a + offset, in, n * sizeof(ds_float));
@@ -4682,6 +4794,7 @@ DSDEF int ds_model_forward(ds_model *m, const int32_t *inputs, const int32_t *ta
     ds__from_host(&m->ex, m->weights, m->h_weights, N * sizeof(ds_float));
     ds__crossentropy_forward(&m->ex, m->losses, m->logits, m->targets, N, V);
     ds__loss_sum(&m->ex, m->losses, m->weights, N, &m->wsum, &lsum);
+    m->lsum = lsum;
     if ((rc = ds__exec_status(&m->ex, err))) return rc;
     if (loss) *loss = m->wsum > 0 ? lsum / m->wsum : 0.0;
     if (!(lsum == lsum) || isinf(lsum)) return ds__fail(err, DS_ERR_NUMERIC, "forward: the loss is not finite");
@@ -4772,6 +4885,7 @@ DSDEF int ds_model_step(ds_model *m, const ds_adamw *opt, double lr, double *gra
     ds_adamw def = ds_adamw_default();
     if (!m) return ds__fail(err, DS_ERR_INVALID, "ds_model_step: NULL model");
     if (m->inference) return ds__fail(err, DS_ERR_INVALID, "ds_model_step: this model was loaded for inference (no optimizer state)");
+    if (m->sharded) return ds__fail(err, DS_ERR_INVALID, "ds_model_step: the model's AdamW moments are sharded by a ds_dp (step with ds_dp_step)");
     if (!opt) opt = &def;
     m->ex.pool = pool;
     norm = sqrt(ds__sqnorm(&m->ex, m->grads, m->n_params));
@@ -4785,7 +4899,7 @@ DSDEF int ds_model_step(ds_model *m, const ds_adamw *opt, double lr, double *gra
     hp.bc2 = 1.0 - pow(opt->beta2, (double)m->steps);
     hp.clip = 1.0; /* torch.nn.utils.clip_grad_norm_: scale by max_norm / (norm + 1e-6), at most 1 */
     if (opt->grad_clip > 0 && opt->grad_clip / (norm + 1e-6) < 1.0) hp.clip = opt->grad_clip / (norm + 1e-6);
-    ds__adamw_update(&m->ex, m->params, m->grads, m->m, m->v, m->tensors, m->n_tensors, m->n_params, &hp);
+    ds__adamw_update(&m->ex, m->params, m->grads, m->m, m->v, m->tensors, m->n_tensors, 0, m->n_params, &hp);
     return ds__exec_status(&m->ex, err);
 }
 DSDEF ds_schedule ds_schedule_multistep(double peak_lr, long warmup_steps, long total_steps) {
@@ -4981,7 +5095,7 @@ static int ds__sum_file(FILE *f, uint64_t bytes, unsigned char *buf, size_t cap,
 }
 
 /* a tensor to write; data is in ex's memory (the model's backend) */
-typedef struct ds__st_w { const char *name; int rows, cols; const ds_float *data; size_t n; int dtype; ds__exec *ex; } ds__st_w;
+typedef struct ds__st_w { const char *name; int rows, cols; const ds_float *data; size_t n; int dtype; ds__exec *ex; /* NULL: host memory */ } ds__st_w;
 
 static uint16_t ds__f32_to_bf16(float f) { /* round to nearest even; NaN stays NaN */
     uint32_t u;
@@ -5037,7 +5151,7 @@ static int ds__st_save(const char *path, const ds__st_w *t, int n, const char *m
         for (at = 0; at < t[k].n && ok; at += DS__ST_CHUNK) {
             size_t c = t[k].n - at < DS__ST_CHUNK ? t[k].n - at : DS__ST_CHUNK;
             const ds_float *src = t[k].data + at;
-            if (!t[k].ex->host_visible) { ds__to_host(t[k].ex, stage, src, c * sizeof(ds_float)); src = stage; }
+            if (t[k].ex && !t[k].ex->host_visible) { ds__to_host(t[k].ex, stage, src, c * sizeof(ds_float)); src = stage; }
             if (t[k].dtype == DS_DTYPE_BF16) {
                 for (i = 0; i < c; i++) half[i] = ds__f32_to_bf16((float)src[i]); /* (little-endian hosts only) */
                 ok = fwrite(half, 2, c, f) == c;
@@ -5047,7 +5161,7 @@ static int ds__st_save(const char *path, const ds__st_w *t, int n, const char *m
                 ds__sum_add(&sum, src, c * sizeof(ds_float));
             }
         }
-        if ((rc = ds__exec_status(t[k].ex, err))) goto done;
+        if (t[k].ex && (rc = ds__exec_status(t[k].ex, err))) goto done;
     }
     snprintf(hex, sizeof hex, "%016llx", (unsigned long long)ds__sum_end(&sum)); /* in place of the zeros */
     ok = ok && ds__seek(f, 8 + sum_at) == 0 && fwrite(hex, 1, 16, f) == 16;
@@ -5320,7 +5434,17 @@ static void ds__ckpt_remove(const char *dir) {
 /* NaN and infinity never reach a checkpoint, and a checkpoint holding them is refused: the
    parameters must be finite, and the AdamW moments finite with exp_avg_sq >= 0. Reads the model
    through the portable copies, a chunk at a time, so it works on any backend. */
-static int ds__model_check_finite(const ds_model *m, int moments, ds_error *err) {
+typedef struct ds__ckpt_src ds__ckpt_src;
+static int ds__model_check_finite(const ds_model *m, const ds__ckpt_src *src, int moments, ds_error *err);
+/* what a save writes when it is not the model's own arrays: a snapshot in host memory (an
+   asynchronous save, or a data-parallel group's moments gathered to rank 0) */
+struct ds__ckpt_src {
+    const ds_float *p, *m1, *m2;  /* parameters, exp_avg, exp_avg_sq (n_params each; NULL: the model's) */
+    long adam_step;               /* AdamW's step count at the snapshot */
+    const ds_buf *tok_json;       /* the tokenizer rendered at the snapshot (NULL: none) */
+    int32_t bos, eos;
+};
+static int ds__model_check_finite(const ds_model *m, const ds__ckpt_src *src, int moments, ds_error *err) {
     static const char *const what[3] = {"a parameter", "an AdamW exp_avg value", "an AdamW exp_avg_sq value"};
     ds_float buf[4096];
     size_t off, i, n;
@@ -5330,7 +5454,9 @@ static int ds__model_check_finite(const ds_model *m, int moments, ds_error *err)
             int rc;
             n = m->n_params - off < 4096 ? m->n_params - off : 4096;
             int bad = 0, nonneg = a == 2;
-            if ((rc = ds_model_get(m, a == 0 ? DS_PARAMS : a == 1 ? DS_ADAM_M : DS_ADAM_V, off, n, buf, err))) return rc;
+            const ds_float *host = !src ? NULL : a == 0 ? src->p : a == 1 ? src->m1 : src->m2;
+            if (host) memcpy(buf, host + off, n * sizeof(ds_float));
+            else if ((rc = ds_model_get(m, a == 0 ? DS_PARAMS : a == 1 ? DS_ADAM_M : DS_ADAM_V, off, n, buf, err))) return rc;
             for (i = 0; i < n; i++) bad |= (buf[i] - buf[i] != 0) | (nonneg & (buf[i] < 0)); /* NaN, +-inf: x - x is NaN (branch-free: it vectorizes) */
             if (!bad) continue;
             for (i = 0; i < n; i++)
@@ -5368,10 +5494,10 @@ static void ds__fsync_parent(const char *path) {
 typedef struct { int step, crash_at; } ds__ckpt_run;
 #define DS__STEP(r) ((r)->crash_at >= 0 && (r)->step++ == (r)->crash_at)
 
-static int ds__checkpoint_save(const ds_model *m, const ds_tokenizer *tok, const ds_train_state *st, const char *dir, int dtype, int crash_at,
-                               ds_error *err) {
+static int ds__checkpoint_save_src(const ds_model *m, const ds__ckpt_src *src, const ds_tokenizer *tok, const ds_train_state *st, const char *dir,
+                                   int dtype, int crash_at, ds_error *err) {
 #ifndef DS__POSIX
-    (void)m, (void)tok, (void)st, (void)dir, (void)dtype, (void)crash_at;
+    (void)m, (void)src, (void)tok, (void)st, (void)dir, (void)dtype, (void)crash_at;
     return ds__fail(err, DS_ERR_UNSUPPORTED, "checkpoints need a POSIX file system");
 #else
     ds_buf tmp = {0, 0, 0, 0}, old = {0, 0, 0, 0}, lock = {0, 0, 0, 0}, p = {0, 0, 0, 0}, o = {0, 0, 0, 0}, cfg = {0, 0, 0, 0};
@@ -5384,7 +5510,8 @@ static int ds__checkpoint_save(const ds_model *m, const ds_tokenizer *tok, const
     if (st && m->inference) return ds__fail(err, DS_ERR_INVALID, "ds_checkpoint_save: a model loaded for inference has no optimizer state to save");
     if (m->bf16) return ds__fail(err, DS_ERR_UNSUPPORTED, "ds_checkpoint_save: a BF16 inference model is not saved (its source checkpoint is the file)");
     /* what is saved must be finite (with a trainer state, the moments too) */
-    if ((rc = ds__model_check_finite(m, st != NULL, err))) {
+    if (st && m->sharded && !(src && src->m1)) return ds__fail(err, DS_ERR_INVALID, "ds_checkpoint_save: the moments are sharded (a ds_dp save gathers them)");
+    if ((rc = ds__model_check_finite(m, src, st != NULL, err))) {
         char msg[sizeof err->msg];
         memcpy(msg, err->msg, sizeof msg);
         return ds__fail(err, rc, "not saved to '%s': %s", dir, msg);
@@ -5412,17 +5539,18 @@ static int ds__checkpoint_save(const ds_model *m, const ds_tokenizer *tok, const
     if (DS__STEP(&run)) goto crash;
     if (mkdir(tmp.data, 0755) != 0) { rc = ds__fail(err, DS_ERR_IO, "cannot create '%s': %s", tmp.data, strerror(errno)); goto done; }
     /* config.json and tokenizer.json first: model.safetensors records their checksums */
-    if ((rc = ds_config_to_json(&m->c, dtype, tok ? tok->bos : -1, tok ? tok->eos : -1, &cfg, err))) goto fail;
+    if ((rc = ds_config_to_json(&m->c, dtype, src ? src->bos : tok ? tok->bos : -1, src ? src->eos : tok ? tok->eos : -1, &cfg, err))) goto fail;
     ds__path(&p, tmp.data, "", "config.json");
     if (DS__STEP(&run)) goto crash;
     if ((rc = ds_write_file_atomic(p.data, cfg.data, cfg.len, err))) goto fail;
-    if (tok) { /* rendered once: written, and its checksum taken from the same bytes */
+    if (src ? src->tok_json != NULL : tok != NULL) { /* rendered once: written, and its checksum taken from the same bytes */
+        const ds_buf *tj = src ? src->tok_json : &o;
         ds__path(&p, tmp.data, "", "tokenizer.json");
         o.len = 0;
-        if ((rc = ds_tokenizer_to_json(tok, &o, err))) goto fail;
+        if (!src && (rc = ds_tokenizer_to_json(tok, &o, err))) goto fail;
         if (DS__STEP(&run)) goto crash;
-        if ((rc = ds_write_file_atomic(p.data, o.data, o.len, err))) goto fail;
-        snprintf(tokmeta, sizeof tokmeta, ",\"tokenizer_checksum\":\"%016llx\"", (unsigned long long)ds__checksum(o.data, o.len));
+        if ((rc = ds_write_file_atomic(p.data, tj->data, tj->len, err))) goto fail;
+        snprintf(tokmeta, sizeof tokmeta, ",\"tokenizer_checksum\":\"%016llx\"", (unsigned long long)ds__checksum(tj->data, tj->len));
         o.len = 0;
     }
     /* the weights, with the checksum of their data and of config.json (and tokenizer.json) */
@@ -5432,6 +5560,7 @@ static int ds__checkpoint_save(const ds_model *m, const ds_tokenizer *tok, const
         const ds_tensor *t = &m->tensors[k];
         w[k].name = t->name, w[k].rows = t->rows, w[k].cols = t->cols, w[k].data = m->params + t->offset, w[k].n = t->numel, w[k].dtype = dtype;
         w[k].ex = (ds__exec *)&m->ex;
+        if (src && src->p) w[k].data = src->p + t->offset, w[k].ex = NULL;
     }
     snprintf(meta, sizeof meta, "{\"format\":\"pt\",\"writer\":\"deepseek.h\",\"config_checksum\":\"%016llx\"%s}",
              (unsigned long long)ds__checksum(cfg.data, cfg.len), tokmeta);
@@ -5445,10 +5574,11 @@ static int ds__checkpoint_save(const ds_model *m, const ds_tokenizer *tok, const
         s2[0].name = "optimizer.exp_avg", s2[0].rows = 0, s2[0].cols = 0, s2[0].data = m->m, s2[0].n = m->n_params, s2[0].dtype = DS_DTYPE_F32;
         s2[0].ex = (ds__exec *)&m->ex;
         s2[1] = s2[0], s2[1].name = "optimizer.exp_avg_sq", s2[1].data = m->v;
+        if (src && src->m1) s2[0].data = src->m1, s2[1].data = src->m2, s2[0].ex = s2[1].ex = NULL;
         {
             ds_buf mb = {0, 0, 0, 0};
             ds_buf_printf(&mb, "{\"step\":\"%ld\",\"adam_step\":\"%ld\",\"tokens_seen\":\"%llu\",\"data_pos\":\"%llu\",\"rng\":\"%llu\",\"n_params\":\"%zu\"",
-                          st->step, m->steps, (unsigned long long)st->tokens_seen, (unsigned long long)st->data_pos, (unsigned long long)st->rng,
+                          st->step, src ? src->adam_step : m->steps, (unsigned long long)st->tokens_seen, (unsigned long long)st->data_pos, (unsigned long long)st->rng,
                           m->n_params);
             ds_buf_puts(&mb, ",\"run\":");
             ds_buf_json_string(&mb, st->run, strnlen(st->run, sizeof st->run));
@@ -5503,7 +5633,15 @@ done:
 #endif
 }
 
+static int ds__checkpoint_save(const ds_model *m, const ds_tokenizer *tok, const ds_train_state *st, const char *dir, int dtype, int crash_at,
+                               ds_error *err) {
+    return ds__checkpoint_save_src(m, NULL, tok, st, dir, dtype, crash_at, err);
+}
+static int ds__dp_save(struct ds_dp *d, struct ds_saver *sv, const ds_tokenizer *tok, const ds_train_state *st, const char *dir, int dtype,
+                       ds_error *err);
+static int ds__dp_world(const struct ds_dp *d);
 DSDEF int ds_checkpoint_save(const ds_model *m, const ds_tokenizer *tok, const ds_train_state *st, const char *dir, int dtype, ds_error *err) {
+    if (m && m->dp && ds__dp_world(m->dp) > 1) return ds__dp_save(m->dp, NULL, tok, st, dir, dtype, err); /* collective */
     return ds__checkpoint_save(m, tok, st, dir, dtype, -1, err);
 }
 
@@ -5805,7 +5943,7 @@ static ds_model *ds__checkpoint_load(const char *dir, int B, int T, ds_train_sta
         }
         ds__st_close(&r);
     }
-    if (ds__model_check_finite(m, st != NULL, err)) { /* a poisoned checkpoint is refused, not trained on */
+    if (ds__model_check_finite(m, NULL, st != NULL, err)) { /* a poisoned checkpoint is refused, not trained on */
         ds__err_prefix(err, d.data);
         goto fail;
     }
@@ -5825,6 +5963,684 @@ fail:
     return NULL;
 }
 
+
+/* ============================================================================================
+   §2.4 Data parallelism: ZeRO-1 on MPI (DS_MPI), and asynchronous checkpoints
+   A step of the group, on rank r of w (k = micro / w micro-batches each, n parameters):
+     ds_dp_micro, k times:  grad = d(sum_t w_t loss_t) of one micro-batch, folded into the local
+                            pairwise tree (a binary counter of partial sums: depth log2 k + 1)
+     ds_dp_step:  1. every rank's record -- status, message, its micro-batches' (sum w loss,
+                     sum w) -- all-gathered; W = sum w over the global batch, in micro-batch order
+                  2. reduce-scatter: rank r sends slice p of its local sum to rank p and receives
+                     slice r from everyone; the w parts are summed on rank r in the pairwise tree
+                     over ranks, which continues the local trees exactly when k is a power of two
+                  3. the norm: each slice's chunk sums of squares (slices start on chunk
+                     boundaries), all-gathered and summed in chunk order -- ds__sqnorm's order
+                  4. AdamW on [lo_r, hi_r) with the gradient scaled by clip / W
+                  5. all-gather: every rank receives every slice of the updated parameters
+   Every transfer is point to point (MPI_Isend/Irecv, at most 2^28 values a message); no MPI
+   reduction touches a float, so the results do not depend on the MPI library or its tuning.
+   Without DS_MPI the group is rank 0 of 1 and steps 2, 3 and 5 are local.
+   ============================================================================================ */
+#if defined(DS_MPI) && defined(DS_CUDA)
+#error "deepseek.h: DS_MPI with DS_CUDA is not implemented (the MPI ranks are CPU ranks)"
+#endif
+#ifdef DS_MPI
+#include <mpi.h>
+#define DS__MPI_FLOAT (sizeof(ds_float) == 8 ? MPI_DOUBLE : MPI_FLOAT)
+#endif
+#define DS__DP_MSG 256             /* a failing rank's message in its record (a ds_error's) */
+#define DS__DP_MAX_MSG (1u << 28)  /* values per MPI message (MPI counts are int) */
+
+struct ds_dp {
+    ds_model *m;            /* NULL once the model is freed */
+    int rank, world, micro, local, done, sp, status, broken;
+    size_t n, *lo;          /* rank r's slice: [lo[r], lo[r + 1]) */
+    ds_float **stack;       /* local > 1: the tree's partial sums (model memory, n values each) */
+    int *cnt, depth;        /* micro-batches in each partial sum */
+    ds_float *recv;         /* world > 1: the other ranks' parts of this rank's slice */
+    ds_float **items;       /* [world] the parts, in rank order */
+    double *parts;          /* every chunk's sum of squares, in chunk order */
+    int *chunk_n, *chunk_at;/* [world] each slice's chunks, and where they start */
+    double *mb;             /* [micro][2] every micro-batch's (sum w loss, sum w), in order */
+    unsigned char *rec, *recs; /* this rank's record, and every rank's */
+    size_t rec_len;
+    ds_float *snap;         /* rank 0: the moments gathered for a save (2 n), at its first save */
+    char msg[DS__DP_MSG];   /* this step's first failure on this rank */
+    double bytes, seconds;  /* traffic since ds_dp_new */
+#ifdef DS_MPI
+    MPI_Comm comm;
+    MPI_Request *req;       /* [2 world] */
+    int finalize;           /* ds_dp_new initialized MPI, ds_dp_free finalizes it */
+#endif
+};
+
+static int ds__dp_world(const struct ds_dp *d) { return d->world; }
+static size_t ds__dp_len(const ds_dp *d, int r) { return d->lo[r + 1] - d->lo[r]; }
+
+#ifdef DS_MPI
+static int ds__mpi_fail(ds_dp *d, int code, const char *what, ds_error *err) {
+    char s[MPI_MAX_ERROR_STRING];
+    int len = 0;
+    d->broken = 1; /* the group's state is unknown now: it refuses further work */
+    if (MPI_Error_string(code, s, &len) != MPI_SUCCESS) snprintf(s, sizeof s, "error code %d", code);
+    return ds__fail(err, DS_ERR_IO, "rank %d: MPI %s failed: %s (a rank died, or the job is being torn down)", d->rank, what, s);
+}
+#define DS__MPI(d, call, what)                                            \
+    do {                                                                  \
+        int e_ = (call);                                                  \
+        if (e_ != MPI_SUCCESS) return ds__mpi_fail((d), e_, (what), err); \
+    } while (0)
+#endif
+
+/* One batch of point-to-point transfers: msg i moves n values between buf and rank peer (send
+   or receive, with its tag), in rounds of at most DS__DP_MAX_MSG values per message. */
+typedef struct ds__dp_msg { ds_float *buf; size_t n; int peer, send, tag; } ds__dp_msg;
+static int ds__dp_xfer(ds_dp *d, const ds__dp_msg *msg, int n_msg, const char *what, ds_error *err) {
+#ifdef DS_MPI
+    size_t at;
+    double t0 = ds_now();
+    int more = 1;
+    DS_ASSERT(n_msg <= 2 * d->world);
+    for (at = 0; more; at += DS__DP_MAX_MSG) {
+        int i, k = 0;
+        more = 0;
+        for (i = 0; i < n_msg; i++) {
+            int c, e;
+            if (msg[i].n <= at) continue;
+            c = (int)(msg[i].n - at < DS__DP_MAX_MSG ? msg[i].n - at : DS__DP_MAX_MSG);
+            if (msg[i].n - at > DS__DP_MAX_MSG) more = 1;
+            e = msg[i].send ? MPI_Isend(msg[i].buf + at, c, DS__MPI_FLOAT, msg[i].peer, msg[i].tag, d->comm, &d->req[k])
+                            : MPI_Irecv(msg[i].buf + at, c, DS__MPI_FLOAT, msg[i].peer, msg[i].tag, d->comm, &d->req[k]);
+            if (e != MPI_SUCCESS) return ds__mpi_fail(d, e, what, err);
+            k++;
+            d->bytes += (double)c * sizeof(ds_float);
+        }
+        DS__MPI(d, MPI_Waitall(k, d->req, MPI_STATUSES_IGNORE), what);
+    }
+    d->seconds += ds_now() - t0;
+    return DS_OK;
+#else
+    (void)d, (void)msg, (void)n_msg, (void)what, (void)err;
+    return DS_OK; /* world 1: nothing to move */
+#endif
+}
+
+static void ds__dp_free_stack(ds_dp *d) {
+    int k;
+    if (d->stack && d->m)
+        for (k = 0; k < d->depth; k++) ds__exec_free(&d->m->ex, d->stack[k]);
+    DS_FREE(d->stack);
+    d->stack = NULL;
+}
+static void ds__dp_detach(struct ds_dp *d) {
+    ds__dp_free_stack(d);
+    if (d->m) d->m->dp = NULL;
+    d->m = NULL;
+}
+
+DSDEF void ds_dp_free(ds_dp *d) {
+    if (!d) return;
+    ds__dp_detach(d); /* a sharded model keeps its slice (and refuses ds_model_step) */
+    DS_FREE(d->lo), DS_FREE(d->cnt), DS_FREE(d->recv), DS_FREE((void *)d->items), DS_FREE(d->parts);
+    DS_FREE(d->chunk_n), DS_FREE(d->chunk_at), DS_FREE(d->mb), DS_FREE(d->rec), DS_FREE(d->recs), DS_FREE(d->snap);
+#ifdef DS_MPI
+    DS_FREE(d->req);
+    if (d->comm != MPI_COMM_NULL) MPI_Comm_free(&d->comm);
+    if (d->finalize) MPI_Finalize();
+#endif
+    DS_FREE(d);
+}
+
+DSDEF ds_dp *ds_dp_new(ds_model *m, int micro, ds_error *err) {
+    ds_dp *d;
+    size_t chunks, r, len;
+    int k;
+    if (!m || micro < 1) { ds__fail(err, DS_ERR_INVALID, "ds_dp_new: %s", m ? "micro must be at least 1" : "NULL model"); return NULL; }
+    if (m->inference || m->bf16) { ds__fail(err, DS_ERR_INVALID, "ds_dp_new: an inference model does not train"); return NULL; }
+    if (m->dp || m->sharded) { ds__fail(err, DS_ERR_INVALID, "ds_dp_new: the model already belongs to a group"); return NULL; }
+    if (!(d = (ds_dp *)ds__calloc(1, sizeof *d))) { DS__OOM(err); return NULL; }
+    d->world = 1, d->micro = micro, d->n = m->n_params;
+#ifdef DS_MPI
+    d->comm = MPI_COMM_NULL;
+    {
+        int init = 0, provided = 0, rank = 0, world = 1;
+        MPI_Initialized(&init);
+        if (!init) {
+            if (MPI_Init_thread(NULL, NULL, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS) {
+                ds__fail(err, DS_ERR_IO, "ds_dp_new: MPI_Init failed");
+                DS_FREE(d);
+                return NULL;
+            }
+            d->finalize = 1;
+        }
+        if (MPI_Comm_dup(MPI_COMM_WORLD, &d->comm) != MPI_SUCCESS || MPI_Comm_set_errhandler(d->comm, MPI_ERRORS_RETURN) != MPI_SUCCESS ||
+            MPI_Comm_rank(d->comm, &rank) != MPI_SUCCESS || MPI_Comm_size(d->comm, &world) != MPI_SUCCESS) {
+            ds__fail(err, DS_ERR_IO, "ds_dp_new: cannot set up the MPI communicator");
+            ds_dp_free(d);
+            return NULL;
+        }
+        d->rank = rank, d->world = world;
+    }
+#endif
+    if (micro % d->world) {
+        ds__fail(err, DS_ERR_INVALID, "ds_dp_new: %d micro-batches per step do not split over %d ranks", micro, d->world);
+        ds_dp_free(d);
+        return NULL;
+    }
+    d->local = micro / d->world;
+    /* slices of whole norm chunks, as even as chunks allow */
+    chunks = (d->n + DS__NORM_CHUNK - 1) / DS__NORM_CHUNK;
+    d->lo = (size_t *)ds__calloc((size_t)d->world + 1, sizeof(size_t));
+    d->chunk_n = (int *)ds__calloc((size_t)d->world, sizeof(int));
+    d->chunk_at = (int *)ds__calloc((size_t)d->world, sizeof(int));
+    d->items = (ds_float **)ds__calloc((size_t)d->world, sizeof(ds_float *));
+    d->parts = (double *)ds__calloc(chunks + 1, sizeof(double));
+    d->mb = (double *)ds__calloc((size_t)micro * 2, sizeof(double));
+    d->rec_len = 8 + DS__DP_MSG + 16 * (size_t)d->local;
+    d->rec = (unsigned char *)ds__calloc(d->rec_len, 1);
+    d->recs = (unsigned char *)ds__calloc(d->rec_len, (size_t)d->world);
+#ifdef DS_MPI
+    d->req = (MPI_Request *)ds__calloc(2 * (size_t)d->world, sizeof(MPI_Request));
+    if (!d->req) goto oom;
+#endif
+    if (!d->lo || !d->chunk_n || !d->chunk_at || !d->items || !d->parts || !d->mb || !d->rec || !d->recs) goto oom;
+    for (r = 0; r <= (size_t)d->world; r++) {
+        size_t c = (size_t)((double)chunks * (double)r / (double)d->world + 0.5);
+        if (c > chunks) c = chunks;
+        d->lo[r] = c * DS__NORM_CHUNK < d->n ? c * DS__NORM_CHUNK : d->n;
+        if (r > 0) d->chunk_n[r - 1] = (int)((d->lo[r] - d->lo[r - 1] + DS__NORM_CHUNK - 1) / DS__NORM_CHUNK);
+    }
+    d->lo[d->world] = d->n;
+    d->chunk_n[d->world - 1] = (int)((d->lo[d->world] - d->lo[d->world - 1] + DS__NORM_CHUNK - 1) / DS__NORM_CHUNK);
+    for (k = 1; k < d->world; k++) d->chunk_at[k] = d->chunk_at[k - 1] + d->chunk_n[k - 1];
+    len = ds__dp_len(d, d->rank);
+    if (d->local > 1) { /* the tree's partial sums: one per bit of local */
+        for (k = d->local; k; k >>= 1) d->depth++;
+        d->stack = (ds_float **)ds__calloc((size_t)d->depth, sizeof(ds_float *));
+        d->cnt = (int *)ds__calloc((size_t)d->depth, sizeof(int));
+        if (!d->stack || !d->cnt) goto oom;
+        d->m = m; /* (ds__dp_free_stack frees through it) */
+        for (k = 0; k < d->depth; k++)
+            if (!(d->stack[k] = (ds_float *)ds__exec_alloc(&m->ex, d->n, sizeof(ds_float)))) goto oom;
+    }
+    if (d->world > 1) {
+        if (!(d->recv = (ds_float *)ds__calloc(len * (size_t)(d->world - 1) + 1, sizeof(ds_float)))) goto oom;
+    }
+#ifdef DS_MPI
+    if (d->world > 1) { /* every rank must hold the same model: compare shapes and parameters with rank 0's */
+        uint64_t mine[2], *all = (uint64_t *)ds__calloc(2 * (size_t)d->world, sizeof(uint64_t));
+        int bad = -1, rc;
+        if (!all) goto oom;
+        mine[0] = d->n, mine[1] = ds__checksum(m->params, d->n * sizeof(ds_float));
+        rc = MPI_Allgather(mine, 2, MPI_UINT64_T, all, 2, MPI_UINT64_T, d->comm);
+        for (k = 1; k < d->world && rc == MPI_SUCCESS; k++)
+            if (all[2 * k] != all[0] || all[2 * k + 1] != all[1]) { bad = k; break; }
+        DS_FREE(all);
+        if (rc != MPI_SUCCESS) { ds__mpi_fail(d, rc, "allgather", err); ds_dp_free(d); return NULL; }
+        if (bad >= 0) {
+            ds__fail(err, DS_ERR_INVALID, "ds_dp_new: rank %d's model differs from rank 0's (its shape or its parameters): initialize every rank alike", bad);
+            ds_dp_free(d);
+            return NULL;
+        }
+    }
+#endif
+    if (d->world > 1) { /* ZeRO-1: keep this rank's slice of the moments, free the rest */
+        ds_float *mm = (ds_float *)ds__exec_alloc(&m->ex, len + 1, sizeof(ds_float));
+        ds_float *vv = (ds_float *)ds__exec_alloc(&m->ex, len + 1, sizeof(ds_float));
+        if (!mm || !vv) { ds__exec_free(&m->ex, mm); ds__exec_free(&m->ex, vv); goto oom; }
+        ds__copy(&m->ex, mm, m->m + d->lo[d->rank], len);
+        ds__copy(&m->ex, vv, m->v + d->lo[d->rank], len);
+        ds__exec_free(&m->ex, m->m);
+        ds__exec_free(&m->ex, m->v);
+        m->m = mm, m->v = vv, m->sharded = 1;
+    }
+    d->m = m, m->dp = d;
+    return d;
+oom:
+    DS__OOM(err);
+    ds_dp_free(d);
+    return NULL;
+}
+
+DSDEF int ds_dp_rank(const ds_dp *d) { return d ? d->rank : 0; }
+DSDEF int ds_dp_world(const ds_dp *d) { return d ? d->world : 1; }
+DSDEF int ds_dp_local(const ds_dp *d) { return d ? d->local : 0; }
+DSDEF void ds_dp_slice(const ds_dp *d, size_t *lo, size_t *hi) {
+    if (lo) *lo = d ? d->lo[d->rank] : 0;
+    if (hi) *hi = d ? d->lo[d->rank + 1] : 0;
+}
+DSDEF void ds_dp_traffic(const ds_dp *d, double *bytes, double *seconds) {
+    if (bytes) *bytes = d ? d->bytes : 0;
+    if (seconds) *seconds = d ? d->seconds : 0;
+}
+
+/* the binary counter: the new gradient (in m->grads) joins the partial sums, merging equal-sized
+   neighbours, left + right */
+static void ds__dp_push(ds_dp *d) {
+    ds__exec *ex = &d->m->ex;
+    if (d->local == 1) return; /* the gradient stays where backward left it */
+    if (d->sp > 0 && d->cnt[d->sp - 1] == 1) {
+        ds__accumulate(ex, d->stack[d->sp - 1], d->m->grads, d->n);
+        d->cnt[d->sp - 1] = 2;
+        while (d->sp >= 2 && d->cnt[d->sp - 2] == d->cnt[d->sp - 1]) {
+            ds__accumulate(ex, d->stack[d->sp - 2], d->stack[d->sp - 1], d->n);
+            d->cnt[d->sp - 2] *= 2;
+            d->sp--;
+        }
+    } else {
+        DS_ASSERT(d->sp < d->depth);
+        ds__copy(ex, d->stack[d->sp], d->m->grads, d->n);
+        d->cnt[d->sp++] = 1;
+    }
+}
+
+static int ds__dp_record_fail(ds_dp *d, int rc, const char *msg) {
+    if (!d->status) {
+        d->status = rc;
+        snprintf(d->msg, sizeof d->msg, "%s", msg);
+    }
+    return rc;
+}
+
+DSDEF int ds_dp_micro(ds_dp *d, const int32_t *inputs, const int32_t *targets, const float *weights, int B, int T, ds_pool *pool,
+                      ds_error *err) {
+    ds_model *m = d ? d->m : NULL;
+    ds_error e;
+    int rc;
+    e.code = 0, e.msg[0] = 0;
+    if (!m) return ds__fail(err, DS_ERR_INVALID, "ds_dp_micro: %s", d ? "the group's model was freed" : "NULL group");
+    if (d->done >= d->local) {
+        rc = ds__fail(&e, DS_ERR_INVALID, "ds_dp_micro: more than ds_dp_local = %d micro-batches before ds_dp_step", d->local);
+    } else if (d->status) {
+        rc = ds__fail(&e, d->status, "%s", d->msg);
+    } else if (!targets) {
+        rc = ds__fail(&e, DS_ERR_INVALID, "ds_dp_micro: the micro-batch has no targets");
+    } else {
+        ds_model_zero_grad(m);
+        rc = ds_model_forward(m, inputs, targets, weights, B, T, pool, NULL, &e);
+        if (!rc && m->wsum > 0) { /* the gradient of sum_t w_t loss_t: the step divides by the global sum */
+            m->ex.pool = pool;
+            ds__backward(m, m->weights, 1.0);
+            m->logits_consumed = 1;
+            rc = ds__exec_status(&m->ex, &e);
+        }
+        if (!rc) {
+            size_t j = (size_t)d->rank * (size_t)d->local + (size_t)d->done;
+            d->mb[2 * j] = m->lsum, d->mb[2 * j + 1] = m->wsum;
+            ds__dp_push(d);
+            rc = ds__exec_status(&m->ex, &e);
+        }
+    }
+    if (d->done < d->local) d->done++;
+    if (rc) {
+        ds__dp_record_fail(d, rc, e.msg);
+        return ds__fail(err, rc, "%s", e.msg);
+    }
+    return DS_OK;
+}
+
+/* sum items[0..n) into items[0] in the pairwise tree (split at the largest power of two below n) */
+static void ds__dp_tree(ds__exec *ex, ds_float **items, int n, size_t len) {
+    int p = 1;
+    if (n < 2) return;
+    while (p * 2 < n) p *= 2;
+    ds__dp_tree(ex, items, p, len);
+    ds__dp_tree(ex, items + p, n - p, len);
+    ds__accumulate(ex, items[0], items[p], len);
+}
+
+DSDEF int ds_dp_step(ds_dp *d, const ds_adamw *opt, double lr, double *loss, double *grad_norm, ds_pool *pool, ds_error *err) {
+    ds_model *m = d ? d->m : NULL;
+    ds__exec *ex;
+    ds_float *g, *G;
+    ds__adamw_hp hp;
+    ds_adamw def = ds_adamw_default();
+    double L = 0, W = 0, S = 0, norm, scale;
+    size_t lo, hi, len, j;
+    int r, first_bad = -1, bad_rc = 0, rc;
+    int32_t st32;
+    if (!m) return ds__fail(err, DS_ERR_INVALID, "ds_dp_step: %s", d ? "the group's model was freed" : "NULL group");
+    if (d->broken) return ds__fail(err, DS_ERR_IO, "ds_dp_step: an earlier MPI call of this group failed");
+    if (!opt) opt = &def;
+    ex = &m->ex, ex->pool = pool;
+    lo = d->lo[d->rank], hi = d->lo[d->rank + 1], len = hi - lo;
+    if (!d->status && d->done != d->local) {
+        char msg[96];
+        snprintf(msg, sizeof msg, "ds_dp_step: %d of this rank's %d micro-batches were run", d->done, d->local);
+        ds__dp_record_fail(d, DS_ERR_INVALID, msg);
+    }
+    /* 1. every rank's record: status, message, losses */
+    st32 = (int32_t)d->status;
+    memset(d->rec, 0, d->rec_len);
+    memcpy(d->rec, &st32, 4);
+    memcpy(d->rec + 8, d->msg, DS__DP_MSG);
+    memcpy(d->rec + 8 + DS__DP_MSG, d->mb + 2 * (size_t)d->rank * (size_t)d->local, 16 * (size_t)d->local);
+#ifdef DS_MPI
+    if (d->world > 1) {
+        double t0 = ds_now();
+        DS__MPI(d, MPI_Allgather(d->rec, (int)d->rec_len, MPI_BYTE, d->recs, (int)d->rec_len, MPI_BYTE, d->comm), "allgather (status)");
+        d->seconds += ds_now() - t0, d->bytes += (double)d->rec_len * (double)d->world;
+    } else
+#endif
+        memcpy(d->recs, d->rec, d->rec_len);
+    /* the step's local state is spent: whatever happens below, the next step starts clean */
+    d->done = 0, d->status = 0, d->msg[0] = 0;
+    for (r = 0; r < d->world; r++) {
+        memcpy(&st32, d->recs + (size_t)r * d->rec_len, 4);
+        if (st32 && first_bad < 0) first_bad = r, bad_rc = st32;
+        memcpy(d->mb + 2 * (size_t)r * (size_t)d->local, d->recs + (size_t)r * d->rec_len + 8 + DS__DP_MSG, 16 * (size_t)d->local);
+    }
+    if (first_bad >= 0) {
+        char msg[DS__DP_MSG + 1];
+        memcpy(msg, d->recs + (size_t)first_bad * d->rec_len + 8, DS__DP_MSG);
+        msg[DS__DP_MSG] = 0;
+        d->sp = 0;
+        if (d->world == 1) return ds__fail(err, bad_rc, "%s", msg);
+        return ds__fail(err, bad_rc, "rank %d: %s (the step was not applied on any rank)", first_bad, msg);
+    }
+    for (j = 0; j < (size_t)d->micro; j++) L += d->mb[2 * j], W += d->mb[2 * j + 1];
+    if (loss) *loss = W > 0 ? L / W : 0.0;
+    /* 2. this rank's sum, then the reduce-scatter and the tree over ranks */
+    if (d->local == 1) g = m->grads;
+    else {
+        while (d->sp > 1) {
+            ds__accumulate(ex, d->stack[d->sp - 2], d->stack[d->sp - 1], d->n);
+            d->sp--;
+        }
+        g = d->stack[0];
+        d->sp = 0;
+    }
+    if (d->world > 1) {
+        ds__dp_msg msg[2 * 64];
+        ds__dp_msg *mp = 2 * d->world <= 128 ? msg : NULL;
+        int k = 0;
+        if (!mp) return ds__fail(err, DS_ERR_UNSUPPORTED, "ds_dp_step: more than 64 ranks");
+        for (r = 0; r < d->world; r++) {
+            if (r == d->rank) { d->items[r] = g + lo; continue; }
+            d->items[r] = d->recv + (size_t)(r < d->rank ? r : r - 1) * len;
+            mp[k].buf = d->items[r], mp[k].n = len, mp[k].peer = r, mp[k].send = 0, mp[k].tag = 3, k++;
+            mp[k].buf = g + d->lo[r], mp[k].n = ds__dp_len(d, r), mp[k].peer = r, mp[k].send = 1, mp[k].tag = 3, k++;
+        }
+        if ((rc = ds__dp_xfer(d, mp, k, "reduce-scatter (gradients)", err))) return rc;
+        ds__dp_tree(ex, d->items, d->world, len);
+        G = d->items[0];
+    } else G = g;
+    /* 3. the clipping norm: the chunk sums of every slice, in chunk order */
+    {
+        const double *part = ds__sqnorm_partials(ex, G, len);
+        if ((rc = ds__exec_status(ex, err))) return rc;
+        if (part) memcpy(d->parts + d->chunk_at[d->rank], part, (size_t)d->chunk_n[d->rank] * sizeof(double));
+#ifdef DS_MPI
+        if (d->world > 1) {
+            double t0 = ds_now();
+            DS__MPI(d, MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, d->parts, d->chunk_n, d->chunk_at, MPI_DOUBLE, d->comm),
+                    "allgatherv (norm)");
+            d->seconds += ds_now() - t0;
+        }
+#endif
+        for (j = 0; j < (d->n + DS__NORM_CHUNK - 1) / DS__NORM_CHUNK; j++) S += d->parts[j];
+    }
+    norm = W > 0 ? sqrt(S) / W : 0.0;
+    if (grad_norm) *grad_norm = norm;
+    if (!(norm == norm) || isinf(norm))
+        return ds__fail(err, DS_ERR_NUMERIC, "step %ld: the gradient norm is not finite; the step was not applied", m->steps + 1);
+    /* 4. AdamW on this rank's slice, the gradient scaled by clip / W */
+    m->steps++;
+    hp.lr = lr, hp.b1 = opt->beta1, hp.b2 = opt->beta2, hp.eps = opt->eps, hp.wd = opt->weight_decay;
+    hp.bc1 = 1.0 - pow(opt->beta1, (double)m->steps);
+    hp.bc2 = 1.0 - pow(opt->beta2, (double)m->steps);
+    scale = 1.0;
+    if (opt->grad_clip > 0 && opt->grad_clip / (norm + 1e-6) < 1.0) scale = opt->grad_clip / (norm + 1e-6);
+    hp.clip = W > 0 ? scale / W : 0.0;
+    ds__adamw_update(ex, m->params, G, m->m, m->v, m->tensors, m->n_tensors, lo, hi, &hp);
+    if ((rc = ds__exec_status(ex, err))) return rc;
+    /* 5. every rank receives every slice */
+    if (d->world > 1) {
+        ds__dp_msg msg[2 * 64];
+        int k = 0;
+        for (r = 0; r < d->world; r++) {
+            if (r == d->rank) continue;
+            msg[k].buf = m->params + d->lo[r], msg[k].n = ds__dp_len(d, r), msg[k].peer = r, msg[k].send = 0, msg[k].tag = 4, k++;
+            msg[k].buf = m->params + lo, msg[k].n = len, msg[k].peer = r, msg[k].send = 1, msg[k].tag = 4, k++;
+        }
+        if ((rc = ds__dp_xfer(d, msg, k, "all-gather (parameters)", err))) return rc;
+    }
+    return DS_OK;
+}
+
+DSDEF int ds_dp_agree(ds_dp *d, int *flag, ds_error *err) {
+    if (!d || !flag) return ds__fail(err, DS_ERR_INVALID, "ds_dp_agree: NULL argument");
+    if (d->broken) return ds__fail(err, DS_ERR_IO, "ds_dp_agree: an earlier MPI call of this group failed");
+#ifdef DS_MPI
+    if (d->world > 1) {
+        double t0 = ds_now();
+        DS__MPI(d, MPI_Bcast(flag, 1, MPI_INT, 0, d->comm), "bcast");
+        d->seconds += ds_now() - t0;
+    }
+#endif
+    return DS_OK;
+}
+
+/* ---- asynchronous checkpoints ---------------------------------------------------------------- */
+#if !defined(DS_NO_THREADS) && defined(DS__POSIX)
+#define DS__SAVER_THREAD 1
+#endif
+struct ds_saver {
+    ds_float *p, *m1, *m2;  /* the snapshot (host memory), cap values each */
+    size_t cap;
+    ds_buf tok, dir;
+    ds_train_state st;
+    int has_st, has_tok, dtype;
+    ds__ckpt_src src;
+    const ds_model *m;
+    int running, pending, rc; /* a write in flight; a result not yet returned; that result */
+    ds_error err;
+    double t0, seconds;
+#ifdef DS__SAVER_THREAD
+    pthread_t th;
+    int joinable;
+    pthread_mutex_t mu;
+#endif
+};
+
+DSDEF ds_saver *ds_saver_new(ds_error *err) {
+    ds_saver *s = (ds_saver *)ds__calloc(1, sizeof *s);
+    if (!s) { DS__OOM(err); return NULL; }
+#ifdef DS__SAVER_THREAD
+    if (pthread_mutex_init(&s->mu, NULL) != 0) { DS_FREE(s); ds__fail(err, DS_ERR_NOMEM, "ds_saver_new: no mutex"); return NULL; }
+#endif
+    return s;
+}
+
+static void ds__saver_write(ds_saver *s) {
+    int rc = ds__checkpoint_save_src(s->m, &s->src, NULL, s->has_st ? &s->st : NULL, s->dir.data, s->dtype, -1, &s->err);
+#ifdef DS__SAVER_THREAD
+    pthread_mutex_lock(&s->mu);
+#endif
+    s->rc = rc, s->seconds = ds_now() - s->t0, s->running = 0;
+#ifdef DS__SAVER_THREAD
+    pthread_mutex_unlock(&s->mu);
+#endif
+}
+#ifdef DS__SAVER_THREAD
+static void *ds__saver_main(void *arg) {
+    ds__saver_write((ds_saver *)arg);
+    return NULL;
+}
+#endif
+
+DSDEF int ds_saver_busy(ds_saver *s) {
+    int r;
+    if (!s) return 0;
+#ifdef DS__SAVER_THREAD
+    pthread_mutex_lock(&s->mu);
+#endif
+    r = s->running;
+#ifdef DS__SAVER_THREAD
+    pthread_mutex_unlock(&s->mu);
+#endif
+    return r;
+}
+
+DSDEF int ds_saver_wait(ds_saver *s, double *seconds, ds_error *err) {
+    if (seconds) *seconds = 0;
+    if (!s) return ds__fail(err, DS_ERR_INVALID, "ds_saver_wait: NULL saver");
+#ifdef DS__SAVER_THREAD
+    if (s->joinable) { pthread_join(s->th, NULL); s->joinable = 0; }
+#endif
+    if (!s->pending) return DS_OK;
+    s->pending = 0;
+    if (seconds) *seconds = s->seconds;
+    if (s->rc) return ds__fail(err, s->rc, "%s", s->err.msg);
+    return DS_OK;
+}
+
+DSDEF void ds_saver_free(ds_saver *s) {
+    if (!s) return;
+    ds_saver_wait(s, NULL, NULL);
+#ifdef DS__SAVER_THREAD
+    pthread_mutex_destroy(&s->mu);
+#endif
+    DS_FREE(s->p), DS_FREE(s->m1), DS_FREE(s->m2);
+    ds_buf_free(&s->tok);
+    ds_buf_free(&s->dir);
+    DS_FREE(s);
+}
+
+static int ds__saver_reserve(ds_saver *s, size_t n, ds_error *err) {
+    if (s->cap >= n) return DS_OK;
+    DS_FREE(s->p), DS_FREE(s->m1), DS_FREE(s->m2);
+    s->cap = 0;
+    s->p = (ds_float *)DS_MALLOC(n * sizeof(ds_float) + 1);
+    s->m1 = (ds_float *)DS_MALLOC(n * sizeof(ds_float) + 1);
+    s->m2 = (ds_float *)DS_MALLOC(n * sizeof(ds_float) + 1);
+    if (!s->p || !s->m1 || !s->m2) {
+        DS_FREE(s->p), DS_FREE(s->m1), DS_FREE(s->m2);
+        s->p = s->m1 = s->m2 = NULL;
+        return DS__OOM(err);
+    }
+    s->cap = n;
+    return DS_OK;
+}
+
+/* the snapshot (the moments already in s->m1/m2 when gathered), then the write: in the
+   background, or here without threads */
+static int ds__saver_go(ds_saver *s, const ds_model *m, const ds_tokenizer *tok, const ds_train_state *st, const char *dir, int dtype,
+                        int gathered, ds_error *err) {
+    int rc;
+    if ((rc = ds__saver_reserve(s, m->n_params, err))) return rc;
+    if ((rc = ds_model_get(m, DS_PARAMS, 0, m->n_params, s->p, err))) return rc;
+    if (st && !gathered && ((rc = ds_model_get(m, DS_ADAM_M, 0, m->n_params, s->m1, err)) || (rc = ds_model_get(m, DS_ADAM_V, 0, m->n_params, s->m2, err))))
+        return rc;
+    s->tok.len = 0, s->dir.len = 0;
+    if (tok && (rc = ds_tokenizer_to_json(tok, &s->tok, err))) return rc;
+    ds_buf_puts(&s->dir, dir);
+    if (s->dir.oom) return DS__OOM(err);
+    s->has_st = st != NULL, s->has_tok = tok != NULL, s->dtype = dtype, s->m = m;
+    if (st) s->st = *st;
+    s->src.p = s->p, s->src.m1 = st ? s->m1 : NULL, s->src.m2 = st ? s->m2 : NULL, s->src.adam_step = m->steps;
+    s->src.tok_json = tok ? &s->tok : NULL, s->src.bos = tok ? tok->bos : -1, s->src.eos = tok ? tok->eos : -1;
+    s->t0 = ds_now(), s->running = 1, s->pending = 1, s->rc = DS_OK;
+#ifdef DS__SAVER_THREAD
+    if (pthread_create(&s->th, NULL, ds__saver_main, s) == 0) {
+        s->joinable = 1;
+        return DS_OK;
+    }
+#endif
+    ds__saver_write(s); /* no thread: write now, and return the result here */
+    s->pending = 0;
+    return s->rc ? ds__fail(err, s->rc, "%s", s->err.msg) : DS_OK;
+}
+
+DSDEF int ds_saver_start(ds_saver *s, const ds_model *m, const ds_tokenizer *tok, const ds_train_state *st, const char *dir, int dtype,
+                         ds_error *err) {
+    int rc;
+    if (!s || !m || !dir || (dtype != DS_DTYPE_F32 && dtype != DS_DTYPE_BF16)) return ds__fail(err, DS_ERR_INVALID, "ds_saver_start: bad argument");
+    if (m->inference || m->bf16) return ds__fail(err, DS_ERR_INVALID, "ds_saver_start: an inference model is saved with ds_checkpoint_save");
+    /* the previous save first: its failure, not yet reported, is reported now (nothing new starts) */
+    if ((rc = ds_saver_wait(s, NULL, err))) return rc;
+    if (m->dp && m->dp->world > 1) return ds__dp_save(m->dp, s, tok, st, dir, dtype, err);
+    return ds__saver_go(s, m, tok, st, dir, dtype, 0, err);
+}
+
+/* A group's save (world > 1, collective): the moments gathered to rank 0, rank 0 writes (or starts
+   its saver), every rank returns rank 0's result. */
+static int ds__dp_save(struct ds_dp *d, struct ds_saver *sv, const ds_tokenizer *tok, const ds_train_state *st, const char *dir, int dtype,
+                       ds_error *err) {
+    ds_model *m = d->m;
+    ds_float *dm = NULL, *dv = NULL;
+    ds_error e;
+    int rc = DS_OK, r, k = 0;
+    char res[8 + DS__DP_MSG];
+    ds__dp_msg msg[2 * 64];
+    if (!m) return ds__fail(err, DS_ERR_INVALID, "ds_checkpoint_save: the group's model was freed");
+    if (d->broken) return ds__fail(err, DS_ERR_IO, "ds_checkpoint_save: an earlier MPI call of this group failed");
+    e.code = 0, e.msg[0] = 0;
+    /* where rank 0 gathers: the saver's snapshot, or the group's buffer */
+    if (d->rank == 0 && st) {
+        if (sv) {
+            if (!(rc = ds__saver_reserve(sv, d->n, &e))) dm = sv->m1, dv = sv->m2;
+        } else {
+            if (!d->snap && !(d->snap = (ds_float *)DS_MALLOC(2 * d->n * sizeof(ds_float) + 1))) rc = DS__OOM(&e);
+            dm = d->snap, dv = d->snap ? d->snap + d->n : NULL;
+        }
+    }
+    /* everyone learns whether rank 0 can receive (so that no rank sends into the void) */
+    r = rc;
+    if (ds_dp_agree(d, &r, err)) return DS_ERR_IO;
+    if (r) return d->rank == 0 ? ds__fail(err, rc, "%s", e.msg) : ds__fail(err, r, "rank 0 cannot save: out of memory");
+    if (st) {
+        if (d->rank == 0) {
+            memcpy(dm, m->m, ds__dp_len(d, 0) * sizeof(ds_float));
+            memcpy(dv, m->v, ds__dp_len(d, 0) * sizeof(ds_float));
+            for (r = 1; r < d->world; r++) {
+                msg[k].buf = dm + d->lo[r], msg[k].n = ds__dp_len(d, r), msg[k].peer = r, msg[k].send = 0, msg[k].tag = 1, k++;
+                msg[k].buf = dv + d->lo[r], msg[k].n = ds__dp_len(d, r), msg[k].peer = r, msg[k].send = 0, msg[k].tag = 2, k++;
+            }
+        } else {
+            msg[k].buf = m->m, msg[k].n = ds__dp_len(d, d->rank), msg[k].peer = 0, msg[k].send = 1, msg[k].tag = 1, k++;
+            msg[k].buf = m->v, msg[k].n = ds__dp_len(d, d->rank), msg[k].peer = 0, msg[k].send = 1, msg[k].tag = 2, k++;
+        }
+        if ((rc = ds__dp_xfer(d, msg, k, "gather (AdamW moments)", err))) return rc;
+    }
+    if (d->rank == 0) {
+        if (sv) rc = ds__saver_go(sv, m, tok, st, dir, dtype, 1, &e);
+        else {
+            ds__ckpt_src src;
+            ds_buf tj = {0, 0, 0, 0};
+            memset(&src, 0, sizeof src);
+            src.m1 = st ? dm : NULL, src.m2 = st ? dv : NULL, src.adam_step = m->steps;
+            src.bos = tok ? tok->bos : -1, src.eos = tok ? tok->eos : -1;
+            if (tok && (rc = ds_tokenizer_to_json(tok, &tj, &e))) goto told;
+            src.tok_json = tok ? &tj : NULL;
+            rc = ds__checkpoint_save_src(m, &src, NULL, st, dir, dtype, -1, &e);
+        told:
+            ds_buf_free(&tj);
+        }
+    }
+    /* rank 0's result, everywhere */
+    memset(res, 0, sizeof res);
+    if (d->rank == 0) {
+        int32_t r32 = (int32_t)rc;
+        memcpy(res, &r32, 4);
+        snprintf(res + 8, DS__DP_MSG, "%s", e.msg);
+    }
+#ifdef DS_MPI
+    {
+        double t0 = ds_now();
+        DS__MPI(d, MPI_Bcast(res, (int)sizeof res, MPI_BYTE, 0, d->comm), "bcast (save result)");
+        d->seconds += ds_now() - t0;
+    }
+#endif
+    {
+        int32_t r32;
+        memcpy(&r32, res, 4);
+        res[sizeof res - 1] = 0;
+        if (!r32) return DS_OK;
+        return d->rank == 0 ? ds__fail(err, r32, "%s", res + 8) : ds__fail(err, r32, "rank 0: %s", res + 8);
+    }
+}
 
 /* ============================================================================================
    §2.3 / §3 Token data and bits-per-byte

@@ -204,15 +204,32 @@ __global__ static void ds__sqnorm_kernel(const ds_float *x, size_t n, double *pa
     }
     if (threadIdx.x == 0) partial[c] = sh[0];
 }
+static const double *ds__sqnorm_partials(ds__exec *ex, const ds_float *x, size_t n) {
+    size_t n_chunks = (n + DS__NORM_CHUNK - 1) / DS__NORM_CHUNK;
+    if (n_chunks > ex->partial_n) { ds__cu_fail(ex, "sqnorm", "more chunks than reserved"); return NULL; }
+    if (n_chunks) {
+        ds__sqnorm_kernel<<<(unsigned)n_chunks, DS__CU_THREADS>>>(x, n, ex->partial);
+        DS__LAUNCHED(ex, "sqnorm");
+        ds__to_host(ex, ex->h_partial, ex->partial, n_chunks * sizeof(double));
+    }
+    return ex->h_partial;
+}
 static double ds__sqnorm(ds__exec *ex, const ds_float *x, size_t n) {
     size_t n_chunks = (n + DS__NORM_CHUNK - 1) / DS__NORM_CHUNK, c;
+    const double *part = ds__sqnorm_partials(ex, x, n);
     double s = 0;
-    if (n_chunks > ex->partial_n) { ds__cu_fail(ex, "sqnorm", "more chunks than reserved"); return 0; }
-    ds__sqnorm_kernel<<<(unsigned)n_chunks, DS__CU_THREADS>>>(x, n, ex->partial);
-    DS__LAUNCHED(ex, "sqnorm");
-    ds__to_host(ex, ex->h_partial, ex->partial, n_chunks * sizeof(double));
-    for (c = 0; c < n_chunks; c++) s += ex->h_partial[c];
+    if (!part) return 0;
+    for (c = 0; c < n_chunks; c++) s += part[c];
     return s;
+}
+__global__ static void ds__accumulate_kernel(ds_float *dst, const ds_float *src, size_t n) {
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < n) dst[i] += src[i];
+}
+static void ds__accumulate(ds__exec *ex, ds_float *dst, const ds_float *src, size_t n) {
+    if (!n) return;
+    ds__accumulate_kernel<<<ds__blocks(n), DS__CU_THREADS>>>(dst, src, n);
+    DS__LAUNCHED(ex, "accumulate");
 }
 
 /* ---- embedding: out[n,:] = wte[inp[n],:]; dwte[inp[n],:] += dout[n,:] (one thread per channel
@@ -518,15 +535,15 @@ __global__ static void ds__adamw_kernel(ds_float *p, const ds_float *g, ds_float
     if (i < n) DS__ADAMW_ELEMENT(p, g, m, v, i, decay, b1, b2, step, bc2s, eps, clip, sqrtf);
 }
 static void ds__adamw_update(ds__exec *ex, ds_float *p, const ds_float *g, ds_float *m, ds_float *v, const ds_tensor *t, int n_tensors,
-                             size_t n, const ds__adamw_hp *hp) {
+                             size_t lo, size_t hi, const ds__adamw_hp *hp) {
     int k;
-    (void)n;
-    for (k = 0; k < n_tensors; k++) {
-        size_t o = t[k].offset;
-        ds__adamw_kernel<<<ds__blocks(t[k].numel), DS__CU_THREADS>>>(p + o, g + o, m + o, v + o, t[k].numel,
-                                                                     (ds_float)(1.0 - hp->lr * (t[k].decay ? hp->wd : 0.0)), (ds_float)hp->b1,
-                                                                     (ds_float)hp->b2, (ds_float)(hp->lr / hp->bc1), (ds_float)sqrt(hp->bc2),
-                                                                     (ds_float)hp->eps, (ds_float)hp->clip);
+    for (k = 0; k < n_tensors; k++) { /* each tensor's part of [lo, hi); g, m, v hold only that range */
+        size_t b = t[k].offset > lo ? t[k].offset : lo, e = t[k].offset + t[k].numel < hi ? t[k].offset + t[k].numel : hi;
+        if (b >= e) continue;
+        ds__adamw_kernel<<<ds__blocks(e - b), DS__CU_THREADS>>>(p + b, g + (b - lo), m + (b - lo), v + (b - lo), e - b,
+                                                                (ds_float)(1.0 - hp->lr * (t[k].decay ? hp->wd : 0.0)), (ds_float)hp->b1,
+                                                                (ds_float)hp->b2, (ds_float)(hp->lr / hp->bc1), (ds_float)sqrt(hp->bc2),
+                                                                (ds_float)hp->eps, (ds_float)hp->clip);
         if (!DS__LAUNCHED(ex, "adamw_update")) return;
     }
 }
