@@ -1,6 +1,7 @@
 /* 05_sft.c - paper §4: supervised fine-tuning of the pretrained model into a chat model.
  *
  *   build/05_sft [--init build/pretrain/ckpt] [--epochs 3] [--out build/sft] ...   (--help)
+ *   mpirun -np 2 build/mpi/05_sft --micro 16 ...   (the MPI build: the batch split over the ranks)
  *
  * 1. Generates the task's instruction data (examples/task.h) as TRL JSONL and reads it back with
  *    ds_dataset_load, as any JSONL from the ecosystem would be read (--train FILE uses yours).
@@ -24,7 +25,7 @@
 #include "task.h"
 
 typedef struct {
-    int epochs, batch, seq, warmup, threads, n_train, n_eval, max_new, cosine;
+    int epochs, batch, seq, warmup, threads, n_train, n_eval, max_new, cosine, micro;
     double lr, stage2_frac;
     unsigned long long seed;
     const char *init, *out, *train, *val;
@@ -37,6 +38,7 @@ static void usage(const options *o) {
            "  --n-train N       generated training conversations (default %d)\n"
            "  --epochs N        (default %d)        --lr X   peak learning rate (default %g)\n"
            "  --batch N         sequences per step (default %d)   --seq N  tokens per sequence (default %d)\n"
+           "  --micro N         sequences per micro-batch (default: --batch); under mpirun they are split over the ranks\n"
            "  --warmup N        (default %d)        --cosine  cosine instead of multi-step\n"
            "  --stage2-frac F   a second stage on a random share F of the data at lr/10 (default 0: off)\n"
            "  --n-eval N        held-out prompts scored (default %d)   --max-new N  reply limit (default %d)\n"
@@ -46,18 +48,20 @@ static void usage(const options *o) {
            o->init, o->n_train, o->epochs, o->lr, o->batch, o->seq, o->warmup, o->n_eval, o->max_new, o->val, o->threads, o->seed, o->out);
 }
 
-/* trains `steps` steps over the examples idx[0..n) (in that order, wrapping), under schedule s */
-static int sft_train(ds_model *m, const ds_dataset *d, const int *idx, int n, const ds_schedule *s, const options *o, ds_pool *pool,
+/* trains `steps` steps over the examples idx[0..n) (in that order, wrapping), under schedule s:
+   each step's batch is --batch conversations in micro-batches of --micro, this rank's through
+   ds_dp_micro, then one ds_dp_step (one rank without MPI) */
+static int sft_train(ds_dp *dp, const ds_dataset *d, const int *idx, int n, const ds_schedule *s, const options *o, ds_pool *pool,
                      const char *label, ds_error *err) {
     ds_adamw opt = ds_adamw_default();
-    int32_t *in = (int32_t *)malloc(sizeof(int32_t) * 2 * (size_t)o->batch * o->seq), *tg;
-    float *w = (float *)malloc(sizeof(float) * (size_t)o->batch * o->seq);
+    int32_t *in = (int32_t *)malloc(sizeof(int32_t) * 2 * (size_t)o->micro * o->seq), *tg;
+    float *w = (float *)malloc(sizeof(float) * (size_t)o->micro * o->seq);
     const ds_seq **rows = (const ds_seq **)malloc(sizeof(ds_seq *) * (size_t)o->batch);
     double t0 = ds_now(), tokens = 0, trained = 0;
     long step;
-    int rc = DS_OK, pos = 0, b;
+    int rc = DS_OK, pos = 0, b, j, micros = o->batch / o->micro;
     if (!in || !w || !rows) { free(in); free(w); free((void *)rows); return ds_error_set(err, DS_ERR_NOMEM, "out of memory"); }
-    tg = in + (size_t)o->batch * o->seq;
+    tg = in + (size_t)o->micro * o->seq;
     for (step = 0; step < s->total_steps && !rc; step++) {
         double loss = 0;
         double gnorm = 0, lr = ds_schedule_lr(s, step);
@@ -65,9 +69,12 @@ static int sft_train(ds_model *m, const ds_dataset *d, const int *idx, int n, co
             rows[b] = &d->ex[idx[pos]].seq;
             tokens += rows[b]->n < o->seq + 1 ? rows[b]->n - 1 : o->seq;
         }
-        ds_seq_batch(rows, o->batch, o->batch, o->seq, 0, in, tg, w);
-        for (b = 0; b < o->batch * o->seq; b++) trained += w[b];
-        rc = ex_step(m, in, tg, w, o->batch, o->seq, &opt, lr, pool, &loss, &gnorm, err);
+        for (j = 0; j < micros; j++) {
+            ds_seq_batch(rows + (size_t)j * o->micro, o->micro, o->micro, o->seq, 0, in, tg, w);
+            for (b = 0; b < o->micro * o->seq; b++) trained += w[b];
+            if (j / ds_dp_local(dp) == ds_dp_rank(dp)) ds_dp_micro(dp, in, tg, w, o->micro, o->seq, pool, err); /* (failures: the step reports them) */
+        }
+        rc = ds_dp_step(dp, &opt, lr, &loss, &gnorm, pool, err);
         if (!rc && ((step + 1) % 20 == 0 || step + 1 == s->total_steps)) {
             double dt = ds_now() - t0, eta = dt / (double)(step + 1) * (double)(s->total_steps - step - 1);
             printf("%sstep %4ld/%ld | loss %.4f | lr %.2e | grad norm %.3f | %6.0f tok/s (%.0f%% trained) | ETA %dm%02ds\n", label, step + 1,
@@ -85,17 +92,18 @@ static void print_score(const char *stage, double bpb, const task_score *sc) {
 }
 
 int main(int argc, char **argv) {
-    options o = {3, 32, 64, 30, 2, 3000, 200, 40, 0, 3e-4, 0, 1234, "build/pretrain/ckpt", "build/sft", NULL, "build/pretrain/val.tok"};
+    options o = {3, 32, 64, 30, 2, 3000, 200, 40, 0, 0, 3e-4, 0, 1234, "build/pretrain/ckpt", "build/sft", NULL, "build/pretrain/val.tok"};
     ds_error err;
     ds_pool *pool;
     ds_tokenizer *tok;
     ds_model *m;
+    ds_dp *dp;
     ds_dataset d;
     ds_tokens val;
     task_score base, sft;
     double bpb_base = NAN, bpb_sft = NAN, t0;
     char path[1024], train_path[1024];
-    int i, *idx, have_val;
+    int i, *idx, have_val, rank;
     long steps;
     uint64_t rng;
     ds_schedule s;
@@ -111,6 +119,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--epochs")) { if (!ex_int(a, argv[++i], 1, 10000, &o.epochs)) return 2; }
         else if (!strcmp(a, "--lr")) { if (!ex_num(a, argv[++i], 1e-12, 10, &o.lr)) return 2; }
         else if (!strcmp(a, "--batch")) { if (!ex_int(a, argv[++i], 1, 1 << 16, &o.batch)) return 2; }
+        else if (!strcmp(a, "--micro")) { if (!ex_int(a, argv[++i], 1, 1 << 16, &o.micro)) return 2; }
         else if (!strcmp(a, "--seq")) { if (!ex_int(a, argv[++i], 2, 1 << 20, &o.seq)) return 2; }
         else if (!strcmp(a, "--warmup")) { if (!ex_int(a, argv[++i], 0, 1 << 30, &o.warmup)) return 2; }
         else if (!strcmp(a, "--stage2-frac")) { if (!ex_num(a, argv[++i], 0, 0.99, &o.stage2_frac)) return 2; }
@@ -127,17 +136,26 @@ int main(int argc, char **argv) {
         fprintf(stderr, "epochs, batch, threads, n-train, n-eval >= 1; seq, max-new >= 8; lr > 0; 0 <= stage2-frac <= 1\n");
         return 2;
     }
+    if (!o.micro) o.micro = o.batch;
+    if (o.batch % o.micro) { fprintf(stderr, "--micro %d does not divide --batch %d\n", o.micro, o.batch); return 2; }
     if (ex_outdir(o.out, &err)) { fprintf(stderr, "--out: %s\n", err.msg); return 1; }
-    printf("== §4 supervised fine-tuning ==\n");
     t0 = ds_now();
     snprintf(path, sizeof path, "%s/tokenizer.json", o.init);
-    if (!(pool = ds_pool_new(o.threads, &err)) || !(tok = ds_tokenizer_load(path, &err)) || !(m = ds_checkpoint_load(o.init, o.batch, o.seq, NULL, &err))) {
+    if (!(pool = ds_pool_new(o.threads, &err)) || !(tok = ds_tokenizer_load(path, &err)) || !(m = ds_checkpoint_load(o.init, o.micro, o.seq, NULL, &err))) {
         fprintf(stderr, "%s\n(05_sft starts from a pretrained checkpoint: run 02_pretrain first, or pass --init)\n", err.msg);
         return 1;
     }
+    /* the group (MPI ranks in the MPI build, else one): progress and files from rank 0 */
+    if (!(dp = ds_dp_new(m, o.batch / o.micro, &err))) { fprintf(stderr, "%s\n", err.msg); return 1; }
+    rank = ds_dp_rank(dp);
+    if (rank != 0 && !freopen("/dev/null", "w", stdout)) return 1;
+    printf("== §4 supervised fine-tuning ==\n");
+    if (ds_dp_world(dp) > 1) printf("data parallel: %d ranks x %d micro-batches of %d conversations\n", ds_dp_world(dp), ds_dp_local(dp), o.micro);
     if (!o.train) {
+        int wrote = DS_OK;
         snprintf(train_path, sizeof train_path, "%s/train.jsonl", o.out);
-        if (task_write_sft(train_path, o.n_train, o.seed, &err)) { fprintf(stderr, "%s\n", err.msg); return 1; }
+        if (rank == 0 && (wrote = task_write_sft(train_path, o.n_train, o.seed, &err))) fprintf(stderr, "%s\n", err.msg);
+        if (ds_dp_agree(dp, &wrote, &err) || wrote) return 1; /* (the other ranks read it once rank 0 has written it) */
         printf("wrote %d conversations of the task to %s (TRL \"messages\" rows)\n", o.n_train, train_path);
         o.train = train_path;
     }
@@ -152,7 +170,8 @@ int main(int argc, char **argv) {
     if (!have_val) printf("(no validation tokens: %s; bits per byte are skipped)\n", err.msg);
 
     printf("\nthe base model, on held-out prompts:\n");
-    if ((have_val && ds_model_eval_bpb(m, tok, &val, o.batch, o.seq, pool, NULL, &bpb_base, &err)) || task_eval(m, tok, o.n_eval, o.max_new, 3, pool, &base, &err)) {
+    memset(&base, 0, sizeof base), memset(&sft, 0, sizeof sft);
+    if (rank == 0 && ((have_val && ds_model_eval_bpb(m, tok, &val, o.micro, o.seq, pool, NULL, &bpb_base, &err)) || task_eval(m, tok, o.n_eval, o.max_new, 3, pool, &base, &err))) {
         fprintf(stderr, "%s\n", err.msg);
         return 1;
     }
@@ -165,7 +184,7 @@ int main(int argc, char **argv) {
     rng = o.seed;
     for (i = 0; i < o.epochs; i++) ex_shuffle(idx + (size_t)i * d.n, d.n, &rng);
     printf("\nSFT: %d epochs, %ld steps of %d conversations, %s schedule, peak lr %g\n", o.epochs, steps, o.batch, o.cosine ? "cosine" : "multi-step", o.lr);
-    if (sft_train(m, &d, idx, d.n * o.epochs, &s, &o, pool, "[sft] ", &err)) { fprintf(stderr, "%s\n", err.msg); return 1; }
+    if (sft_train(dp, &d, idx, d.n * o.epochs, &s, &o, pool, "[sft] ", &err)) { fprintf(stderr, "%s\n", err.msg); return 1; }
     if (o.stage2_frac > 0) { /* the paper's second stage: a subset, gently */
         int n2 = (int)(o.stage2_frac * d.n);
         long steps2 = (n2 + o.batch - 1) / o.batch;
@@ -174,22 +193,22 @@ int main(int argc, char **argv) {
             s = ds_schedule_multistep(o.lr / 10, 0, steps2);
             s.kind = DS_SCHED_CONSTANT;
             printf("stage 2: %d conversations, %ld steps at lr %g\n", n2, steps2, o.lr / 10);
-            if (sft_train(m, &d, idx, n2, &s, &o, pool, "[sft-2] ", &err)) { fprintf(stderr, "%s\n", err.msg); return 1; }
+            if (sft_train(dp, &d, idx, n2, &s, &o, pool, "[sft-2] ", &err)) { fprintf(stderr, "%s\n", err.msg); return 1; }
         }
     }
     free(idx);
 
     printf("\nthe SFT model, on the same held-out prompts:\n");
-    if ((have_val && ds_model_eval_bpb(m, tok, &val, o.batch, o.seq, pool, NULL, &bpb_sft, &err)) || task_eval(m, tok, o.n_eval, o.max_new, 3, pool, &sft, &err)) {
+    if (rank == 0 && ((have_val && ds_model_eval_bpb(m, tok, &val, o.micro, o.seq, pool, NULL, &bpb_sft, &err)) || task_eval(m, tok, o.n_eval, o.max_new, 3, pool, &sft, &err))) {
         fprintf(stderr, "%s\n", err.msg);
         return 1;
     }
     print_score("base", bpb_base, &base);
     print_score("SFT", bpb_sft, &sft);
     snprintf(path, sizeof path, "%s/ckpt", o.out);
-    if (ds_checkpoint_save(m, tok, NULL, path, DS_DTYPE_F32, &err)) { fprintf(stderr, "%s\n", err.msg); return 1; }
+    if (ds_checkpoint_save(m, tok, NULL, path, DS_DTYPE_F32, &err)) { fprintf(stderr, "%s\n", err.msg); return 1; } /* (collective: rank 0 writes) */
     snprintf(path, sizeof path, "%s/metrics.tsv", o.out);
-    if ((f = fopen(path, "w"))) {
+    if (rank == 0 && (f = fopen(path, "w"))) {
         fprintf(f, "stage\tval_bpb\taccuracy\trepetition\tn_eval\nbase\t%.4f\t%.4f\t%.4f\t%d\nSFT\t%.4f\t%.4f\t%.4f\t%d\n", bpb_base, base.accuracy,
                 base.repetition, base.n, bpb_sft, sft.accuracy, sft.repetition, sft.n);
         fclose(f);
@@ -198,6 +217,7 @@ int main(int argc, char **argv) {
     if (have_val) ds_tokens_free(&val);
     ds_dataset_free(&d);
     ds_model_free(m);
+    ds_dp_free(dp);
     ds_tokenizer_free(tok);
     ds_pool_free(pool);
     return 0;

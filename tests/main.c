@@ -59,6 +59,7 @@ static void rm_tree(const char *dir) {
 #include "test_data.c"
 #include "test_scaling.c"
 #include "test_align.c"
+#include "test_dp.c"
 
 void suite_gradcheck(void); /* tests/gradcheck.c: a double-precision copy of the library */
 
@@ -75,6 +76,7 @@ int main(int argc, char **argv) {
     suite_generation();
     suite_scaling();
     suite_align();
+    suite_dp();
     free_shared_tokenizers();
     suite_gradcheck();
     if (!ds_tstate.failed) rm_tree(ds_tdir); /* kept after a failure, to look at */

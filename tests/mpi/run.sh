@@ -1,9 +1,9 @@
 #!/bin/sh
 # tests/mpi/run.sh - the data-parallel tests (make test runs them; each is skipped, with the reason,
 # where Open MPI is absent). Every job runs on this machine only: shared memory and loopback.
-#   sh tests/mpi/run.sh [BUILD_DIR]     (make mpi first: BUILD_DIR/mpi/test_mpi, 02_pretrain)
+#   sh tests/mpi/run.sh [BUILD_DIR]     (make mpi first: BUILD_DIR/mpi/test_mpi, 02_pretrain; KEEP=1 keeps the files)
 B=${1:-build}
-N_TESTS=8
+N_TESTS=9
 if ! command -v mpicc >/dev/null 2>&1 || ! command -v mpirun >/dev/null 2>&1 || [ ! -x "$B/mpi/test_mpi" ]; then
     echo "mpi: skipped (Open MPI not installed: apt-get install libopenmpi-dev openmpi-bin)"
     echo "mpi: 0 passed, 0 failed, $N_TESTS skipped"
@@ -17,7 +17,7 @@ T=$B/mpi/test_mpi
 S=$B/test_dp
 P=$B/mpi/02_pretrain
 W=$(mktemp -d)
-[ -n "$KEEP" ] || trap 'rm -rf "$W"' EXIT; echo "work dir $W"
+[ -n "$KEEP" ] && echo "mpi: the work directory $W is kept (KEEP is set)" || trap 'rm -rf "$W"' EXIT
 pass=0
 fail=0
 ok() { echo "ok   $1"; pass=$((pass + 1)); }
@@ -73,7 +73,7 @@ if [ $rc != 0 ] && [ $rc != 124 ] && grep -q "^rank 0: step 3: rank 1: " "$W/bad
 else bad "mpi_failure_on_one_rank_stops_every_rank_with_its_message" "$W/bad.txt"; fi
 
 # 7. examples/02_pretrain unchanged under mpirun: 1 and 2 ranks, the same checkpoint
-args="--steps 12 --batch 8 --micro 2 --seq 32 --dim 32 --layers 1 --heads 2 --kv-heads 1 --vocab 512 --threads 1 --sample 0 --eval-every 6 --ckpt-every 6"
+args="--steps 12 --batch 8 --micro 2 --seq 64 --dim 32 --layers 1 --heads 2 --kv-heads 1 --vocab 512 --threads 1 --sample 0 --eval-every 6 --ckpt-every 6"
 if mp 1 "$P" $args --out "$W/p1" > "$W/p1.txt" 2>&1 && mp 2 "$P" $args --out "$W/p2" > "$W/p2.txt" 2>&1 &&
     cmp -s "$W/p1/ckpt/model.safetensors" "$W/p2/ckpt/model.safetensors" && cmp -s "$W/p1/ckpt/trainer_state.safetensors" "$W/p2/ckpt/trainer_state.safetensors" &&
     [ "$(grep -c "^  validation:" "$W/p2.txt")" = 2 ]; then
@@ -85,6 +85,13 @@ if mp 2 "$P" $args --out "$W/p3" --stop-after 6 > "$W/p3.txt" 2>&1 && mp 2 "$P" 
     cmp -s "$W/p1/ckpt/model.safetensors" "$W/p3/ckpt/model.safetensors" && grep -q "in the background" "$W/p3.txt"; then
     ok "mpi_02_pretrain_resume_with_background_saves"
 else bad "mpi_02_pretrain_resume_with_background_saves" "$W/p3.txt"; fi
+
+# 9. examples/05_sft unchanged under mpirun (token weights: the global sum divides): 1 and 2 ranks agree
+sargs="--init $W/p1/ckpt --val $W/p1/val.tok --n-train 48 --epochs 1 --batch 8 --micro 2 --seq 64 --n-eval 2 --max-new 8 --threads 1"
+if mp 1 "$B/mpi/05_sft" $sargs --out "$W/f1" > "$W/f1.txt" 2>&1 && mp 2 "$B/mpi/05_sft" $sargs --out "$W/f2" > "$W/f2.txt" 2>&1 &&
+    cmp -s "$W/f1/ckpt/model.safetensors" "$W/f2/ckpt/model.safetensors" && [ -s "$W/f2/metrics.tsv" ]; then
+    ok "mpi_05_sft_1_and_2_ranks_same_checkpoint"
+else cat "$W/f1.txt" "$W/f2.txt" > "$W/f.txt"; bad "mpi_05_sft_1_and_2_ranks_same_checkpoint" "$W/f.txt"; fi
 
 echo "mpi: $pass passed, $fail failed, 0 skipped"
 [ $fail = 0 ]
