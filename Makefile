@@ -12,6 +12,7 @@
 #   make check-cuda   every GPU check in one run, for a machine with a GPU (tools/cuda_check.sh)
 #   make mpi      the MPI build (mpicc, -DDS_MPI): 02_pretrain, 05_sft and the MPI test under build/mpi/
 #   make test-mpi the data-parallel tests under mpirun (each skipped, with the reason, without Open MPI)
+#   make bench-dp tokens/s on 1 and 2 ranks, the MPI share, the cost of a checkpoint (sync vs background)
 #   make clean
 
 CC      ?= cc
@@ -27,7 +28,7 @@ B        = build
 
 EXAMPLES = $(B)/01_tokenizer $(B)/02_pretrain $(B)/03_lr_schedules $(B)/04_scaling $(B)/05_sft $(B)/06_dpo $(B)/07_chat
 
-.PHONY: all test test-cuda cuda check-cuda mpi test-mpi demo asan fuzz fuzz-run check-hf check-torch bench bench-train clean
+.PHONY: all test test-cuda cuda check-cuda mpi test-mpi bench-dp demo asan fuzz fuzz-run check-hf check-torch bench bench-train clean
 
 # The CUDA path (deepseek_cuda.cuh): nvcc compiles the same sources as CUDA with -DDS_CUDA. sm_90
 # (H100/H200) with PTX for later GPUs: nvcc 13 alone would target sm_75, where bf16 tensor-core
@@ -93,6 +94,16 @@ $(MP):
 
 $(MP)/%: examples/%.c examples/common.h examples/task.h deepseek.h | $(MP)
 	$(MPICC) -std=c99 $(WARN) $(CFLAGS) -DDS_MPI -o $@ $< $(LDLIBS)
+
+$(MP)/bench_dp: bench/bench_dp.c deepseek.h | $(MP)
+	$(MPICC) -std=c99 $(WARN) $(CFLAGS) -DDS_MPI -o $@ bench/bench_dp.c $(LDLIBS)
+
+$(B)/bench_dp: bench/bench_dp.c deepseek.h | $(B)
+	$(CC) -std=c99 $(WARN) $(CFLAGS) -o $@ bench/bench_dp.c $(LDLIBS)
+
+bench-dp: $(B)/bench_dp
+	@$(MAKE) --no-print-directory mpi $(MP)/bench_dp
+	sh bench/bench_dp.sh
 
 $(MP)/test_mpi: tests/mpi/test_mpi.c deepseek.h | $(MP)
 	$(MPICC) -std=c99 $(WARN) $(CFLAGS) -DDS_MPI -o $@ tests/mpi/test_mpi.c $(LDLIBS)

@@ -1,4 +1,4 @@
-/* deepseek.h - v0.4 - public domain / MIT - the DeepSeek LLM training pipeline in one C header
+/* deepseek.h - v0.6 - public domain / MIT - the DeepSeek LLM training pipeline in one C header
                                               https://arxiv.org/abs/2401.02954
 
    deepseek.h implements, in C99 with libc and pthreads only, the pipeline of the paper
@@ -35,6 +35,8 @@
         hyperparameter and IsoFLOP fits that refuse degenerate data in words.
       - §4's alignment: DeepSeek's chat template, TRL-style JSONL datasets, SFT masking, DPO
         (sigmoid, label smoothing, IPO) on the same backward pass, the repetition test.
+      - §2.4's infrastructure: data parallelism with ZeRO-1 over MPI (DS_MPI) and asynchronous
+        checkpoints (ds_saver), both resumable bit for bit.
       - Status of this version: §2.1-§4 are here; the CUDA path (DS_CUDA) is a first fp32 version.
 
    TABLE OF CONTENTS (each line is its banner's exact first line, in file order: search for it)
@@ -146,6 +148,12 @@
       CPUs (SIMD width) and compiler flags (FMA contraction).
 
    VERSION HISTORY
+      0.6  (2026-12-02)  §2.4 data parallelism: ds_dp (ZeRO-1 on MPI under DS_MPI, one rank
+                         otherwise; a fixed-order reduce-scatter, bit-identical across world sizes
+                         whose micro-batches per rank are a power of two), collective saves of a
+                         group's model; ds_saver (asynchronous checkpoints); ds_model_forward keeps
+                         the batch's weighted loss sum; the op layer gains ds__accumulate and
+                         ds__sqnorm_partials, ds__adamw_update steps a range [lo, hi).
       0.5  (2026-12-02)  inference: ds_checkpoint_load_bf16 (BF16 weights only, mapped from BF16
                          files, bf16 x f32 decode kernels), sharded checkpoints
                          (model.safetensors.index.json), prompts through the batched forward
@@ -5992,6 +6000,7 @@ fail:
 #define DS__DP_MSG 256             /* a failing rank's message in its record (a ds_error's) */
 #define DS__DP_MAX_MSG (1u << 28)  /* values per MPI message (MPI counts are int) */
 
+typedef struct ds__dp_msg { ds_float *buf; size_t n; int peer, send, tag; } ds__dp_msg;
 struct ds_dp {
     ds_model *m;            /* NULL once the model is freed */
     int rank, world, micro, local, done, sp, status, broken;
@@ -6007,6 +6016,7 @@ struct ds_dp {
     size_t rec_len;
     ds_float *snap;         /* rank 0: the moments gathered for a save (2 n), at its first save */
     char msg[DS__DP_MSG];   /* this step's first failure on this rank */
+    ds__dp_msg *xfer;       /* [2 world] one batch of transfers */
     double bytes, seconds;  /* traffic since ds_dp_new */
 #ifdef DS_MPI
     MPI_Comm comm;
@@ -6035,7 +6045,6 @@ static int ds__mpi_fail(ds_dp *d, int code, const char *what, ds_error *err) {
 
 /* One batch of point-to-point transfers: msg i moves n values between buf and rank peer (send
    or receive, with its tag), in rounds of at most DS__DP_MAX_MSG values per message. */
-typedef struct ds__dp_msg { ds_float *buf; size_t n; int peer, send, tag; } ds__dp_msg;
 static int ds__dp_xfer(ds_dp *d, const ds__dp_msg *msg, int n_msg, const char *what, ds_error *err) {
 #ifdef DS_MPI
     size_t at;
@@ -6082,7 +6091,7 @@ static void ds__dp_detach(struct ds_dp *d) {
 DSDEF void ds_dp_free(ds_dp *d) {
     if (!d) return;
     ds__dp_detach(d); /* a sharded model keeps its slice (and refuses ds_model_step) */
-    DS_FREE(d->lo), DS_FREE(d->cnt), DS_FREE(d->recv), DS_FREE((void *)d->items), DS_FREE(d->parts);
+    DS_FREE(d->xfer), DS_FREE(d->lo), DS_FREE(d->cnt), DS_FREE(d->recv), DS_FREE((void *)d->items), DS_FREE(d->parts);
     DS_FREE(d->chunk_n), DS_FREE(d->chunk_at), DS_FREE(d->mb), DS_FREE(d->rec), DS_FREE(d->recs), DS_FREE(d->snap);
 #ifdef DS_MPI
     DS_FREE(d->req);
@@ -6140,11 +6149,12 @@ DSDEF ds_dp *ds_dp_new(ds_model *m, int micro, ds_error *err) {
     d->rec_len = 8 + DS__DP_MSG + 16 * (size_t)d->local;
     d->rec = (unsigned char *)ds__calloc(d->rec_len, 1);
     d->recs = (unsigned char *)ds__calloc(d->rec_len, (size_t)d->world);
+    d->xfer = (ds__dp_msg *)ds__calloc(2 * (size_t)d->world, sizeof(ds__dp_msg));
 #ifdef DS_MPI
     d->req = (MPI_Request *)ds__calloc(2 * (size_t)d->world, sizeof(MPI_Request));
     if (!d->req) goto oom;
 #endif
-    if (!d->lo || !d->chunk_n || !d->chunk_at || !d->items || !d->parts || !d->mb || !d->rec || !d->recs) goto oom;
+    if (!d->lo || !d->chunk_n || !d->chunk_at || !d->items || !d->parts || !d->mb || !d->rec || !d->recs || !d->xfer) goto oom;
     for (r = 0; r <= (size_t)d->world; r++) {
         size_t c = (size_t)((double)chunks * (double)r / (double)d->world + 0.5);
         if (c > chunks) c = chunks;
@@ -6352,10 +6362,8 @@ DSDEF int ds_dp_step(ds_dp *d, const ds_adamw *opt, double lr, double *loss, dou
         d->sp = 0;
     }
     if (d->world > 1) {
-        ds__dp_msg msg[2 * 64];
-        ds__dp_msg *mp = 2 * d->world <= 128 ? msg : NULL;
+        ds__dp_msg *mp = d->xfer;
         int k = 0;
-        if (!mp) return ds__fail(err, DS_ERR_UNSUPPORTED, "ds_dp_step: more than 64 ranks");
         for (r = 0; r < d->world; r++) {
             if (r == d->rank) { d->items[r] = g + lo; continue; }
             d->items[r] = d->recv + (size_t)(r < d->rank ? r : r - 1) * len;
@@ -6397,7 +6405,7 @@ DSDEF int ds_dp_step(ds_dp *d, const ds_adamw *opt, double lr, double *loss, dou
     if ((rc = ds__exec_status(ex, err))) return rc;
     /* 5. every rank receives every slice */
     if (d->world > 1) {
-        ds__dp_msg msg[2 * 64];
+        ds__dp_msg *msg = d->xfer;
         int k = 0;
         for (r = 0; r < d->world; r++) {
             if (r == d->rank) continue;
@@ -6558,10 +6566,35 @@ DSDEF int ds_saver_start(ds_saver *s, const ds_model *m, const ds_tokenizer *tok
     int rc;
     if (!s || !m || !dir || (dtype != DS_DTYPE_F32 && dtype != DS_DTYPE_BF16)) return ds__fail(err, DS_ERR_INVALID, "ds_saver_start: bad argument");
     if (m->inference || m->bf16) return ds__fail(err, DS_ERR_INVALID, "ds_saver_start: an inference model is saved with ds_checkpoint_save");
-    /* the previous save first: its failure, not yet reported, is reported now (nothing new starts) */
-    if ((rc = ds_saver_wait(s, NULL, err))) return rc;
+    /* the previous save first: its failure, not yet reported, is reported now (nothing new starts;
+       in a group every rank reports rank 0's, inside the collective) */
     if (m->dp && m->dp->world > 1) return ds__dp_save(m->dp, s, tok, st, dir, dtype, err);
+    if ((rc = ds_saver_wait(s, NULL, err))) return rc;
     return ds__saver_go(s, m, tok, st, dir, dtype, 0, err);
+}
+
+/* rank 0's status and message, on every rank (collective): *rc becomes rank 0's, and a failure is
+   written to err ("rank 0: ..." elsewhere). Returns DS_ERR_IO when the broadcast itself fails. */
+static int ds__dp_share_result(ds_dp *d, int *rc, const char *msg, ds_error *err) {
+    char res[8 + DS__DP_MSG];
+    int32_t r32 = (int32_t)*rc;
+    memset(res, 0, sizeof res);
+    if (d->rank == 0) {
+        memcpy(res, &r32, 4);
+        snprintf(res + 8, DS__DP_MSG, "%s", msg);
+    }
+#ifdef DS_MPI
+    {
+        double t0 = ds_now();
+        DS__MPI(d, MPI_Bcast(res, (int)sizeof res, MPI_BYTE, 0, d->comm), "bcast (save result)");
+        d->seconds += ds_now() - t0;
+    }
+#endif
+    memcpy(&r32, res, 4);
+    res[sizeof res - 1] = 0;
+    *rc = (int)r32;
+    if (r32) ds__fail(err, r32, d->rank == 0 ? "%s" : "rank 0: %s", res + 8);
+    return DS_OK;
 }
 
 /* A group's save (world > 1, collective): the moments gathered to rank 0, rank 0 writes (or starts
@@ -6572,13 +6605,17 @@ static int ds__dp_save(struct ds_dp *d, struct ds_saver *sv, const ds_tokenizer 
     ds_float *dm = NULL, *dv = NULL;
     ds_error e;
     int rc = DS_OK, r, k = 0;
-    char res[8 + DS__DP_MSG];
-    ds__dp_msg msg[2 * 64];
+    ds__dp_msg *msg = d->xfer;
     if (!m) return ds__fail(err, DS_ERR_INVALID, "ds_checkpoint_save: the group's model was freed");
     if (d->broken) return ds__fail(err, DS_ERR_IO, "ds_checkpoint_save: an earlier MPI call of this group failed");
     e.code = 0, e.msg[0] = 0;
+    if (sv && d->rank == 0 && (rc = ds_saver_wait(sv, NULL, &e))) { /* the previous background save failed */
+        char msg[sizeof e.msg];
+        memcpy(msg, e.msg, sizeof msg);
+        ds__fail(&e, rc, "the previous background save failed: %s", msg);
+    }
     /* where rank 0 gathers: the saver's snapshot, or the group's buffer */
-    if (d->rank == 0 && st) {
+    if (!rc && d->rank == 0 && st) {
         if (sv) {
             if (!(rc = ds__saver_reserve(sv, d->n, &e))) dm = sv->m1, dv = sv->m2;
         } else {
@@ -6587,9 +6624,8 @@ static int ds__dp_save(struct ds_dp *d, struct ds_saver *sv, const ds_tokenizer 
         }
     }
     /* everyone learns whether rank 0 can receive (so that no rank sends into the void) */
-    r = rc;
-    if (ds_dp_agree(d, &r, err)) return DS_ERR_IO;
-    if (r) return d->rank == 0 ? ds__fail(err, rc, "%s", e.msg) : ds__fail(err, r, "rank 0 cannot save: out of memory");
+    if (ds__dp_share_result(d, &rc, e.msg, err)) return DS_ERR_IO;
+    if (rc) return rc;
     if (st) {
         if (d->rank == 0) {
             memcpy(dm, m->m, ds__dp_len(d, 0) * sizeof(ds_float));
@@ -6620,26 +6656,8 @@ static int ds__dp_save(struct ds_dp *d, struct ds_saver *sv, const ds_tokenizer 
         }
     }
     /* rank 0's result, everywhere */
-    memset(res, 0, sizeof res);
-    if (d->rank == 0) {
-        int32_t r32 = (int32_t)rc;
-        memcpy(res, &r32, 4);
-        snprintf(res + 8, DS__DP_MSG, "%s", e.msg);
-    }
-#ifdef DS_MPI
-    {
-        double t0 = ds_now();
-        DS__MPI(d, MPI_Bcast(res, (int)sizeof res, MPI_BYTE, 0, d->comm), "bcast (save result)");
-        d->seconds += ds_now() - t0;
-    }
-#endif
-    {
-        int32_t r32;
-        memcpy(&r32, res, 4);
-        res[sizeof res - 1] = 0;
-        if (!r32) return DS_OK;
-        return d->rank == 0 ? ds__fail(err, r32, "%s", res + 8) : ds__fail(err, r32, "rank 0: %s", res + 8);
-    }
+    if (ds__dp_share_result(d, &rc, e.msg, err)) return DS_ERR_IO;
+    return rc;
 }
 
 /* ============================================================================================

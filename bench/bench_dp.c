@@ -65,7 +65,9 @@ int main(int argc, char **argv) {
         if (rank == 0) {
             printf("config=%s ranks=%d threads=%d params=%zu save=%s\n", name, ds_dp_world(d), threads, ds_model_n_params(m), mode);
             printf("adam_state_bytes_rank0=%zu (of %zu unsharded)\n", 2 * (hi - lo) * sizeof(ds_float), 2 * ds_model_n_params(m) * sizeof(ds_float));
-            if (n_save) printf("step_ms_plain=%.1f step_ms_with_save=%.1f (%d saves)\n", 1e3 * t_plain / n_plain, 1e3 * t_save / n_save, n_save);
+            if (n_save)
+                printf("step_ms_plain=%.1f step_ms_with_save=%.1f step_ms_mean=%.1f (%d saves in %d steps)\n", 1e3 * t_plain / n_plain, 1e3 * t_save / n_save,
+                       1e3 * (t_plain + t_save) / (n_plain + n_save), n_save, n_plain + n_save);
             printf("comm_share=%.4f tokens_per_s=%.1f\n", (comm - comm0) / dt, (double)steps * micros * B * c.max_seq / dt);
         }
     }

@@ -141,8 +141,9 @@ EX_MAYBE_UNUSED static void ex_corpus_free(ex_corpus *c) {
 }
 
 /* One optimizer step of §2.3 on one batch: zero the gradients, forward (w: per-token weights,
-   NULL for plain pretraining), backward, AdamW with clipping. 02_pretrain writes these four calls
-   out in its main; every other example steps through here. */
+   NULL for plain pretraining), backward, AdamW with clipping -- the library's four calls, as
+   03_lr_schedules and 04_scaling train (through ex_train). 02_pretrain and 05_sft step through a
+   ds_dp group instead, which also runs under mpirun (docs/distributed.md). */
 EX_MAYBE_UNUSED static int ex_step(ds_model *m, const int32_t *in, const int32_t *tg, const float *w, int B, int T, const ds_adamw *opt, double lr,
                                    ds_pool *pool, double *loss, double *gnorm, ds_error *err) {
     int rc;

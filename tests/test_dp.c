@@ -101,9 +101,20 @@ static int dp_same_file(const char *a, const char *b) {
     return same;
 }
 
+/* ck_steps without the loss array (any number of steps) */
 static int dp_train(ds_model *m, int from, int to, ds_error *e) {
-    double l[64];
-    return ck_steps(m, from, to, l, e);
+    ds_adamw opt = ds_adamw_default();
+    int s;
+    for (s = from; s < to; s++) {
+        int32_t in[32], tg[32];
+        double loss;
+        ck_batch(in, tg, s);
+        ds_model_zero_grad(m);
+        if (ds_model_forward(m, in, tg, NULL, 2, 16, NULL, &loss, e) || ds_model_backward(m, 1.0f, NULL, e) ||
+            ds_model_step(m, &opt, 3e-3, NULL, NULL, e))
+            return 0;
+    }
+    return 1;
 }
 
 /* a background save started at step 3 while steps 4-8 run: the same bytes as a synchronous save of

@@ -3,7 +3,7 @@
 # where Open MPI is absent). Every job runs on this machine only: shared memory and loopback.
 #   sh tests/mpi/run.sh [BUILD_DIR]     (make mpi first: BUILD_DIR/mpi/test_mpi, 02_pretrain; KEEP=1 keeps the files)
 B=${1:-build}
-N_TESTS=9
+N_TESTS=10
 if ! command -v mpicc >/dev/null 2>&1 || ! command -v mpirun >/dev/null 2>&1 || [ ! -x "$B/mpi/test_mpi" ]; then
     echo "mpi: skipped (Open MPI not installed: apt-get install libopenmpi-dev openmpi-bin)"
     echo "mpi: 0 passed, 0 failed, $N_TESTS skipped"
@@ -52,16 +52,28 @@ done
 #    byte for byte the synchronous one; the run itself is unchanged
 if mp 2 "$T" traj 4 6 save "$W/s3" 3 async "$W/a3" 3 > "$W/async.txt" 2> "$W/err4.txt" && cmp -s "$W/async.txt" "$W/serial.txt" &&
     cmp -s "$W/s3/model.safetensors" "$W/a3/model.safetensors" && cmp -s "$W/s3/trainer_state.safetensors" "$W/a3/trainer_state.safetensors" &&
-    cmp -s "$W/s3/model.safetensors" "$W/c3/model.safetensors"; then
-    ok "mpi_async_checkpoint_equals_its_step"
-else bad "mpi_async_checkpoint_equals_its_step" "$W/err4.txt"; fi
+    cmp -s "$W/s3/model.safetensors" "$W/c3/model.safetensors" &&
+    mp 2 "$T" traj 4 6 resume "$W/a3" > "$W/resa.txt" 2>> "$W/err4.txt" && cmp -s "$W/resa.txt" "$W/want.txt"; then
+    ok "mpi_async_checkpoint_equals_its_step_and_resumes"
+else bad "mpi_async_checkpoint_equals_its_step_and_resumes" "$W/err4.txt"; fi
 
-# 5. a rank killed (SIGKILL) at step 4: the job ends with an error, no hang; step 2's checkpoint loads
+# 4b. a background save that fails on rank 0 (no such directory) is reported, at the next start,
+#     by every rank -- inside the collective, so that no rank waits for another
+mp 2 "$T" traj 4 6 async "$W/no/such/dir" 2 again 4 > "$W/abad.txt" 2>&1
+rc=$?
+if [ $rc != 0 ] && [ $rc != 124 ] && grep -q "^rank 0: async: the previous background save failed" "$W/abad.txt" &&
+    grep -q "^rank 1: async: rank 0: the previous background save failed" "$W/abad.txt"; then
+    ok "mpi_failed_background_save_reported_on_every_rank"
+else bad "mpi_failed_background_save_reported_on_every_rank" "$W/abad.txt"; fi
+
+# 5. a rank killed (SIGKILL) at step 4: the job ends with an error, no hang, mpirun names the rank, the
+#    survivor says it was terminated; step 2's checkpoint loads
 start=$(date +%s)
 mp 2 "$T" traj 4 6 save "$W/d2" 2 die 1 4 > "$W/die.txt" 2>&1
 rc=$?
 took=$(( $(date +%s) - start ))
-if [ $rc != 0 ] && [ $rc != 124 ] && [ $took -lt 60 ] && "$S" check "$W/d2" 2 >> "$W/die.txt" 2>&1; then
+if [ $rc != 0 ] && [ $rc != 124 ] && [ $took -lt 60 ] && grep -q "terminated by a signal" "$W/die.txt" && grep -q "rank 1 .*signal 9" "$W/die.txt" &&
+    "$S" check "$W/d2" 2 >> "$W/die.txt" 2>&1; then
     ok "mpi_killed_rank_ends_the_job_checkpoint_intact (exit $rc after ${took}s)"
 else bad "mpi_killed_rank_ends_the_job_checkpoint_intact (exit $rc after ${took}s)" "$W/die.txt"; fi
 

@@ -1,11 +1,12 @@
 /* test_mpi.c - the data-parallel group (ds_dp) end to end: the program that tests/mpi/run.sh runs
  * under `mpirun -np 1, 2, 4` (built with mpicc -DDS_MPI) and as one plain process (cc, no MPI).
  *
- *   test_mpi traj MICRO STEPS [stop K] [save DIR AT] [async DIR AT] [resume DIR] [die RANK STEP] [bad RANK STEP]
+ *   test_mpi traj MICRO STEPS [stop K] [save DIR AT] [async DIR AT] [again K] [resume DIR] [die RANK STEP] [bad RANK STEP]
  *        trains a small model on a seeded synthetic stream, MICRO micro-batches of 2 x 16 tokens
  *        a step; rank 0 prints every step's loss and gradient norm in hex (%a) and a checksum of
  *        the final parameters, so that runs compare as text. save/async: a checkpoint of step AT,
- *        written at once or in the background while training goes on; stop: after step K (the
+ *        written at once or in the background while training goes on (again: a second background
+ *        save, at step K); stop: after step K (the
  *        schedule still spans STEPS); resume: start from DIR;
  *        die: rank RANK kills itself (SIGKILL) at step STEP; bad: rank RANK feeds a token out of
  *        range at step STEP.
@@ -20,12 +21,21 @@
 #include <stdlib.h>
 #include <string.h>
 #include <signal.h>
+#include <unistd.h>
 #ifdef DS_MPI
 #include <mpi.h>
 #endif
 
 #define B 2
 #define T 16
+
+/* mpirun ends the other ranks with SIGTERM when one dies: say so on stderr (async-signal-safe) */
+static void on_term(int sig) {
+    static const char msg[] = "test_mpi: terminated by a signal (another rank ended or failed)\n";
+    (void)sig;
+    if (write(2, msg, sizeof msg - 1) < 0) _exit(143);
+    _exit(143);
+}
 
 static ds_model *new_model(ds_error *err) {
     ds_config c;
@@ -59,7 +69,7 @@ static unsigned long long params_sum(ds_model *m) {
 }
 
 static int traj(int argc, char **argv) {
-    int micro = atoi(argv[2]), steps = atoi(argv[3]), stop = steps, save_at = -1, async_at = -1, die_rank = -1, die_step = -1, bad_rank = -1, bad_step = -1;
+    int micro = atoi(argv[2]), steps = atoi(argv[3]), stop = steps, again = -1, save_at = -1, async_at = -1, die_rank = -1, die_step = -1, bad_rank = -1, bad_step = -1;
     const char *save_dir = NULL, *async_dir = NULL, *resume = NULL;
     ds_error err;
     ds_model *m;
@@ -76,6 +86,7 @@ static int traj(int argc, char **argv) {
         else if (!strcmp(argv[i], "async") && i + 2 < argc) async_dir = argv[i + 1], async_at = atoi(argv[i + 2]), i++;
         else if (!strcmp(argv[i], "resume")) resume = argv[i + 1];
         else if (!strcmp(argv[i], "stop")) stop = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "again")) again = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "die") && i + 2 < argc) die_rank = atoi(argv[i + 1]), die_step = atoi(argv[i + 2]), i++;
         else if (!strcmp(argv[i], "bad") && i + 2 < argc) bad_rank = atoi(argv[i + 1]), bad_step = atoi(argv[i + 2]), i++;
         else { fprintf(stderr, "test_mpi: bad argument %s\n", argv[i]); return 2; }
@@ -103,7 +114,7 @@ static int traj(int argc, char **argv) {
         st.step++;
         if (rank == 0) printf("step %ld loss %a norm %a\n", st.step, loss, gnorm);
         if (st.step == save_at && ds_checkpoint_save(m, NULL, &st, save_dir, DS_DTYPE_F32, &err)) { fprintf(stderr, "rank %d: save: %s\n", rank, err.msg); return 1; }
-        if (st.step == async_at && ds_saver_start(sv, m, NULL, &st, async_dir, DS_DTYPE_F32, &err)) { fprintf(stderr, "rank %d: async: %s\n", rank, err.msg); return 1; }
+        if ((st.step == async_at || st.step == again) && ds_saver_start(sv, m, NULL, &st, async_dir, DS_DTYPE_F32, &err)) { fprintf(stderr, "rank %d: async: %s\n", rank, err.msg); return 1; }
     }
     if (sv && ds_saver_wait(sv, NULL, &err)) { fprintf(stderr, "rank %d: async save: %s\n", rank, err.msg); return 1; }
     if (rank == 0) printf("params %016llx\n", params_sum(m));
@@ -164,6 +175,7 @@ static int check(const char *dir, long step) {
 }
 
 int main(int argc, char **argv) {
+    signal(SIGTERM, on_term);
     if (argc >= 4 && !strcmp(argv[1], "traj")) return traj(argc, argv);
     if (argc == 2 && !strcmp(argv[1], "shards")) return shards();
     if (argc == 4 && !strcmp(argv[1], "check")) return check(argv[2], atol(argv[3]));
