@@ -179,7 +179,9 @@ static void test_saver_kill9_keeps_last_good(void) {
         ds_error e;
         ds_model *got, *ref;
         snprintf(dir, sizeof dir, "%s", tp("kill9"));
-        rm_tree(dir);
+        rm_tree(dir); /* the last trial's checkpoint and whatever its kill left beside it: a fresh start */
+        rm_tree(tp("kill9.tmp"));
+        rm_tree(tp("kill9.old"));
         fflush(stdout);
         pid = fork();
         CHECK(pid >= 0);
