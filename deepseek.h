@@ -3730,6 +3730,7 @@ static void ds__exec_free(ds__exec *ex, void *p) { (void)ex; DS_FREE(p); }
    (the first failure of an op since, as a ds_error; ops themselves return nothing), destroy. On
    the CPU nothing can fail but an allocation. */
 static size_t ds__attention_work(size_t B, size_t T, size_t H, size_t KV, size_t hd);
+static size_t ds__attention_saved(size_t B, size_t T, size_t H);
 static int ds__exec_init(ds__exec *ex, ds_error *err) {
     (void)err;
     memset(ex, 0, sizeof *ex);
@@ -4098,93 +4099,123 @@ static void ds__rope_run(ds__exec *ex, ds_float *qkv, const ds_float *cos, const
 }
 
 /* ---- causal grouped-query attention (§2.2) --------------------------------------------------------
-   qkv[B,T,Q] (rows q heads | k heads | v heads), y[B,T,H hd], att[B,H,T,T] (the probabilities,
-   kept for the backward); dy[B,T,H hd], dqkv[B,T,Q]
+   qkv[B,T,Q] (rows q heads | k heads | v heads), y[B,T,H hd], saved[B,H,T,2] (each row's softmax
+   max and sum, kept for the backward); dy[B,T,H hd], dqkv[B,T,Q]
    Query head h reads kv head h / (H/KV). Per (b, h), with Q_h, K, V the [T, hd] slices:
    forward:  S = Q_h K^T / sqrt(hd);  P = causal softmax(S) (row t sees t2 <= t);  Y_h = P V
    backward: forward was Y = P V with P = softmax(S), S = Q K^T / sqrt(hd), so
              dP = dY V^T;  dS = P (dP - rowsum(P dP));  dQ = dS K / sqrt(hd)
              dK += dS^T Q / sqrt(hd);  dV += P^T dY     (summed over the group's query heads)
-   dqkv is written, not accumulated. The forward splits over (b, h); the backward over
-   (b, kv head), so the dK and dV of a kv head belong to one task. The products run on the
-   matmul tile over the full T x T square (the masked half is zeros): twice the causal FLOPs,
-   several times faster than row loops. K and V are first copied transposed ([hd][T], in the
-   scratch) so that S and dP read contiguous rows. */
+   FlashAttention's idea on a CPU: the T x T probabilities are never stored. Rows go in blocks of
+   DS__ATT_BR; a block of rows [r0, r1) needs only the columns t2 < r1 (causal tiles: the masked
+   half is never computed), its scores live in a Br x T scratch, and the backward recomputes them
+   from the saved (max, sum) of each row -- the same float operations, so P is the forward's P bit
+   for bit. Memory: 2 values a row instead of T; T = 4096 costs what T = 256 did. The products run
+   on the matmul tile; K and V are first copied transposed ([hd][T]) so that S and dP read
+   contiguous rows. dqkv is written, not accumulated. The forward splits over (b, h), the
+   backward over (b, kv head), so the dK and dV of a kv head belong to one task: bit-identical
+   for any thread count. */
+#define DS__ATT_BR 32
 typedef struct ds__att_ctx {
-    ds_float *y, *att, *dqkv, *scratch, *tscratch;
+    ds_float *y, *saved, *dqkv, *scratch;
     const ds_float *qkv, *dy;
     size_t B, T, H, KV, hd, Q;
 } ds__att_ctx;
-static size_t ds__attention_work(size_t B, size_t T, size_t H, size_t KV, size_t hd) { return B * KV * T * T + B * T * H * hd; }
+/* the saved state of one layer's attention, in values (the backward's input besides qkv) */
+static size_t ds__attention_saved(size_t B, size_t T, size_t H) { return B * H * T * 2; }
+/* the scratch: per forward task a score block and K^T, per backward task two blocks, K^T, V^T */
+static size_t ds__attention_work(size_t B, size_t T, size_t H, size_t KV, size_t hd) {
+    size_t fwd = B * H * (DS__ATT_BR + hd) * T, bwd = B * KV * 2 * (DS__ATT_BR + hd) * T;
+    return fwd > bwd ? fwd : bwd;
+}
+/* S = scale Q_rows K^T over the causal columns, then the softmax in place: rows [r0, r1) of one
+   head, S[t - r0][t2] for t2 < r1. With fresh, the row's max and sum are computed and saved (the
+   forward); else they are read back (the backward's recomputation). */
+static void ds__att_probs(ds_float *S, ds_float *ms, int fresh, const ds_float *Qh, size_t ldq, const ds_float *kT, size_t T, size_t hd,
+                          size_t r0, size_t r1, ds_float scale) {
+    size_t t, t2;
+    ds__matmul(NULL, S, T, Qh + r0 * ldq, ldq, 1, kT, T, r1 - r0, r1, hd, 0);
+    for (t = r0; t < r1; t++) {
+        ds_float *p = S + (t - r0) * T, mx = -INFINITY, sum = 0;
+        for (t2 = 0; t2 <= t; t2++) { p[t2] *= scale; mx = p[t2] > mx ? p[t2] : mx; }
+        if (!fresh) mx = ms[2 * t];
+        for (t2 = 0; t2 <= t; t2++) { p[t2] = DS__EXP(p[t2] - mx); sum += p[t2]; }
+        if (fresh) ms[2 * t] = mx, ms[2 * t + 1] = sum;
+        else sum = ms[2 * t + 1];
+        for (t2 = 0; t2 <= t; t2++) p[t2] /= sum;
+        for (; t2 < r1; t2++) p[t2] = 0; /* the causal mask, inside the block */
+    }
+}
 static void ds__attention_fwd_task(void *ctx, size_t i0, size_t i1) {
     const ds__att_ctx *a = (const ds__att_ctx *)ctx;
-    size_t i, t, t2, j, T = a->T, hd = a->hd, Dq = a->H * hd;
+    size_t i, t2, j, r0, T = a->T, hd = a->hd, Dq = a->H * hd;
     ds_float scale = (ds_float)(1.0 / sqrt((double)hd));
     for (i = i0; i < i1; i++) {
         size_t b = i / a->H, h = i % a->H, kvh = h / (a->H / a->KV);
         const ds_float *base = a->qkv + b * T * a->Q;
-        ds_float *kT = a->tscratch + i * hd * T, *P = a->att + i * T * T;
+        ds_float *S = a->scratch + i * (DS__ATT_BR + hd) * T, *kT = S + DS__ATT_BR * T, *ms = a->saved + i * T * 2;
         for (t2 = 0; t2 < T; t2++)
             for (j = 0; j < hd; j++) kT[j * T + t2] = base[t2 * a->Q + Dq + kvh * hd + j];
-        ds__matmul(NULL, P, T, base + h * hd, a->Q, 1, kT, T, T, T, hd, 0); /* S = Q K^T */
-        for (t = 0; t < T; t++) {
-            ds_float *p = P + t * T, mx = -INFINITY, sum = 0;
-            for (t2 = 0; t2 <= t; t2++) { p[t2] *= scale; mx = p[t2] > mx ? p[t2] : mx; }
-            for (t2 = 0; t2 <= t; t2++) { p[t2] = DS__EXP(p[t2] - mx); sum += p[t2]; }
-            for (t2 = 0; t2 <= t; t2++) p[t2] /= sum;
-            for (; t2 < T; t2++) p[t2] = 0; /* the causal mask */
+        for (r0 = 0; r0 < T; r0 += DS__ATT_BR) {
+            size_t r1 = r0 + DS__ATT_BR < T ? r0 + DS__ATT_BR : T;
+            ds__att_probs(S, ms, 1, base + h * hd, a->Q, kT, T, hd, r0, r1, scale);
+            /* Y rows = P V over the columns < r1 */
+            ds__matmul(NULL, a->y + (b * T + r0) * Dq + h * hd, Dq, S, T, 1, base + Dq + a->KV * hd + kvh * hd, a->Q, r1 - r0, hd, r1, 0);
         }
-        /* Y = P V */
-        ds__matmul(NULL, a->y + b * T * Dq + h * hd, Dq, P, T, 1, base + Dq + a->KV * hd + kvh * hd, a->Q, T, hd, T, 0);
     }
 }
 static void ds__attention_bwd_task(void *ctx, size_t i0, size_t i1) {
     const ds__att_ctx *a = (const ds__att_ctx *)ctx;
-    size_t i, t, t2, j, T = a->T, hd = a->hd, Dq = a->H * hd, group = a->H / a->KV, g;
+    size_t i, t, t2, j, r0, T = a->T, hd = a->hd, Dq = a->H * hd, group = a->H / a->KV, g;
     ds_float scale = (ds_float)(1.0 / sqrt((double)hd));
     for (i = i0; i < i1; i++) { /* i = (b, kv head): the task owns that head's dK and dV */
         size_t b = i / a->KV, kvh = i % a->KV;
         const ds_float *base = a->qkv + b * T * a->Q, *K = base + Dq + kvh * hd, *V = K + a->KV * hd;
         ds_float *dbase = a->dqkv + b * T * a->Q, *dK = dbase + Dq + kvh * hd, *dV = dK + a->KV * hd;
-        ds_float *dS = a->scratch + i * T * T, *vT = a->tscratch + i * hd * T;
+        ds_float *P = a->scratch + i * 2 * (DS__ATT_BR + hd) * T, *dS = P + DS__ATT_BR * T, *kT = dS + DS__ATT_BR * T, *vT = kT + hd * T;
         for (t2 = 0; t2 < T; t2++) {
             memset(dK + t2 * a->Q, 0, hd * sizeof(ds_float)); /* dK and dV accumulate over the group from 0 */
             memset(dV + t2 * a->Q, 0, hd * sizeof(ds_float));
-            for (j = 0; j < hd; j++) vT[j * T + t2] = V[t2 * a->Q + j];
+            for (j = 0; j < hd; j++) kT[j * T + t2] = K[t2 * a->Q + j], vT[j * T + t2] = V[t2 * a->Q + j];
         }
         for (g = 0; g < group; g++) {
             size_t h = kvh * group + g;
-            const ds_float *P = a->att + (b * a->H + h) * T * T, *dY = a->dy + b * T * Dq + h * hd, *Qh = base + h * hd;
-            ds__matmul(NULL, dS, T, dY, Dq, 1, vT, T, T, T, hd, 0); /* dP = dY V^T */
-            for (t = 0; t < T; t++) {
-                const ds_float *p = P + t * T;
-                ds_float *d = dS + t * T, dot = 0;
-                for (t2 = 0; t2 <= t; t2++) dot += p[t2] * d[t2];
-                for (t2 = 0; t2 <= t; t2++) d[t2] = p[t2] * (d[t2] - dot) * scale;
-                for (; t2 < T; t2++) d[t2] = 0;
+            const ds_float *dY = a->dy + b * T * Dq + h * hd, *Qh = base + h * hd;
+            ds_float *ms = a->saved + (b * a->H + h) * T * 2;
+            for (r0 = 0; r0 < T; r0 += DS__ATT_BR) {
+                size_t r1 = r0 + DS__ATT_BR < T ? r0 + DS__ATT_BR : T;
+                ds__att_probs(P, ms, 0, Qh, a->Q, kT, T, hd, r0, r1, scale);             /* P, recomputed */
+                ds__matmul(NULL, dS, T, dY + r0 * Dq, Dq, 1, vT, T, r1 - r0, r1, hd, 0); /* dP = dY V^T */
+                for (t = r0; t < r1; t++) {
+                    const ds_float *p = P + (t - r0) * T;
+                    ds_float *d = dS + (t - r0) * T, dot = 0;
+                    for (t2 = 0; t2 <= t; t2++) dot += p[t2] * d[t2];
+                    for (t2 = 0; t2 <= t; t2++) d[t2] = p[t2] * (d[t2] - dot) * scale;
+                    for (; t2 < r1; t2++) d[t2] = 0;
+                }
+                ds__matmul(NULL, dbase + r0 * a->Q + h * hd, a->Q, dS, T, 1, K, a->Q, r1 - r0, hd, r1, 0); /* dQ = dS K */
+                ds__matmul(NULL, dK, a->Q, dS, 1, T, Qh + r0 * a->Q, a->Q, r1, hd, r1 - r0, 1);            /* dK += dS^T Q */
+                ds__matmul(NULL, dV, a->Q, P, 1, T, dY + r0 * Dq, Dq, r1, hd, r1 - r0, 1);                 /* dV += P^T dY */
             }
-            ds__matmul(NULL, dbase + h * hd, a->Q, dS, T, 1, K, a->Q, T, hd, T, 0); /* dQ = dS K */
-            ds__matmul(NULL, dK, a->Q, dS, 1, T, Qh, a->Q, T, hd, T, 1);            /* dK += dS^T Q */
-            ds__matmul(NULL, dV, a->Q, P, 1, T, dY, Dq, T, hd, T, 1);               /* dV += P^T dY */
         }
     }
 }
-static void ds__attention_forward(ds__exec *ex, ds_float *y, ds_float *att, const ds_float *qkv, size_t B, size_t T, size_t H, size_t KV,
+static void ds__attention_forward(ds__exec *ex, ds_float *y, ds_float *saved, const ds_float *qkv, size_t B, size_t T, size_t H, size_t KV,
                                   size_t hd) {
     ds__att_ctx a;
     memset(&a, 0, sizeof a);
     DS_ASSERT(ds__attention_work(B, T, H, KV, hd) <= ex->work_n);
-    a.y = y, a.att = att, a.qkv = qkv, a.tscratch = ex->work, a.B = B, a.T = T, a.H = H, a.KV = KV, a.hd = hd, a.Q = (H + 2 * KV) * hd;
+    a.y = y, a.saved = saved, a.qkv = qkv, a.scratch = ex->work, a.B = B, a.T = T, a.H = H, a.KV = KV, a.hd = hd, a.Q = (H + 2 * KV) * hd;
     ds_pool_for(ex->pool, B * H, ds__attention_fwd_task, &a);
 }
-static void ds__attention_backward(ds__exec *ex, ds_float *dqkv, const ds_float *dy, const ds_float *qkv, const ds_float *att, size_t B,
+static void ds__attention_backward(ds__exec *ex, ds_float *dqkv, const ds_float *dy, const ds_float *qkv, const ds_float *saved, size_t B,
                                    size_t T, size_t H, size_t KV, size_t hd) {
     ds__att_ctx a;
     memset(&a, 0, sizeof a);
     DS_ASSERT(ds__attention_work(B, T, H, KV, hd) <= ex->work_n);
-    a.dqkv = dqkv, a.dy = dy, a.qkv = qkv, a.att = (ds_float *)att, a.B = B, a.T = T, a.H = H, a.KV = KV, a.hd = hd;
+    a.dqkv = dqkv, a.dy = dy, a.qkv = qkv, a.saved = (ds_float *)saved, a.B = B, a.T = T, a.H = H, a.KV = KV, a.hd = hd;
     a.Q = (H + 2 * KV) * hd;
-    a.scratch = ex->work, a.tscratch = ex->work + B * KV * T * T;
+    a.scratch = ex->work;
     ds_pool_for(ex->pool, B * KV, ds__attention_bwd_task, &a);
 }
 
@@ -4550,7 +4581,7 @@ static ds_model *ds__model_new(const ds_config *c, int B, int T, int rope_len, i
     DS__PART(m->ln1, ds__mul(L, N * D, &ok));
     DS__PART(m->rstd1, L * N);
     DS__PART(m->qkv, ds__mul(L, N * Q, &ok));
-    DS__PART(m->att, ds__mul(ds__mul(L, (size_t)B * H, &ok), (size_t)T * (size_t)T, &ok));
+    DS__PART(m->att, ds__mul(L, ds__attention_saved((size_t)B, (size_t)T, H), &ok));
     DS__PART(m->y, ds__mul(L, N * H * hd, &ok));
     DS__PART(m->resmid, ds__mul(L, N * D, &ok));
     DS__PART(m->ln2, ds__mul(L, N * D, &ok));
@@ -4740,7 +4771,7 @@ static ds__block ds__block_train(const ds_model *m, size_t l) {
     ds__block a;
     size_t NC = m->N, D = (size_t)m->c.d_model, F = (size_t)m->c.d_ff, H = (size_t)m->c.n_heads;
     a.x = m->res + l * NC * D, a.ln1 = m->ln1 + l * NC * D, a.rstd1 = m->rstd1 + l * NC, a.qkv = m->qkv + l * NC * m->Q;
-    a.att = m->att + l * (size_t)m->B * H * (size_t)m->T * (size_t)m->T, a.y = m->y + l * NC * H * m->hd, a.mid = m->resmid + l * NC * D;
+    a.att = m->att + l * ds__attention_saved((size_t)m->B, (size_t)m->T, H), a.y = m->y + l * NC * H * m->hd, a.mid = m->resmid + l * NC * D;
     a.ln2 = m->ln2 + l * NC * D, a.rstd2 = m->rstd2 + l * NC, a.gu = m->gu + l * NC * 2 * F, a.h = m->h + l * NC * F;
     a.out = m->res + (l + 1) * NC * D;
     return a;

@@ -103,6 +103,9 @@ static size_t ds__attention_work(size_t B, size_t T, size_t H, size_t KV, size_t
     (void)KV, (void)hd;
     return B * H * T * T; /* dS of every head, for the backward */
 }
+/* what one layer's attention keeps for its backward: here the probabilities P [B,H,T,T] (the
+   CPU keeps each row's softmax max and sum instead; the tiled kernel of issue 11 will too) */
+static size_t ds__attention_saved(size_t B, size_t T, size_t H) { return B * H * T * T; }
 static int ds__exec_reserve(ds__exec *ex, const ds_config *c, size_t B, size_t T, size_t n_params, int decode_only) {
     size_t H = (size_t)c->n_heads, KV = (size_t)c->n_kv_heads, hd = (size_t)c->d_model / H, work;
     work = ds__attention_work(B, T, H, KV, hd);

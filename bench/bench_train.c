@@ -1,5 +1,5 @@
 /* bench_train.c - training throughput of deepseek.h on the standard configs of ../shared/bench:
- *   build/bench_train [tiny|small|medium] [threads] [steps]
+ *   build/bench_train [tiny|small|medium] [threads] [steps] [seq] [batch]   (seq, batch: override the config's)
  * One step = zero_grad + forward + backward + AdamW (with clipping), as torch_llama_train.py
  * times it. Prints `tokens_per_s=... gflops=...` last, with the same FLOP formula:
  * 6 * N_matmul + 12 * L * T * d_attn per token (N_matmul: q,k,v,o,gate,up,down, lm_head). */
@@ -27,6 +27,8 @@ int main(int argc, char **argv) {
     uint64_t rng = 1337;
     if (ds_config_preset(name, &c, &err)) { fprintf(stderr, "%s\n", err.msg); return 2; }
     B = !strcmp(name, "tiny") ? 16 : 8;
+    if (argc > 4) c.max_seq = atoi(argv[4]); /* a longer context: attention's memory and time */
+    if (argc > 5) B = atoi(argv[5]);
     T = c.max_seq;
     if (steps > 256) steps = 256;
     m = ds_model_new(&c, B, T, &err);

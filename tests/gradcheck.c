@@ -133,8 +133,8 @@ static double dotp(const ds_float *a, const ds_float *b, size_t n) {
 }
 
 /* the ops' execution context for these checks: the calling thread, host memory, a scratch */
-static ds_float g_work[4096];
-static ds__exec g_ex = {NULL, 1, g_work, 4096, NULL, 0};
+static ds_float g_work[16384];
+static ds__exec g_ex = {NULL, 1, g_work, 16384, NULL, 0};
 
 enum { RN = 3, RD = 7 };
 typedef struct { ds_float x[RN * RD], w[RD], out[RN * RD], rstd[RN], dout[RN * RD], dx[RN * RD], dw[RD]; } rms_ck;
@@ -240,6 +240,27 @@ static double op_check_rope_attention(void) {
         if (k.rope) ds__rope_backward(&g_ex, k.dqkv, k.cs, k.sn, AN, AT, 0, AH, AKV, AHD);
         for (i = 0; i < AN * AQ; i++) { double r = relerr(k.dqkv[i], fd(att_J, &k, &k.qkv[i])); if (r > worst) worst = r; }
     }
+    return worst;
+}
+
+/* attention over several row blocks (T = 70: blocks of 32, 32 and 6 rows, so the causal tiles,
+   the partial last block and the backward's recomputed probabilities are all exercised) */
+enum { BT = 70, BH = 2, BKV = 1, BHD = 4, BQ = (BH + 2 * BKV) * BHD };
+typedef struct { ds_float qkv[BT * BQ], y[BT * BH * BHD], saved[BH * BT * 2], dy[BT * BH * BHD], dqkv[BT * BQ]; } attb_ck;
+static double attb_J(void *c) {
+    attb_ck *k = (attb_ck *)c;
+    ds__attention_forward(&g_ex, k->y, k->saved, k->qkv, 1, BT, BH, BKV, BHD);
+    return dotp(k->dy, k->y, BT * BH * BHD);
+}
+static double op_check_attention_blocks(void) {
+    static attb_ck k;
+    double worst = 0;
+    size_t i;
+    for (i = 0; i < BT * BQ; i++) k.qkv[i] = 2 * t_uniform();
+    for (i = 0; i < BT * BH * BHD; i++) k.dy[i] = t_uniform();
+    attb_J(&k);
+    ds__attention_backward(&g_ex, k.dqkv, k.dy, k.qkv, k.saved, 1, BT, BH, BKV, BHD);
+    for (i = 0; i < BT * BQ; i++) { double r = relerr(k.dqkv[i], fd(attb_J, &k, &k.qkv[i])); if (r > worst) worst = r; }
     return worst;
 }
 
@@ -371,11 +392,12 @@ static void test_gradcheck_dpo(void) {
 
 static void test_gradcheck_ops(void) {
     double r1 = op_check_rmsnorm(), r2 = op_check_rope_attention(), r3 = op_check_swiglu(), r4 = op_check_xent_and_linear();
-    double r5 = op_check_linear(), r6 = op_check_embedding(), r7 = op_check_attention_decode();
+    double r5 = op_check_linear(), r6 = op_check_embedding(), r7 = op_check_attention_decode(), r8 = op_check_attention_blocks();
     printf("  max relative error: rmsnorm %.1e, rope / attention (GQA) / both %.1e, swiglu %.1e, cross-entropy+linear %.1e,\n"
-           "  linear with accumulate (N = 4 and N = 1) %.1e, embedding %.1e; decode attention vs training attention %.1e\n",
-           r1, r2, r3, r4, r5, r6, r7);
-    CHECK(r1 < 1e-8 && r2 < 1e-8 && r3 < 1e-8 && r4 < 1e-8 && r5 < 1e-8 && r6 < 1e-8 && r7 < 1e-12);
+           "  linear with accumulate (N = 4 and N = 1) %.1e, embedding %.1e; decode attention vs training attention %.1e;\n"
+           "  attention over 3 row blocks (T = 70) %.1e\n",
+           r1, r2, r3, r4, r5, r6, r7, r8);
+    CHECK(r1 < 1e-8 && r2 < 1e-8 && r3 < 1e-8 && r4 < 1e-8 && r5 < 1e-8 && r6 < 1e-8 && r7 < 1e-12 && r8 < 1e-8);
 }
 
 /* The double build writes what it holds: F64 tensors, and config.json says float64; it reloads exactly. */
