@@ -153,7 +153,10 @@
                          whose micro-batches per rank are a power of two), collective saves of a
                          group's model; ds_saver (asynchronous checkpoints); ds_model_forward keeps
                          the batch's weighted loss sum; the op layer gains ds__accumulate and
-                         ds__sqnorm_partials, ds__adamw_update steps a range [lo, hi).
+                         ds__sqnorm_partials, ds__adamw_update steps a range [lo, hi). Attention
+                         keeps each row's softmax max and sum, not P, and skips the masked half
+                         (ds__attention_saved). The F32 inference model maps our files; the data
+                         checksum is "data_checksum_x8" (8 lanes; "data_checksum" still verified).
       0.5  (2026-12-02)  inference: ds_checkpoint_load_bf16 (BF16 weights only, mapped from BF16
                          files, bf16 x f32 decode kernels), sharded checkpoints
                          (model.safetensors.index.json), prompts through the batched forward
@@ -4429,6 +4432,7 @@ struct ds_model {
     int logits_consumed;       /* a backward has overwritten the logits with their gradient */
     int inference;             /* weights only: no gradients, no AdamW moments (ds_checkpoint_load_inference) */
     int bf16;                  /* BF16 inference (ds_checkpoint_load_bf16): no params; tensor k is bw[k], decoding only */
+    int params_mapped;         /* an F32 inference model's params point into a mapped file (maps[]), copy-on-write */
     const uint16_t **bw;       /* [n_tensors] each tensor's bf16 values (into bstore) */
     uint16_t *bstore;          /* the bf16 weights that are not mapped, n_params values (or NULL) */
     void **maps;               /* BF16 files mapped read-only (POSIX): bw[k] points into them */
@@ -4472,7 +4476,7 @@ DSDEF void ds_model_free(ds_model *m) {
 #endif
     DS_FREE(m->maps);
     DS_FREE(m->map_lens);
-    ds__exec_free(&m->ex, m->params);
+    if (!m->params_mapped) ds__exec_free(&m->ex, m->params);
     ds__exec_free(&m->ex, m->grads);
     ds__exec_free(&m->ex, m->m);
     ds__exec_free(&m->ex, m->v);
@@ -4520,6 +4524,7 @@ static int ds__rope_tables(ds_model *m, int len, ds_error *err) {
 #define DS__NEW_HOST_COPIES 1 /* every host access through the backend's copies, even on the CPU (tests) */
 #define DS__NEW_INFERENCE 2   /* weights only: no gradients or moments (a quarter of the memory) */
 #define DS__NEW_BF16 4        /* BF16 weights only, for decoding (ds_checkpoint_load_bf16): half of DS__NEW_INFERENCE */
+#define DS__NEW_NO_PARAMS 8   /* the loader maps the weights from the file, or allocates them itself */
 static ds_model *ds__model_new(const ds_config *c, int B, int T, int rope_len, int flags, ds_error *err) {
     int host_visible = !(flags & DS__NEW_HOST_COPIES);
     ds_model *m;
@@ -4565,7 +4570,7 @@ static ds_model *ds__model_new(const ds_config *c, int B, int T, int rope_len, i
     if (m->bf16) { /* host memory: decoding's ops read it directly (the CPU build only) */
         m->bw = (const uint16_t **)ds__calloc((size_t)m->n_tensors, sizeof(uint16_t *)); /* the loader sets them */
         if (!m->bw) goto oom;
-    } else {
+    } else if (!(flags & DS__NEW_NO_PARAMS)) {
         m->params = (ds_float *)ds__exec_alloc(&m->ex, off, sizeof(ds_float));
         if (!m->params) goto oom;
     }
@@ -5119,6 +5124,60 @@ static uint64_t ds__checksum(const void *p, size_t n) {
     return ds__sum_end(&s);
 }
 
+/* The data checksum of the files written since v0.6, "data_checksum_x8": the same word step in 8
+   independent lanes (word i of the data goes to lane i mod 8), folded in lane order at the end, so
+   the CPU runs 8 multiply chains at once -- several times ds__sum's speed, which was a third of a
+   load. Incremental like ds__sum. Files that record the older "data_checksum" are still verified
+   with ds__sum. */
+typedef struct { uint64_t h[8], n; unsigned char tail[64]; int nt; } ds__sum8;
+static void ds__sum8_init(ds__sum8 *s) {
+    int l;
+    for (l = 0; l < 8; l++) s->h[l] = 0xCBF29CE484222325ull + (uint64_t)l;
+    s->n = 0, s->nt = 0;
+}
+static void ds__sum8_block(ds__sum8 *s, const unsigned char *b) { /* 64 bytes: one word per lane */
+    uint64_t w[8];
+    int l;
+    memcpy(w, b, 64);
+    for (l = 0; l < 8; l++) {
+        uint64_t h = (s->h[l] ^ w[l]) * 0x100000001B3ull;
+        s->h[l] = h ^ (h >> 29);
+    }
+}
+static void ds__sum8_add(ds__sum8 *s, const void *p, size_t n) {
+    const unsigned char *b = (const unsigned char *)p;
+    s->n += n;
+    while (s->nt && n) { /* complete the block a previous piece began */
+        size_t k = 64 - (size_t)s->nt < n ? 64 - (size_t)s->nt : n;
+        memcpy(s->tail + s->nt, b, k);
+        s->nt += (int)k, b += k, n -= k;
+        if (s->nt == 64) ds__sum8_block(s, s->tail), s->nt = 0;
+    }
+    for (; n >= 64; b += 64, n -= 64) ds__sum8_block(s, b);
+    memcpy(s->tail, b, n);
+    s->nt = (int)n;
+}
+static uint64_t ds__sum8_end(const ds__sum8 *s) {
+    uint64_t h = 0xCBF29CE484222325ull, lane[8];
+    int l, i, words = s->nt / 8;
+    memcpy(lane, s->h, sizeof lane);
+    for (l = 0; l < words; l++) { /* the last block's whole words, in their lanes */
+        uint64_t w, x;
+        memcpy(&w, s->tail + 8 * l, 8);
+        x = (lane[l] ^ w) * 0x100000001B3ull;
+        lane[l] = x ^ (x >> 29);
+    }
+    for (l = 0; l < 8; l++) { h = (h ^ lane[l]) * 0x100000001B3ull; h ^= h >> 29; }
+    for (i = 8 * words; i < s->nt; i++) h = (h ^ s->tail[i]) * 0x100000001B3ull;
+    return h ^ s->n;
+}
+static uint64_t ds__checksum8(const void *p, size_t n) {
+    ds__sum8 s;
+    ds__sum8_init(&s);
+    ds__sum8_add(&s, p, n);
+    return ds__sum8_end(&s);
+}
+
 /* the checksum of `bytes` bytes of f from its current position, read through buf (cap bytes) */
 static int ds__sum_file(FILE *f, uint64_t bytes, unsigned char *buf, size_t cap, uint64_t *out, const char *path, ds_error *err) {
     ds__sum s;
@@ -5157,11 +5216,11 @@ static int ds__st_save(const char *path, const ds__st_w *t, int n, const char *m
     char hex[17];
     ds_float *stage = NULL;
     uint16_t *half = NULL;
-    ds__sum sum;
+    ds__sum8 sum;
     FILE *f = NULL;
     ds_buf_puts(&h, "{\"__metadata__\":");
     ds_buf_append(&h, meta ? meta : "{", meta ? strlen(meta) - 1 : 1); /* the object without its '}' */
-    ds_buf_puts(&h, meta && strlen(meta) > 2 ? ",\"data_checksum\":\"" : "\"data_checksum\":\"");
+    ds_buf_puts(&h, meta && strlen(meta) > 2 ? ",\"data_checksum_x8\":\"" : "\"data_checksum_x8\":\"");
     sum_at = h.len;
     ds_buf_puts(&h, "0000000000000000\"}");
     for (k = 0; k < n; k++) {
@@ -5184,7 +5243,7 @@ static int ds__st_save(const char *path, const ds__st_w *t, int n, const char *m
     if (!(f = fopen(tmp.data, "wb"))) { rc = ds__fail(err, DS_ERR_IO, "cannot create '%s': %s", tmp.data, strerror(errno)); goto done; }
     for (b = 0; b < 8; b++) len8[b] = (unsigned char)(((uint64_t)h.len >> (8 * b)) & 0xFF);
     ok = fwrite(len8, 1, 8, f) == 8 && fwrite(h.data, 1, h.len, f) == h.len;
-    ds__sum_init(&sum);
+    ds__sum8_init(&sum);
     for (k = 0; k < n && ok; k++) {
         size_t at;
         for (at = 0; at < t[k].n && ok; at += DS__ST_CHUNK) {
@@ -5194,15 +5253,15 @@ static int ds__st_save(const char *path, const ds__st_w *t, int n, const char *m
             if (t[k].dtype == DS_DTYPE_BF16) {
                 for (i = 0; i < c; i++) half[i] = ds__f32_to_bf16((float)src[i]); /* (little-endian hosts only) */
                 ok = fwrite(half, 2, c, f) == c;
-                ds__sum_add(&sum, half, c * 2);
+                ds__sum8_add(&sum, half, c * 2);
             } else { /* full precision: the bytes as they are */
                 ok = fwrite(src, sizeof(ds_float), c, f) == c;
-                ds__sum_add(&sum, src, c * sizeof(ds_float));
+                ds__sum8_add(&sum, src, c * sizeof(ds_float));
             }
         }
         if (t[k].ex && (rc = ds__exec_status(t[k].ex, err))) goto done;
     }
-    snprintf(hex, sizeof hex, "%016llx", (unsigned long long)ds__sum_end(&sum)); /* in place of the zeros */
+    snprintf(hex, sizeof hex, "%016llx", (unsigned long long)ds__sum8_end(&sum)); /* in place of the zeros */
     ok = ok && ds__seek(f, 8 + sum_at) == 0 && fwrite(hex, 1, 16, f) == 16;
     ok = (fflush(f) == 0) && ok;
 #ifdef DS__POSIX
@@ -5254,6 +5313,37 @@ typedef struct { size_t b, e; } ds__range;
 static int ds__range_cmp(const void *x, const void *y) {
     const ds__range *a = (const ds__range *)x, *b = (const ds__range *)y;
     return a->b < b->b ? -1 : a->b > b->b;
+}
+
+/* the checksum of r's data section: ds__sum8 (x8) or ds__sum; over a read-only mapping of the file
+   where it can be made (POSIX), else read through r's stage. Leaves the file position anywhere. */
+static int ds__sum_data(ds__st_r *r, int x8, uint64_t *out, const char *path, ds_error *err) {
+#ifdef DS__POSIX
+    size_t len = (size_t)(r->data_at + r->data_len);
+    void *p = len ? mmap(NULL, len, PROT_READ, MAP_PRIVATE, fileno(r->f), 0) : MAP_FAILED;
+    if (p != MAP_FAILED) {
+        const unsigned char *d = (const unsigned char *)p + r->data_at;
+        posix_madvise(p, len, POSIX_MADV_SEQUENTIAL);
+        *out = x8 ? ds__checksum8(d, r->data_len) : ds__checksum(d, r->data_len);
+        munmap(p, len);
+        return DS_OK;
+    }
+#endif
+    if (ds__seek(r->f, r->data_at) != 0) return ds__fail(err, DS_ERR_IO, "'%s': cannot seek", path);
+    if (!x8) return ds__sum_file(r->f, r->data_len, r->stage, DS__ST_CHUNK * 8, out, path, err);
+    {
+        ds__sum8 s;
+        uint64_t left = r->data_len;
+        ds__sum8_init(&s);
+        while (left) {
+            size_t want = left < DS__ST_CHUNK * 8 ? (size_t)left : DS__ST_CHUNK * 8;
+            if (fread(r->stage, 1, want, r->f) != want) return ds__fail(err, DS_ERR_IO, "'%s': short read (the file changed while being read?)", path);
+            ds__sum8_add(&s, r->stage, want);
+            left -= want;
+        }
+        *out = ds__sum8_end(&s);
+    }
+    return DS_OK;
 }
 
 /* Opens a safetensors file and validates its header: every tensor's dtype, shape and byte range,
@@ -5326,12 +5416,15 @@ static int ds__st_open(ds__st_r *r, const char *path, ds_error *err) {
         ds__fail(err, DS_ERR_FORMAT, "%s: %zu bytes of data after the last tensor", path, r->data_len - (n ? rg[n - 1].e : 0));
         goto fail;
     }
-    { /* our files carry the checksum of their data (a Hugging Face file does not: nothing to check) */
-        const ds_json *cs = ds_json_get(ds_json_get(r->doc->root, "__metadata__"), "data_checksum");
+    { /* our files carry the checksum of their data (a Hugging Face file does not: nothing to check);
+         since v0.6 the 8-lane one, read through a mapping where there is one (no copy) */
+        const ds_json *meta = ds_json_get(r->doc->root, "__metadata__"), *cs = ds_json_get(meta, "data_checksum_x8");
         char hex[17];
         uint64_t sum = 0;
+        int x8 = cs && cs->type == DS_JSON_STRING;
+        if (!x8) cs = ds_json_get(meta, "data_checksum");
         if (cs && cs->type == DS_JSON_STRING) {
-            if (ds__sum_file(r->f, r->data_len, r->stage, DS__ST_CHUNK * 8, &sum, path, err)) goto fail;
+            if (ds__sum_data(r, x8, &sum, path, err)) goto fail;
             snprintf(hex, sizeof hex, "%016llx", (unsigned long long)sum);
             if (strcmp(hex, cs->str) != 0) {
                 ds__fail(err, DS_ERR_FORMAT, "%s: the tensor data is corrupted (checksum %s, the file records %.20s)", path, hex, cs->str);
@@ -5493,17 +5586,18 @@ static int ds__model_check_finite(const ds_model *m, const ds__ckpt_src *src, in
             int rc;
             n = m->n_params - off < 4096 ? m->n_params - off : 4096;
             int bad = 0, nonneg = a == 2;
-            const ds_float *host = !src ? NULL : a == 0 ? src->p : a == 1 ? src->m1 : src->m2;
-            if (host) memcpy(buf, host + off, n * sizeof(ds_float));
+            const ds_float *host = !src ? NULL : a == 0 ? src->p : a == 1 ? src->m1 : src->m2, *x = buf;
+            if (!host && m->ex.host_visible && !m->bf16 && !m->sharded) host = a == 0 ? m->params : a == 1 ? m->m : m->v; /* read in place */
+            if (host) x = host + off;
             else if ((rc = ds_model_get(m, a == 0 ? DS_PARAMS : a == 1 ? DS_ADAM_M : DS_ADAM_V, off, n, buf, err))) return rc;
-            for (i = 0; i < n; i++) bad |= (buf[i] - buf[i] != 0) | (nonneg & (buf[i] < 0)); /* NaN, +-inf: x - x is NaN (branch-free: it vectorizes) */
+            for (i = 0; i < n; i++) bad |= (x[i] - x[i] != 0) | (nonneg & (x[i] < 0)); /* NaN, +-inf: x - x is NaN (branch-free: it vectorizes) */
             if (!bad) continue;
             for (i = 0; i < n; i++)
-                if (!(buf[i] == buf[i]) || isinf(buf[i]) || (a == 2 && buf[i] < 0)) {
+                if (!(x[i] == x[i]) || isinf(x[i]) || (a == 2 && x[i] < 0)) {
                     int k = 0;
                     while (k + 1 < m->n_tensors && m->tensors[k + 1].offset <= off + i) k++;
                     return ds__fail(err, DS_ERR_NUMERIC, "%s of %s (element %zu) is %g", what[a], m->tensors[k].name,
-                                    off + i - m->tensors[k].offset, (double)buf[i]);
+                                    off + i - m->tensors[k].offset, (double)x[i]);
                 }
         }
     return DS_OK;
@@ -5843,6 +5937,51 @@ static const uint16_t *ds__st_map_bf16(ds_model *m, const ds__shards *sh, const 
 #endif
 }
 
+/* An F32 inference model whose file holds every tensor as F32, in the model's order, back to back
+   (our own checkpoints do): the weights are the file itself, mapped copy-on-write (PROT_WRITE,
+   MAP_PRIVATE: a write changes this process's copy only), so a load reads nothing twice and
+   allocates nothing for them. 1 when mapped; 0 when the file is laid out otherwise (the loader then
+   allocates and reads). CPU build, POSIX, little-endian, float weights only. */
+static int ds__st_map_f32_model(ds_model *m, const ds__shards *sh) {
+#if defined(DS__POSIX) && !defined(DS_CUDA) && !defined(DS_DOUBLE)
+    const ds__st_r *r = NULL;
+    int64_t base = 0;
+    int k, i;
+    void *p;
+    size_t len;
+    if (!m->ex.host_visible || !ds__little_endian()) return 0;
+    for (k = 0; k < m->n_tensors; k++) {
+        const ds_tensor *t = &m->tensors[k];
+        const ds_json *j = NULL, *o;
+        int64_t b = 0;
+        for (i = 0; i < sh->n && !j; i++)
+            if ((j = ds_json_get(sh->r[i].doc->root, t->name)) && !r) r = &sh->r[i];
+        if (!j || (r && ds_json_get(r->doc->root, t->name) != j)) return 0; /* (absent, or in another shard) */
+        if (!ds__jis(ds_json_get(j, "dtype"), "F32") || !ds__shape_is(ds_json_get(j, "shape"), (size_t)t->rows, t->cols)) return 0;
+        if (!(o = ds_json_get(j, "data_offsets")) || !o->child || !ds_json_int(o->child, 0, INT64_MAX, &b)) return 0;
+        if (k == 0) base = b;
+        if ((uint64_t)b != (uint64_t)base + 4 * (uint64_t)t->offset) return 0; /* not back to back in our order */
+    }
+    if (!r || (r->data_at + (uint64_t)base) % sizeof(float)) return 0;
+    i = (int)(r - sh->r);
+    if (!m->maps) {
+        m->maps = (void **)ds__calloc((size_t)sh->n, sizeof(void *));
+        m->map_lens = (size_t *)ds__calloc((size_t)sh->n, sizeof(size_t));
+        if (!m->maps || !m->map_lens) return 0;
+        for (m->n_maps = 0; m->n_maps < sh->n; m->n_maps++) m->maps[m->n_maps] = MAP_FAILED;
+    }
+    len = (size_t)(r->data_at + r->data_len);
+    if ((p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE, fileno(r->f), 0)) == MAP_FAILED) return 0;
+    m->maps[i] = p, m->map_lens[i] = len;
+    m->params = (ds_float *)(void *)((char *)p + r->data_at + (uint64_t)base);
+    m->params_mapped = 1;
+    return 1;
+#else
+    (void)m, (void)sh;
+    return 0;
+#endif
+}
+
 static ds_model *ds__checkpoint_load(const char *dir, int B, int T, ds_train_state *st, int flags, ds_error *err);
 DSDEF ds_model *ds_checkpoint_load(const char *dir, int B, int T, ds_train_state *st, ds_error *err) { return ds__checkpoint_load(dir, B, T, st, 0, err); }
 DSDEF ds_model *ds_checkpoint_load_inference(const char *dir, int B, int T, ds_error *err) {
@@ -5926,8 +6065,15 @@ static ds_model *ds__checkpoint_load(const char *dir, int B, int T, ds_train_sta
     }
     /* RoPE extends to any length: the tables cover T, while the config (and the next save's
        max_position_embeddings) keeps the checkpoint's max_seq */
-    if (!(m = ds__model_new(&c, B, T, T, flags, err))) goto fail;
-    for (k = 0; k < m->n_tensors; k++) {
+    { /* an F32 inference model maps its weights when the file allows (ds__st_map_f32_model) */
+        int map = (flags & DS__NEW_INFERENCE) && !(flags & DS__NEW_BF16) && !(flags & DS__NEW_HOST_COPIES) && !tie;
+        if (!(m = ds__model_new(&c, B, T, T, flags | (map ? DS__NEW_NO_PARAMS : 0), err))) goto fail;
+        if (map && !ds__st_map_f32_model(m, &sh) && !(m->params = (ds_float *)ds__exec_alloc(&m->ex, m->n_params, sizeof(ds_float)))) {
+            DS__OOM(err);
+            goto fail;
+        }
+    }
+    for (k = 0; k < m->n_tensors && !m->params_mapped; k++) {
         const ds_tensor *t = &m->tensors[k];
         const ds__st_r *src;
         if (tie && k == m->n_tensors - 1 && !(sh.index ? ds_json_get(sh.map, t->name) : ds_json_get(sh.r[0].doc->root, t->name))) {

@@ -352,13 +352,42 @@ static void test_checkpoint_refuses_non_finite(void) {
         float fn = NAN;
         for (i = 0; i < 8; i++) hl |= (size_t)(unsigned char)f[i] << (8 * i);
         memcpy(f + 8 + hl + 4 * at, &fn, 4);
-        snprintf(hex, sizeof hex, "%016llx", (unsigned long long)ds__checksum(f + 8 + hl, len - 8 - hl));
-        CHECK((cs = strstr(f + 8, "\"data_checksum\":\"")) != NULL);
-        memcpy(cs + 17, hex, 16);
+        snprintf(hex, sizeof hex, "%016llx", (unsigned long long)ds__checksum8(f + 8 + hl, len - 8 - hl));
+        CHECK((cs = strstr(f + 8, "\"data_checksum_x8\":\"")) != NULL);
+        memcpy(cs + 20, hex, 16);
         ck_put(tp("ckpt_nan/model.safetensors"), f, len);
     }
     u = ds_checkpoint_load(tp("ckpt_nan"), 2, 16, NULL, &e);
     CHECKF(!u && e.code == DS_ERR_NUMERIC && strstr(e.msg, "embed_tokens"), "%s", e.msg);
+    free(f);
+    ds_model_free(m);
+}
+
+/* files written before v0.6 record the one-lane "data_checksum": still verified, corruption still
+   caught (the file is rewritten here as an old writer would have: same bytes, the older key) */
+static void test_checkpoint_old_checksum_still_verified(void) {
+    ds_model *m = ck_model(33), *u;
+    ds_error e;
+    char *f, *cs, hex[17];
+    size_t len, hl = 0, i;
+    CHECK(m);
+    CHECK_OK(ds_checkpoint_save(m, NULL, NULL, tp("ckpt_v1"), DS_DTYPE_F32, &e_));
+    CHECK((f = t_read(tp("ckpt_v1/model.safetensors"), &len)) != NULL);
+    for (i = 0; i < 8; i++) hl |= (size_t)(unsigned char)f[i] << (8 * i);
+    CHECK((cs = strstr(f + 8, "\"data_checksum_x8\":\"")) != NULL);
+    /* "data_checksum_x8":"<16 hex>" -> "data_checksum":"<16 hex>"   (3 spaces: the header keeps its length) */
+    snprintf(hex, sizeof hex, "%016llx", (unsigned long long)ds__checksum(f + 8 + hl, len - 8 - hl));
+    memcpy(cs, "\"data_checksum\":\"", 17);
+    memcpy(cs + 17, hex, 16);
+    memcpy(cs + 33, "\"   ", 4);
+    ck_put(tp("ckpt_v1/model.safetensors"), f, len);
+    u = ds_checkpoint_load(tp("ckpt_v1"), 2, 16, NULL, &e);
+    CHECKF(u && t_same(u, m, DS_PARAMS), "%s", e.msg);
+    ds_model_free(u);
+    f[len - 5] ^= 0x10; /* a bit of the last tensor */
+    ck_put(tp("ckpt_v1/model.safetensors"), f, len);
+    u = ds_checkpoint_load(tp("ckpt_v1"), 2, 16, NULL, &e);
+    CHECKF(!u && strstr(e.msg, "corrupted"), "%s", u ? "loaded" : e.msg);
     free(f);
     ds_model_free(m);
 }
@@ -735,6 +764,40 @@ static void test_checkpoint_inference_load(void) {
     ds_model_zero_grad(u); /* harmless */
     CHECK_OK(ds_model_forward_token(u, 3, 0, NULL, &lg, &e_));
     CHECK(lg != NULL);
+    /* our F32 file is mapped, not read (copy-on-write: a write changes the model, not the file) */
+    CHECK(u->params_mapped && u->n_maps >= 1);
+    {
+        size_t n0, n1;
+        char *before = t_read(tp("ckpt_inf/model.safetensors"), &n0), *after;
+        ds_float x = 42;
+        CHECK_OK(ds_model_set(u, DS_PARAMS, 5, 1, &x, &e_));
+        CHECK(ds_model_params(u)[5] == 42);
+        after = t_read(tp("ckpt_inf/model.safetensors"), &n1);
+        CHECK(before && after && n0 == n1 && memcmp(before, after, n0) == 0);
+        free(before), free(after);
+    }
+    /* a file laid out otherwise (the tensors in reverse order) is read, and gives the same model */
+    {
+        ds__st_w w[64];
+        ds_model *g;
+        int k, n = f->n_tensors;
+        char *cfg;
+        size_t cl;
+        CHECK(n <= 64);
+        for (k = 0; k < n; k++) {
+            const ds_tensor *t = &f->tensors[n - 1 - k];
+            w[k].name = t->name, w[k].rows = t->rows, w[k].cols = t->cols, w[k].data = f->params + t->offset, w[k].n = t->numel;
+            w[k].dtype = DS_DTYPE_F32, w[k].ex = NULL;
+        }
+        mkdir(tp("ckpt_rev"), 0755);
+        CHECK((cfg = t_read(tp("ckpt_inf/config.json"), &cl)) != NULL);
+        CHECK_OK(ds_write_file_atomic(tp("ckpt_rev/config.json"), cfg, cl, &e_));
+        free(cfg);
+        CHECK_OK(ds__st_save(tp("ckpt_rev/model.safetensors"), w, n, NULL, &e_));
+        CHECKF((g = ds_checkpoint_load_inference(tp("ckpt_rev"), 2, 16, &e)) != NULL, "%s", e.msg);
+        CHECK(!g->params_mapped && t_same(g, f, DS_PARAMS));
+        ds_model_free(g);
+    }
     ds_model_free(u), ds_model_free(f), ds_model_free(m);
 }
 
@@ -743,6 +806,7 @@ static void suite_checkpoint(void) {
     RUN(test_checkpoint_two_crashes_never_lose_it);
     RUN(test_checkpoint_refuses_non_finite);
     RUN(test_checkpoint_detects_bit_flips);
+    RUN(test_checkpoint_old_checksum_still_verified);
     RUN(test_checkpoint_trainer_state_is_checked);
     RUN(test_checkpoint_streams_tensors);
     RUN(test_checkpoint_shapes_beyond_2_31);
