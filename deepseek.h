@@ -3406,8 +3406,15 @@ extern "C" {
 /* exp for float, branch-free so that loops over it vectorize (libm's expf is a scalar call):
    e^x = 2^n e^r with n = round(x log2 e), |r| <= ln2/2, e^r by Cephes' degree-6 polynomial,
    2^n built in the exponent bits. Within 1 ulp of expf on [-87.3, 88.3]; clamped outside;
-   NaN in, NaN out. */
-static float ds__expf(float x) {
+   NaN in, NaN out. Always inlined: a loop that calls it and does nothing else vectorizes (the
+   softmaxes below keep their exps and their sums in separate loops for that reason: the sum, a
+   reduction, stays in order and scalar, the exps run 16 at a time). */
+#if defined(__GNUC__) || defined(__clang__)
+#define DS__ALWAYS_INLINE __attribute__((always_inline)) inline
+#else
+#define DS__ALWAYS_INLINE
+#endif
+static DS__ALWAYS_INLINE float ds__expf(float x) {
     float n, r, p, y = x;
     int32_t e;
     y = y < -87.3f ? -87.3f : y;
@@ -4142,7 +4149,8 @@ static void ds__att_probs(ds_float *S, ds_float *ms, int fresh, const ds_float *
         ds_float *p = S + (t - r0) * T, mx = -INFINITY, sum = 0;
         for (t2 = 0; t2 <= t; t2++) { p[t2] *= scale; mx = p[t2] > mx ? p[t2] : mx; }
         if (!fresh) mx = ms[2 * t];
-        for (t2 = 0; t2 <= t; t2++) { p[t2] = DS__EXP(p[t2] - mx); sum += p[t2]; }
+        for (t2 = 0; t2 <= t; t2++) p[t2] = DS__EXP(p[t2] - mx); /* (vectorized) */
+        for (t2 = 0; t2 <= t; t2++) sum += p[t2];                /* (in order) */
         if (fresh) ms[2 * t] = mx, ms[2 * t + 1] = sum;
         else sum = ms[2 * t + 1];
         for (t2 = 0; t2 <= t; t2++) p[t2] /= sum;
@@ -4245,7 +4253,8 @@ static void ds__attention_decode_task(void *ctx, size_t h0, size_t h1) {
             att[t] = ds__dot(q, a->kc + t * KV * hd + kvh * hd, hd) * scale;
             mx = att[t] > mx ? att[t] : mx;
         }
-        for (t = 0; t <= a->pos; t++) { att[t] = DS__EXP(att[t] - mx); sum += att[t]; }
+        for (t = 0; t <= a->pos; t++) att[t] = DS__EXP(att[t] - mx);
+        for (t = 0; t <= a->pos; t++) sum += att[t];
         for (j = 0; j < hd; j++) yh[j] = 0;
         for (t = 0; t <= a->pos; t++) {
             const ds_float *v = a->vc + t * KV * hd + kvh * hd, p = att[t] / sum;
@@ -4318,7 +4327,12 @@ static void ds__xent_fwd_task(void *ctx, size_t n0, size_t n1) {
         const ds_float *l = x->logits + n * x->V;
         ds_float mx = l[0], sum = 0;
         for (i = 1; i < x->V; i++) if (l[i] > mx) mx = l[i];
-        for (i = 0; i < x->V; i++) sum += DS__EXP(l[i] - mx);
+        for (i = 0; i < x->V; i += 64) { /* the exps of 64 logits at a time (vectorized), then their sum in order */
+            ds_float e[64];
+            size_t k, m = x->V - i < 64 ? x->V - i : 64;
+            for (k = 0; k < m; k++) e[k] = DS__EXP(l[i + k] - mx);
+            for (k = 0; k < m; k++) sum += e[k];
+        }
         x->losses[n] = mx + DS__LOG(sum) - l[x->targets[n]];
     }
 }
@@ -4329,7 +4343,8 @@ static void ds__xent_bwd_task(void *ctx, size_t n0, size_t n1) {
         ds_float *l = x->logits + n * x->V, mx = l[0], sum = 0, c = (ds_float)(x->c * (x->dloss ? (double)x->dloss[n] : 1.0));
         if (c == 0) { memset(l, 0, x->V * sizeof(ds_float)); continue; }
         for (i = 1; i < x->V; i++) if (l[i] > mx) mx = l[i];
-        for (i = 0; i < x->V; i++) { l[i] = DS__EXP(l[i] - mx); sum += l[i]; }
+        for (i = 0; i < x->V; i++) l[i] = DS__EXP(l[i] - mx);
+        for (i = 0; i < x->V; i++) sum += l[i];
         for (i = 0; i < x->V; i++) l[i] = l[i] / sum * c;
         l[x->targets[n]] -= c;
     }
