@@ -3950,7 +3950,7 @@ static void ds__rmsnorm_backward(ds__exec *ex, ds_float *dx, int dx_accumulate, 
 /* The dot product of decoding (matrix-vector products, attention scores). A float sum does not
    vectorize unless the compiler may reassociate it (-ffast-math), so the SIMD is written out: four
    vector accumulators over 4 VL values at a time, then single vectors, the lanes summed in a fixed
-   order, then the scalar tail. The order depends on n only, so a row's result is the same whichever
+   tree (halves added to halves: log2 VL vector steps, not VL serial adds), then the scalar tail. The order depends on n only, so a row's result is the same whichever
    thread computes it. */
 #ifdef DS__SIMD
 /* the vector part of a dot product of n values: LOAD reads VL of a as floats, PF(p) may prefetch;
@@ -3960,7 +3960,7 @@ static void ds__rmsnorm_backward(ds__exec *ex, ds_float *dx, int dx_accumulate, 
     do {                                                                                               \
         if ((n) >= (size_t)DS__VL) {                                                                   \
             ds__vec a0_ = LOAD(a) * ds__vload(b), a1_ = a0_ - a0_, a2_ = a1_, a3_ = a1_;               \
-            int i_;                                                                                    \
+            int i_, w_;                                                                                \
             for ((k) = DS__VL; (k) + 4 * DS__VL <= (n); (k) += 4 * DS__VL) {                           \
                 PF((a) + (k));                                                                         \
                 a1_ += LOAD((a) + (k)) * ds__vload((b) + (k));                                         \
@@ -3970,7 +3970,9 @@ static void ds__rmsnorm_backward(ds__exec *ex, ds_float *dx, int dx_accumulate, 
             }                                                                                          \
             for (; (k) + DS__VL <= (n); (k) += DS__VL) a0_ += LOAD((a) + (k)) * ds__vload((b) + (k));  \
             a0_ = (a0_ + a1_) + (a2_ + a3_);                                                           \
-            for (i_ = 0; i_ < DS__VL; i_++) (s) += a0_[i_];                                            \
+            for (w_ = DS__VL / 2; w_ >= 1; w_ /= 2) /* the lanes in a fixed tree (shuffles, not 16 adds) */ \
+                for (i_ = 0; i_ < w_; i_++) a0_[i_] += a0_[i_ + w_];                                   \
+            (s) += a0_[0];                                                                             \
         }                                                                                              \
     } while (0)
 #define DS__NO_PREFETCH(p) (void)(p)

@@ -27,8 +27,8 @@ for m in $MODELS; do
     : > "$W/d"; : > "$W/b"; : > "$W/l"
     r=0
     while [ $r -lt $ROUNDS ]; do
-      ./$B/bench_decode $m $t $TOKENS f32 | sed -n 's/tokens_per_s=//p' >> "$W/d"
-      ./$B/bench_decode $m $t $TOKENS bf16 | sed -n 's/tokens_per_s=//p' >> "$W/b"
+      ./$B/bench_decode $m $t $TOKENS f32 | sed -n 's/^tokens_per_s=//p' >> "$W/d"
+      ./$B/bench_decode $m $t $TOKENS bf16 | sed -n 's/^tokens_per_s=//p' >> "$W/b"
       OMP_NUM_THREADS=$t OMP_WAIT_POLICY=passive ./$B/llama2c_run "$W/$m.bin" -z "$L/tokenizer.bin" -t 0 -n $((TOKENS + 1)) 2>&1 >/dev/null | sed -n 's/achieved tok\/s: //p' >> "$W/l"
       r=$((r + 1))
     done
