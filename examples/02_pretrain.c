@@ -18,18 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <signal.h>
-#include <unistd.h>
 #include "common.h"
-
-/* Under mpirun, a rank that dies takes the job down: the launcher sends the others SIGTERM. Say so
-   (write and _exit are safe in a handler); the last checkpoint is intact by construction. */
-static void on_term(int sig) {
-    static const char msg[] = "02_pretrain: terminated by a signal (under mpirun: another rank ended or failed); the last checkpoint is intact\n";
-    (void)sig;
-    if (write(2, msg, sizeof msg - 1) < 0) _exit(143);
-    _exit(143);
-}
 
 typedef struct {
     int steps, warmup, batch, seq, dim, layers, heads, kv_heads, vocab, threads, eval_every, ckpt_every, resume, sample_tokens, stop_after, micro;
@@ -131,7 +120,7 @@ int main(int argc, char **argv) {
     int micros, rank, world, j;
     if (!parse(argc, argv, &o)) return 2;
     if (ex_outdir(o.out, &err)) { fprintf(stderr, "--out: %s\n", err.msg); return 1; }
-    signal(SIGTERM, on_term);
+    ex_say_when_terminated(); /* under mpirun: a message when another rank's death ends this one */
     micros = o.batch / o.micro;
     memset(&st, 0, sizeof st);
     st.rng = o.seed;

@@ -136,6 +136,7 @@ int main(int argc, char **argv) {
         fprintf(stderr, "epochs, batch, threads, n-train, n-eval >= 1; seq, max-new >= 8; lr > 0; 0 <= stage2-frac <= 1\n");
         return 2;
     }
+    ex_say_when_terminated(); /* under mpirun: a message when another rank's death ends this one */
     if (!o.micro) o.micro = o.batch;
     if (o.batch % o.micro) { fprintf(stderr, "--micro %d does not divide --batch %d\n", o.micro, o.batch); return 2; }
     if (ex_outdir(o.out, &err)) { fprintf(stderr, "--out: %s\n", err.msg); return 1; }
