@@ -12,8 +12,27 @@
 static ds__exec *cref_ex(void) {
     static ds__exec ex;
     static ds_float work[1 << 20];
+    static double partial[1 << 12];
     ex.pool = NULL, ex.host_visible = 1, ex.work = work, ex.work_n = sizeof work / sizeof work[0];
+    ex.partial = partial, ex.partial_n = sizeof partial / sizeof partial[0];
     return &ex;
+}
+
+/* data parallelism's primitives (ds_dp): accumulate, the norm's chunk sums, AdamW over a range */
+void cref_accumulate(float *dst, const float *src, size_t n) { ds__accumulate(cref_ex(), dst, src, n); }
+void cref_sqnorm_partials(double *out, const float *x, size_t n) {
+    const double *p = ds__sqnorm_partials(cref_ex(), x, n);
+    memcpy(out, p, (n + DS__NORM_CHUNK - 1) / DS__NORM_CHUNK * sizeof(double));
+}
+void cref_adamw_range(float *p, const float *g, float *m, float *v, size_t n_first, size_t n_second, size_t lo, size_t hi, double lr, int step) {
+    ds_tensor t[2];
+    ds__adamw_hp hp;
+    memset(t, 0, sizeof t);
+    t[0].offset = 0, t[0].numel = n_first, t[0].decay = 1;
+    t[1].offset = n_first, t[1].numel = n_second, t[1].decay = 0;
+    hp.lr = lr, hp.b1 = 0.9, hp.b2 = 0.95, hp.eps = 1e-8, hp.wd = 0.1, hp.clip = 0.5;
+    hp.bc1 = 1.0 - pow(0.9, step), hp.bc2 = 1.0 - pow(0.95, step);
+    ds__adamw_update(cref_ex(), p, g, m, v, t, 2, lo, hi, &hp);
 }
 
 void cref_embedding_forward(float *out, const int32_t *inp, const float *wte, size_t N, size_t D) { ds__embedding_forward(cref_ex(), out, inp, wte, N, D); }

@@ -22,6 +22,12 @@ void cref_swiglu_forward(float *h, const float *gu, size_t N, size_t F);
 void cref_swiglu_backward(float *dgu, const float *dh, const float *gu, size_t N, size_t F);
 void cref_crossentropy_forward(float *losses, const float *logits, const int32_t *targets, size_t N, size_t V);
 void cref_crossentropy_backward(float *logits, const int32_t *targets, const float *dloss, double scale, size_t N, size_t V);
+/* ds_dp's primitives: dst += src; the norm's per-chunk sums of squares (one per 16384 values);
+   AdamW over [lo, hi) of two tensors (n_first with weight decay, then n_second without), g, m and v
+   holding only that range, at lr and step, clip factor 0.5 */
+void cref_accumulate(float *dst, const float *src, size_t n);
+void cref_sqnorm_partials(double *out, const float *x, size_t n);
+void cref_adamw_range(float *p, const float *g, float *m, float *v, size_t n_first, size_t n_second, size_t lo, size_t hi, double lr, int step);
 
 /* a CPU model (opaque), the same shapes and seeds as ds_model_* */
 void *cref_model_new(int vocab, int d_model, int n_layers, int n_heads, int n_kv_heads, int d_ff, int max_seq, int B, int T, uint64_t seed);

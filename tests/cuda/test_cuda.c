@@ -123,6 +123,50 @@ static void test_cuda_ops_elementwise_and_norms(void) {
     ds__exec_free(ex, ids_d);
 }
 
+/* data parallelism's primitives (ds_dp: accumulate, the norm's chunk sums, AdamW over a slice) */
+static void test_cuda_ops_dp_primitives(void) {
+    ds__exec *ex = &g_ex;
+    enum { DN = 40000, DA = 25000, LO = 16384, HI = 36000 }; /* 3 norm chunks; the slice crosses the tensor boundary */
+    float *a = t_rand_array(DN, 1), *b = t_rand_array(DN, 1), *p = t_rand_array(DN, 1), *g = t_rand_array(DN, 1);
+    float *m = t_rand_array(DN, 0.1), *v = (float *)calloc(DN, sizeof(float)), *got = (float *)calloc(DN, sizeof(float));
+    float *a_d, *b_d, *p_d, *g_d, *m_d, *v_d;
+    double pr[8], pg[8], r;
+    const double *hp;
+    size_t i;
+    NEED_DEVICE();
+    CHECK(t_exec());
+    for (i = 0; i < DN; i++) v[i] = (float)(0.01 * fabs(t_uniform()));
+    a_d = (float *)t_dev(ex, a, DN * 4), b_d = (float *)t_dev(ex, b, DN * 4), p_d = (float *)t_dev(ex, p, DN * 4);
+    g_d = (float *)t_dev(ex, g + LO, (HI - LO) * 4), m_d = (float *)t_dev(ex, m + LO, (HI - LO) * 4), v_d = (float *)t_dev(ex, v + LO, (HI - LO) * 4);
+    CHECK(!ex->failed);
+    cref_accumulate(a, b, DN);
+    ds__accumulate(ex, a_d, b_d, DN);
+    t_host(ex, got, a_d, DN * 4);
+    CHECK(memcmp(got, a, DN * 4) == 0); /* one addition per element: exact */
+    cref_sqnorm_partials(pr, b, DN);
+    CHECK((hp = ds__sqnorm_partials(ex, b_d, DN)) != NULL);
+    memcpy(pg, hp, 3 * sizeof(double));
+    for (i = 0; i < 3; i++) CHECKF(fabs(pg[i] - pr[i]) <= 1e-9 * pr[i], "sqnorm chunk %zu: %.17g vs %.17g", i, pg[i], pr[i]);
+    cref_adamw_range(p, g + LO, m + LO, v + LO, DA, DN - DA, LO, HI, 1e-3, 3);
+    {
+        ds_tensor t[2];
+        ds__adamw_hp h;
+        memset(t, 0, sizeof t);
+        t[0].offset = 0, t[0].numel = DA, t[0].decay = 1, t[1].offset = DA, t[1].numel = DN - DA, t[1].decay = 0;
+        h.lr = 1e-3, h.b1 = 0.9, h.b2 = 0.95, h.eps = 1e-8, h.wd = 0.1, h.clip = 0.5, h.bc1 = 1 - pow(0.9, 3), h.bc2 = 1 - pow(0.95, 3);
+        ds__adamw_update(ex, p_d, g_d, m_d, v_d, t, 2, LO, HI, &h);
+    }
+    t_host(ex, got, p_d, DN * 4);
+    CHECKF((r = t_close(got, p, DN, 1e-7, 1e-6)) <= 1, "adamw over [%d, %d): parameters %.3g", LO, HI, r);
+    t_host(ex, got, m_d, (HI - LO) * 4);
+    CHECKF((r = t_close(got, m + LO, HI - LO, 1e-7, 1e-6)) <= 1, "adamw exp_avg %.3g", r);
+    t_host(ex, got, v_d, (HI - LO) * 4);
+    CHECKF((r = t_close(got, v + LO, HI - LO, 1e-9, 1e-6)) <= 1, "adamw exp_avg_sq %.3g", r);
+    CHECK(!ex->failed);
+    free(a), free(b), free(p), free(g), free(m), free(v), free(got);
+    ds__exec_free(ex, a_d), ds__exec_free(ex, b_d), ds__exec_free(ex, p_d), ds__exec_free(ex, g_d), ds__exec_free(ex, m_d), ds__exec_free(ex, v_d);
+}
+
 static void test_cuda_ops_linear_and_crossentropy(void) {
     ds__exec *ex = &g_ex;
     float *inp = t_rand_array(ON * OD, 1), *W = t_rand_array(OV * OD, 1), *base = t_rand_array(ON * OV, 1), *ref, *got, *dinp_r, *dW_r;
@@ -447,6 +491,7 @@ int main(int argc, char **argv) {
     if (mkdir(ds_tdir, 0755) != 0) { perror(ds_tdir); return 1; }
     RUN(test_cuda_ops_elementwise_and_norms);
     RUN(test_cuda_ops_linear_and_crossentropy);
+    RUN(test_cuda_ops_dp_primitives);
     RUN(test_cuda_ops_rope_and_attention);
     RUN(test_cuda_model_fp32_matches_cpu);
     RUN(test_cuda_training_trajectory_and_determinism);
