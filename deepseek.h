@@ -4939,6 +4939,18 @@ DSDEF ds_adamw ds_adamw_default(void) {
     return o;
 }
 
+/* the scalars of AdamW step `step` (1-based) at lr, with clip the global-norm factor for a gradient
+   of norm `norm` (torch.nn.utils.clip_grad_norm_: max_norm / (norm + 1e-6), at most 1) */
+static ds__adamw_hp ds__adamw_scalars(const ds_adamw *opt, double lr, long step, double norm) {
+    ds__adamw_hp hp;
+    hp.lr = lr, hp.b1 = opt->beta1, hp.b2 = opt->beta2, hp.eps = opt->eps, hp.wd = opt->weight_decay;
+    hp.bc1 = 1.0 - pow(opt->beta1, (double)step);
+    hp.bc2 = 1.0 - pow(opt->beta2, (double)step);
+    hp.clip = 1.0;
+    if (opt->grad_clip > 0 && opt->grad_clip / (norm + 1e-6) < 1.0) hp.clip = opt->grad_clip / (norm + 1e-6);
+    return hp;
+}
+
 DSDEF int ds_model_step(ds_model *m, const ds_adamw *opt, double lr, double *grad_norm, ds_pool *pool, ds_error *err) {
     ds__adamw_hp hp;
     double norm;
@@ -4954,12 +4966,7 @@ DSDEF int ds_model_step(ds_model *m, const ds_adamw *opt, double lr, double *gra
     if (grad_norm) *grad_norm = norm;
     if (!(norm == norm) || isinf(norm))
         return ds__fail(err, DS_ERR_NUMERIC, "step %ld: the gradient norm is not finite; the step was not applied", m->steps + 1);
-    m->steps++;
-    hp.lr = lr, hp.b1 = opt->beta1, hp.b2 = opt->beta2, hp.eps = opt->eps, hp.wd = opt->weight_decay;
-    hp.bc1 = 1.0 - pow(opt->beta1, (double)m->steps);
-    hp.bc2 = 1.0 - pow(opt->beta2, (double)m->steps);
-    hp.clip = 1.0; /* torch.nn.utils.clip_grad_norm_: scale by max_norm / (norm + 1e-6), at most 1 */
-    if (opt->grad_clip > 0 && opt->grad_clip / (norm + 1e-6) < 1.0) hp.clip = opt->grad_clip / (norm + 1e-6);
+    hp = ds__adamw_scalars(opt, lr, ++m->steps, norm);
     ds__adamw_update(&m->ex, m->params, m->grads, m->m, m->v, m->tensors, m->n_tensors, 0, m->n_params, &hp);
     return ds__exec_status(&m->ex, err);
 }
@@ -5927,6 +5934,17 @@ static const ds__st_r *ds__shards_find(const ds__shards *s, const char *name, ds
 /* Tensor t of BF16 model m, as a pointer into its file mapped read-only: the file is mapped once
    (kept until ds_model_free), and only a BF16 tensor of the model's shape at an even offset
    qualifies. NULL: read it instead (another dtype, no mmap, or a shape the reader will refuse). */
+#ifdef DS__POSIX
+/* the model's table of mapped files, one slot per shard (MAP_FAILED: not mapped); 0 on no memory */
+static int ds__maps_reserve(ds_model *m, int n) {
+    if (m->maps) return 1;
+    m->maps = (void **)ds__calloc((size_t)n, sizeof(void *));
+    m->map_lens = (size_t *)ds__calloc((size_t)n, sizeof(size_t));
+    if (!m->maps || !m->map_lens) return 0;
+    for (m->n_maps = 0; m->n_maps < n; m->n_maps++) m->maps[m->n_maps] = MAP_FAILED;
+    return 1;
+}
+#endif
 static const uint16_t *ds__st_map_bf16(ds_model *m, const ds__shards *sh, const ds__st_r *r, const ds_tensor *t) {
 #ifdef DS__POSIX
     const ds_json *j = ds_json_get(r->doc->root, t->name);
@@ -5934,13 +5952,7 @@ static const uint16_t *ds__st_map_bf16(ds_model *m, const ds__shards *sh, const 
     int i = (int)(r - sh->r);
     if (!j || !ds__jis(ds_json_get(j, "dtype"), "BF16") || !ds__shape_is(ds_json_get(j, "shape"), (size_t)t->rows, t->cols)) return NULL;
     ds_json_int(ds_json_get(j, "data_offsets")->child, 0, INT64_MAX, &b);
-    if ((r->data_at + (uint64_t)b) % 2) return NULL;
-    if (!m->maps) {
-        m->maps = (void **)ds__calloc((size_t)sh->n, sizeof(void *));
-        m->map_lens = (size_t *)ds__calloc((size_t)sh->n, sizeof(size_t));
-        if (!m->maps || !m->map_lens) return NULL;
-        for (m->n_maps = 0; m->n_maps < sh->n; m->n_maps++) m->maps[m->n_maps] = MAP_FAILED;
-    }
+    if ((r->data_at + (uint64_t)b) % 2 || !ds__maps_reserve(m, sh->n)) return NULL;
     if (m->maps[i] == MAP_FAILED) {
         size_t len = (size_t)(r->data_at + r->data_len);
         void *p = mmap(NULL, len, PROT_READ, MAP_PRIVATE, fileno(r->f), 0);
@@ -5981,12 +5993,7 @@ static int ds__st_map_f32_model(ds_model *m, const ds__shards *sh) {
     }
     if (!r || (r->data_at + (uint64_t)base) % sizeof(float)) return 0;
     i = (int)(r - sh->r);
-    if (!m->maps) {
-        m->maps = (void **)ds__calloc((size_t)sh->n, sizeof(void *));
-        m->map_lens = (size_t *)ds__calloc((size_t)sh->n, sizeof(size_t));
-        if (!m->maps || !m->map_lens) return 0;
-        for (m->n_maps = 0; m->n_maps < sh->n; m->n_maps++) m->maps[m->n_maps] = MAP_FAILED;
-    }
+    if (!ds__maps_reserve(m, sh->n)) return 0;
     len = (size_t)(r->data_at + r->data_len);
     if ((p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE, fileno(r->f), 0)) == MAP_FAILED) return 0;
     m->maps[i] = p, m->map_lens[i] = len;
@@ -6500,7 +6507,7 @@ DSDEF int ds_dp_step(ds_dp *d, const ds_adamw *opt, double lr, double *loss, dou
     ds_float *g, *G;
     ds__adamw_hp hp;
     ds_adamw def = ds_adamw_default();
-    double L = 0, W = 0, S = 0, norm, scale;
+    double L = 0, W = 0, S = 0, norm;
     size_t lo, hi, len, j;
     int r, first_bad = -1, bad_rc = 0, rc;
     int32_t st32;
@@ -6588,13 +6595,8 @@ DSDEF int ds_dp_step(ds_dp *d, const ds_adamw *opt, double lr, double *loss, dou
     if (!(norm == norm) || isinf(norm))
         return ds__fail(err, DS_ERR_NUMERIC, "step %ld: the gradient norm is not finite; the step was not applied", m->steps + 1);
     /* 4. AdamW on this rank's slice, the gradient scaled by clip / W */
-    m->steps++;
-    hp.lr = lr, hp.b1 = opt->beta1, hp.b2 = opt->beta2, hp.eps = opt->eps, hp.wd = opt->weight_decay;
-    hp.bc1 = 1.0 - pow(opt->beta1, (double)m->steps);
-    hp.bc2 = 1.0 - pow(opt->beta2, (double)m->steps);
-    scale = 1.0;
-    if (opt->grad_clip > 0 && opt->grad_clip / (norm + 1e-6) < 1.0) scale = opt->grad_clip / (norm + 1e-6);
-    hp.clip = W > 0 ? scale / W : 0.0;
+    hp = ds__adamw_scalars(opt, lr, ++m->steps, norm);
+    hp.clip = W > 0 ? hp.clip / W : 0.0;
     ds__adamw_update(ex, m->params, G, m->m, m->v, m->tensors, m->n_tensors, lo, hi, &hp);
     if ((rc = ds__exec_status(ex, err))) return rc;
     /* 5. every rank receives every slice */
