@@ -320,6 +320,11 @@ static void ds__bf16_widen(ds__exec *ex, ds_float *dst, const uint16_t *src, siz
     (void)dst, (void)src, (void)n;
     ds__cu_fail(ex, "bf16_widen", "BF16 inference models run on the CPU build");
 }
+static void ds__linear_prefill_bf16(ds__exec *ex, ds_float *out, size_t ldo, const ds_float *inp, const uint16_t *W, size_t N, size_t C,
+                                    size_t OC, int accumulate) {
+    (void)out, (void)ldo, (void)inp, (void)W, (void)N, (void)C, (void)OC, (void)accumulate;
+    ds__cu_fail(ex, "linear_prefill_bf16", "BF16 inference models run on the CPU build");
+}
 static void ds__linear_backward(ds__exec *ex, ds_float *dinp, int dinp_accumulate, ds_float *dW, const ds_float *dout, const ds_float *inp,
                                 const ds_float *W, size_t N, size_t C, size_t OC) {
     const float one = 1, beta = dinp_accumulate ? 1.0f : 0.0f;

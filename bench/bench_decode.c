@@ -121,7 +121,7 @@ int main(int argc, char **argv) {
     }
     t1 = ds_now();
     printf("%s (%s): %.1fM parameters, %d threads, %d tokens\n", name, argc > 4 ? argv[4] : "f32", ds_model_n_params(m) / 1e6, threads, n);
-    if (!(argc > 4 && !strcmp(argv[4], "bf16"))) { /* a 128-token prompt through the batched forward (the float model) */
+    { /* a 128-token prompt through the batched forward (prefill, either model) */
         int32_t prompt[128], out1;
         int n_out = 0;
         double p0;

@@ -607,6 +607,62 @@ static void test_checkpoint_bf16_inference_model(void) {
     ds_model_free(m);
 }
 
+/* a prompt through the BF16 model's batched forward (prefill, DS__PREFILL_ROWS positions at a
+   time) gives, bit for bit, the float model's prefill on the same rounded weights: the logits of
+   the prompt's last position, then every greedy token and the logits after them; and it agrees
+   with feeding the BF16 model the prompt token by token (the products sum in another order) */
+static void test_checkpoint_bf16_prefill(void) {
+    enum { NP = DS__PREFILL_ROWS + 9 };
+    ds_config c;
+    ds_error e;
+    ds_model *m, *ref, *b, *one;
+    ds_float *want, *pre;
+    const ds_float *lg;
+    size_t i, V;
+    int32_t prompt[NP], next = 3, ga[6], gb[6];
+    int na = 0, nb = 0, t;
+    double worst = 0, scale = 0;
+    ds_sampler sa = ds_sampler_make(0, 1, 0), sb = ds_sampler_make(0, 1, 0);
+    ds_config_preset("test", &c, &e);
+    c.vocab = 96, c.d_model = 48, c.n_heads = 4, c.n_kv_heads = 2, c.d_ff = 80, c.n_layers = 2, c.init_std = 0.1, c.max_seq = 128;
+    CHECK((m = ds_model_new(&c, 1, 8, &e)) != NULL);
+    CHECK_OK(ds_model_init(m, 22));
+    CHECK_OK(ds_checkpoint_save(m, NULL, NULL, tp("ckpt_pf16"), DS_DTYPE_BF16, &e_));
+    V = (size_t)c.vocab;
+    CHECK((want = (ds_float *)malloc(V * sizeof(ds_float))) != NULL && (pre = (ds_float *)malloc(V * sizeof(ds_float))) != NULL);
+    CHECK((b = ds_checkpoint_load_bf16(tp("ckpt_pf16"), &e)) != NULL);
+    CHECK((one = ds_checkpoint_load_bf16(tp("ckpt_pf16"), &e)) != NULL);
+    CHECK((ref = ds_checkpoint_load_inference(tp("ckpt_pf16"), 1, 16, &e)) != NULL); /* widened on load: the rounded weights */
+    for (t = 0; t < NP; t++) prompt[t] = (int32_t)((t * 37 + 5) % c.vocab);
+    /* the prompt: two chunks of the BF16 model's prefill (64 + 9), five of the float model's (T = 16) */
+    CHECK_OK(ds_generate_next(ref, 0, prompt, NP, 0, &sa, -1, NULL, NULL, NULL, &na, NULL, &e_));
+    memcpy(want, ds_model_logits(ref), V * sizeof(ds_float));
+    CHECK_OK(ds_generate_next(b, 0, prompt, NP, 0, &sb, -1, NULL, NULL, NULL, &nb, NULL, &e_));
+    memcpy(pre, ds_model_logits(b), V * sizeof(ds_float));
+    for (i = 0; i < V; i++) CHECKF(pre[i] == want[i], "logit %zu after the prompt: %.9g, the float model %.9g", i, (double)pre[i], (double)want[i]);
+    /* then greedy tokens through both caches, and the logits after them */
+    CHECK_OK(ds_generate_next(ref, NP, &next, 1, 6, &sa, -1, NULL, NULL, ga, &na, NULL, &e_));
+    CHECK_OK(ds_generate_next(b, NP, &next, 1, 6, &sb, -1, NULL, NULL, gb, &nb, NULL, &e_));
+    CHECK(na == 6 && nb == 6);
+    for (t = 0; t < 6; t++) CHECKF(ga[t] == gb[t], "greedy token %d: the float model %d, the BF16 model %d", t, (int)ga[t], (int)gb[t]);
+    CHECK_OK(ds_model_forward_token(ref, ga[5], NP + 6, NULL, &lg, &e_));
+    memcpy(want, lg, V * sizeof(ds_float));
+    CHECK_OK(ds_model_forward_token(b, gb[5], NP + 6, NULL, &lg, &e_));
+    for (i = 0; i < V; i++) CHECKF(lg[i] == want[i], "logit %zu after 7 more tokens: %.9g, the float model %.9g", i, (double)lg[i], (double)want[i]);
+    /* the BF16 model fed the prompt a token at a time: the same logits to rounding */
+    for (t = 0; t < NP; t++) CHECK_OK(ds_model_forward_token(one, prompt[t], t, NULL, &lg, &e_));
+    for (i = 0; i < V; i++) {
+        double d = fabs((double)lg[i] - (double)pre[i]);
+        worst = d > worst ? d : worst;
+        scale = fabs((double)lg[i]) > scale ? fabs((double)lg[i]) : scale;
+    }
+    CHECKF(worst <= 1e-5 * scale, "prefill vs token by token: logits differ by %.2e (the largest is %.3g)", worst, scale);
+    printf("  BF16 prefill (64 + 9 positions) = the float model's prefill bit for bit; vs token by token within %.1e of the largest logit\n", worst / scale);
+    free(want), free(pre);
+    ds_sampler_free(&sa), ds_sampler_free(&sb);
+    ds_model_free(ref), ds_model_free(b), ds_model_free(one), ds_model_free(m);
+}
+
 /* writes m as a Hugging Face-style sharded BF16 checkpoint in dir: n_shards files, tensor k in shard
    k % n_shards (so q, k and v land in different files), model.safetensors.index.json, config.json;
    index_extra is spliced into the weight_map (a duplicate, a wrong shard) */
@@ -812,6 +868,7 @@ static void suite_checkpoint(void) {
     RUN(test_checkpoint_shapes_beyond_2_31);
     RUN(test_checkpoint_load_sizes_for_t);
     RUN(test_checkpoint_bf16_inference_model);
+    RUN(test_checkpoint_bf16_prefill);
     RUN(test_checkpoint_sharded_bf16);
     RUN(test_checkpoint_second_writer_refused);
     RUN(test_read_file_is_typed_and_bounded);
