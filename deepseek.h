@@ -589,8 +589,8 @@ DSDEF ds_model *ds_checkpoint_load_inference(const char *dir, int B, int T, ds_e
    F32 or F64 files are rounded to BF16 once, at load; BF16 files are read as they are. Its
    matrix-vector products read bf16 weights and compute in float (ds__dot_bf16), so its logits
    equal those of a float model holding the same rounded weights; a prompt goes through a batched
-   forward 64 positions at a time (each weight widened a block of 256 rows at a time into a
-   scratch, then the float matmul: the float model's prefill, bit for bit). The training forward,
+   forward 64 positions at a time (the float matmul, each strip of weights widened into its packed
+   block: the float model's prefill, bit for bit). The training forward,
    backward, steps and saves are refused with the reason; ds_model_get(DS_PARAMS) widens. CPU
    build only. */
 DSDEF ds_model *ds_checkpoint_load_bf16(const char *dir, ds_error *err);
@@ -3388,8 +3388,7 @@ DSDEF int ds_config_validate(const ds_config *c, ds_error *err) {
 
 /* a bf16 value widened to float: the 16 bits are the float's top half (exact) */
 static ds_float ds__bf16_value(uint16_t b) { uint32_t u = (uint32_t)b << 16; float f; memcpy(&f, &u, 4); return (ds_float)f; }
-#define DS__PREFILL_ROWS 64  /* prompt positions per batched forward of a BF16 model (ds__prefill_bf16) */
-#define DS__PREFILL_COLS 256 /* columns of a bf16 weight widened at a time there (ds__linear_prefill_bf16) */
+#define DS__PREFILL_ROWS 64 /* prompt positions per batched forward of a BF16 model (ds__prefill_bf16) */
 
 #ifdef DS_CUDA
 /* The CUDA backend: deepseek_cuda.cuh implements ds__exec and every op below with the same
@@ -3947,6 +3946,47 @@ static void ds__rmsnorm_backward(ds__exec *ex, ds_float *dx, int dx_accumulate, 
     ds_pool_for(ex->pool, D, ds__rmsnorm_bwd_dw_task, &r);
 }
 
+/* out[M, ldc] columns [0, N) (+)= A[M, K] W^T for a W [N, K] as a linear stores it (float, or
+   bf16: Wf or W), for a few rows M (a prompt's chunk): the matmul above, split over strips of NR
+   output columns instead of rows. Each strip of W is transposed (and widened: exact) straight into
+   the tile's packed KC x NR block of B, so W is read once, by one thread, and never transposed
+   whole into the scratch -- which a product over thousands of rows amortizes, and a 64-row one
+   does not. Each output still sums its k in ascending order, one FMA per k, its running value
+   parked in C between k-blocks: the same bits as the row-split matmul on the transposed W. */
+#define DS__MM_W_ROWS 128 /* up to this many rows a linear splits over columns (its A, 128 x KC floats, stays in L1/L2) */
+typedef struct ds__mmw { ds_float *C; const ds_float *A, *Wf; const uint16_t *W; size_t M, N, K, ldc; int accumulate; } ds__mmw;
+static void ds__mm_w_task(void *ctx, size_t s0, size_t s1) { /* tasks are strips of NR columns */
+    const ds__mmw *w = (const ds__mmw *)ctx;
+    ds_float bp[DS_MM_KC * DS__NR];
+    size_t s, pc, k, j, m;
+    for (s = s0; s < s1; s++) {
+        size_t n = s * DS__NR, nr = w->N - n < (size_t)DS__NR ? w->N - n : (size_t)DS__NR;
+        for (pc = 0; pc < w->K || pc == 0; pc += DS_MM_KC) {
+            ds__mm g;
+            size_t kb = w->K - pc < DS_MM_KC ? w->K - pc : DS_MM_KC;
+            for (j = 0; j < nr; j++) { /* bp[k][j] = W[n + j][pc + k] */
+                if (w->Wf) {
+                    const ds_float *src = w->Wf + (n + j) * w->K + pc;
+                    for (k = 0; k < kb; k++) bp[k * nr + j] = src[k];
+                } else {
+                    const uint16_t *src = w->W + (n + j) * w->K + pc;
+                    for (k = 0; k < kb; k++) bp[k * nr + j] = ds__bf16_value(src[k]);
+                }
+            }
+            g.C = w->C + n, g.A = w->A + pc, g.B = bp; /* column n of out is the block's column 0 */
+            g.M = w->M, g.N = nr, g.K = kb, g.sam = w->K, g.sak = 1, g.ldb = nr, g.ldc = w->ldc;
+            g.accumulate = w->accumulate || pc > 0;
+            g.packed = 1;
+            for (m = 0; m < w->M; m += DS__MR) {
+                size_t mr = w->M - m < DS__MR ? w->M - m : DS__MR;
+                if (mr == DS__MR && nr == (size_t)DS__NR) ds__mm_tile(&g, m, 0);
+                else ds__mm_edge(&g, m, 0, mr, nr);
+            }
+            if (w->K == 0) break;
+        }
+    }
+}
+
 /* ---- linear (§2.2: every projection; no biases) ---------------------------------------------------
    inp[N,C], W[OC,C] (PyTorch's Linear layout), out[N,OC]; dout[N,OC], dinp[N,C], dW[OC,C]
    forward:  out[N,OC] (+)= inp W^T     (accumulate 1 adds into out: o_proj and down_proj end a
@@ -4040,6 +4080,10 @@ static void ds__linear_forward(ds__exec *ex, ds_float *out, const ds_float *inp,
         ds__mv v;
         v.out = out, v.W = W, v.x = inp, v.C = C, v.accumulate = accumulate;
         ds_pool_for(ex->pool, OC, ds__matvec_task, &v);
+    } else if (N <= DS__MM_W_ROWS) { /* a prompt's chunk: split over columns, W read as stored */
+        ds__mmw w;
+        w.C = out, w.A = inp, w.Wf = W, w.W = NULL, w.M = N, w.N = OC, w.K = C, w.ldc = OC, w.accumulate = accumulate;
+        ds_pool_for(ex->pool, (OC + DS__NR - 1) / DS__NR, ds__mm_w_task, &w);
     } else {
         ds__tr t;
         DS_ASSERT(OC * C <= ex->work_n);
@@ -4101,30 +4145,13 @@ static void ds__linear_decode_bf16(ds__exec *ex, ds_float *out, const ds_float *
     v.out = out, v.W = W, v.x = x, v.C = C, v.accumulate = accumulate;
     ds_pool_for(ex->pool, OC, ds__matvec_bf16_task, &v);
 }
-/* The prompt's linear on bf16 weights (prefill): out[N, ldo] columns [0, OC) (+)= inp[N, C] W^T,
-   W bf16 [OC, C]. DS__PREFILL_COLS rows of W at a time are widened (exact) and transposed into the
-   scratch, [C, cols] in float, and multiplied by the float matmul: each output sums its k in the
-   order the float model's linear does, so the BF16 model's prompt gives the float model's
-   numbers bit for bit, and the scratch is C x 256 floats, never a whole widened matrix. */
-typedef struct ds__wtr { ds_float *dst; const uint16_t *src; size_t rows, cols; } ds__wtr;
-static void ds__widen_transpose_task(void *ctx, size_t r0, size_t r1) { /* dst[c][r] = widen(src[r][c]) */
-    const ds__wtr *t = (const ds__wtr *)ctx;
-    size_t cb, r, c;
-    for (cb = 0; cb < t->cols; cb += 64)
-        for (r = r0; r < r1; r++)
-            for (c = cb; c < cb + 64 && c < t->cols; c++) t->dst[c * t->rows + r] = ds__bf16_value(t->src[r * t->cols + c]);
-}
+/* The prompt's linear on bf16 weights (prefill of a BF16 model): out[N, ldo] columns [0, OC) (+)=
+   inp[N, C] W^T, W bf16 [OC, C], on ds__mm_w_task: the float model's linear, bit for bit. */
 static void ds__linear_prefill_bf16(ds__exec *ex, ds_float *out, size_t ldo, const ds_float *inp, const uint16_t *W, size_t N, size_t C,
                                     size_t OC, int accumulate) {
-    size_t o0;
-    for (o0 = 0; o0 < OC; o0 += DS__PREFILL_COLS) {
-        ds__wtr t;
-        size_t cols = OC - o0 < DS__PREFILL_COLS ? OC - o0 : DS__PREFILL_COLS;
-        DS_ASSERT(cols * C <= ex->work_n);
-        t.dst = ex->work, t.src = W + o0 * C, t.rows = cols, t.cols = C;
-        ds_pool_for(ex->pool, cols, ds__widen_transpose_task, &t);
-        ds__matmul(ex->pool, out + o0, ldo, inp, C, 1, ex->work, cols, N, cols, C, accumulate);
-    }
+    ds__mmw w;
+    w.C = out, w.A = inp, w.Wf = NULL, w.W = W, w.M = N, w.N = OC, w.K = C, w.ldc = ldo, w.accumulate = accumulate;
+    ds_pool_for(ex->pool, (OC + DS__NR - 1) / DS__NR, ds__mm_w_task, &w);
 }
 /* dst[n] = the widened bf16 src[n] (an embedding row, a norm's weights) */
 static void ds__bf16_widen(ds__exec *ex, ds_float *dst, const uint16_t *src, size_t n) {
@@ -7074,18 +7101,15 @@ DSDEF int ds_model_eval_bpb(ds_model *m, const ds_tokenizer *tok, const ds_token
 static int ds__decode_init(ds_model *m, ds_error *err) {
     const ds_config *c = &m->c;
     size_t D = (size_t)c->d_model, F = (size_t)c->d_ff, H = (size_t)c->n_heads, KV = (size_t)c->n_kv_heads, hd = m->hd, Q = m->Q, S = (size_t)c->max_seq;
-    size_t cache = 2 * (size_t)c->n_layers * S * KV * hd, work = H * S;
+    size_t cache = 2 * (size_t)c->n_layers * S * KV * hd;
     size_t P = m->bf16 ? DS__PREFILL_ROWS : 1; /* a BF16 model's prompt goes through these buffers, P positions at a time */
-    size_t Cmax = D > F ? D : F;
     int rc;
     if (m->rope_len < c->max_seq && (rc = ds__rope_tables(m, c->max_seq, err))) return rc;
-    Cmax = Cmax > H * hd ? Cmax : H * hd;
-    if (m->bf16 && Cmax * DS__PREFILL_COLS > work) work = Cmax * DS__PREFILL_COLS; /* prefill's widened block of weights */
-    if (work > m->ex.work_n) {
-        ds_float *w = (ds_float *)ds__exec_alloc(&m->ex, work, sizeof(ds_float));
+    if (H * S > m->ex.work_n) {
+        ds_float *w = (ds_float *)ds__exec_alloc(&m->ex, H * S, sizeof(ds_float));
         if (!w) return DS__OOM(err);
         ds__exec_free(&m->ex, m->ex.work);
-        m->ex.work = w, m->ex.work_n = work;
+        m->ex.work = w, m->ex.work_n = H * S;
     }
     if (!(m->kv = (ds_float *)ds__exec_alloc(&m->ex, cache + P * (2 * D + 1 + Q + H * hd + 3 * F) + D, sizeof(ds_float)))) return DS__OOM(err);
     m->dec_x = m->kv + cache, m->dec_ln = m->dec_x + P * D, m->dec_rstd = m->dec_ln + P * D, m->dec_qkv = m->dec_rstd + P;

@@ -2,7 +2,10 @@
 # bench_decode.sh - generation beside llama2.c's run.c, in one run, on the same weights: the 15M,
 # 110M and GQA shapes (vocab 32000), 1 and 2 threads, greedy, TOKENS tokens after the first.
 #   LLAMA2C=DIR sh bench/bench_decode.sh     (DIR: a checkout of karpathy/llama2.c: run.c, tokenizer.bin)
-# run.c is built with its own fastest OpenMP target (make runomp: -Ofast -fopenmp -march=native).
+# run.c is built with its own fastest OpenMP target (make runomp: -Ofast -fopenmp -march=native)
+# and runs with OpenMP's default wait policy (its threads spin a while between the parallel
+# loops of a token, as deepseek.h's pool does): OMP_WAIT_POLICY=passive, which PyTorch's tuned
+# environment uses, puts them to sleep after every loop and cost run.c ~2/3 of its 2-thread speed.
 # bench_decode exports its randomly initialised model to run.c's format, so both read the same
 # weights (bf16: rounded to bf16, deepseek.h's BF16 inference model). Each is run ROUNDS times,
 # alternating; prints the medians and the ratios.
@@ -29,7 +32,7 @@ for m in $MODELS; do
     while [ $r -lt $ROUNDS ]; do
       ./$B/bench_decode $m $t $TOKENS f32 | sed -n 's/^tokens_per_s=//p' >> "$W/d"
       ./$B/bench_decode $m $t $TOKENS bf16 | sed -n 's/^tokens_per_s=//p' >> "$W/b"
-      OMP_NUM_THREADS=$t OMP_WAIT_POLICY=passive ./$B/llama2c_run "$W/$m.bin" -z "$L/tokenizer.bin" -t 0 -n $((TOKENS + 1)) 2>&1 >/dev/null | sed -n 's/achieved tok\/s: //p' >> "$W/l"
+      env -u OMP_WAIT_POLICY OMP_NUM_THREADS=$t ./$B/llama2c_run "$W/$m.bin" -z "$L/tokenizer.bin" -t 0 -n $((TOKENS + 1)) 2>&1 >/dev/null | sed -n 's/achieved tok\/s: //p' >> "$W/l"
       r=$((r + 1))
     done
     d=$(med < "$W/d"); bb=$(med < "$W/b"); l=$(med < "$W/l")
