@@ -148,6 +148,14 @@
       CPUs (SIMD width) and compiler flags (FMA contraction).
 
    VERSION HISTORY
+      0.7  (2026-12-02)  the BF16 model takes prompts through a batched forward (64 positions at
+                         a time; the float model's prefill bit for bit); a linear over <= 128 rows
+                         splits over column strips, each strip of W packed (and widened) straight
+                         into the tile (prefill ~1.6x); the matmul's edge columns use one FMA per
+                         k like its tiles (results of shapes with < 16 leftover columns change in
+                         the last bits; no result depends on the column partition any more);
+                         decoding sums lanes by shuffles (same bits); the BF16 prefetch only on x86
+                         without AVX-512.
       0.6  (2026-12-02)  §2.4 data parallelism: ds_dp (ZeRO-1 on MPI under DS_MPI, one rank
                          otherwise; a fixed-order reduce-scatter, bit-identical across world sizes
                          whose micro-batches per rank are a power of two), collective saves of a
@@ -4117,10 +4125,25 @@ static ds__vec ds__bload(const uint16_t *p) {
 }
 #define DS__BF16_SIMD 1
 #endif
+/* A software prefetch ahead in the stream of weight rows a decode step reads, where it was
+   measured to help: on an AVX2 EPYC (Zen 3) 1024 values (2 KiB) ahead gave +35% on one thread
+   (512-2048 tried, 1024 the best). On an AVX-512 EPYC (Zen 4) the same prefetch cost 10-40%: its
+   hardware prefetcher keeps up with the stream, and the extra instruction per 64 weights only
+   competes with it. So AVX-512 x86 gets none (measured on Zen 4 only; Zen 5 and Intel's Xeons
+   are not measured either way), nor do other architectures (not measured); x86 without AVX-512
+   keeps the 2 KiB. DS__PF_BF16 sets the distance (0: none). */
 #ifndef DS__PF_BF16
-#define DS__PF_BF16 1024 /* values (2 KiB): measured 512-2048 on an EPYC, 1024 the best */
+#if defined(__AVX512F__) || !(defined(__x86_64__) || defined(__i386__))
+#define DS__PF_BF16 0
+#else
+#define DS__PF_BF16 1024
 #endif
-#define DS__PREFETCH_BF16(p) __builtin_prefetch((p) + DS__PF_BF16) /* ahead in the stream of weight rows a decode step reads */
+#endif
+#if DS__PF_BF16 > 0
+#define DS__PREFETCH_BF16(p) __builtin_prefetch((p) + DS__PF_BF16)
+#else
+#define DS__PREFETCH_BF16(p) (void)(p)
+#endif
 static ds_float ds__dot_bf16(const uint16_t *a, const ds_float *b, size_t n) {
     size_t k = 0;
     ds_float s = 0;
