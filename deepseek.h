@@ -7167,46 +7167,18 @@ static int ds__prefill(ds_model *m, const int32_t *tok, int n, int pos, ds_pool 
     return ds__exec_status(&m->ex, err);
 }
 
-/* One decoding step of a BF16 model: ds__block_forward's decoding path, each linear on its own
-   bf16 tensor (q, k, v and gate, up need not be adjacent), the norms' weights widened first. */
-static const uint16_t *ds__B(const ds_model *m, int l, int k) { return m->bw[1 + l * DS__T_PER_LAYER + k]; }
-static int ds__forward_token_bf16(ds_model *m, int32_t token, int pos, ds_pool *pool, const ds_float **logits, ds_error *err) {
-    ds__exec *ex = &m->ex;
-    const ds_config *c = &m->c;
-    size_t D = (size_t)c->d_model, F = (size_t)c->d_ff, H = (size_t)c->n_heads, KV = (size_t)c->n_kv_heads, hd = m->hd, V = (size_t)c->vocab;
-    int l;
-    ex->pool = pool;
-    m->has_targets = 0;
-    ds__bf16_widen(ex, m->dec_x, m->bw[0] + (size_t)token * D, D);
-    for (l = 0; l < c->n_layers; l++) {
-        ds_float *kc = m->kv + (size_t)l * 2 * (size_t)c->max_seq * KV * hd, *vc = kc + (size_t)c->max_seq * KV * hd;
-        ds__bf16_widen(ex, m->dec_nw, ds__B(m, l, DS__T_ATTN_NORM), D);
-        ds__rmsnorm_forward(ex, m->dec_ln, m->dec_rstd, m->dec_x, m->dec_nw, 1, D, c->norm_eps);
-        ds__linear_decode_bf16(ex, m->dec_qkv, m->dec_ln, ds__B(m, l, DS__T_Q), D, H * hd, 0);
-        ds__linear_decode_bf16(ex, m->dec_qkv + H * hd, m->dec_ln, ds__B(m, l, DS__T_K), D, KV * hd, 0);
-        ds__linear_decode_bf16(ex, m->dec_qkv + (H + KV) * hd, m->dec_ln, ds__B(m, l, DS__T_V), D, KV * hd, 0);
-        ds__rope_forward(ex, m->dec_qkv, m->rope_cos, m->rope_sin, 1, 1, (size_t)pos, H, KV, hd);
-        ds__kv_store(ex, kc, vc, m->dec_qkv, (size_t)pos, H, KV, hd);
-        ds__attention_decode(ex, m->dec_y, m->dec_qkv, kc, vc, (size_t)pos, H, KV, hd);
-        ds__linear_decode_bf16(ex, m->dec_x, m->dec_y, ds__B(m, l, DS__T_O), H * hd, D, 1); /* x += o(y) */
-        ds__bf16_widen(ex, m->dec_nw, ds__B(m, l, DS__T_FFN_NORM), D);
-        ds__rmsnorm_forward(ex, m->dec_ln, m->dec_rstd, m->dec_x, m->dec_nw, 1, D, c->norm_eps);
-        ds__linear_decode_bf16(ex, m->dec_gu, m->dec_ln, ds__B(m, l, DS__T_GATE), D, F, 0);
-        ds__linear_decode_bf16(ex, m->dec_gu + F, m->dec_ln, ds__B(m, l, DS__T_UP), D, F, 0);
-        ds__swiglu_forward(ex, m->dec_h, m->dec_gu, 1, F);
-        ds__linear_decode_bf16(ex, m->dec_x, m->dec_h, ds__B(m, l, DS__T_DOWN), F, D, 1); /* x += down(h) */
-    }
-    ds__bf16_widen(ex, m->dec_nw, m->bw[m->n_tensors - 2], D);
-    ds__rmsnorm_forward(ex, m->dec_ln, m->dec_rstd, m->dec_x, m->dec_nw, 1, D, c->norm_eps);
-    ds__linear_decode_bf16(ex, m->logits, m->dec_ln, m->bw[m->n_tensors - 1], D, V, 0);
-    ds__to_host(ex, m->h_logits, m->logits, V * sizeof(ds_float));
-    if (logits) *logits = m->h_logits;
-    return ds__exec_status(ex, err);
+/* A BF16 model's forward at positions pos .. pos + n - 1, n <= DS__PREFILL_ROWS: ds__block_forward's
+   decoding path on the decoding buffers (P rows each), each linear on its own bf16 tensor (q, k, v
+   and gate, up need not be adjacent), the norms' weights widened first; then the last position's
+   logits. n = 1 is a decoding step (matrix-vector products, ds__linear_decode_bf16); a prompt's
+   chunk runs its linears as matrix products (ds__linear_prefill_bf16). Either gives, bit for bit,
+   what the float model gives on the same (rounded) weights. */
+static void ds__linear_bf16(ds__exec *ex, ds_float *out, size_t ldo, const ds_float *inp, const uint16_t *W, size_t N, size_t C, size_t OC,
+                            int accumulate) {
+    if (N == 1) ds__linear_decode_bf16(ex, out, inp, W, C, OC, accumulate);
+    else ds__linear_prefill_bf16(ex, out, ldo, inp, W, N, C, OC, accumulate);
 }
-
-/* A BF16 model's prompt through the batched forward: n <= DS__PREFILL_ROWS positions, ds__prefill's
-   steps on the decoding buffers (P rows each), each linear by ds__linear_prefill_bf16. The same
-   numbers, bit for bit, as a float model's prefill on the same (rounded) weights. */
+static const uint16_t *ds__B(const ds_model *m, int l, int k) { return m->bw[1 + l * DS__T_PER_LAYER + k]; }
 static int ds__prefill_bf16(ds_model *m, const int32_t *tok, int n, int pos, ds_pool *pool, const ds_float **logits, ds_error *err) {
     ds__exec *ex = &m->ex;
     const ds_config *c = &m->c;
@@ -7223,19 +7195,19 @@ static int ds__prefill_bf16(ds_model *m, const int32_t *tok, int n, int pos, ds_
         ds_float *kc = m->kv + (size_t)l * 2 * (size_t)c->max_seq * KV * hd, *vc = kc + (size_t)c->max_seq * KV * hd;
         ds__bf16_widen(ex, m->dec_nw, ds__B(m, l, DS__T_ATTN_NORM), D);
         ds__rmsnorm_forward(ex, m->dec_ln, m->dec_rstd, m->dec_x, m->dec_nw, N, D, c->norm_eps);
-        ds__linear_prefill_bf16(ex, m->dec_qkv, Q, m->dec_ln, ds__B(m, l, DS__T_Q), N, D, H * hd, 0);
-        ds__linear_prefill_bf16(ex, m->dec_qkv + H * hd, Q, m->dec_ln, ds__B(m, l, DS__T_K), N, D, KV * hd, 0);
-        ds__linear_prefill_bf16(ex, m->dec_qkv + (H + KV) * hd, Q, m->dec_ln, ds__B(m, l, DS__T_V), N, D, KV * hd, 0);
+        ds__linear_bf16(ex, m->dec_qkv, Q, m->dec_ln, ds__B(m, l, DS__T_Q), N, D, H * hd, 0);
+        ds__linear_bf16(ex, m->dec_qkv + H * hd, Q, m->dec_ln, ds__B(m, l, DS__T_K), N, D, KV * hd, 0);
+        ds__linear_bf16(ex, m->dec_qkv + (H + KV) * hd, Q, m->dec_ln, ds__B(m, l, DS__T_V), N, D, KV * hd, 0);
         ds__rope_forward(ex, m->dec_qkv, m->rope_cos, m->rope_sin, N, N, (size_t)pos, H, KV, hd);
         for (t = 0; t < N; t++) ds__kv_store(ex, kc, vc, m->dec_qkv + t * Q, (size_t)pos + t, H, KV, hd);
         for (t = 0; t < N; t++) ds__attention_decode(ex, m->dec_y + t * H * hd, m->dec_qkv + t * Q, kc, vc, (size_t)pos + t, H, KV, hd);
-        ds__linear_prefill_bf16(ex, m->dec_x, D, m->dec_y, ds__B(m, l, DS__T_O), N, H * hd, D, 1); /* x += o(y) */
+        ds__linear_bf16(ex, m->dec_x, D, m->dec_y, ds__B(m, l, DS__T_O), N, H * hd, D, 1); /* x += o(y) */
         ds__bf16_widen(ex, m->dec_nw, ds__B(m, l, DS__T_FFN_NORM), D);
         ds__rmsnorm_forward(ex, m->dec_ln, m->dec_rstd, m->dec_x, m->dec_nw, N, D, c->norm_eps);
-        ds__linear_prefill_bf16(ex, m->dec_gu, 2 * F, m->dec_ln, ds__B(m, l, DS__T_GATE), N, D, F, 0);
-        ds__linear_prefill_bf16(ex, m->dec_gu + F, 2 * F, m->dec_ln, ds__B(m, l, DS__T_UP), N, D, F, 0);
+        ds__linear_bf16(ex, m->dec_gu, 2 * F, m->dec_ln, ds__B(m, l, DS__T_GATE), N, D, F, 0);
+        ds__linear_bf16(ex, m->dec_gu + F, 2 * F, m->dec_ln, ds__B(m, l, DS__T_UP), N, D, F, 0);
         ds__swiglu_forward(ex, m->dec_h, m->dec_gu, N, F);
-        ds__linear_prefill_bf16(ex, m->dec_x, D, m->dec_h, ds__B(m, l, DS__T_DOWN), N, F, D, 1); /* x += down(h) */
+        ds__linear_bf16(ex, m->dec_x, D, m->dec_h, ds__B(m, l, DS__T_DOWN), N, F, D, 1); /* x += down(h) */
     }
     ds__bf16_widen(ex, m->dec_nw, m->bw[m->n_tensors - 2], D);
     ds__rmsnorm_forward(ex, m->dec_ln, m->dec_rstd, m->dec_x + (N - 1) * D, m->dec_nw, 1, D, c->norm_eps);
@@ -7254,7 +7226,7 @@ DSDEF int ds_model_forward_token(ds_model *m, int32_t token, int pos, ds_pool *p
     if (token < 0 || token >= c->vocab) return ds__fail(err, DS_ERR_INVALID, "generate: token %d outside [0, %d)", (int)token, c->vocab);
     if (pos < 0 || (size_t)pos >= S) return ds__fail(err, DS_ERR_INVALID, "generate: position %d outside [0, %d)", pos, c->max_seq);
     if (!m->kv && (l = ds__decode_init(m, err))) return l;
-    if (m->bf16) return ds__forward_token_bf16(m, token, pos, pool, logits, err);
+    if (m->bf16) return ds__prefill_bf16(m, &token, 1, pos, pool, logits, err);
     m->ex.pool = pool;
     m->has_targets = 0; /* the logits buffer is decoding's now */
     ds__from_host(&m->ex, m->inputs, &token, sizeof token);
