@@ -3493,6 +3493,7 @@ typedef struct ds__mm {
     size_t M, N, K, sam, sak, ldb, ldc;
     int accumulate;
     int packed; /* B holds just the current strip: its column 0 is column n */
+    int bt;     /* B is given as stored by PyTorch's Linear, B^T [N, K] with row stride ldb: B[k][n] = B[n * ldb + k] */
 } ds__mm;
 
 #ifdef DS__SIMD
@@ -3666,6 +3667,9 @@ static void ds__mm_edge(const ds__mm *g, size_t m, size_t n, size_t mr, size_t n
 #ifndef DS_MM_KC
 #define DS_MM_KC 128 /* the k-block: a KC x NR strip of B (32 KB in float) stays in L1 */
 #endif
+/* bp[k][j] = B^T[n + j][pc + k] for j < nr, k < kb: a strip of a weight W [N, K] as stored,
+   transposed into the packed block (the float weights Wf, or the bf16 ones W, widened) */
+static void ds__mm_pack_t(ds_float *bp, const ds_float *Wf, const uint16_t *W, size_t ldw, size_t n, size_t nr, size_t pc, size_t kb);
 static void ds__mm_task(void *ctx, size_t t0, size_t t1) { /* tasks are tiles of MR rows */
     const ds__mm *g0 = (const ds__mm *)ctx;
     size_t m0 = t0 * DS__MR, m1 = t1 * DS__MR < g0->M ? t1 * DS__MR : g0->M, n, m, pc;
@@ -3678,46 +3682,57 @@ static void ds__mm_task(void *ctx, size_t t0, size_t t1) { /* tasks are tiles of
             ds__mm g = *g0, ge;
             g.K = g0->K - pc < DS_MM_KC ? g0->K - pc : DS_MM_KC;
             g.A = g0->A + pc * g0->sak;
-            g.B = g0->B + pc * g0->ldb;
             g.accumulate = g0->accumulate || pc > 0;
-            ge = g; /* the edges read B where it is */
-            if (nr == (size_t)DS__NR && m1 - m0 >= 4 * DS__MR) {
+            if (g0->bt || (nr == (size_t)DS__NR && m1 - m0 >= 4 * DS__MR)) {
                 /* pack the KC x NR strip of B contiguously (32 KB): with a power-of-two row
-                   stride its rows would fall into a few L1 sets and evict each other */
+                   stride its rows would fall into a few L1 sets and evict each other. A B given
+                   transposed (a weight as stored) is always packed: its strip is transposed here,
+                   one 32 KB block at a time, instead of the whole weight into a scratch first */
                 size_t k;
-                for (k = 0; k < g.K; k++) memcpy(bp + k * DS__NR, g.B + k * g.ldb + n, DS__NR * sizeof(ds_float));
+                if (g0->bt) ds__mm_pack_t(bp, g0->B, NULL, g0->ldb, n, nr, pc, g.K);
+                else
+                    for (k = 0; k < g.K; k++) { /* nr == NR here: NV vectors a row, copied inline (a memcpy call a row cost 4% on tiny) */
+                        const ds_float *src = g0->B + (pc + k) * g0->ldb + n;
+#ifdef DS__SIMD
+                        int v;
+                        for (v = 0; v < DS__NV; v++) ds__vstore(bp + k * DS__NR + v * DS__VL, ds__vload(src + v * DS__VL));
+#else
+                        memcpy(bp + k * DS__NR, src, DS__NR * sizeof(ds_float));
+#endif
+                    }
                 g.B = bp;
-                g.ldb = DS__NR;
+                g.ldb = nr;
                 g.packed = 1;
+                ge = g; /* the edges read the packed block, their column n at its column 0 */
+                ge.C = g.C + n;
+            } else {
+                g.B = g0->B + pc * g0->ldb;
+                ge = g; /* the edges read B where it is */
             }
             for (m = m0; m < m1; m += DS__MR) {
                 size_t mr = m1 - m < DS__MR ? m1 - m : DS__MR;
                 if (mr == DS__MR && nr == (size_t)DS__NR) ds__mm_tile(&g, m, n);
-                else ds__mm_edge(&ge, m, n, mr, nr);
+                else ds__mm_edge(&ge, m, g.packed ? 0 : n, mr, nr);
             }
             if (g0->K == 0) break;
         }
     }
 }
 
-static void ds__matmul(ds_pool *pool, ds_float *C, size_t ldc, const ds_float *A, size_t sam, size_t sak, const ds_float *B,
-                       size_t ldb, size_t M, size_t N, size_t K, int accumulate) {
+static void ds__matmul_g(ds_pool *pool, ds_float *C, size_t ldc, const ds_float *A, size_t sam, size_t sak, const ds_float *B,
+                         size_t ldb, int bt, size_t M, size_t N, size_t K, int accumulate) {
     ds__mm g;
     g.C = C, g.A = A, g.B = B, g.M = M, g.N = N, g.K = K, g.sam = sam, g.sak = sak, g.ldb = ldb, g.ldc = ldc;
     g.accumulate = accumulate;
     g.packed = 0;
+    g.bt = bt;
     ds_pool_for(pool, (M + DS__MR - 1) / DS__MR, ds__mm_task, &g);
 }
-
-typedef struct ds__tr { ds_float *dst; const ds_float *src; size_t rows, cols; } ds__tr;
-static void ds__transpose_task(void *ctx, size_t r0, size_t r1) { /* dst[c][r] = src[r][c], rows split */
-    const ds__tr *t = (const ds__tr *)ctx;
-    size_t rb, cb, r, c;
-    for (rb = r0; rb < r1; rb += 32)
-        for (cb = 0; cb < t->cols; cb += 32)
-            for (r = rb; r < rb + 32 && r < r1; r++)
-                for (c = cb; c < cb + 32 && c < t->cols; c++) t->dst[c * t->rows + r] = t->src[r * t->cols + c];
+static void ds__matmul(ds_pool *pool, ds_float *C, size_t ldc, const ds_float *A, size_t sam, size_t sak, const ds_float *B,
+                       size_t ldb, size_t M, size_t N, size_t K, int accumulate) {
+    ds__matmul_g(pool, C, ldc, A, sam, sak, B, ldb, 0, M, N, K, accumulate);
 }
+
 
 /* ---- the execution context ------------------------------------------------------------------
    Every op takes a ds__exec: where it runs and where its memory lives. This is the backend seam:
@@ -3766,12 +3781,10 @@ static int ds__exec_init(ds__exec *ex, ds_error *err) {
 }
 /* decode_only: a model that only decodes (BF16 inference) needs none of it up front */
 static int ds__exec_reserve(ds__exec *ex, const ds_config *c, size_t B, size_t T, size_t n_params, int decode_only) {
-    size_t D = (size_t)c->d_model, F = (size_t)c->d_ff, V = (size_t)c->vocab, H = (size_t)c->n_heads, KV = (size_t)c->n_kv_heads;
-    size_t hd = D / H, Q = (H + 2 * KV) * hd, work;
-    /* the largest weight transposed (linear), attention's transposes and scores, decoding's scores */
-    work = V * D > 2 * F * D ? V * D : 2 * F * D;
-    if (Q * D > work) work = Q * D;
-    if (ds__attention_work(B, T, H, KV, hd) > work) work = ds__attention_work(B, T, H, KV, hd);
+    size_t D = (size_t)c->d_model, H = (size_t)c->n_heads, KV = (size_t)c->n_kv_heads, hd = D / H, work;
+    /* attention's transposes and scores (a linear transposes its weight strip by strip, in the
+       matmul's packed block), decoding's scores */
+    work = ds__attention_work(B, T, H, KV, hd);
     if (decode_only) work = 1, n_params = 0;
     ex->work_n = work; /* (decoding's H * max_seq scores: grown on its first use) */
     ex->partial_n = n_params / DS__NORM_CHUNK + 1;
@@ -3957,30 +3970,34 @@ static void ds__rmsnorm_backward(ds__exec *ex, ds_float *dx, int dx_accumulate, 
 /* out[M, ldc] columns [0, N) (+)= A[M, K] W^T for a W [N, K] as a linear stores it (float, or
    bf16: Wf or W), for a few rows M (a prompt's chunk): the matmul above, split over strips of NR
    output columns instead of rows. Each strip of W is transposed (and widened: exact) straight into
-   the tile's packed KC x NR block of B, so W is read once, by one thread, and never transposed
-   whole into the scratch -- which a product over thousands of rows amortizes, and a 64-row one
-   does not. Each output still sums its k in ascending order, one FMA per k, its running value
-   parked in C between k-blocks: the same bits as the row-split matmul on the transposed W. */
+   the tile's packed KC x NR block of B, so W is read once, by one thread (the row split, over
+   thousands of rows, has each thread pack every strip: cheap beside its share of the product,
+   not beside a 64-row one). Each output still sums its k in ascending order, one FMA per k, its
+   running value parked in C between k-blocks: the same bits as the row-split matmul. */
 #define DS__MM_W_ROWS 128 /* up to this many rows a linear splits over columns (its A, 128 x KC floats, stays in L1/L2) */
+static void ds__mm_pack_t(ds_float *bp, const ds_float *Wf, const uint16_t *W, size_t ldw, size_t n, size_t nr, size_t pc, size_t kb) {
+    size_t j, k;
+    for (j = 0; j < nr; j++) {
+        if (Wf) {
+            const ds_float *src = Wf + (n + j) * ldw + pc;
+            for (k = 0; k < kb; k++) bp[k * nr + j] = src[k];
+        } else {
+            const uint16_t *src = W + (n + j) * ldw + pc;
+            for (k = 0; k < kb; k++) bp[k * nr + j] = ds__bf16_value(src[k]);
+        }
+    }
+}
 typedef struct ds__mmw { ds_float *C; const ds_float *A, *Wf; const uint16_t *W; size_t M, N, K, ldc; int accumulate; } ds__mmw;
 static void ds__mm_w_task(void *ctx, size_t s0, size_t s1) { /* tasks are strips of NR columns */
     const ds__mmw *w = (const ds__mmw *)ctx;
     ds_float bp[DS_MM_KC * DS__NR];
-    size_t s, pc, k, j, m;
+    size_t s, pc, m;
     for (s = s0; s < s1; s++) {
         size_t n = s * DS__NR, nr = w->N - n < (size_t)DS__NR ? w->N - n : (size_t)DS__NR;
         for (pc = 0; pc < w->K || pc == 0; pc += DS_MM_KC) {
             ds__mm g;
             size_t kb = w->K - pc < DS_MM_KC ? w->K - pc : DS_MM_KC;
-            for (j = 0; j < nr; j++) { /* bp[k][j] = W[n + j][pc + k] */
-                if (w->Wf) {
-                    const ds_float *src = w->Wf + (n + j) * w->K + pc;
-                    for (k = 0; k < kb; k++) bp[k * nr + j] = src[k];
-                } else {
-                    const uint16_t *src = w->W + (n + j) * w->K + pc;
-                    for (k = 0; k < kb; k++) bp[k * nr + j] = ds__bf16_value(src[k]);
-                }
-            }
+            ds__mm_pack_t(bp, w->Wf, w->W, w->K, n, nr, pc, kb);
             g.C = w->C + n, g.A = w->A + pc, g.B = bp; /* column n of out is the block's column 0 */
             g.M = w->M, g.N = nr, g.K = kb, g.sam = w->K, g.sak = 1, g.ldb = nr, g.ldc = w->ldc;
             g.accumulate = w->accumulate || pc > 0;
@@ -4002,8 +4019,10 @@ static void ds__mm_w_task(void *ctx, size_t s0, size_t s1) { /* tasks are strips
    backward: forward was out = inp W^T, so
              dinp[N,C] (+)= dout W       split over rows n        (dinp may be NULL)
              dW[OC,C]   += dout^T inp    split over output channels o
-   N > 1 runs on the matmul tile above with W transposed into the scratch, so the inner loop
-   streams contiguous rows. N = 1 (decoding) is a matrix-vector product on W as stored: out[o] =
+   N > 1 runs on the matmul tile above with W as stored (bt: each KC x NR strip of W^T is
+   transposed into the tile's packed block as it is needed; transposing the whole W into a scratch
+   first cost 3.5% of the medium config's step, at ~1 GB/s: W's columns were a power-of-two stride
+   apart in the scratch). N = 1 (decoding) is a matrix-vector product on W as stored: out[o] =
    W[o,:] . inp, k in order, added to out[o] afterwards when accumulating. */
 /* The dot product of decoding (matrix-vector products, attention scores). A float sum does not
    vectorize unless the compiler may reassociate it (-ffast-math), so the SIMD is written out: four
@@ -4073,6 +4092,53 @@ static ds_float ds__dot(const ds_float *a, const ds_float *b, size_t n) {
     return s;
 }
 
+/* sum of p[0..n) in ds__dot's order (four vector accumulators, the lanes in a fixed tree, the
+   scalar tail): the order depends on n only. max of p[0..n): any order gives the same value. A sum
+   written as a loop runs one add at a time, each waiting for the last (4 cycles): for attention's
+   rows that was ~5% of the tiny config's step. */
+static ds_float ds__vsum_n(const ds_float *p, size_t n) {
+    size_t k = 0;
+    ds_float s = 0;
+#ifdef DS__SIMD
+    if (n >= (size_t)DS__VL) {
+        ds__vec a0 = ds__vload(p), a1 = a0 - a0, a2 = a1, a3 = a1;
+        for (k = DS__VL; k + 4 * DS__VL <= n; k += 4 * DS__VL) {
+            a1 += ds__vload(p + k), a2 += ds__vload(p + k + DS__VL);
+            a3 += ds__vload(p + k + 2 * DS__VL), a0 += ds__vload(p + k + 3 * DS__VL);
+        }
+        for (; k + DS__VL <= n; k += DS__VL) a0 += ds__vload(p + k);
+        a0 = (a0 + a1) + (a2 + a3);
+        s = ds__vsum(a0);
+    }
+#endif
+    for (; k < n; k++) s += p[k];
+    return s;
+}
+#ifdef DS__SIMD
+#ifdef DS_DOUBLE
+typedef int64_t ds__ivec __attribute__((vector_size(DS__VB)));
+#else
+typedef int32_t ds__ivec __attribute__((vector_size(DS__VB)));
+#endif
+#endif
+static ds_float ds__vmax_n(const ds_float *p, size_t n) {
+    size_t k = 0;
+    ds_float mx = -INFINITY;
+#ifdef DS__SIMD
+    if (n >= (size_t)DS__VL) {
+        ds__vec v = ds__vload(p);
+        int l;
+        for (k = DS__VL; k + DS__VL <= n; k += DS__VL) {
+            ds__vec x = ds__vload(p + k);
+            ds__ivec gt = x > v; /* lanes of -1 where x is larger: a vector max, as a select */
+            v = (ds__vec)(((ds__ivec)x & gt) | ((ds__ivec)v & ~gt));
+        }
+        for (l = 0; l < DS__VL; l++) mx = v[l] > mx ? v[l] : mx;
+    }
+#endif
+    for (; k < n; k++) mx = p[k] > mx ? p[k] : mx;
+    return mx;
+}
 typedef struct ds__mv { ds_float *out; const ds_float *W, *x; size_t C; int accumulate; } ds__mv;
 static void ds__matvec_task(void *ctx, size_t o0, size_t o1) {
     const ds__mv *v = (const ds__mv *)ctx;
@@ -4093,11 +4159,7 @@ static void ds__linear_forward(ds__exec *ex, ds_float *out, const ds_float *inp,
         w.C = out, w.A = inp, w.Wf = W, w.W = NULL, w.M = N, w.N = OC, w.K = C, w.ldc = OC, w.accumulate = accumulate;
         ds_pool_for(ex->pool, (OC + DS__NR - 1) / DS__NR, ds__mm_w_task, &w);
     } else {
-        ds__tr t;
-        DS_ASSERT(OC * C <= ex->work_n);
-        t.dst = ex->work, t.src = W, t.rows = OC, t.cols = C;
-        ds_pool_for(ex->pool, OC, ds__transpose_task, &t);
-        ds__matmul(ex->pool, out, OC, inp, C, 1, ex->work, OC, N, OC, C, accumulate);
+        ds__matmul_g(ex->pool, out, OC, inp, C, 1, W, C, 1, N, OC, C, accumulate); /* W as stored */
     }
 }
 static void ds__linear_backward(ds__exec *ex, ds_float *dinp, int dinp_accumulate, ds_float *dW, const ds_float *dout, const ds_float *inp,
@@ -4261,11 +4323,11 @@ static void ds__att_probs(ds_float *S, ds_float *ms, int fresh, const ds_float *
     size_t t, t2;
     ds__matmul(NULL, S, T, Qh + r0 * ldq, ldq, 1, kT, T, r1 - r0, r1, hd, 0);
     for (t = r0; t < r1; t++) {
-        ds_float *p = S + (t - r0) * T, mx = -INFINITY, sum = 0;
-        for (t2 = 0; t2 <= t; t2++) { p[t2] *= scale; mx = p[t2] > mx ? p[t2] : mx; }
-        if (!fresh) mx = ms[2 * t];
+        ds_float *p = S + (t - r0) * T, mx, sum;
+        for (t2 = 0; t2 <= t; t2++) p[t2] *= scale;
+        mx = fresh ? ds__vmax_n(p, t + 1) : ms[2 * t];
         for (t2 = 0; t2 <= t; t2++) p[t2] = DS__EXP(p[t2] - mx); /* (vectorized) */
-        for (t2 = 0; t2 <= t; t2++) sum += p[t2];                /* (in order) */
+        sum = ds__vsum_n(p, t + 1);
         if (fresh) ms[2 * t] = mx, ms[2 * t + 1] = sum;
         else sum = ms[2 * t + 1];
         for (t2 = 0; t2 <= t; t2++) p[t2] /= sum;
@@ -4314,8 +4376,7 @@ static void ds__attention_bwd_task(void *ctx, size_t i0, size_t i1) {
                 ds__matmul(NULL, dS, T, dY + r0 * Dq, Dq, 1, vT, T, r1 - r0, r1, hd, 0); /* dP = dY V^T */
                 for (t = r0; t < r1; t++) {
                     const ds_float *p = P + (t - r0) * T;
-                    ds_float *d = dS + (t - r0) * T, dot = 0;
-                    for (t2 = 0; t2 <= t; t2++) dot += p[t2] * d[t2];
+                    ds_float *d = dS + (t - r0) * T, dot = ds__dot(p, d, t + 1);
                     for (t2 = 0; t2 <= t; t2++) d[t2] = p[t2] * (d[t2] - dot) * scale;
                     for (; t2 < r1; t2++) d[t2] = 0;
                 }
@@ -4363,13 +4424,13 @@ static void ds__attention_decode_task(void *ctx, size_t h0, size_t h1) {
     for (h = h0; h < h1; h++) {
         size_t kvh = h / (a->H / KV);
         const ds_float *q = a->qkv + h * hd;
-        ds_float mx = -INFINITY, sum = 0, *yh = a->y + h * hd, *att = a->scr + h * a->S;
+        ds_float mx = -INFINITY, sum, *yh = a->y + h * hd, *att = a->scr + h * a->S;
         for (t = 0; t <= a->pos; t++) {
             att[t] = ds__dot(q, a->kc + t * KV * hd + kvh * hd, hd) * scale;
             mx = att[t] > mx ? att[t] : mx;
         }
         for (t = 0; t <= a->pos; t++) att[t] = DS__EXP(att[t] - mx);
-        for (t = 0; t <= a->pos; t++) sum += att[t];
+        sum = ds__vsum_n(att, a->pos + 1);
         for (j = 0; j < hd; j++) yh[j] = 0;
         for (t = 0; t <= a->pos; t++) {
             const ds_float *v = a->vc + t * KV * hd + kvh * hd, p = att[t] / sum;
@@ -4440,13 +4501,12 @@ static void ds__xent_fwd_task(void *ctx, size_t n0, size_t n1) {
     size_t n, i;
     for (n = n0; n < n1; n++) {
         const ds_float *l = x->logits + n * x->V;
-        ds_float mx = l[0], sum = 0;
-        for (i = 1; i < x->V; i++) if (l[i] > mx) mx = l[i];
-        for (i = 0; i < x->V; i += 64) { /* the exps of 64 logits at a time (vectorized), then their sum in order */
+        ds_float mx = ds__vmax_n(l, x->V), sum = 0;
+        for (i = 0; i < x->V; i += 64) { /* the exps of 64 logits at a time (vectorized), then their sum */
             ds_float e[64];
             size_t k, m = x->V - i < 64 ? x->V - i : 64;
             for (k = 0; k < m; k++) e[k] = DS__EXP(l[i + k] - mx);
-            for (k = 0; k < m; k++) sum += e[k];
+            sum += ds__vsum_n(e, m);
         }
         x->losses[n] = mx + DS__LOG(sum) - l[x->targets[n]];
     }
@@ -4455,11 +4515,11 @@ static void ds__xent_bwd_task(void *ctx, size_t n0, size_t n1) {
     const ds__xent_ctx *x = (const ds__xent_ctx *)ctx;
     size_t n, i;
     for (n = n0; n < n1; n++) {
-        ds_float *l = x->logits + n * x->V, mx = l[0], sum = 0, c = (ds_float)(x->c * (x->dloss ? (double)x->dloss[n] : 1.0));
+        ds_float *l = x->logits + n * x->V, mx, sum = 0, c = (ds_float)(x->c * (x->dloss ? (double)x->dloss[n] : 1.0));
         if (c == 0) { memset(l, 0, x->V * sizeof(ds_float)); continue; }
-        for (i = 1; i < x->V; i++) if (l[i] > mx) mx = l[i];
+        mx = ds__vmax_n(l, x->V);
         for (i = 0; i < x->V; i++) l[i] = DS__EXP(l[i] - mx);
-        for (i = 0; i < x->V; i++) sum += l[i];
+        for (i = 0; i < x->V; i += 64) sum += ds__vsum_n(l + i, x->V - i < 64 ? x->V - i : 64); /* the forward's order */
         for (i = 0; i < x->V; i++) l[i] = l[i] / sum * c;
         l[x->targets[n]] -= c;
     }
