@@ -3602,6 +3602,33 @@ static void ds__mm_tile2(const ds__mm *g, size_t m, size_t n) {
     ds__vstore(C + 2 * ldc, c20), ds__vstore(C + 2 * ldc + DS__VL, c21);
     ds__vstore(C + 3 * ldc, c30), ds__vstore(C + 3 * ldc + DS__VL, c31);
 }
+#if DS__NV == 4
+/* 8 rows x 2 vectors, for products exactly 32 columns wide (attention's P V, dS K, dS^T Q, P^T dY
+   at head size 32): 16 accumulators, 10 loads per 16 FMAs where two 4 x 2 tiles take 12 per 16,
+   and enough independent chains to keep both FMA pipes busy. Each element's FMAs are those of
+   ds__mm_tile2, in the same order: the same bits. Needs 19 vector registers (not on AVX2). */
+static void ds__mm_tile2x8(const ds__mm *g, size_t m, size_t n) {
+    const ds_float *A = g->A + m * g->sam, *B = g->B + n;
+    ds_float *C = g->C + m * g->ldc + n;
+    size_t k, r, sam = g->sam, sak = g->sak, ldb = g->ldb, ldc = g->ldc;
+    ds__vec c0[8], c1[8];
+    for (r = 0; r < 8; r++) {
+        if (g->accumulate) c0[r] = ds__vload(C + r * ldc), c1[r] = ds__vload(C + r * ldc + DS__VL);
+        else { ds__vec z = {0}; c0[r] = c1[r] = z; }
+    }
+    for (k = 0; k < g->K; k++) {
+        ds__vec b0 = ds__vload(B + k * ldb), b1 = ds__vload(B + k * ldb + DS__VL);
+#if defined(__x86_64__) || defined(__i386__)
+        __asm__("" : "+v"(b0), "+v"(b1));
+#endif
+        for (r = 0; r < 8; r++) {
+            ds_float a = A[r * sam + k * sak];
+            c0[r] += a * b0, c1[r] += a * b1;
+        }
+    }
+    for (r = 0; r < 8; r++) ds__vstore(C + r * ldc, c0[r]), ds__vstore(C + r * ldc + DS__VL, c1[r]);
+}
+#endif
 /* mr <= 4 rows x one vector: the column remainder that is a whole number of vectors */
 static void ds__mm_tile1(const ds__mm *g, size_t m, size_t n, size_t mr) {
     ds__vec c[DS__MR];
@@ -3711,6 +3738,13 @@ static void ds__mm_task(void *ctx, size_t t0, size_t t1) { /* tasks are tiles of
             }
             for (m = m0; m < m1; m += DS__MR) {
                 size_t mr = m1 - m < DS__MR ? m1 - m : DS__MR;
+#if defined(DS__SIMD) && DS__NV == 4
+                if (nr == 2 * (size_t)DS__VL && m + 2 * DS__MR <= m1) { /* 8 rows of a 32-wide product */
+                    ds__mm_tile2x8(&ge, m, g.packed ? 0 : n);
+                    m += DS__MR;
+                    continue;
+                }
+#endif
                 if (mr == DS__MR && nr == (size_t)DS__NR) ds__mm_tile(&g, m, n);
                 else ds__mm_edge(&ge, m, g.packed ? 0 : n, mr, nr);
             }
