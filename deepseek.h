@@ -3767,7 +3767,6 @@ static void ds__matmul(ds_pool *pool, ds_float *C, size_t ldc, const ds_float *A
     ds__matmul_g(pool, C, ldc, A, sam, sak, B, ldb, 0, M, N, K, accumulate);
 }
 
-
 /* ---- the execution context ------------------------------------------------------------------
    Every op takes a ds__exec: where it runs and where its memory lives. This is the backend seam:
    a second backend (the CUDA path) implements this struct and every function from here to the
