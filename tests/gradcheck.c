@@ -397,7 +397,11 @@ static void test_gradcheck_ops(void) {
            "  linear with accumulate (N = 4 and N = 1) %.1e, embedding %.1e; decode attention vs training attention %.1e;\n"
            "  attention over 3 row blocks (T = 70) %.1e\n",
            r1, r2, r3, r4, r5, r6, r7, r8);
-    CHECK(r1 < 1e-8 && r2 < 1e-8 && r3 < 1e-8 && r4 < 1e-8 && r5 < 1e-8 && r6 < 1e-8 && r7 < 1e-12 && r8 < 1e-8);
+    /* r8: the worst element is a small gradient (2.5e-4) whose finite difference is resolved to
+       ~2.5e-12 absolute (the stencil's rounding, eps |J| / h): 1e-8 relative there is the noise, and
+       it moves with the summation order (1.0e-8 in the SSE2 build, 6e-9 with AVX-512; 3.3e-9 in the
+       SSE2 build before the row sums went onto vector accumulators). */
+    CHECK(r1 < 1e-8 && r2 < 1e-8 && r3 < 1e-8 && r4 < 1e-8 && r5 < 1e-8 && r6 < 1e-8 && r7 < 1e-12 && r8 < 3e-8);
 }
 
 /* The double build writes what it holds: F64 tensors, and config.json says float64; it reloads exactly. */
