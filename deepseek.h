@@ -4231,9 +4231,9 @@ static ds__vec ds__bload(const uint16_t *p) {
    measured to help: on an AVX2 EPYC (Zen 3) 1024 values (2 KiB) ahead gave +35% on one thread
    (512-2048 tried, 1024 the best). On an AVX-512 EPYC (Zen 4) the same prefetch cost 10-40%: its
    hardware prefetcher keeps up with the stream, and the extra instruction per 64 weights only
-   competes with it. So AVX-512 x86 gets none (measured on Zen 4 only; Zen 5 and Intel's Xeons
-   are not measured either way), nor do other architectures (not measured); x86 without AVX-512
-   keeps the 2 KiB. DS__PF_BF16 sets the distance (0: none). */
+   competes with it. So AVX-512 x86 gets none (on a Zen 5 EPYC, three interleaved rounds on three
+   model shapes showed no consistent effect either way; Intel's Xeons are not measured), nor do
+   other architectures (not measured); x86 without AVX-512 keeps the 2 KiB. DS__PF_BF16 sets the distance (0: none). */
 #ifndef DS__PF_BF16
 #if defined(__AVX512F__) || !(defined(__x86_64__) || defined(__i386__))
 #define DS__PF_BF16 0
