@@ -4061,8 +4061,8 @@ static void ds__mm_w_task(void *ctx, size_t s0, size_t s1) { /* tasks are strips
              dW[OC,C]   += dout^T inp    split over output channels o
    N > 1 runs on the matmul tile above with W as stored (bt: each KC x NR strip of W^T is
    transposed into the tile's packed block as it is needed; transposing the whole W into a scratch
-   first cost 3.5% of the medium config's step, at ~1 GB/s: W's columns were a power-of-two stride
-   apart in the scratch). N = 1 (decoding) is a matrix-vector product on W as stored: out[o] =
+   first cost 3.5% of the medium config's step: it ran at ~1 GB/s, each of its writes OC floats
+   from the last). N = 1 (decoding) is a matrix-vector product on W as stored: out[o] =
    W[o,:] . inp, k in order, added to out[o] afterwards when accumulating. */
 /* The dot product of decoding (matrix-vector products, attention scores). A float sum does not
    vectorize unless the compiler may reassociate it (-ffast-math), so the SIMD is written out: four
