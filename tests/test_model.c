@@ -156,6 +156,58 @@ static void test_threads_bit_identical(void) {
     ds_model_free(ref);
 }
 
+/* The matmul's two paths -- strip by strip (ds__mm_task) and blocked with a packed A
+   (ds__mm_blocked_task, taken with a pool for products >= 4 strips wide) -- give the same bits for
+   every layout the model uses (A by rows; A transposed, as dout^T in a weight gradient; B as
+   stored or transposed, as a Linear's weight), accumulating or not, with row, column and k
+   remainders, several row blocks (the pool's mm_mc lowered to 64) and column blocks (N > 512),
+   and for 1, 2 and 3 threads; and they agree with a double-precision product. */
+static void test_matmul_paths_bit_identical(void) {
+    static const size_t shapes[][3] = {{5, 256, 7}, {37, 300, 129}, {70, 288, 131}, {130, 600, 300}, {203, 257, 64}, {64, 1100, 1}};
+    size_t si, i, j, k;
+    int layout, acc, th;
+    ds_error e;
+    for (si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
+        size_t M = shapes[si][0], N = shapes[si][1], K = shapes[si][2];
+        float *A = (float *)malloc(M * K * sizeof(float)), *B = (float *)malloc(K * N * sizeof(float));
+        float *C0 = (float *)malloc(M * N * sizeof(float)), *C1 = (float *)malloc(M * N * sizeof(float)), *Ci = (float *)malloc(M * N * sizeof(float));
+        CHECK(A && B && C0 && C1 && Ci);
+        for (i = 0; i < M * K; i++) A[i] = (float)t_uniform();
+        for (i = 0; i < K * N; i++) B[i] = (float)t_uniform();
+        for (i = 0; i < M * N; i++) Ci[i] = (float)t_uniform();
+        for (layout = 0; layout < 4; layout++) /* bit 0: A transposed ([K, M] in memory); bit 1: B transposed ([N, K]) */
+            for (acc = 0; acc < 2; acc++) {
+                size_t sam = layout & 1 ? 1 : K, sak = layout & 1 ? M : 1, ldb = layout & 2 ? K : N;
+                int bt = layout >> 1;
+                memcpy(C0, Ci, M * N * sizeof(float));
+                ds__matmul_g(NULL, C0, N, A, sam, sak, B, ldb, bt, M, N, K, acc); /* no pool: strip by strip */
+                for (i = 0; i < M; i++)
+                    for (j = 0; j < N; j++) {
+                        double ref = acc ? Ci[i * N + j] : 0, scale = fabs(ref);
+                        for (k = 0; k < K; k++) {
+                            double a = A[i * sam + k * sak], b = bt ? B[j * ldb + k] : B[k * ldb + j];
+                            ref += a * b, scale += fabs(a * b);
+                        }
+                        CHECKF(fabs(C0[i * N + j] - ref) <= 1e-6 * scale + 1e-30, "%zux%zux%zu layout %d: C[%zu][%zu] %g vs %g", M, N, K, layout, i, j, C0[i * N + j], ref);
+                    }
+                for (th = 1; th <= 3; th++) {
+                    int small;
+                    for (small = 0; small < 2; small++) {
+                        ds_pool *pool = ds_pool_new(th, &e);
+                        CHECKF(pool, "%s", e.msg);
+                        if (small) pool->mm_mc = 64; /* several row blocks a thread (the buffers hold more) */
+                        memcpy(C1, Ci, M * N * sizeof(float));
+                        ds__matmul_g(pool, C1, N, A, sam, sak, B, ldb, bt, M, N, K, acc);
+                        ds_pool_free(pool);
+                        CHECKF(memcmp(C0, C1, M * N * sizeof(float)) == 0, "%zux%zux%zu layout %d acc %d, %d threads%s: the paths differ", M, N, K,
+                               layout, acc, th, small ? " (mc 64)" : "");
+                    }
+                }
+            }
+        free(A), free(B), free(C0), free(C1), free(Ci);
+    }
+}
+
 /* The portable paths: a model whose every host access goes through the backend's copies (as a
    device backend's must) computes exactly what the direct CPU model does. */
 static void test_portable_copies_same_numbers(void) {
@@ -516,6 +568,7 @@ static void suite_model(void) {
     RUN(test_initial_loss_is_log_vocab);
     RUN(test_training_reduces_loss);
     RUN(test_threads_bit_identical);
+    RUN(test_matmul_paths_bit_identical);
     RUN(test_portable_copies_same_numbers);
     RUN(test_zero_weight_tokens_get_zero_gradient);
     RUN(test_gradient_accumulation);
