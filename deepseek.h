@@ -423,7 +423,7 @@ DSDEF int32_t ds_tokenizer_padded_vocab(const ds_tokenizer *tok);
    split *outputs* across chunks, never a reduction, so results are bit-identical for any thread
    count. A NULL pool, or a build with DS_NO_THREADS, runs everything on the calling thread.
    A pool also holds, per thread, the matmul's buffer for packed blocks of A (half the L2 cache:
-   0.25-1 MB a thread on the CPUs measured), allocated once by ds_pool_new; a NULL pool runs the
+   256 KB a thread on a 512 KB L2, 1 MB on a 2 MB one), allocated once by ds_pool_new; a NULL pool runs the
    matmul strip by strip without it (the same results, slower on large products). A pool of one
    thread is the fast single-threaded choice.
    ============================================================================================ */
@@ -3197,7 +3197,8 @@ static size_t ds__l2_bytes(void) {
             if (fgets(buf, sizeof buf, f)) {
                 char *end;
                 long k = strtol(buf, &end, 10);
-                if (k > 0 && k < (1L << 20)) v = *end == 'M' ? k << 20 : *end == 'K' ? k << 10 : k;
+                if (k > 0 && k < 1024 && *end == 'M') v = k << 20; /* (bounded: a 32-bit long holds it) */
+                else if (k > 0 && k < (1L << 20) && *end == 'K') v = k << 10;
             }
             fclose(f);
         }
@@ -3261,7 +3262,7 @@ DSDEF ds_pool *ds_pool_new(int n_threads, ds_error *err) {
     if (!p) { DS__OOM(err); return NULL; }
     {
         /* each thread's buffer for the matmul's packed A blocks (ds__mm_blocked_task), allocated
-           once here: half the L2 (0.25-1 MB a thread on the CPUs measured) */
+           once here: half the L2 (256 KB a thread on a 512 KB L2, 1 MB on a 2 MB one) */
         int k, nb = n_threads;
 #ifdef DS_MM_MC
         p->mm_mc = DS_MM_MC;
