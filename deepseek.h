@@ -3898,8 +3898,8 @@ static void ds__mm_task(void *ctx, size_t t0, size_t t1) { /* tasks are tiles of
          down the block, reading A from the L2.
    A is read once per NC columns instead of once per 64; C is revisited once per k-block (its
    NC-column block stays in L2/L3). An A given by rows (sak = 1) is packed row by row (stride
-   KC); a transposed A (sam = 1: dout^T) k-row by k-row, stride mc + 16 (a power-of-two stride
-   would put every k's 4 floats into a few L1 sets). The tiles and edges are the same functions
+   KC); a transposed A (sam = 1: dout^T) k-row by k-row, at a stride of the block's full-tile rows
+   + 16 (a power-of-two stride would put every k's 4 floats into a few L1 sets). The tiles and edges are the same functions
    as above with A's new strides, each element still sums k in ascending order: the same bits,
    whichever path, block size or thread count. mc (the pool's, from the L2 size) is the one
    parameter that follows the CPU; NC = 512 was the best of 256..2048 on Zen 5. */
