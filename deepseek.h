@@ -3913,9 +3913,10 @@ static void ds__mm_task(void *ctx, size_t t0, size_t t1) { /* tasks are tiles of
 /* The next tile's C, asked for while this tile runs. Each tile reads its 4 x 64 block of C
    before its k loop (every k-block after the first adds to it), and the thread's C (its rows x
    NC columns, 4 MB for 2,048 rows) does not stay in the L2, so without this every tile started
-   by waiting for 16 lines from L3: on an Intel Xeon (Sapphire/Emerald Rapids, a slow mesh L3)
-   that stall was 24% of a forward product's time (perf annotate, one thread), and asking one
-   tile ahead gave 5-15% on the linears' products. Prefetches change no result. */
+   by waiting for 16 lines from L3: on an Intel Xeon with AMX and a 2 MB L2 (a slow mesh L3)
+   that stall was 24% of a forward product's time (perf annotate, one thread). Asking one tile
+   ahead took the linears' products from 0.76x to 0.80x OpenBLAS in the same run (one thread);
+   in training it was neutral within that host's noise. Prefetches change no result. */
 #if defined(__GNUC__) || defined(__clang__)
 static void ds__mm_prefetch_c(const ds_float *C, size_t ldc, size_t rows, size_t nr) {
     size_t r, c;
@@ -3965,7 +3966,9 @@ static void ds__mm_blocked_task(void *ctx, size_t t0, size_t t1) { /* tasks are 
                         for (m = 0; m < mbf; m += DS__MR) {
 #if defined(DS__SIMD) && DS__NV == 4
                             if (nr == 2 * (size_t)DS__VL && m + 2 * DS__MR <= mbf) { /* 8 rows of a 32-wide strip */
-                                if (m + 2 * DS__MR < mbf) ds__mm_prefetch_c(ge.C + (m + 2 * DS__MR) * ge.ldc, ge.ldc, 2 * DS__MR, nr);
+                                if (m + 2 * DS__MR < mbf) /* the next tile's rows, no further than the block's */
+                                    ds__mm_prefetch_c(ge.C + (m + 2 * DS__MR) * ge.ldc, ge.ldc,
+                                                      mbf - (m + 2 * DS__MR) < 2 * DS__MR ? mbf - (m + 2 * DS__MR) : 2 * DS__MR, nr);
                                 ds__mm_tile2x8(&ge, m, 0);
                                 m += DS__MR;
                                 continue;
