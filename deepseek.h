@@ -3890,7 +3890,7 @@ static void ds__mm_task(void *ctx, size_t t0, size_t t1) { /* tasks are tiles of
     }
 }
 
-/* The blocked path, for products at least 4 strips wide with 16 rows or more a thread. The
+/* The blocked path, for products at least 2 strips wide with 16 rows or more a thread. The
    strip-by-strip loop above re-reads a thread's whole A (its rows x K) from memory for every
    64-column strip: from L3 when K is 512, from DRAM when K is in the thousands (a linear's
    input gradient, K = OC), and for the weight gradient A = dout^T is read down a column, one
@@ -3906,7 +3906,11 @@ static void ds__mm_task(void *ctx, size_t t0, size_t t1) { /* tasks are tiles of
    + 16 (a power-of-two stride would put every k's 4 floats into a few L1 sets). The tiles and edges are the same functions
    as above with A's new strides, each element still sums k in ascending order: the same bits,
    whichever path, block size or thread count. mc (the pool's, from the L2 size) is the one
-   parameter that follows the CPU; NC = 512 was the best of 256..2048 on Zen 5. */
+   parameter that follows the CPU; NC = 512 was the best of 256..2048 on Zen 5. Two strips are
+   enough to pay for the copy: the tiny config's 128-wide products (o_proj, down_proj, the input
+   gradients at C = 128 and the weight gradients of every [OC, 128] weight) took the strip path
+   with a 4-strip threshold; at 2 strips tiny trained 3-5% faster on two threads and 6-9% on one
+   (Intel Xeon, each threshold flipped every step of one run, three runs). */
 #ifndef DS_MM_NC
 #define DS_MM_NC 512
 #endif
@@ -3998,7 +4002,7 @@ static void ds__matmul_g(ds_pool *pool, ds_float *C, size_t ldc, const ds_float 
     g.tiles = (M + DS__MR - 1) / DS__MR;
     g.parts = ds_pool_threads(pool);
     if ((size_t)g.parts > g.tiles) g.parts = (int)g.tiles;
-    if (pool && pool->pack && K > 0 && N >= 4 * (size_t)DS__NR && g.parts > 0 && g.tiles / (size_t)g.parts >= 4) {
+    if (pool && pool->pack && K > 0 && N >= 2 * (size_t)DS__NR && g.parts > 0 && g.tiles / (size_t)g.parts >= 4) {
         g.pack = pool->pack, g.mc = pool->mm_mc;
         ds_pool_for(pool, (size_t)g.parts, ds__mm_blocked_task, &g); /* part t on thread t: its own buffer */
         return;

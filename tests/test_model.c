@@ -163,7 +163,8 @@ static void test_threads_bit_identical(void) {
    remainders, several row blocks (the pool's mm_mc lowered to 64) and column blocks (N > 512),
    and for 1, 2 and 3 threads; and they agree with a double-precision product. */
 static void test_matmul_paths_bit_identical(void) {
-    static const size_t shapes[][3] = {{5, 256, 7}, {37, 300, 129}, {70, 288, 131}, {130, 600, 300}, {203, 257, 64}, {64, 1100, 1}};
+    static const size_t shapes[][3] = {{5, 256, 7}, {37, 300, 129}, {70, 288, 131}, {130, 600, 300}, {203, 257, 64}, {64, 1100, 1},
+                                         {70, 130, 131}, {203, 128, 64}, {90, 100, 40}};
     size_t si, i, j, k;
     int layout, acc, th;
     ds_error e;
