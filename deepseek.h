@@ -4593,7 +4593,8 @@ static void ds__rope_run(ds__exec *ex, ds_float *qkv, const ds_float *cos, const
    from the saved (max, sum) of each row -- the same float operations, so P is the forward's P bit
    for bit. Memory: 2 values a row instead of T; T = 4096 costs what T = 256 did. The products run
    on the matmul tile; K and V are first copied transposed ([hd][T]) so that S and dP read
-   contiguous rows. dqkv is written, not accumulated. The forward splits over (b, h), the
+   contiguous rows, 16 x 16 blocks at a time in registers (ds__mm_pack_t: the element-by-element
+   copy, 512-byte strided stores, was a third of the attention tasks' own time on tiny). dqkv is written, not accumulated. The forward splits over (b, h), the
    backward over (b, kv head), so the dK and dV of a kv head belong to one task: bit-identical
    for any thread count. */
 #define DS__ATT_BR 32
@@ -4630,14 +4631,13 @@ static void ds__att_probs(ds_float *S, ds_float *ms, int fresh, const ds_float *
 }
 static void ds__attention_fwd_task(void *ctx, size_t i0, size_t i1) {
     const ds__att_ctx *a = (const ds__att_ctx *)ctx;
-    size_t i, t2, j, r0, T = a->T, hd = a->hd, Dq = a->H * hd;
+    size_t i, r0, T = a->T, hd = a->hd, Dq = a->H * hd;
     ds_float scale = (ds_float)(1.0 / sqrt((double)hd));
     for (i = i0; i < i1; i++) {
         size_t b = i / a->H, h = i % a->H, kvh = h / (a->H / a->KV);
         const ds_float *base = a->qkv + b * T * a->Q;
         ds_float *S = a->scratch + i * (DS__ATT_BR + hd) * T, *kT = S + DS__ATT_BR * T, *ms = a->saved + i * T * 2;
-        for (t2 = 0; t2 < T; t2++)
-            for (j = 0; j < hd; j++) kT[j * T + t2] = base[t2 * a->Q + Dq + kvh * hd + j];
+        ds__mm_pack_t(kT, base + Dq + kvh * hd, NULL, a->Q, 0, T, 0, hd); /* kT[j][t2] = K[t2][j] */
         for (r0 = 0; r0 < T; r0 += DS__ATT_BR) {
             size_t r1 = r0 + DS__ATT_BR < T ? r0 + DS__ATT_BR : T;
             ds__att_probs(S, ms, 1, base + h * hd, a->Q, kT, T, hd, r0, r1, scale);
@@ -4648,7 +4648,7 @@ static void ds__attention_fwd_task(void *ctx, size_t i0, size_t i1) {
 }
 static void ds__attention_bwd_task(void *ctx, size_t i0, size_t i1) {
     const ds__att_ctx *a = (const ds__att_ctx *)ctx;
-    size_t i, t, t2, j, r0, T = a->T, hd = a->hd, Dq = a->H * hd, group = a->H / a->KV, g;
+    size_t i, t, t2, r0, T = a->T, hd = a->hd, Dq = a->H * hd, group = a->H / a->KV, g;
     ds_float scale = (ds_float)(1.0 / sqrt((double)hd));
     for (i = i0; i < i1; i++) { /* i = (b, kv head): the task owns that head's dK and dV */
         size_t b = i / a->KV, kvh = i % a->KV;
@@ -4658,8 +4658,9 @@ static void ds__attention_bwd_task(void *ctx, size_t i0, size_t i1) {
         for (t2 = 0; t2 < T; t2++) {
             memset(dK + t2 * a->Q, 0, hd * sizeof(ds_float)); /* dK and dV accumulate over the group from 0 */
             memset(dV + t2 * a->Q, 0, hd * sizeof(ds_float));
-            for (j = 0; j < hd; j++) kT[j * T + t2] = K[t2 * a->Q + j], vT[j * T + t2] = V[t2 * a->Q + j];
         }
+        ds__mm_pack_t(kT, K, NULL, a->Q, 0, T, 0, hd); /* kT[j][t2] = K[t2][j], vT the same */
+        ds__mm_pack_t(vT, V, NULL, a->Q, 0, T, 0, hd);
         for (g = 0; g < group; g++) {
             size_t h = kvh * group + g;
             const ds_float *dY = a->dy + b * T * Dq + h * hd, *Qh = base + h * hd;
