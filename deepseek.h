@@ -153,7 +153,7 @@
       0.11 (2026-12-03)  the blocked matmul from 2 strips wide (was 4): a model of width 128
                          (the tiny config) runs its o/down projections, input gradients and
                          weight gradients on it; attention transposes K and V by 16 x 16
-                         register blocks. Same bits. Tiny +5-17% in 5 of 5 interleaved pairs
+                         register blocks. Same bits. Tiny +2-17% in 5 of 5 interleaved pairs
                          (Intel Xeon, 2 threads).
       0.10 (2026-12-02)  the blocked matmul asks for the next tile's C while a tile runs (the
                          Xeon's L3 stall at each tile's start was 24% of a product's time).
@@ -4598,10 +4598,10 @@ static void ds__rope_run(ds__exec *ex, ds_float *qkv, const ds_float *cos, const
    from the saved (max, sum) of each row -- the same float operations, so P is the forward's P bit
    for bit. Memory: 2 values a row instead of T; T = 4096 costs what T = 256 did. The products run
    on the matmul tile; K and V are first copied transposed ([hd][T]) so that S and dP read
-   contiguous rows, 16 x 16 blocks at a time in registers (ds__mm_pack_t: the element-by-element
-   copy, 512-byte strided stores, was a third of the attention tasks' own time on tiny). dqkv is written, not accumulated. The forward splits over (b, h), the
-   backward over (b, kv head), so the dK and dV of a kv head belong to one task: bit-identical
-   for any thread count. */
+   contiguous rows, 16 x 16 blocks at a time in registers (ds__mm_pack_t; the element-by-element
+   copy, its stores 512 bytes apart, was about half of the backward task's own time on tiny).
+   dqkv is written, not accumulated. The forward splits over (b, h), the backward over (b, kv
+   head), so the dK and dV of a kv head belong to one task: bit-identical for any thread count. */
 #define DS__ATT_BR 32
 typedef struct ds__att_ctx {
     ds_float *y, *saved, *dqkv, *scratch;
