@@ -3832,7 +3832,8 @@ static void ds__mm_edge(const ds__mm *g, size_t m, size_t n, size_t mr, size_t n
 }
 
 /* bp[k][j] = B^T[n + j][pc + k] for j < nr, k < kb: a strip of a weight W [N, K] as stored,
-   transposed into the packed block (the float weights Wf, or the bf16 ones W, widened) */
+   transposed into the packed block (the float weights Wf, or the bf16 ones W, widened); attention
+   uses it too, for K^T and V^T */
 static void ds__mm_pack_t(ds_float *bp, const ds_float *Wf, const uint16_t *W, size_t ldw, size_t n, size_t nr, size_t pc, size_t kb);
 /* bp[k][j] = B[pc + k][n + j], k < kb, j < nr (row stride nr): the strip of B, from B or B^T */
 static void ds__mm_pack_b(ds_float *bp, const ds__mm *g0, size_t n, size_t nr, size_t pc, size_t kb) {
