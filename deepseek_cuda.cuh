@@ -540,7 +540,7 @@ typedef struct ds__adamw_hp { double lr, b1, b2, eps, wd, bc1, bc2, clip; } ds__
 __global__ static void ds__adamw_kernel(ds_float *p, const ds_float *g, ds_float *m, ds_float *v, size_t n, ds_float decay, ds_float b1, ds_float b2,
                                         ds_float step, ds_float bc2s, ds_float eps, ds_float clip) {
     size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
-    if (i < n) DS__ADAMW_ELEMENT(p, g, m, v, i, decay, b1, b2, step, bc2s, eps, clip, sqrtf);
+    if (i < n) DS__ADAMW_ELEMENT(ds_float, p, g, m, v, i, decay, b1, b2, step, bc2s, eps, clip, sqrtf);
 }
 static void ds__adamw_update(ds__exec *ex, ds_float *p, const ds_float *g, ds_float *m, ds_float *v, const ds_tensor *t, int n_tensors,
                              size_t lo, size_t hi, const ds__adamw_hp *hp) {
