@@ -4297,10 +4297,19 @@ static DS__WIDE void ds__rmsnorm_bwd_dx_task(void *ctx, size_t n0, size_t n1) {
 }
 static DS__WIDE void ds__rmsnorm_bwd_dw_task(void *ctx, size_t d0, size_t d1) {
     const ds__rms_ctx *r = (const ds__rms_ctx *)ctx;
-    size_t n, d, D = r->D;
-    for (n = 0; n < r->N; n++) {
-        const ds_float *x = r->x + n * D, *dout = r->dout + n * D, s = r->rstd_in[n];
-        for (d = d0; d < d1; d++) r->dw[d] += dout[d] * x[d] * s;
+    size_t n, d, db, D = r->D;
+    /* 64 columns' sums at a time in a local block, over every row in order (the same sums): added
+       into dw itself they were loaded and stored every row, dw possibly aliasing x or dout for all
+       the compiler knows (2,048 rows of 64 columns: 50 -> 38 us in cache, one thread) */
+    for (db = d0; db < d1; db += 64) {
+        size_t w = d1 - db < 64 ? d1 - db : 64;
+        ds_float acc[64];
+        for (d = 0; d < w; d++) acc[d] = r->dw[db + d];
+        for (n = 0; n < r->N; n++) {
+            const ds_float *x = r->x + n * D + db, *dout = r->dout + n * D + db, s = r->rstd_in[n];
+            for (d = 0; d < w; d++) acc[d] += dout[d] * x[d] * s;
+        }
+        for (d = 0; d < w; d++) r->dw[db + d] = acc[d];
     }
 }
 static void ds__rmsnorm_forward(ds__exec *ex, ds_float *out, ds_float *rstd, const ds_float *x, const ds_float *w, size_t N, size_t D,
