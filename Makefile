@@ -28,7 +28,7 @@ B        = build
 
 EXAMPLES = $(B)/01_tokenizer $(B)/02_pretrain $(B)/03_lr_schedules $(B)/04_scaling $(B)/05_sft $(B)/06_dpo $(B)/07_chat
 
-.PHONY: all test test-cuda cuda check-cuda mpi test-mpi bench-dp demo asan fuzz fuzz-run check-hf check-torch bench bench-train clean
+.PHONY: all test test-cuda cuda check-cuda mpi test-mpi bench-dp demo asan fuzz fuzz-run check-hf check-torch bench bench-train bench-ops clean
 
 # The CUDA path (deepseek_cuda.cuh): nvcc compiles the same sources as CUDA with -DDS_CUDA. sm_90
 # (H100/H200) with PTX for later GPUs: nvcc 13 alone would target sm_75, where bf16 tensor-core
@@ -215,6 +215,11 @@ bench: $(B)/bench_tokenizer $(B)/bench_train
 
 bench-train: $(B)/bench_train
 	sh bench/bench_train.sh
+
+# the elementwise ops and attention one task at a time; BASE=<git revision> runs that revision's
+# header beside this one (bench/bench_ops.sh)
+bench-ops:
+	sh bench/bench_ops.sh
 
 clean:
 	rm -rf $(B)
