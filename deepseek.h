@@ -4474,25 +4474,16 @@ static ds_float ds__dot(const ds_float *a, const ds_float *b, size_t n) {
     for (; k < n; k++) s += a[k] * b[k];
     return s;
 }
-/* sum of a[k] b[k] c[k], each term (a b) c, in ds__dot's order */
+/* sum of a[k] c[k] b[k], in ds__dot's order: ds__dot's loop with a c as its first operand */
 static ds_float ds__dot3(const ds_float *a, const ds_float *b, const ds_float *c, size_t n) {
     size_t k = 0;
     ds_float s = 0;
 #ifdef DS__SIMD
-#define DS__LOAD3(p) (ds__vload(p) * ds__vload(b + ((p) - a)) * ds__vload(c + ((p) - a)))
-    if (n >= (size_t)DS__VL) {
-        ds__vec a0 = DS__LOAD3(a), a1 = a0 - a0, a2 = a1, a3 = a1;
-        for (k = DS__VL; k + 4 * DS__VL <= n; k += 4 * DS__VL) {
-            a1 += DS__LOAD3(a + k), a2 += DS__LOAD3(a + k + DS__VL);
-            a3 += DS__LOAD3(a + k + 2 * DS__VL), a0 += DS__LOAD3(a + k + 3 * DS__VL);
-        }
-        for (; k + DS__VL <= n; k += DS__VL) a0 += DS__LOAD3(a + k);
-        a0 = (a0 + a1) + (a2 + a3);
-        s = ds__vsum(a0);
-    }
-#undef DS__LOAD3
+#define DS__LOAD_AC(p) (ds__vload(p) * ds__vload(c + ((p) - a)))
+    DS__DOT_VECTORS(a, b, n, DS__LOAD_AC, DS__NO_PREFETCH, k, s);
+#undef DS__LOAD_AC
 #endif
-    for (; k < n; k++) s += a[k] * b[k] * c[k];
+    for (; k < n; k++) s += a[k] * c[k] * b[k];
     return s;
 }
 
