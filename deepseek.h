@@ -3868,7 +3868,7 @@ static void ds__mm_edge(const ds__mm *g, size_t m, size_t n, size_t mr, size_t n
        falls in the partition into tiles and edges) */
     for (r = 0; r < mr; r++) {
         const ds_float *A = g->A + (m + r) * g->sam;
-        ds_float *C = g->C + (m + r) * g->ldc + n, acc[DS__NR];
+        ds_float *C = g->C + (m + r) * g->ldc + n, acc[DS__NR] = {0}; /* (set below; the zeros quiet GCC -O2 -DDS_NO_SIMD) */
         for (j = 0; j < nr; j++) acc[j] = g->accumulate ? C[j] : 0;
         for (k = 0; k < g->K; k++) {
             const ds_float a = A[k * g->sak], *b = g->B + k * g->ldb + n;
