@@ -3638,15 +3638,23 @@ static ds__vec ds__vsqrt(ds__vec x) {
 #endif
 #endif
 #ifdef DS__SHUF
+/* LO/HI interleave the low/high halves of two vectors one lane at a time; PAIR_LO/HI two lanes
+   at a time (the second round of the 4-row panel packing, ds__mm_pack_panel) */
 #if DS__VLANES == 16
 #define DS__SHUF_LO 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23
 #define DS__SHUF_HI 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31
+#define DS__PAIR_LO 0, 1, 16, 17, 2, 3, 18, 19, 4, 5, 20, 21, 6, 7, 22, 23
+#define DS__PAIR_HI 8, 9, 24, 25, 10, 11, 26, 27, 12, 13, 28, 29, 14, 15, 30, 31
 #elif DS__VLANES == 8
 #define DS__SHUF_LO 0, 8, 1, 9, 2, 10, 3, 11
 #define DS__SHUF_HI 4, 12, 5, 13, 6, 14, 7, 15
+#define DS__PAIR_LO 0, 1, 8, 9, 2, 3, 10, 11
+#define DS__PAIR_HI 4, 5, 12, 13, 6, 7, 14, 15
 #elif DS__VLANES == 4
 #define DS__SHUF_LO 0, 4, 1, 5
 #define DS__SHUF_HI 2, 6, 3, 7
+#define DS__PAIR_LO 0, 1, 4, 5
+#define DS__PAIR_HI 2, 3, 6, 7
 #elif DS__VLANES == 2
 #define DS__SHUF_LO 0, 2
 #define DS__SHUF_HI 1, 3
@@ -3793,8 +3801,10 @@ static void ds__mm_tile2(const ds__mm *g, size_t m, size_t n) {
 /* 8 rows x 2 vectors, for products exactly 32 columns wide (attention's P V, dS K, dS^T Q, P^T dY
    at head size 32): 16 accumulators, 10 loads per 16 FMAs where two 4 x 2 tiles take 12 per 16,
    and enough independent chains to keep both FMA pipes busy. Each element's FMAs are those of
-   ds__mm_tile2, in the same order: the same bits. Needs 19 vector registers (not on AVX2). */
-static void ds__mm_tile2x8(const ds__mm *g, size_t m, size_t n) {
+   ds__mm_tile2, in the same order: the same bits. Needs 19 vector registers (not on AVX2). Rows
+   4-7 start `half` floats after row 0: 4 sam where A is given by rows, the next panel (4 KC)
+   where it is packed in panels (ds__mm_blocked_task). */
+static void ds__mm_tile2x8(const ds__mm *g, size_t m, size_t n, size_t half) {
     const ds_float *A = g->A + m * g->sam, *B = g->B + n;
     ds_float *C = g->C + m * g->ldc + n;
     size_t k, r, sam = g->sam, sak = g->sak, ldb = g->ldb, ldc = g->ldc;
@@ -3809,7 +3819,7 @@ static void ds__mm_tile2x8(const ds__mm *g, size_t m, size_t n) {
         __asm__("" : "+v"(b0), "+v"(b1));
 #endif
         for (r = 0; r < 8; r++) {
-            ds_float a = A[r * sam + k * sak];
+            ds_float a = A[(r / 4) * half + (r % 4) * sam + k * sak];
             c0[r] += a * b0, c1[r] += a * b1;
         }
     }
@@ -3930,7 +3940,7 @@ static void ds__mm_task(void *ctx, size_t t0, size_t t1) { /* tasks are tiles of
                 size_t mr = m1 - m < DS__MR ? m1 - m : DS__MR;
 #if defined(DS__SIMD) && DS__NV == 4
                 if (nr == 2 * (size_t)DS__VL && m + 2 * DS__MR <= m1) { /* 8 rows of a 32-wide product */
-                    ds__mm_tile2x8(&ge, m, g.packed ? 0 : n);
+                    ds__mm_tile2x8(&ge, m, g.packed ? 0 : n, 4 * ge.sam);
                     m += DS__MR;
                     continue;
                 }
@@ -3954,14 +3964,16 @@ static void ds__mm_task(void *ctx, size_t t0, size_t t1) { /* tasks are tiles of
          half the L2), then for each 64-column strip: pack the strip of B (L1) and run the tiles
          down the block, reading A from the L2.
    A is read once per NC columns instead of once per 64; C is revisited once per k-block (its
-   NC-column block stays in L2/L3). An A given by rows (sak = 1) is packed row by row (stride
-   KC). A transposed A (sam = 1: dout^T) is packed in panels: each tile's 4 rows of a k side by
-   side, its k's one after another, so a tile reads its A as one stream of 16 bytes a k. The
-   earlier layout, the block's k-rows one after another, read 16 bytes from a new cache line
-   every k at a stride of kilobytes, which crosses a 4 KB page every k or two, where the L1's
-   stride prefetcher stops: medium trained 3-8% faster with the panels (2 threads, Intel Xeon,
-   flipped every step of one run; tiny and small within noise). Rows packed in the same panels
-   (by 4 x 4 transposes) gave nothing in training: the row layout stays. The tiles and edges are the same functions
+   NC-column block stays in L2/L3). A is packed in panels: each tile's 4 rows of a k side by
+   side, its k's one after another, so a tile reads its A as one stream of 16 bytes a k. For a
+   transposed A (sam = 1: dout^T) the earlier layout, the block's k-rows one after another, read
+   16 bytes from a new cache line every k at a stride of kilobytes, which crosses a 4 KB page
+   every k or two, where the L1's stride prefetcher stops: medium trained 3-8% faster with the
+   panels (2 threads, Intel Xeon, flipped every step of one run). An A given by rows (sak = 1)
+   was copied row by row (stride KC), and the tile then read four streams 512 bytes apart; in
+   panels (ds__mm_pack_panel) the forward and input-gradient products of medium ran 2-8% faster
+   alone (each of the 8 shapes, one and two threads, flipped every call, Intel Xeon); in training
+   that is within the host's noise. The tiles and edges are the same functions
    as above with A's new strides, each element still sums k in ascending order: the same bits,
    whichever path, block size or thread count. mc (the pool's, from the L2 size) is the one
    parameter that follows the CPU; NC = 512 was the best of 256..2048 on Zen 5. Two strips are
@@ -3988,6 +4000,27 @@ static void ds__mm_prefetch_c(const ds_float *C, size_t ldc, size_t rows, size_t
 #else
 static void ds__mm_prefetch_c(const ds_float *C, size_t ldc, size_t rows, size_t nr) { (void)C, (void)ldc, (void)rows, (void)nr; }
 #endif
+/* d[4 k + r] = A[r * sam + k], r < 4, k < kb: four rows of A side by side, one k after another
+   (a tile's panel). A vector of k's from each row, then two rounds of interleaving (one lane,
+   then two lanes at a time) give the panel's 4 x VL floats in order; 0.15 cycles a float where
+   the scalar loop takes ~1 (the copy runs once per k-block of an A block, against NC / 16 tile
+   FMAs per float). */
+static void ds__mm_pack_panel(ds_float *d, const ds_float *A, size_t sam, size_t kb) {
+    const ds_float *s0 = A, *s1 = A + sam, *s2 = A + 2 * sam, *s3 = A + 3 * sam;
+    size_t k = 0;
+#if defined(DS__SIMD) && defined(DS__SHUF) && defined(DS__PAIR_LO)
+    for (; k + DS__VL <= kb; k += DS__VL) {
+        ds__vec r0 = ds__vload(s0 + k), r1 = ds__vload(s1 + k), r2 = ds__vload(s2 + k), r3 = ds__vload(s3 + k);
+        ds__vec a01 = __builtin_shufflevector(r0, r1, DS__SHUF_LO), b01 = __builtin_shufflevector(r0, r1, DS__SHUF_HI);
+        ds__vec a23 = __builtin_shufflevector(r2, r3, DS__SHUF_LO), b23 = __builtin_shufflevector(r2, r3, DS__SHUF_HI);
+        ds__vstore(d + 4 * k, __builtin_shufflevector(a01, a23, DS__PAIR_LO));
+        ds__vstore(d + 4 * k + DS__VL, __builtin_shufflevector(a01, a23, DS__PAIR_HI));
+        ds__vstore(d + 4 * k + 2 * DS__VL, __builtin_shufflevector(b01, b23, DS__PAIR_LO));
+        ds__vstore(d + 4 * k + 3 * DS__VL, __builtin_shufflevector(b01, b23, DS__PAIR_HI));
+    }
+#endif
+    for (; k < kb; k++) d[4 * k] = s0[k], d[4 * k + 1] = s1[k], d[4 * k + 2] = s2[k], d[4 * k + 3] = s3[k];
+}
 static void ds__mm_blocked_task(void *ctx, size_t t0, size_t t1) { /* tasks are the parts */
     const ds__mm *g0 = (const ds__mm *)ctx;
     ds_float bp[DS_MM_KC * DS__NR];
@@ -4004,11 +4037,10 @@ static void ds__mm_blocked_task(void *ctx, size_t t0, size_t t1) { /* tasks are 
                     size_t kb = g0->K - pc < DS_MM_KC ? g0->K - pc : DS_MM_KC;
                     size_t mb = m1 - mc < g0->mc ? m1 - mc : g0->mc, mbf = mb - mb % DS__MR, r, k;
                     ds__mm ga = *g0, gr = *g0; /* the packed block's rows; the rows after its last full tile */
-                    int panels = 0;
-                    if (g0->sak == 1) {
-                        for (r = 0; r < mbf; r++) memcpy(ap + r * DS_MM_KC, g0->A + (mc + r) * g0->sam + pc, kb * sizeof(ds_float));
-                        ga.sam = DS_MM_KC, ga.sak = 1;
-                    } else { /* panels: the tile's 4 rows of a k side by side, ap[(r / 4) * 4 kb + 4 k + r % 4] */
+                    /* panels: the tile's 4 rows of a k side by side, ap[(r / 4) * 4 kb + 4 k + r % 4] */
+                    if (g0->sak == 1)
+                        for (r = 0; r < mbf; r += DS__MR) ds__mm_pack_panel(ap + r * kb, g0->A + (mc + r) * g0->sam + pc, g0->sam, kb);
+                    else
                         for (k = 0; k < kb; k++) {
                             const ds_float *src = g0->A + mc * g0->sam + (pc + k) * g0->sak;
                             if (g0->sam == 1 && k + 4 <= kb) { /* 4 k's at once: one 64-byte line a panel */
@@ -4024,8 +4056,7 @@ static void ds__mm_blocked_task(void *ctx, size_t t0, size_t t1) { /* tasks are 
                             } else
                                 for (r = 0; r < mbf; r++) ap[(r / DS__MR) * DS__MR * kb + DS__MR * k + r % DS__MR] = src[r * g0->sam];
                         }
-                        ga.sam = 1, ga.sak = DS__MR, panels = 1;
-                    }
+                    ga.sam = 1, ga.sak = DS__MR;
                     ga.A = ap, ga.K = kb, ga.C = g0->C + mc * g0->ldc;
                     ga.accumulate = g0->accumulate || pc > 0;
                     gr.A = g0->A + pc * g0->sak, gr.K = kb, gr.accumulate = ga.accumulate;
@@ -4037,14 +4068,13 @@ static void ds__mm_blocked_task(void *ctx, size_t t0, size_t t1) { /* tasks are 
                         ge = gt, ge.C = gt.C + n; /* the edges read the packed strip at its column 0 */
                         for (m = 0; m < mbf; m += DS__MR) {
                             /* a tile reads A at A + m sam = A + m: its panel starts at m kb */
-                            if (panels) gt.A = ge.A = ap + m * kb - m;
+                            gt.A = ge.A = ap + m * kb - m;
 #if defined(DS__SIMD) && DS__NV == 4
-                            /* 8 rows of a 32-wide strip (not from panels: its rows 4-7 are the next panel's) */
-                            if (!panels && nr == 2 * (size_t)DS__VL && m + 2 * DS__MR <= mbf) {
+                            if (nr == 2 * (size_t)DS__VL && m + 2 * DS__MR <= mbf) { /* 8 rows of a 32-wide strip: two panels */
                                 if (m + 2 * DS__MR < mbf) /* the next tile's rows, no further than the block's */
                                     ds__mm_prefetch_c(ge.C + (m + 2 * DS__MR) * ge.ldc, ge.ldc,
                                                       mbf - (m + 2 * DS__MR) < 2 * DS__MR ? mbf - (m + 2 * DS__MR) : 2 * DS__MR, nr);
-                                ds__mm_tile2x8(&ge, m, 0);
+                                ds__mm_tile2x8(&ge, m, 0, DS__MR * kb);
                                 m += DS__MR;
                                 continue;
                             }
