@@ -4005,9 +4005,9 @@ static void ds__mm_prefetch_c(const ds_float *C, size_t ldc, size_t rows, size_t
 #endif
 /* d[4 k + r] = A[r * sam + k], r < 4, k < kb: four rows of A side by side, one k after another
    (a tile's panel). A vector of k's from each row, then two rounds of interleaving (one lane,
-   then two lanes at a time) give the panel's 4 x VL floats in order; 0.15 cycles a float where
-   the scalar loop takes ~1 (the copy runs once per k-block of an A block, against NC / 16 tile
-   FMAs per float). */
+   then two lanes at a time) give the panel's 4 x VL floats in order, without a store per float
+   (each packed float then takes part in NC multiply-adds; the k's past the last whole vector
+   go one at a time). */
 static void ds__mm_pack_panel(ds_float *d, const ds_float *A, size_t sam, size_t kb) {
     const ds_float *s0 = A, *s1 = A + sam, *s2 = A + 2 * sam, *s3 = A + 3 * sam;
     size_t k = 0;
