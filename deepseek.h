@@ -109,6 +109,8 @@
       DS_MM_KC              (default: 128) the matmul's k-block.
       DS_MM_MC              (default: from the L2 size, see ds_pool_new) the matmul's row block.
       DS_MM_NC              (default: 512) the matmul's column block.
+      DS_MM_KB              (default: 4) k-blocks of B a matmul thread packs at once (its
+                            buffer: KB x KC x NC floats, 1 MB by default).
       DS_MPI                (default: undefined) data parallelism over MPI: ds_dp groups span the ranks
                             of MPI_COMM_WORLD (ZeRO-1: each rank owns a slice of the AdamW moments).
                             Compile with mpicc (Debian: libopenmpi-dev, openmpi-bin), run with mpirun;
@@ -3179,10 +3181,18 @@ typedef struct ds__worker { struct ds_pool *pool; int k; } ds__worker;
 #ifndef DS_MM_KC
 #define DS_MM_KC 128 /* the matmul's k-block: a KC x NR strip of B (32 KB in float) stays in L1 */
 #endif
+#ifndef DS_MM_NC
+#define DS_MM_NC 512 /* its column block (ds__mm_blocked_task) */
+#endif
+#ifndef DS_MM_KB
+#define DS_MM_KB 4 /* k-blocks of B packed at once: C is revisited once per KB k-blocks */
+#endif
+#define DS__MM_BBLK ((size_t)DS_MM_KB * DS_MM_KC * (DS_MM_NC + 64)) /* the packed B block (NC, or one strip of at most 64) */
 struct ds_pool {
     int n;           /* threads, the caller's included */
-    size_t mm_mc;    /* the matmul's row block: mm_mc x KC floats of packed A fill half the L2 */
-    ds_float **pack; /* per thread: the packed A block, (mm_mc + 16) x KC floats (ds__mm_blocked_task) */
+    size_t mm_mc;    /* the matmul's row block: its packed A (mm_mc x KC) and its C (mm_mc x NC) fill half the L2 */
+    ds_float **pack; /* per thread (ds__mm_blocked_task): the packed A block, (mm_mc + 16) x KC floats,
+                        then the packed B block, KB x KC x NC floats */
     int n_pack;
 #ifndef DS_NO_THREADS
     pthread_t *th;
@@ -3281,21 +3291,22 @@ DSDEF ds_pool *ds_pool_new(int n_threads, ds_error *err) {
     p = (ds_pool *)ds__calloc(1, sizeof *p);
     if (!p) { DS__OOM(err); return NULL; }
     {
-        /* each thread's buffer for the matmul's packed A blocks (ds__mm_blocked_task), allocated
-           once here: half the L2 (256 KB a thread on a 512 KB L2, 1 MB on a 2 MB one) */
+        /* each thread's buffer for the matmul's packed A and B blocks (ds__mm_blocked_task),
+           allocated once here: mm_mc rows of A and of C fill half the L2 (408 rows on a 2 MB L2,
+           96 on a 512 KB one) */
         int k, nb = n_threads;
 #ifdef DS_MM_MC
         p->mm_mc = DS_MM_MC;
 #else
-        p->mm_mc = ds__l2_bytes() / 2 / (DS_MM_KC * sizeof(ds_float));
+        p->mm_mc = ds__l2_bytes() / 2 / ((DS_MM_NC + DS_MM_KC) * sizeof(ds_float));
 #endif
-        p->mm_mc = p->mm_mc < 64 ? 64 : p->mm_mc > 4096 ? 4096 : p->mm_mc / 8 * 8;
+        p->mm_mc = p->mm_mc < 32 ? 32 : p->mm_mc > 4096 ? 4096 : p->mm_mc / 8 * 8;
 #ifdef DS_NO_THREADS
         nb = 1;
 #endif
         p->pack = (ds_float **)ds__calloc((size_t)nb, sizeof(ds_float *));
         for (k = 0; p->pack && k < nb; k++)
-            if (!(p->pack[k] = (ds_float *)DS_MALLOC((p->mm_mc + 16) * DS_MM_KC * sizeof(ds_float)))) {
+            if (!(p->pack[k] = (ds_float *)DS_MALLOC(((p->mm_mc + 16) * DS_MM_KC + DS__MM_BBLK) * sizeof(ds_float)))) {
                 while (k-- > 0) DS_FREE(p->pack[k]);
                 DS_FREE(p->pack);
                 p->pack = NULL;
@@ -3962,12 +3973,19 @@ static void ds__mm_task(void *ctx, size_t t0, size_t t1) { /* tasks are tiles of
    input gradient, K = OC), and for the weight gradient A = dout^T is read down a column, one
    cache line per k. Measured alone, one thread, Zen 5: dinp 2048 x 512 x 2752 ran at 55% of the
    FMA peak, the LM head's dW at 60%. Here, as in Goto's and BLIS's GEMM:
-     for each block of NC columns, for each k-block of KC:
-       for each block of mc rows: copy A[rows, k-block] contiguous (the packed A: mc x KC floats,
-         half the L2), then for each 64-column strip: pack the strip of B (L1) and run the tiles
-         down the block, reading A from the L2.
-   A is read once per NC columns instead of once per 64; C is revisited once per k-block (its
-   NC-column block stays in L2/L3). A is packed in panels: each tile's 4 rows of a k side by
+     for each block of NC columns, for each KB k-blocks of KC (512 k's):
+       for each block of mc rows, for each of those k-blocks: copy A[rows, k-block] contiguous
+         (the packed A: mc x KC floats), then for each 64-column strip: the strip of B (KC x 64,
+         32 KB: the L1) and the tiles down the block, reading A from the L2.
+   A is read once per NC columns instead of once per 64. The row block (mc rows of packed A and
+   of C, mm_mc from the L2 size) keeps the block's C in the L2 from one k-block to the next: the
+   k-blocks were the outer loop, and a thread's C (its rows x NC, 4 MB for 2048 rows) came back
+   from L3 on every k-block, a stall at the start of every tile (perf: half the self time of this
+   loop was the C prefetch). The strips of B are packed by the first row block into the packed B
+   block (KB x KC x NC, 1 MB) and read from there by the others; a thread with one row block
+   packs each strip into one buffer, hot in L1, as before. One thread, Intel Xeon, each of the 12
+   products of medium flipped every call: 4-11% faster (one 0.99); two threads: within the
+   host's noise either way. A is packed in panels: each tile's 4 rows of a k side by
    side, its k's one after another, so a tile reads its A as one stream of 16 bytes a k. For a
    transposed A (sam = 1: dout^T) the earlier layout, the block's k-rows one after another, read
    16 bytes from a new cache line every k at a stride of kilobytes, which crosses a 4 KB page
@@ -3984,9 +4002,6 @@ static void ds__mm_task(void *ctx, size_t t0, size_t t1) { /* tasks are tiles of
    gradients at C = 128 and the weight gradients of every [OC, 128] weight) took the strip path
    with a 4-strip threshold; at 2 strips tiny trained 3-5% faster on two threads and 6-9% on one
    (Intel Xeon, each threshold flipped every step of one run, three runs). */
-#ifndef DS_MM_NC
-#define DS_MM_NC 512
-#endif
 /* The next tile's C, asked for while this tile runs. Each tile reads its 4 x 64 block of C
    before its k loop (every k-block after the first adds to it), and the thread's C (its rows x
    NC columns, 4 MB for 2,048 rows) does not stay in the L2, so without this every tile started
@@ -4026,72 +4041,78 @@ static void ds__mm_pack_panel(ds_float *d, const ds_float *A, size_t sam, size_t
 }
 static void ds__mm_blocked_task(void *ctx, size_t t0, size_t t1) { /* tasks are the parts */
     const ds__mm *g0 = (const ds__mm *)ctx;
-    ds_float bp[DS_MM_KC * DS__NR];
+    ds_float bloc[DS_MM_KC * DS__NR];
     size_t t;
     for (t = t0; t < t1; t++) {
-        ds_float *ap = g0->pack[t];
-        size_t b, e, m0, m1, jc, pc, mc, n, m, nc = DS_MM_NC / DS__NR * DS__NR; /* whole strips (NR = 48 with AVX2) */
+        ds_float *ap = g0->pack[t], *bblk = ap + (g0->mc + 16) * DS_MM_KC;
+        size_t b, e, m0, m1, jc, kc0, pc, mc, mcb, nblk, n, m, s, nc = DS_MM_NC / DS__NR * DS__NR; /* whole strips (NR = 48 with AVX2) */
         ds__chunk(g0->tiles, g0->parts, (int)t, &b, &e);
         if (nc == 0) nc = DS__NR;
         m0 = b * DS__MR, m1 = e * DS__MR < g0->M ? e * DS__MR : g0->M;
+        nblk = (m1 - m0 + g0->mc - 1) / g0->mc; /* the thread's rows in nblk blocks of equal size */
+        mcb = ((m1 - m0 + nblk - 1) / nblk + DS__MR - 1) / DS__MR * DS__MR;
         for (jc = 0; jc < g0->N; jc += nc)
-            for (pc = 0; pc < g0->K; pc += DS_MM_KC)
-                for (mc = m0; mc < m1; mc += g0->mc) {
-                    size_t kb = g0->K - pc < DS_MM_KC ? g0->K - pc : DS_MM_KC;
-                    size_t mb = m1 - mc < g0->mc ? m1 - mc : g0->mc, mbf = mb - mb % DS__MR, r, k;
-                    ds__mm ga = *g0, gr = *g0; /* the packed block's rows; the rows after its last full tile */
-                    /* panels: the tile's 4 rows of a k side by side, ap[(r / 4) * 4 kb + 4 k + r % 4] */
-                    if (g0->sak == 1)
-                        for (r = 0; r < mbf; r += DS__MR) ds__mm_pack_panel(ap + r * kb, g0->A + (mc + r) * g0->sam + pc, g0->sam, kb);
-                    else
-                        for (k = 0; k < kb; k++) {
-                            const ds_float *src = g0->A + mc * g0->sam + (pc + k) * g0->sak;
-                            if (g0->sam == 1 && k + 4 <= kb) { /* 4 k's at once: one 64-byte line a panel */
-                                size_t sk = g0->sak;
-                                for (r = 0; r < mbf; r += DS__MR) {
-                                    ds_float *d = ap + r * kb + DS__MR * k;
-                                    memcpy(d, src + r, 4 * sizeof(ds_float));
-                                    memcpy(d + 4, src + sk + r, 4 * sizeof(ds_float));
-                                    memcpy(d + 8, src + 2 * sk + r, 4 * sizeof(ds_float));
-                                    memcpy(d + 12, src + 3 * sk + r, 4 * sizeof(ds_float));
-                                }
-                                k += 3;
-                            } else
-                                for (r = 0; r < mbf; r++) ap[(r / DS__MR) * DS__MR * kb + DS__MR * k + r % DS__MR] = src[r * g0->sam];
-                        }
-                    ga.sam = 1, ga.sak = DS__MR;
-                    ga.A = ap, ga.K = kb, ga.C = g0->C + mc * g0->ldc;
-                    ga.accumulate = g0->accumulate || pc > 0;
-                    gr.A = g0->A + pc * g0->sak, gr.K = kb, gr.accumulate = ga.accumulate;
-                    for (n = jc; n < g0->N && n < jc + nc; n += DS__NR) {
-                        size_t nr = g0->N - n < (size_t)DS__NR ? g0->N - n : (size_t)DS__NR;
-                        ds__mm gt = ga, ge;
-                        ds__mm_pack_b(bp, g0, n, nr, pc, kb);
-                        gt.B = bp, gt.ldb = nr, gt.packed = 1;
-                        ge = gt, ge.C = gt.C + n; /* the edges read the packed strip at its column 0 */
-                        for (m = 0; m < mbf; m += DS__MR) {
-                            /* a tile reads A at A + m sam = A + m: its panel starts at m kb */
-                            gt.A = ge.A = ap + m * kb - m;
-#if defined(DS__SIMD) && DS__NV == 4
-                            if (nr == 2 * (size_t)DS__VL && m + 2 * DS__MR <= mbf) { /* 8 rows of a 32-wide strip: two panels */
-                                if (m + 2 * DS__MR < mbf) /* the next tile's rows, no further than the block's */
-                                    ds__mm_prefetch_c(ge.C + (m + 2 * DS__MR) * ge.ldc, ge.ldc,
-                                                      mbf - (m + 2 * DS__MR) < 2 * DS__MR ? mbf - (m + 2 * DS__MR) : 2 * DS__MR, nr);
-                                ds__mm_tile2x8(&ge, m, 0, DS__MR * kb);
-                                m += DS__MR;
-                                continue;
+            for (kc0 = 0; kc0 < g0->K; kc0 += DS_MM_KB * DS_MM_KC)
+                for (mc = m0; mc < m1; mc += mcb)
+                    for (pc = kc0; pc < g0->K && pc < kc0 + DS_MM_KB * DS_MM_KC; pc += DS_MM_KC) {
+                        size_t kb = g0->K - pc < DS_MM_KC ? g0->K - pc : DS_MM_KC, q = (pc - kc0) / DS_MM_KC;
+                        size_t mb = m1 - mc < mcb ? m1 - mc : mcb, mbf = mb - mb % DS__MR, r, k;
+                        ds__mm ga = *g0, gr = *g0; /* the packed block's rows; the rows after its last full tile */
+                        /* panels: the tile's 4 rows of a k side by side, ap[(r / 4) * 4 kb + 4 k + r % 4] */
+                        if (g0->sak == 1)
+                            for (r = 0; r < mbf; r += DS__MR) ds__mm_pack_panel(ap + r * kb, g0->A + (mc + r) * g0->sam + pc, g0->sam, kb);
+                        else
+                            for (k = 0; k < kb; k++) {
+                                const ds_float *src = g0->A + mc * g0->sam + (pc + k) * g0->sak;
+                                if (g0->sam == 1 && k + 4 <= kb) { /* 4 k's at once: one 64-byte line a panel */
+                                    size_t sk = g0->sak;
+                                    for (r = 0; r < mbf; r += DS__MR) {
+                                        ds_float *d = ap + r * kb + DS__MR * k;
+                                        memcpy(d, src + r, 4 * sizeof(ds_float));
+                                        memcpy(d + 4, src + sk + r, 4 * sizeof(ds_float));
+                                        memcpy(d + 8, src + 2 * sk + r, 4 * sizeof(ds_float));
+                                        memcpy(d + 12, src + 3 * sk + r, 4 * sizeof(ds_float));
+                                    }
+                                    k += 3;
+                                } else
+                                    for (r = 0; r < mbf; r++) ap[(r / DS__MR) * DS__MR * kb + DS__MR * k + r % DS__MR] = src[r * g0->sam];
                             }
+                        ga.sam = 1, ga.sak = DS__MR;
+                        ga.A = ap, ga.K = kb, ga.C = g0->C + mc * g0->ldc;
+                        ga.accumulate = g0->accumulate || pc > 0;
+                        gr.A = g0->A + pc * g0->sak, gr.K = kb, gr.accumulate = ga.accumulate;
+                        for (n = jc, s = 0; n < g0->N && n < jc + nc; n += DS__NR, s++) {
+                            size_t nr = g0->N - n < (size_t)DS__NR ? g0->N - n : (size_t)DS__NR;
+                            /* the strip of B: packed by the first row block, kept in the B block for
+                               the others (one strip buffer, hot in L1, where there is one block) */
+                            ds_float *bp = nblk > 1 ? bblk + (s * DS_MM_KB + q) * DS_MM_KC * DS__NR : bloc;
+                            ds__mm gt = ga, ge;
+                            if (mc == m0) ds__mm_pack_b(bp, g0, n, nr, pc, kb);
+                            gt.B = bp, gt.ldb = nr, gt.packed = 1;
+                            ge = gt, ge.C = gt.C + n; /* the edges read the packed strip at its column 0 */
+                            for (m = 0; m < mbf; m += DS__MR) {
+                                /* a tile reads A at A + m sam = A + m: its panel starts at m kb */
+                                gt.A = ge.A = ap + m * kb - m;
+#if defined(DS__SIMD) && DS__NV == 4
+                                if (nr == 2 * (size_t)DS__VL && m + 2 * DS__MR <= mbf) { /* 8 rows of a 32-wide strip: two panels */
+                                    if (m + 2 * DS__MR < mbf) /* the next tile's rows, no further than the block's */
+                                        ds__mm_prefetch_c(ge.C + (m + 2 * DS__MR) * ge.ldc, ge.ldc,
+                                                          mbf - (m + 2 * DS__MR) < 2 * DS__MR ? mbf - (m + 2 * DS__MR) : 2 * DS__MR, nr);
+                                    ds__mm_tile2x8(&ge, m, 0, DS__MR * kb);
+                                    m += DS__MR;
+                                    continue;
+                                }
 #endif
-                            if (m + DS__MR < mbf) ds__mm_prefetch_c(ge.C + (m + DS__MR) * ge.ldc, ge.ldc, DS__MR, nr);
-                            if (nr == (size_t)DS__NR) ds__mm_tile(&gt, m, n);
-                            else ds__mm_edge(&ge, m, 0, DS__MR, nr);
-                        }
-                        if (mbf < mb) {
-                            gr.B = bp, gr.ldb = nr, gr.packed = 1, gr.C = g0->C + n;
-                            ds__mm_edge(&gr, mc + mbf, 0, mb - mbf, nr);
+                                if (m + DS__MR < mbf) ds__mm_prefetch_c(ge.C + (m + DS__MR) * ge.ldc, ge.ldc, DS__MR, nr);
+                                if (nr == (size_t)DS__NR) ds__mm_tile(&gt, m, n);
+                                else ds__mm_edge(&ge, m, 0, DS__MR, nr);
+                            }
+                            if (mbf < mb) {
+                                gr.B = bp, gr.ldb = nr, gr.packed = 1, gr.C = g0->C + n;
+                                ds__mm_edge(&gr, mc + mbf, 0, mb - mbf, nr);
+                            }
                         }
                     }
-                }
     }
 }
 
