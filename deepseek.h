@@ -110,7 +110,7 @@
       DS_MM_MC              (default: from the L2 size, see ds_pool_new) the matmul's row block.
       DS_MM_NC              (default: 512) the matmul's column block.
       DS_MM_KB              (default: 4) k-blocks of B a matmul thread packs at once (its
-                            buffer: KB x KC x NC floats, 1 MB by default).
+                            buffer: KB x KC x (NC + 64) floats, 1.1 MB by default).
       DS_MPI                (default: undefined) data parallelism over MPI: ds_dp groups span the ranks
                             of MPI_COMM_WORLD (ZeRO-1: each rank owns a slice of the AdamW moments).
                             Compile with mpicc (Debian: libopenmpi-dev, openmpi-bin), run with mpirun;
@@ -449,8 +449,9 @@ DSDEF int32_t ds_tokenizer_padded_vocab(const ds_tokenizer *tok);
    chunk per thread (the caller's thread does chunk 0) and returns when all are done. Kernels
    split *outputs* across chunks, never a reduction, so results are bit-identical for any thread
    count. A NULL pool, or a build with DS_NO_THREADS, runs everything on the calling thread.
-   A pool also holds, per thread, the matmul's buffer for packed blocks of A (half the L2 cache:
-   256 KB a thread on a 512 KB L2, 1 MB on a 2 MB one), allocated once by ds_pool_new; a NULL pool runs the
+   A pool also holds, per thread, the matmul's buffer for a packed block of A (a block of rows
+   whose packed A and C fill half the L2 cache: 408 rows, 212 KB on a 2 MB L2) and a packed block
+   of B (DS_MM_KB x KC x (NC + 64) floats, 1.1 MB), allocated once by ds_pool_new; a NULL pool runs the
    matmul strip by strip without it (the same results, slower on large products). A pool of one
    thread is the fast single-threaded choice.
    ============================================================================================ */
