@@ -3198,7 +3198,7 @@ struct ds_pool {
     int n;           /* threads, the caller's included */
     size_t mm_mc;    /* the matmul's row block: its packed A (mm_mc x KC) and its C (mm_mc x NC) fill half the L2 */
     ds_float **pack; /* per thread (ds__mm_blocked_task): the packed A block, (mm_mc + 16) x KC floats,
-                        then the packed B block, KB x KC x NC floats */
+                        then the packed B block, DS__MM_BBLK floats */
     int n_pack;
 #ifndef DS_NO_THREADS
     pthread_t *th;
@@ -3990,7 +3990,7 @@ static void ds__mm_task(void *ctx, size_t t0, size_t t1) { /* tasks are tiles of
    loop was the C prefetch). The strips of B are packed by the first row block into the packed B
    block (KB x KC x NC, 1 MB) and read from there by the others; a thread with one row block
    packs each strip into one buffer, hot in L1, as before. One thread, Intel Xeon, each of the 12
-   products of medium flipped every call: 4-11% faster (one 0.99); two threads: within the
+   products of medium flipped every call: 11 of 12 ran 3-11% faster, one 0.97x; two threads: within the
    host's noise either way. A is packed in panels: each tile's 4 rows of a k side by
    side, its k's one after another, so a tile reads its A as one stream of 16 bytes a k. For a
    transposed A (sam = 1: dout^T) the earlier layout, the block's k-rows one after another, read
