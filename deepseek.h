@@ -3990,8 +3990,8 @@ static void ds__mm_task(void *ctx, size_t t0, size_t t1) { /* tasks are tiles of
    loop was the C prefetch). The strips of B are packed by the first row block into the packed B
    block (KB x KC x NC, 1 MB) and read from there by the others; a thread with one row block
    packs each strip into one buffer, hot in L1, as before. One thread, Intel Xeon, each of the 12
-   products of medium flipped every call: 11 of 12 ran 3-11% faster, one 0.97x; two threads: within the
-   host's noise either way. A is packed in panels: each tile's 4 rows of a k side by
+   products of medium flipped every call: 11 ran 3-11% faster, one 0.97x; two threads: within
+   the host's noise either way. A is packed in panels: each tile's 4 rows of a k side by
    side, its k's one after another, so a tile reads its A as one stream of 16 bytes a k. For a
    transposed A (sam = 1: dout^T) the earlier layout, the block's k-rows one after another, read
    16 bytes from a new cache line every k at a stride of kilobytes, which crosses a 4 KB page
