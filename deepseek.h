@@ -4009,12 +4009,14 @@ static void ds__mm_task(void *ctx, size_t t0, size_t t1) { /* tasks are tiles of
    with a 4-strip threshold; at 2 strips tiny trained 3-5% faster on two threads and 6-9% on one
    (Intel Xeon, each threshold flipped every step of one run, three runs). */
 /* The next tile's C, asked for while this tile runs. Each tile reads its 4 x 64 block of C
-   before its k loop (every k-block after the first adds to it), and the thread's C (its rows x
-   NC columns, 4 MB for 2,048 rows) does not stay in the L2, so without this every tile started
-   by waiting for 16 lines from L3: on an Intel Xeon with AMX and a 2 MB L2 (a slow mesh L3)
-   that stall was 24% of a forward product's time (perf annotate, one thread). Asking one tile
-   ahead took the linears' products from 0.76x to 0.80x OpenBLAS in the same run (one thread);
-   in training it was neutral within that host's noise. Prefetches change no result. */
+   before its k loop (every k-block after the first adds to it). When the k-blocks were the
+   outer loop, the thread's C (its rows x NC columns, 4 MB for 2,048 rows) did not stay in the
+   L2, and without this every tile started by waiting for 16 lines from L3: on an Intel Xeon
+   with AMX and a 2 MB L2 (a slow mesh L3) that stall was 24% of a forward product's time (perf
+   annotate, one thread). Asking one tile ahead took the linears' products from 0.76x to 0.80x
+   OpenBLAS in the same run (one thread). The row blocks now keep C in the L2 between k-blocks;
+   the prefetch still covers the first k-block's read and the L2's latency. Prefetches change
+   no result. */
 #if defined(__GNUC__) || defined(__clang__)
 static void ds__mm_prefetch_c(const ds_float *C, size_t ldc, size_t rows, size_t nr) {
     size_t r, c;
@@ -4045,6 +4047,30 @@ static void ds__mm_pack_panel(ds_float *d, const ds_float *A, size_t sam, size_t
 #endif
     for (; k < kb; k++) d[4 * k] = s0[k], d[4 * k + 1] = s1[k], d[4 * k + 2] = s2[k], d[4 * k + 3] = s3[k];
 }
+/* The row block's A, rows [mc, mc + mbf) x k's [pc, pc + kb), into panels: the tile's 4 rows of
+   a k side by side, ap[(r / 4) * 4 kb + 4 k + r % 4] */
+static void ds__mm_pack_a(ds_float *ap, const ds__mm *g0, size_t mc, size_t mbf, size_t pc, size_t kb) {
+    size_t r, k;
+    if (g0->sak == 1) {
+        for (r = 0; r < mbf; r += DS__MR) ds__mm_pack_panel(ap + r * kb, g0->A + (mc + r) * g0->sam + pc, g0->sam, kb);
+        return;
+    }
+    for (k = 0; k < kb; k++) {
+        const ds_float *src = g0->A + mc * g0->sam + (pc + k) * g0->sak;
+        if (g0->sam == 1 && k + 4 <= kb) { /* 4 k's at once: one 64-byte line a panel */
+            size_t sk = g0->sak;
+            for (r = 0; r < mbf; r += DS__MR) {
+                ds_float *d = ap + r * kb + DS__MR * k;
+                memcpy(d, src + r, 4 * sizeof(ds_float));
+                memcpy(d + 4, src + sk + r, 4 * sizeof(ds_float));
+                memcpy(d + 8, src + 2 * sk + r, 4 * sizeof(ds_float));
+                memcpy(d + 12, src + 3 * sk + r, 4 * sizeof(ds_float));
+            }
+            k += 3;
+        } else
+            for (r = 0; r < mbf; r++) ap[(r / DS__MR) * DS__MR * kb + DS__MR * k + r % DS__MR] = src[r * g0->sam];
+    }
+}
 static void ds__mm_blocked_task(void *ctx, size_t t0, size_t t1) { /* tasks are the parts */
     const ds__mm *g0 = (const ds__mm *)ctx;
     ds_float bloc[DS_MM_KC * DS__NR];
@@ -4062,27 +4088,9 @@ static void ds__mm_blocked_task(void *ctx, size_t t0, size_t t1) { /* tasks are 
                 for (mc = m0; mc < m1; mc += mcb)
                     for (pc = kc0; pc < g0->K && pc < kc0 + DS_MM_KB * DS_MM_KC; pc += DS_MM_KC) {
                         size_t kb = g0->K - pc < DS_MM_KC ? g0->K - pc : DS_MM_KC, q = (pc - kc0) / DS_MM_KC;
-                        size_t mb = m1 - mc < mcb ? m1 - mc : mcb, mbf = mb - mb % DS__MR, r, k;
+                        size_t mb = m1 - mc < mcb ? m1 - mc : mcb, mbf = mb - mb % DS__MR;
                         ds__mm ga = *g0, gr = *g0; /* the packed block's rows; the rows after its last full tile */
-                        /* panels: the tile's 4 rows of a k side by side, ap[(r / 4) * 4 kb + 4 k + r % 4] */
-                        if (g0->sak == 1)
-                            for (r = 0; r < mbf; r += DS__MR) ds__mm_pack_panel(ap + r * kb, g0->A + (mc + r) * g0->sam + pc, g0->sam, kb);
-                        else
-                            for (k = 0; k < kb; k++) {
-                                const ds_float *src = g0->A + mc * g0->sam + (pc + k) * g0->sak;
-                                if (g0->sam == 1 && k + 4 <= kb) { /* 4 k's at once: one 64-byte line a panel */
-                                    size_t sk = g0->sak;
-                                    for (r = 0; r < mbf; r += DS__MR) {
-                                        ds_float *d = ap + r * kb + DS__MR * k;
-                                        memcpy(d, src + r, 4 * sizeof(ds_float));
-                                        memcpy(d + 4, src + sk + r, 4 * sizeof(ds_float));
-                                        memcpy(d + 8, src + 2 * sk + r, 4 * sizeof(ds_float));
-                                        memcpy(d + 12, src + 3 * sk + r, 4 * sizeof(ds_float));
-                                    }
-                                    k += 3;
-                                } else
-                                    for (r = 0; r < mbf; r++) ap[(r / DS__MR) * DS__MR * kb + DS__MR * k + r % DS__MR] = src[r * g0->sam];
-                            }
+                        ds__mm_pack_a(ap, g0, mc, mbf, pc, kb);
                         ga.sam = 1, ga.sak = DS__MR;
                         ga.A = ap, ga.K = kb, ga.C = g0->C + mc * g0->ldc;
                         ga.accumulate = g0->accumulate || pc > 0;
