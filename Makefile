@@ -10,6 +10,7 @@
 #   make cuda     the CUDA build (nvcc): the examples under build/cuda/ and the CUDA test program
 #   make test-cuda  the CUDA tests (each skipped, with the reason, without a device)
 #   make check-cuda   every GPU check in one run, for a machine with a GPU (tools/cuda_check.sh)
+#   make test-cuda-emu  the CUDA backend's kernels and tests on the CPU emulator of tests/cuda/emu (no GPU, no nvcc)
 #   make mpi      the MPI build (mpicc, -DDS_MPI): 02_pretrain, 05_sft and the MPI test under build/mpi/
 #   make test-mpi the data-parallel tests under mpirun (each skipped, with the reason, without Open MPI)
 #   make bench-dp tokens/s on 1 and 2 ranks, the MPI share, the cost of a checkpoint (sync vs background)
@@ -28,7 +29,7 @@ B        = build
 
 EXAMPLES = $(B)/01_tokenizer $(B)/02_pretrain $(B)/03_lr_schedules $(B)/04_scaling $(B)/05_sft $(B)/06_dpo $(B)/07_chat
 
-.PHONY: all test test-cuda cuda check-cuda mpi test-mpi bench-dp demo asan fuzz fuzz-run check-hf check-torch bench bench-train bench-ops clean
+.PHONY: all test test-cuda test-cuda-emu cuda check-cuda mpi test-mpi bench-dp demo asan fuzz fuzz-run check-hf check-torch bench bench-train bench-ops clean
 
 # The CUDA path (deepseek_cuda.cuh): nvcc compiles the same sources as CUDA with -DDS_CUDA. sm_90
 # (H100/H200) with PTX for later GPUs: nvcc 13 alone would target sm_75, where bf16 tensor-core
@@ -68,6 +69,7 @@ test: $(B)/check_c $(B)/check_cpp $(B)/check_serial $(B)/replay_json $(B)/replay
 	./$(B)/replay_json tests/fuzz/seeds/json/* && ./$(B)/replay_tokenizer tests/fuzz/seeds/tokenizer/* && ./$(B)/replay_safetensors tests/fuzz/seeds/safetensors/* && ./$(B)/replay_dataset tests/fuzz/seeds/dataset/* && ./$(B)/replay_tokens tests/fuzz/seeds/tokens/* && ./$(B)/replay_encode tests/fuzz/seeds/encode/*
 	./$(B)/replay_sample tests/fuzz/seeds/sample/* && ./$(B)/replay_state tests/fuzz/seeds/state/* && ./$(B)/replay_deepseek tests/fuzz/seeds/deepseek/* && ./$(B)/replay_index tests/fuzz/seeds/index/*
 	@$(MAKE) --no-print-directory test-cuda
+	@$(MAKE) --no-print-directory test-cuda-emu
 	@$(MAKE) --no-print-directory test-mpi
 	./$(B)/run_tests
 
@@ -137,6 +139,31 @@ $(CU)/test_cuda.o: tests/cuda/test_cuda.c tests/cuda/cuda_ref.h tests/test.h dee
 
 $(CU)/test_cuda: $(CU)/test_cuda.o $(CU)/cuda_ref.o
 	$(NVCC) $(NVARCH) -o $@ $(CU)/test_cuda.o $(CU)/cuda_ref.o -lcublas -lpthread
+
+# The CUDA backend on the CPU emulator (tests/cuda/emu/cuda_runtime.h says what it is and is
+# not): deepseek_cuda.cuh compiled as C++ by $(CXX), its launches run as fibers, cuBLAS as loops.
+# Its own self-test first, then every CUDA test against the CPU ops. No tail merging: two
+# __syncthreads of the source must stay two call sites for its divergence check.
+EMU      = $(B)/cuda_emu
+EMUOPT  := $(shell $(CXX) -O2 -fno-crossjumping -fno-tree-tail-merge -Werror -x c++ -c /dev/null -o /dev/null 2>/dev/null && echo -fno-crossjumping -fno-tree-tail-merge)
+EMUFLAGS = -std=c++14 -O2 $(EMUOPT) -g $(WARN) -I tests/cuda/emu
+EMUHDRS  = tests/cuda/emu/cuda_runtime.h tests/cuda/emu/cublas_v2.h
+
+$(EMU):
+	@mkdir -p $(EMU)
+
+$(EMU)/test_emu: tests/cuda/emu/test_emu.cpp $(EMUHDRS) | $(EMU)
+	$(CXX) $(EMUFLAGS) -o $@ tests/cuda/emu/test_emu.cpp
+
+$(EMU)/cuda_ref.o: tests/cuda/cuda_ref.c tests/cuda/cuda_ref.h deepseek.h | $(EMU)
+	$(CC) -std=c99 $(WARN) -O2 -c -o $@ tests/cuda/cuda_ref.c
+
+$(EMU)/test_cuda: tests/cuda/test_cuda.c tests/cuda/cuda_ref.h tests/test.h deepseek.h deepseek_cuda.cuh $(EMUHDRS) $(EMU)/cuda_ref.o | $(EMU)
+	$(CXX) $(EMUFLAGS) -x c++ -o $@ tests/cuda/test_cuda.c -x none $(EMU)/cuda_ref.o -lm -lpthread
+
+test-cuda-emu: $(EMU)/test_emu $(EMU)/test_cuda
+	./$(EMU)/test_emu 2>/dev/null || ./$(EMU)/test_emu
+	./$(EMU)/test_cuda
 
 $(B)/01_tokenizer: examples/01_tokenizer.c deepseek.h | $(B)
 	$(CC) -std=c99 $(WARN) $(CFLAGS) -o $@ examples/01_tokenizer.c $(LDLIBS)

@@ -5289,6 +5289,7 @@ static ds_model *ds__model_new(const ds_config *c, int B, int T, int rope_len, i
     m->T = T;
     if (ds__exec_init(&m->ex, err)) { DS_FREE(m); return NULL; }
     if (!host_visible) m->ex.host_visible = 0;
+    host_visible = m->ex.host_visible; /* the backend's answer: 0 on a GPU, whatever the flags */
     D = (size_t)c->d_model, L = (size_t)c->n_layers, F = (size_t)c->d_ff, V = (size_t)c->vocab, H = (size_t)c->n_heads;
     KV = (size_t)c->n_kv_heads, N = (size_t)B * (size_t)T, hd = D / H, Q = (H + 2 * KV) * hd;
     m->hd = hd, m->Q = Q, m->N = N;

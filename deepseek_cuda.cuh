@@ -37,6 +37,12 @@
 
 #define DS__NORM_CHUNK 16384 /* the deterministic reductions' fixed chunk, as on the CPU */
 #define DS__CU_THREADS 256
+/* every launch: DS__CU_LAUNCH(kernel, grid, block)(arguments) is kernel<<<grid, block>>>(arguments).
+   The CPU emulator of the tests (tests/cuda/emu, make test-cuda-emu) defines it otherwise, to
+   run the same kernels on a machine without a GPU. */
+#ifndef DS__CU_LAUNCH
+#define DS__CU_LAUNCH(kernel, grid, block) kernel<<<grid, block>>>
+#endif
 
 typedef struct ds__exec {
     ds_pool *pool;      /* unused on the GPU: kept so that the model's calls are the same */
@@ -211,7 +217,7 @@ static const double *ds__sqnorm_partials(ds__exec *ex, const ds_float *x, size_t
     size_t n_chunks = (n + DS__NORM_CHUNK - 1) / DS__NORM_CHUNK;
     if (n_chunks > ex->partial_n) { ds__cu_fail(ex, "sqnorm", "more chunks than reserved"); return NULL; }
     if (n_chunks) {
-        ds__sqnorm_kernel<<<(unsigned)n_chunks, DS__CU_THREADS>>>(x, n, ex->partial);
+        DS__CU_LAUNCH(ds__sqnorm_kernel, (unsigned)n_chunks, DS__CU_THREADS)(x, n, ex->partial);
         DS__LAUNCHED(ex, "sqnorm");
         ds__to_host(ex, ex->h_partial, ex->partial, n_chunks * sizeof(double));
     }
@@ -231,7 +237,7 @@ __global__ static void ds__accumulate_kernel(ds_float *dst, const ds_float *src,
 }
 static void ds__accumulate(ds__exec *ex, ds_float *dst, const ds_float *src, size_t n) {
     if (!n) return;
-    ds__accumulate_kernel<<<ds__blocks(n), DS__CU_THREADS>>>(dst, src, n);
+    DS__CU_LAUNCH(ds__accumulate_kernel, ds__blocks(n), DS__CU_THREADS)(dst, src, n);
     DS__LAUNCHED(ex, "accumulate");
 }
 
@@ -247,11 +253,11 @@ __global__ static void ds__embedding_bwd_kernel(ds_float *dw, const ds_float *do
     for (n = 0; n < N; n++) dw[(size_t)inp[n] * D + d] += dout[n * D + d];
 }
 static void ds__embedding_forward(ds__exec *ex, ds_float *out, const int32_t *inp, const ds_float *wte, size_t N, size_t D) {
-    ds__embedding_fwd_kernel<<<ds__blocks(N * D), DS__CU_THREADS>>>(out, inp, wte, N, D);
+    DS__CU_LAUNCH(ds__embedding_fwd_kernel, ds__blocks(N * D), DS__CU_THREADS)(out, inp, wte, N, D);
     DS__LAUNCHED(ex, "embedding_forward");
 }
 static void ds__embedding_backward(ds__exec *ex, ds_float *dwte, const ds_float *dout, const int32_t *inp, size_t N, size_t D) {
-    ds__embedding_bwd_kernel<<<ds__blocks(D), DS__CU_THREADS>>>(dwte, dout, inp, N, D);
+    DS__CU_LAUNCH(ds__embedding_bwd_kernel, ds__blocks(D), DS__CU_THREADS)(dwte, dout, inp, N, D);
     DS__LAUNCHED(ex, "embedding_backward");
 }
 
@@ -291,14 +297,14 @@ __global__ static void ds__rmsnorm_dw_kernel(ds_float *dw, const ds_float *dout,
 }
 static void ds__rmsnorm_forward(ds__exec *ex, ds_float *out, ds_float *rstd, const ds_float *x, const ds_float *w, size_t N, size_t D,
                                 double eps) {
-    ds__rmsnorm_fwd_kernel<<<(unsigned)N, DS__CU_THREADS>>>(out, rstd, x, w, D, eps);
+    DS__CU_LAUNCH(ds__rmsnorm_fwd_kernel, (unsigned)N, DS__CU_THREADS)(out, rstd, x, w, D, eps);
     DS__LAUNCHED(ex, "rmsnorm_forward");
 }
 static void ds__rmsnorm_backward(ds__exec *ex, ds_float *dx, int dx_accumulate, ds_float *dw, const ds_float *dout, const ds_float *x,
                                  const ds_float *w, const ds_float *rstd, size_t N, size_t D) {
-    ds__rmsnorm_dx_kernel<<<(unsigned)N, DS__CU_THREADS>>>(dx, dx_accumulate, dout, x, w, rstd, D);
+    DS__CU_LAUNCH(ds__rmsnorm_dx_kernel, (unsigned)N, DS__CU_THREADS)(dx, dx_accumulate, dout, x, w, rstd, D);
     DS__LAUNCHED(ex, "rmsnorm_backward (dx)");
-    ds__rmsnorm_dw_kernel<<<ds__blocks(D), DS__CU_THREADS>>>(dw, dout, x, rstd, N, D);
+    DS__CU_LAUNCH(ds__rmsnorm_dw_kernel, ds__blocks(D), DS__CU_THREADS)(dw, dout, x, rstd, N, D);
     DS__LAUNCHED(ex, "rmsnorm_backward (dw)");
 }
 
@@ -351,7 +357,7 @@ __global__ static void ds__rope_kernel(ds_float *qkv, const ds_float *cs, const 
 }
 static void ds__rope_run(ds__exec *ex, ds_float *qkv, const ds_float *cs, const ds_float *sn, size_t N, size_t T, size_t pos0, size_t H, size_t KV,
                          size_t hd, int inverse) {
-    ds__rope_kernel<<<ds__blocks(N * (H + KV) * hd / 2), DS__CU_THREADS>>>(qkv, cs, sn, N, T, pos0, H + KV, hd, (H + 2 * KV) * hd, inverse);
+    DS__CU_LAUNCH(ds__rope_kernel, ds__blocks(N * (H + KV) * hd / 2), DS__CU_THREADS)(qkv, cs, sn, N, T, pos0, H + KV, hd, (H + 2 * KV) * hd, inverse);
     DS__LAUNCHED(ex, "rope");
 }
 
@@ -433,16 +439,16 @@ __global__ static void ds__attn_bwd_dkv_kernel(ds_float *dqkv, const ds_float *d
 static void ds__attention_forward(ds__exec *ex, ds_float *y, ds_float *att, const ds_float *qkv, size_t B, size_t T, size_t H, size_t KV,
                                   size_t hd) {
     dim3 grid((unsigned)T, (unsigned)(B * H));
-    ds__attn_fwd_kernel<<<grid, 128>>>(y, att, qkv, T, H, KV, hd);
+    DS__CU_LAUNCH(ds__attn_fwd_kernel, grid, 128)(y, att, qkv, T, H, KV, hd);
     DS__LAUNCHED(ex, "attention_forward");
 }
 static void ds__attention_backward(ds__exec *ex, ds_float *dqkv, const ds_float *dy, const ds_float *qkv, const ds_float *att, size_t B,
                                    size_t T, size_t H, size_t KV, size_t hd) {
     dim3 g1((unsigned)T, (unsigned)(B * H)), g2((unsigned)T, (unsigned)(B * KV));
     if (ds__attention_work(B, T, H, KV, hd) > ex->work_n) { ds__cu_fail(ex, "attention_backward", "scratch too small"); return; }
-    ds__attn_bwd_dq_kernel<<<g1, 128>>>(dqkv, ex->work, dy, qkv, att, T, H, KV, hd);
+    DS__CU_LAUNCH(ds__attn_bwd_dq_kernel, g1, 128)(dqkv, ex->work, dy, qkv, att, T, H, KV, hd);
     DS__LAUNCHED(ex, "attention_backward (dQ)");
-    ds__attn_bwd_dkv_kernel<<<g2, 64>>>(dqkv, ex->work, dy, qkv, att, T, H, KV, hd);
+    DS__CU_LAUNCH(ds__attn_bwd_dkv_kernel, g2, 64)(dqkv, ex->work, dy, qkv, att, T, H, KV, hd);
     DS__LAUNCHED(ex, "attention_backward (dK, dV)");
 }
 
@@ -468,7 +474,7 @@ __global__ static void ds__attn_decode_kernel(ds_float *y, ds_float *scr, const 
 static void ds__attention_decode(ds__exec *ex, ds_float *y, const ds_float *qkv, const ds_float *kc, const ds_float *vc, size_t pos, size_t H,
                                  size_t KV, size_t hd) {
     if (H * (pos + 1) > ex->work_n) { ds__cu_fail(ex, "attention_decode", "scratch too small"); return; }
-    ds__attn_decode_kernel<<<(unsigned)H, 128>>>(y, ex->work, qkv, kc, vc, pos, H, KV, hd);
+    DS__CU_LAUNCH(ds__attn_decode_kernel, (unsigned)H, 128)(y, ex->work, qkv, kc, vc, pos, H, KV, hd);
     DS__LAUNCHED(ex, "attention_decode");
 }
 
@@ -489,11 +495,11 @@ __global__ static void ds__swiglu_bwd_kernel(ds_float *dgu, const ds_float *dh, 
     dgu[n * 2 * F + f] = dh[i] * u * sg * (1 + g * (1 - sg));
 }
 static void ds__swiglu_forward(ds__exec *ex, ds_float *h, const ds_float *gu, size_t N, size_t F) {
-    ds__swiglu_fwd_kernel<<<ds__blocks(N * F), DS__CU_THREADS>>>(h, gu, N, F);
+    DS__CU_LAUNCH(ds__swiglu_fwd_kernel, ds__blocks(N * F), DS__CU_THREADS)(h, gu, N, F);
     DS__LAUNCHED(ex, "swiglu_forward");
 }
 static void ds__swiglu_backward(ds__exec *ex, ds_float *dgu, const ds_float *dh, const ds_float *gu, size_t N, size_t F) {
-    ds__swiglu_bwd_kernel<<<ds__blocks(N * F), DS__CU_THREADS>>>(dgu, dh, gu, N, F);
+    DS__CU_LAUNCH(ds__swiglu_bwd_kernel, ds__blocks(N * F), DS__CU_THREADS)(dgu, dh, gu, N, F);
     DS__LAUNCHED(ex, "swiglu_backward");
 }
 
@@ -526,12 +532,12 @@ __global__ static void ds__xent_bwd_kernel(ds_float *logits, const int32_t *targ
     for (i = threadIdx.x; i < V; i += blockDim.x) l[i] = expf(l[i] - mx) / sum * c - (i == (size_t)targets[blockIdx.x] ? c : 0);
 }
 static void ds__crossentropy_forward(ds__exec *ex, ds_float *losses, const ds_float *logits, const int32_t *targets, size_t N, size_t V) {
-    ds__xent_fwd_kernel<<<(unsigned)N, DS__CU_THREADS>>>(losses, logits, targets, V);
+    DS__CU_LAUNCH(ds__xent_fwd_kernel, (unsigned)N, DS__CU_THREADS)(losses, logits, targets, V);
     DS__LAUNCHED(ex, "crossentropy_forward");
 }
 static void ds__crossentropy_backward(ds__exec *ex, ds_float *logits, const int32_t *targets, const ds_float *dloss, double scale, size_t N,
                                       size_t V) {
-    ds__xent_bwd_kernel<<<(unsigned)N, DS__CU_THREADS>>>(logits, targets, dloss, scale, V);
+    DS__CU_LAUNCH(ds__xent_bwd_kernel, (unsigned)N, DS__CU_THREADS)(logits, targets, dloss, scale, V);
     DS__LAUNCHED(ex, "crossentropy_backward");
 }
 
@@ -548,7 +554,7 @@ static void ds__adamw_update(ds__exec *ex, ds_float *p, const ds_float *g, ds_fl
     for (k = 0; k < n_tensors; k++) { /* each tensor's part of [lo, hi); g, m, v hold only that range */
         size_t b = t[k].offset > lo ? t[k].offset : lo, e = t[k].offset + t[k].numel < hi ? t[k].offset + t[k].numel : hi;
         if (b >= e) continue;
-        ds__adamw_kernel<<<ds__blocks(e - b), DS__CU_THREADS>>>(p + b, g + (b - lo), m + (b - lo), v + (b - lo), e - b,
+        DS__CU_LAUNCH(ds__adamw_kernel, ds__blocks(e - b), DS__CU_THREADS)(p + b, g + (b - lo), m + (b - lo), v + (b - lo), e - b,
                                                                 (ds_float)(1.0 - hp->lr * (t[k].decay ? hp->wd : 0.0)), (ds_float)hp->b1,
                                                                 (ds_float)hp->b2, (ds_float)(hp->lr / hp->bc1), (ds_float)sqrt(hp->bc2),
                                                                 (ds_float)hp->eps, (ds_float)hp->clip);

@@ -2,7 +2,10 @@
    linked with tests/cuda/cuda_ref.c (the CPU reference). Without a device every test is reported
    skipped with the reason and the program exits 0: `make test` runs it on CI machines that have
    nvcc but no GPU. Tolerances are of the form tol + |ref| eps (llm.c's kernel tests); the CPU op
-   is the reference. Usage: build/cuda/test_cuda [substring] */
+   is the reference. Usage: build/cuda/test_cuda [substring]
+   The same file also builds with g++ against the CPU emulator of tests/cuda/emu (make
+   test-cuda-emu), where every test runs: the kernels' logic is checked on any machine, the GPU's
+   own rounding and speed only on a GPU. */
 #define DS_CUDA
 #define DEEPSEEK_IMPLEMENTATION
 #include "../../deepseek.h"
@@ -484,7 +487,11 @@ int main(int argc, char **argv) {
     else {
         struct cudaDeviceProp p;
         g_dev = 1;
+#ifdef DS_CUDA_EMU
+        if (cudaGetDeviceProperties(&p, 0) == cudaSuccess) printf("device: %s\n", p.name);
+#else
         if (cudaGetDeviceProperties(&p, 0) == cudaSuccess) printf("device: %s (sm_%d%d)\n", p.name, p.major, p.minor);
+#endif
     }
     mkdir("build", 0755);
     snprintf(ds_tdir, sizeof ds_tdir, "build/tests-cuda-%ld", (long)getpid());
@@ -503,6 +510,10 @@ int main(int argc, char **argv) {
         snprintf(cmd, sizeof cmd, "rm -rf %s", ds_tdir); /* the scratch directory (our own name) */
         if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", ds_tdir);
     }
+#ifdef DS_CUDA_EMU
+    printf("cuda (on the CPU emulator, not a GPU): %d passed, %d failed, %d skipped\n", ds_tstate.passed, ds_tstate.failed, ds_tstate.skipped);
+#else
     printf("cuda: %d passed, %d failed, %d skipped\n", ds_tstate.passed, ds_tstate.failed, ds_tstate.skipped);
+#endif
     return ds_tstate.failed ? 1 : 0;
 }

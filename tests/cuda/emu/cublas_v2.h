@@ -1,0 +1,64 @@
+/* tests/cuda/emu/cublas_v2.h - the cuBLAS calls of the CUDA backend, for the CPU emulator
+   (cuda_runtime.h beside it says what the emulator is and is not). Column-major, as cuBLAS:
+   C = alpha op(A) op(B) + beta C, each element summed over k in order in float; with beta = 0, C
+   is not read (it may hold anything, NaN included), as cuBLAS documents. The arguments are
+   checked as cuBLAS checks them (CUBLAS_STATUS_INVALID_VALUE), and every matrix must lie in
+   device memory. */
+#ifndef DS_CUDA_EMU_CUBLAS_H
+#define DS_CUDA_EMU_CUBLAS_H
+#include "cuda_runtime.h"
+
+typedef enum {
+    CUBLAS_STATUS_SUCCESS = 0,
+    CUBLAS_STATUS_NOT_INITIALIZED = 1,
+    CUBLAS_STATUS_INVALID_VALUE = 7,
+    CUBLAS_STATUS_EXECUTION_FAILED = 13
+} cublasStatus_t;
+typedef enum { CUBLAS_OP_N = 0, CUBLAS_OP_T = 1 } cublasOperation_t;
+typedef enum { CUBLAS_DEFAULT_MATH = 0, CUBLAS_TF32_TENSOR_OP_MATH = 3 } cublasMath_t;
+struct ds_emu_blas { int math; };
+typedef struct ds_emu_blas *cublasHandle_t;
+
+static inline cublasStatus_t cublasCreate(cublasHandle_t *h) {
+    *h = new ds_emu_blas();
+    (*h)->math = CUBLAS_DEFAULT_MATH;
+    return CUBLAS_STATUS_SUCCESS;
+}
+static inline cublasStatus_t cublasDestroy(cublasHandle_t h) {
+    delete h;
+    return CUBLAS_STATUS_SUCCESS;
+}
+static inline cublasStatus_t cublasSetMathMode(cublasHandle_t h, cublasMath_t m) {
+    if (!h) return CUBLAS_STATUS_NOT_INITIALIZED;
+    h->math = m;
+    return CUBLAS_STATUS_SUCCESS;
+}
+/* a rows x cols column-major matrix with leading dimension ld, in device memory */
+static inline bool ds_emu_matrix_ok(const float *p, int rows, int cols, int ld) {
+    if (rows == 0 || cols == 0) return true;
+    return ds_emu_on_device(p, ((size_t)ld * (size_t)(cols - 1) + (size_t)rows) * sizeof(float));
+}
+static inline cublasStatus_t cublasSgemm(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k, const float *alpha,
+                                  const float *A, int lda, const float *B, int ldb, const float *beta, float *C, int ldc) {
+    int i, j, p, ar = ta == CUBLAS_OP_N ? m : k, ac = ta == CUBLAS_OP_N ? k : m, br = tb == CUBLAS_OP_N ? k : n, bc = tb == CUBLAS_OP_N ? n : k;
+    if (!h) return CUBLAS_STATUS_NOT_INITIALIZED;
+    if (m < 0 || n < 0 || k < 0 || lda < (ar > 1 ? ar : 1) || ldb < (br > 1 ? br : 1) || ldc < (m > 1 ? m : 1)) return CUBLAS_STATUS_INVALID_VALUE;
+    if (ds_emu.sticky != cudaSuccess) return CUBLAS_STATUS_EXECUTION_FAILED;
+    ds_emu.kernel = "cublasSgemm";
+    if ((k > 0 && (!ds_emu_matrix_ok(A, ar, ac, lda) || !ds_emu_matrix_ok(B, br, bc, ldb))) || !ds_emu_matrix_ok(C, m, n, ldc)) {
+        ds_emu_fault("a matrix is not in device memory");
+        return CUBLAS_STATUS_EXECUTION_FAILED;
+    }
+    for (j = 0; j < n; j++)
+        for (i = 0; i < m; i++) {
+            float s = 0;
+            for (p = 0; p < k; p++) {
+                float a = ta == CUBLAS_OP_N ? A[i + (size_t)p * lda] : A[p + (size_t)i * lda];
+                float b = tb == CUBLAS_OP_N ? B[p + (size_t)j * ldb] : B[j + (size_t)p * ldb];
+                s += a * b;
+            }
+            C[i + (size_t)j * ldc] = *beta == 0 ? *alpha * s : *alpha * s + *beta * C[i + (size_t)j * ldc];
+        }
+    return CUBLAS_STATUS_SUCCESS;
+}
+#endif

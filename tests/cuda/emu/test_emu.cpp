@@ -1,0 +1,164 @@
+/* test_emu.cpp - the CPU emulator of CUDA (cuda_runtime.h, cublas_v2.h here) against what a GPU
+   does, so that "the CUDA tests pass on the emulator" means something: barriers, shuffles and
+   shared memory behave as CUDA specifies, and the faults a GPU would hit (a __syncthreads in
+   divergent code, a host pointer handed to a kernel, a bad launch) are reported, not passed.
+   Usage: build/cuda_emu/test_emu */
+#include "cuda_runtime.h"
+#include "cublas_v2.h"
+#include <cstdio>
+
+static int g_pass, g_fail;
+#define EXPECT(c)                                                                          \
+    do {                                                                                   \
+        if (c) g_pass++;                                                                   \
+        else { g_fail++; fprintf(stderr, "  test_emu.cpp:%d: failed: %s\n", __LINE__, #c); } \
+    } while (0)
+static void reset(void) { ds_emu.sticky = cudaSuccess, ds_emu.last = cudaSuccess; }
+
+/* out[b] = sum of in[b * n + i] over the block: a shared-memory tree with __syncthreads */
+__global__ static void k_tree(float *out, const float *in) {
+    __shared__ float sh[256];
+    unsigned t = threadIdx.x, k;
+    sh[t] = in[blockIdx.x * blockDim.x + t];
+    __syncthreads();
+    for (k = blockDim.x / 2; k > 0; k /= 2) {
+        if (t < k) sh[t] += sh[t + k];
+        __syncthreads();
+    }
+    if (t == 0) out[blockIdx.x] = sh[0];
+}
+/* every lane gets its warp's sum by the xor butterfly */
+__global__ static void k_warp(float *out, const float *in) {
+    float v = in[threadIdx.x];
+    int o;
+    for (o = 16; o > 0; o /= 2) v += __shfl_xor_sync(0xffffffffu, v, o);
+    out[threadIdx.x] = v;
+}
+/* half the block at one barrier, half at another: undefined in CUDA (a hang, or garbage) */
+__global__ static void k_divergent(float *out) {
+    if (threadIdx.x < blockDim.x / 2) {
+        out[threadIdx.x] = 1;
+        __syncthreads();
+        out[threadIdx.x] += out[0];
+    } else {
+        out[threadIdx.x] = 2;
+        __syncthreads();
+        out[threadIdx.x] *= out[1];
+    }
+}
+/* exited threads do not hold up a barrier (as on sm_70 and later) */
+__global__ static void k_early_exit(float *out, unsigned n) {
+    __shared__ float sh[64];
+    if (threadIdx.x >= n) return;
+    sh[threadIdx.x] = (float)threadIdx.x;
+    __syncthreads();
+    out[threadIdx.x] = sh[n - 1 - threadIdx.x];
+}
+/* a race: each thread reads what another warp writes, with no barrier between; in thread order
+   the lower warps write first, so only a schedule that lets a later warp run ahead shows it */
+__global__ static void k_race(float *out) {
+    __shared__ float sh[128];
+    unsigned t = threadIdx.x;
+    sh[t] = -1;
+    __syncthreads();
+    sh[t] = (float)t;
+    out[blockIdx.x * 128 + t] = sh[t >= 32 ? t - 32 : t]; /* a __syncthreads belongs before this read */
+}
+__global__ static void k_write(float *out) { out[blockIdx.y * gridDim.x * blockDim.x + blockIdx.x * blockDim.x + threadIdx.x] = (float)blockIdx.y; }
+
+int main(void) {
+    float h[1024], r[1024], *d = NULL, *o = NULL;
+    unsigned i;
+    cublasHandle_t blas;
+    for (i = 0; i < 1024; i++) h[i] = (float)(i % 7) - 3.0f;
+    EXPECT(cudaMalloc(&d, sizeof h) == cudaSuccess && cudaMalloc(&o, sizeof h) == cudaSuccess);
+    {
+        float x;
+        EXPECT(cudaMemcpy(&x, d, sizeof x, cudaMemcpyDeviceToHost) == cudaSuccess && x != x); /* fresh memory is NaN, not zero */
+    }
+    EXPECT(cudaMemcpy(d, h, sizeof h, cudaMemcpyHostToDevice) == cudaSuccess);
+
+    /* shared memory and __syncthreads: 4 blocks of 256 */
+    DS__CU_LAUNCH(k_tree, 4, 256)(o, d);
+    EXPECT(cudaGetLastError() == cudaSuccess && cudaMemcpy(r, o, 4 * sizeof(float), cudaMemcpyDeviceToHost) == cudaSuccess);
+    for (i = 0; i < 4; i++) {
+        float s = 0;
+        unsigned j;
+        for (j = 0; j < 256; j++) s += h[i * 256 + j];
+        EXPECT(r[i] == s);
+    }
+    /* warp shuffles: 4 warps, each lane with its warp's sum */
+    DS__CU_LAUNCH(k_warp, 1, 128)(o, d);
+    EXPECT(cudaMemcpy(r, o, 128 * sizeof(float), cudaMemcpyDeviceToHost) == cudaSuccess);
+    for (i = 0; i < 128; i++) {
+        float s = 0;
+        unsigned j;
+        for (j = i / 32 * 32; j < i / 32 * 32 + 32; j++) s += h[j];
+        EXPECT(r[i] == s);
+    }
+    /* a 2-D grid: every block writes its own part */
+    DS__CU_LAUNCH(k_write, dim3(3, 2), 64)(o);
+    EXPECT(cudaMemcpy(r, o, 384 * sizeof(float), cudaMemcpyDeviceToHost) == cudaSuccess && r[0] == 0 && r[191] == 0 && r[192] == 1 && r[383] == 1);
+    /* early exits and a barrier */
+    DS__CU_LAUNCH(k_early_exit, 1, 64)(o, 40u);
+    EXPECT(cudaDeviceSynchronize() == cudaSuccess && cudaMemcpy(r, o, 40 * sizeof(float), cudaMemcpyDeviceToHost) == cudaSuccess && r[0] == 39 &&
+           r[39] == 0);
+
+    /* the race shows under the random schedule (the default), in some of 8 blocks */
+    DS__CU_LAUNCH(k_race, 8, 128)(o);
+    EXPECT(cudaMemcpy(r, o, 1024 * sizeof(float), cudaMemcpyDeviceToHost) == cudaSuccess);
+    {
+        int wrong = 0;
+        for (i = 0; i < 1024; i++) wrong += r[i] != (float)(i % 128 >= 32 ? i % 128 - 32 : i % 128);
+        if (ds_emu.rng) EXPECT(wrong > 0);
+        else EXPECT(wrong == 0); /* DS_EMU_SEED=0, the fixed order: the race hides */
+    }
+
+    /* the faults */
+    fprintf(stderr, "  (emulator faults follow, on purpose)\n");
+    DS__CU_LAUNCH(k_divergent, 1, 64)(o);
+    EXPECT(cudaDeviceSynchronize() == cudaErrorLaunchFailure);
+    EXPECT(cudaMemcpy(r, o, 4, cudaMemcpyDeviceToHost) == cudaErrorLaunchFailure); /* sticky */
+    reset();
+    DS__CU_LAUNCH(k_write, 1, 32)(r); /* a host array */
+    EXPECT(cudaGetLastError() == cudaErrorLaunchFailure);
+    reset();
+    DS__CU_LAUNCH(k_warp, 1, 16)(o, d); /* a shuffle in a block of 16: lanes that are not there */
+    EXPECT(cudaDeviceSynchronize() == cudaErrorLaunchFailure);
+    reset();
+    DS__CU_LAUNCH(k_write, 1, 2048)(o); /* more than 1024 threads */
+    EXPECT(cudaGetLastError() == cudaErrorInvalidConfiguration && cudaGetLastError() == cudaSuccess);
+    DS__CU_LAUNCH(k_write, dim3(1, 70000), 32)(o); /* grid.y past 65535 */
+    EXPECT(cudaGetLastError() == cudaErrorInvalidConfiguration);
+    EXPECT(cudaMemcpy(d, h, sizeof h + 4, cudaMemcpyHostToDevice) == cudaErrorInvalidValue); /* past the allocation */
+    EXPECT(cudaMemcpy(r, h, 4, cudaMemcpyHostToDevice) == cudaErrorInvalidValue);            /* a host destination */
+    EXPECT(cudaMemset(h, 0, 4) == cudaErrorInvalidValue);
+
+    /* cuBLAS: C = A^T B (column-major), against the loop; beta = 0 does not read C (NaN there) */
+    EXPECT(cublasCreate(&blas) == CUBLAS_STATUS_SUCCESS);
+    {
+        const float one = 1, zero = 0;
+        float *A = d, *B = d + 64, *C = o, ref[48], got[48], nan = 0.0f / 0.0f;
+        int m = 6, n = 8, k = 5, ii, jj, p, ok = 1;
+        for (ii = 0; ii < 48; ii++) r[ii] = nan;
+        cudaMemcpy(C, r, 48 * sizeof(float), cudaMemcpyHostToDevice);
+        EXPECT(cublasSgemm(blas, CUBLAS_OP_T, CUBLAS_OP_N, m, n, k, &one, A, k, B, k, &zero, C, m) == CUBLAS_STATUS_SUCCESS);
+        cudaMemcpy(got, C, 48 * sizeof(float), cudaMemcpyDeviceToHost);
+        for (jj = 0; jj < n; jj++)
+            for (ii = 0; ii < m; ii++) {
+                float s = 0;
+                for (p = 0; p < k; p++) s += h[p + ii * k] * h[64 + p + jj * k];
+                ref[ii + jj * m] = s;
+                ok &= got[ii + jj * m] == s;
+            }
+        EXPECT(ok);
+        (void)ref;
+        EXPECT(cublasSgemm(blas, CUBLAS_OP_N, CUBLAS_OP_N, m, n, k, &one, A, 2, B, k, &zero, C, m) == CUBLAS_STATUS_INVALID_VALUE); /* lda < m */
+        EXPECT(cublasSgemm(blas, CUBLAS_OP_N, CUBLAS_OP_N, m, n, k, &one, h, m, B, k, &zero, C, m) == CUBLAS_STATUS_EXECUTION_FAILED); /* host A */
+        reset();
+    }
+    cublasDestroy(blas);
+    EXPECT(cudaFree(d) == cudaSuccess && cudaFree(o) == cudaSuccess && cudaFree(h) == cudaErrorInvalidValue);
+    printf("cuda emulator self-test: %d passed, %d failed\n", g_pass, g_fail);
+    return g_fail ? 1 : 0;
+}
