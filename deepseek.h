@@ -37,7 +37,8 @@
         (sigmoid, label smoothing, IPO) on the same backward pass, the repetition test.
       - §2.4's infrastructure: data parallelism with ZeRO-1 over MPI (DS_MPI) and asynchronous
         checkpoints (ds_saver), both resumable bit for bit.
-      - Status of this version: §2.1-§4 are here; the CUDA path (DS_CUDA) is a first fp32 version.
+      - Status of this version: §2.1-§4 are here; the CUDA path (DS_CUDA) is fp32, with a tiled
+        attention, checked on a CPU emulator and not yet on a GPU.
 
    TABLE OF CONTENTS (each line is its banner's exact first line, in file order: search for it)
       The declarations (the API):
@@ -152,6 +153,12 @@
       CPUs (SIMD width) and compiler flags (FMA contraction).
 
    VERSION HISTORY
+      0.15 (2026-12-03)  the CUDA path: a tiled, FlashAttention-2-style attention (each row's
+                         log-sum-exp kept instead of P, masked tiles skipped, a deterministic
+                         backward); every CUDA kernel and test runs in make test on a CPU emulator
+                         of CUDA's execution model (tests/cuda/emu), which found a bug: on a GPU,
+                         ds_model_new staged the loss weights and decoding logits in device memory.
+                         Still never run on a GPU.
       0.14 (2026-12-03)  the matmul's row blocks run inside its k-blocks, so a block's C stays in
                          the L2 from one k-block to the next; the strips of B are packed once per
                          pass into a per-thread B block (same bits): medium's products 3-11%

@@ -13,10 +13,14 @@
    STATUS OF THIS VERSION (read before trusting a number):
       - fp32 only: every op keeps deepseek.h's precision (float), cuBLAS SGEMM for the linears
         (no TF32: CUBLAS_DEFAULT_MATH); the paper's bf16 mode (§2.4) is not here yet.
-      - attention is the direct O(T^2) form (one thread block per query row), not yet the
-        FlashAttention-style tiled kernel; fine for correctness, slow at long T.
+      - attention is tiled, FlashAttention-2's algorithm in fp32: it keeps each row's
+        log-sum-exp, never the T x T probabilities, skips the masked tiles, and its backward is
+        deterministic (no atomics). Heads of at most 128 channels.
       - No GPU was available while this file was written: it compiles (CI builds it with nvcc)
-        and its tests skip without a device. tools/cuda_check.sh is for the first GPU.
+        and its tests skip without a device. Every kernel and test has run on the CPU emulator
+        of tests/cuda/emu (make test-cuda-emu, part of make test): that checks what the kernels
+        compute, launch by launch, against the CPU ops, not the GPU's rounding, memory model
+        or speed. tools/cuda_check.sh is for the first GPU.
    Design, per op: the same math and argument shapes as the CPU op beside it in deepseek.h. Every
    reduction has a fixed order (one block per row with a fixed tree, or one thread per output
    looping in order), never a float atomic, so a run repeats bit for bit on the same GPU; results
@@ -37,6 +41,11 @@
 
 #define DS__NORM_CHUNK 16384 /* the deterministic reductions' fixed chunk, as on the CPU */
 #define DS__CU_THREADS 256
+/* the tiled attention's shape (its comment, below) */
+#define DS__FA_BR 32     /* query rows a block (forward, dQ) */
+#define DS__FA_BC 32     /* key rows a tile; key rows a block (dKV) */
+#define DS__FA_G 4       /* threads a row, each with every G-th channel */
+#define DS__FA_MAXHD 128 /* the largest head the registers hold */
 /* every launch: DS__CU_LAUNCH(kernel, grid, block)(arguments) is kernel<<<grid, block>>>(arguments).
    The CPU emulator of the tests (tests/cuda/emu, make test-cuda-emu) defines it otherwise, to
    run the same kernels on a machine without a GPU. */
@@ -47,7 +56,7 @@
 typedef struct ds__exec {
     ds_pool *pool;      /* unused on the GPU: kept so that the model's calls are the same */
     int host_visible;   /* 0: host access goes through ds__to_host / ds__from_host */
-    ds_float *work;     /* device scratch, work_n values (attention's dS, decoding's scores) */
+    ds_float *work;     /* device scratch, work_n values (attention's row sums D, decoding's scores) */
     size_t work_n;
     double *partial;    /* device: per-chunk partial sums, partial_n values */
     size_t partial_n;
@@ -107,13 +116,17 @@ static int ds__exec_init(ds__exec *ex, ds_error *err) {
 }
 static size_t ds__attention_work(size_t B, size_t T, size_t H, size_t KV, size_t hd) {
     (void)KV, (void)hd;
-    return B * H * T * T; /* dS of every head, for the backward */
+    return B * H * T; /* the backward's D = rowsum(P dP), a value a query row */
 }
-/* what one layer's attention keeps for its backward: here the probabilities P [B,H,T,T] (the
-   CPU keeps each row's softmax max and sum instead; the tiled kernel of issue 11 will too) */
-static size_t ds__attention_saved(size_t B, size_t T, size_t H) { return B * H * T * T; }
+/* what one layer's attention keeps for its backward: each query row's log-sum-exp, B H T values
+   (the CPU keeps each row's softmax max and sum, 2 B H T) */
+static size_t ds__attention_saved(size_t B, size_t T, size_t H) { return B * H * T; }
 static int ds__exec_reserve(ds__exec *ex, const ds_config *c, size_t B, size_t T, size_t n_params, int decode_only) {
     size_t H = (size_t)c->n_heads, KV = (size_t)c->n_kv_heads, hd = (size_t)c->d_model / H, work;
+    if (hd > DS__FA_MAXHD && !decode_only) {
+        ds__cu_fail(ex, "ds_model_new", "the CUDA attention holds heads of at most 128 channels (DS__FA_MAXHD)");
+        return DS_ERR_UNSUPPORTED;
+    }
     work = ds__attention_work(B, T, H, KV, hd);
     if (decode_only) work = 1, n_params = 0;
     ex->work_n = work; /* (decoding's H * max_seq scores: grown on its first use, by the model) */
@@ -361,11 +374,6 @@ static void ds__rope_run(ds__exec *ex, ds_float *qkv, const ds_float *cs, const 
     DS__LAUNCHED(ex, "rope");
 }
 
-/* ---- causal GQA attention, the direct form. Forward: one block per (query row t, b, h):
-   scores over t2 <= t, a block max and sum, P's row kept in att (zeros past t), then y[t] = P V
-   with a thread per output channel looping t2 in order. Backward: per row, dS = P (dP - rowsum(P
-   dP)) / sqrt(hd) into the scratch and dQ = dS K; then per (t2, b, kv head), dK and dV summed over
-   the group's heads and the rows t >= t2, in order. dqkv is written. ---- */
 /* one query row's causal scores over keys 0..n-1 into s (scaled q.k), then exp(s - max) in place;
    returns their sum (block-wide, fixed tree): the shared first half of the training and the
    decoding attention */
@@ -384,71 +392,199 @@ __device__ static float ds__scores_exp(ds_float *s, const ds_float *q, const ds_
     for (t2 = threadIdx.x; t2 < n; t2 += blockDim.x) { s[t2] = expf(s[t2] - mx); sum += s[t2]; }
     return ds__block_sum(sum, sh);
 }
-__global__ static void ds__attn_fwd_kernel(ds_float *y, ds_float *att, const ds_float *qkv, size_t T, size_t H, size_t KV, size_t hd) {
-    __shared__ float sh[32];
-    size_t t = blockIdx.x, bh = blockIdx.y, b = bh / H, h = bh % H, kvh = h / (H / KV), Q = (H + 2 * KV) * hd, t2, j;
-    const ds_float *base = qkv + b * T * Q, *q = base + t * Q + h * hd;
-    ds_float *p = att + (bh * T + t) * T, scale = (ds_float)(1.0 / sqrt((double)hd));
-    ds_float sum = ds__scores_exp(p, q, base + H * hd + kvh * hd, Q, t + 1, hd, scale, sh);
-    for (t2 = threadIdx.x; t2 < T; t2 += blockDim.x) p[t2] = t2 <= t ? p[t2] / sum : 0;
-    __syncthreads();
-    for (j = threadIdx.x; j < hd; j += blockDim.x) {
-        ds_float acc = 0;
-        for (t2 = 0; t2 <= t; t2++) acc += p[t2] * base[t2 * Q + (H + KV) * hd + kvh * hd + j];
-        y[(b * T + t) * H * hd + h * hd + j] = acc;
+/* ---- causal GQA attention, tiled: FlashAttention-2's algorithm (Dao, 2023) in fp32. The T x T
+   scores and probabilities never exist in memory: the forward keeps each row's log-sum-exp
+   (lse = max + log(sum of exp), B H T values, where the direct form kept P [B,H,T,T]), and the
+   backward recomputes P from it tile by tile.
+     - A block takes DS__FA_BR query rows of one (b, h); each row has DS__FA_G threads, each
+       holding every G-th channel of q and of the output in registers (so hd <= DS__FA_MAXHD).
+     - The keys come in tiles of DS__FA_BC rows of K and V in shared memory, only up to the
+       block's last row: the tiles past the diagonal are all masked and are skipped (about half
+       of the work at large T).
+     - Online softmax per tile: the row's running max m and sum l, the output rescaled by
+       exp(m_old - m_new) when the max grows; y = o / l at the end.
+   Backward, deterministic, no atomics, in two kernels:
+     dQ  (a block per BR query rows, as the forward): pass 1 over the key tiles gives
+         D_i = sum_j P_ij dP_ij (the CPU's rowsum(P dP), with dP = dY V^T), kept in the scratch;
+         pass 2 gives dS = P (dP - D) and dQ = dS K / sqrt(hd).
+     dKV (a block per BC key rows of one (b, kv head)): for each head of the group in order, for
+         each query tile from the diagonal on: dV += P^T dY, dK += dS^T Q / sqrt(hd).
+   The CPU op is the reference (the same math; its sums run in another order). */
+#define DS__FA_DPT (DS__FA_MAXHD / DS__FA_G)
+#define DS__FA_THREADS (DS__FA_BR * DS__FA_G)
+/* the sum over a row's G threads (G consecutive lanes of a warp), the same bits in each */
+__device__ static float ds__fa_row_sum(float v) {
+    v += __shfl_xor_sync(0xffffffffu, v, 1);
+    v += __shfl_xor_sync(0xffffffffu, v, 2);
+    return v;
+}
+/* rows [r0, r0 + n) of one head's q (or K, V, dY: the pointer and row stride say which) into a
+   shared tile [rows][MAXHD], rows past n zeroed (shared memory is not initialized: a stale NaN
+   times a zero probability would still be NaN) */
+__device__ static void ds__fa_load(float *tile, size_t rows, const ds_float *src, size_t stride, size_t n, size_t hd) {
+    size_t e;
+    for (e = threadIdx.x; e < rows * hd; e += blockDim.x) {
+        size_t r = e / hd, d = e % hd;
+        tile[r * DS__FA_MAXHD + d] = r < n ? src[r * stride + d] : 0.0f;
     }
 }
-__global__ static void ds__attn_bwd_dq_kernel(ds_float *dqkv, ds_float *dS, const ds_float *dy, const ds_float *qkv, const ds_float *att, size_t T,
-                                              size_t H, size_t KV, size_t hd) {
-    __shared__ float sh[32];
-    size_t t = blockIdx.x, bh = blockIdx.y, b = bh / H, h = bh % H, kvh = h / (H / KV), Q = (H + 2 * KV) * hd, t2, j;
-    const ds_float *base = qkv + b * T * Q, *p = att + (bh * T + t) * T, *g = dy + (b * T + t) * H * hd + h * hd;
-    ds_float *d = dS + (bh * T + t) * T, scale = (ds_float)(1.0 / sqrt((double)hd)), dot = 0;
-    for (t2 = threadIdx.x; t2 <= t; t2 += blockDim.x) { /* dP = dY V^T */
-        const ds_float *v = base + t2 * Q + (H + KV) * hd + kvh * hd;
-        ds_float s = 0;
-        for (j = 0; j < hd; j++) s += g[j] * v[j];
-        d[t2] = s;
-        dot += p[t2] * s;
+__global__ static void ds__fa_fwd_kernel(ds_float *y, ds_float *lse, const ds_float *qkv, size_t T, size_t H, size_t KV, size_t hd) {
+    __shared__ float ks[DS__FA_BC * DS__FA_MAXHD], vs[DS__FA_BC * DS__FA_MAXHD];
+    size_t bh = blockIdx.y, b = bh / H, h = bh % H, kvh = h / (H / KV), Q = (H + 2 * KV) * hd;
+    size_t r0 = (size_t)blockIdx.x * DS__FA_BR, t = r0 + threadIdx.x / DS__FA_G, g = threadIdx.x % DS__FA_G, k0, jj;
+    size_t rend = r0 + DS__FA_BR < T ? r0 + DS__FA_BR : T; /* the keys this block needs: < rend */
+    const ds_float *base = qkv + b * T * Q;
+    float q[DS__FA_DPT], o[DS__FA_DPT], m = -INFINITY, l = 0, scale = (float)(1.0 / sqrt((double)hd));
+    int i;
+    for (i = 0; i < DS__FA_DPT; i++) {
+        size_t d = g + DS__FA_G * (size_t)i;
+        q[i] = t < T && d < hd ? base[t * Q + h * hd + d] : 0.0f, o[i] = 0;
     }
-    dot = ds__block_sum(dot, sh);
-    for (t2 = threadIdx.x; t2 < T; t2 += blockDim.x) d[t2] = t2 <= t ? p[t2] * (d[t2] - dot) * scale : 0;
-    __syncthreads();
-    for (j = threadIdx.x; j < hd; j += blockDim.x) { /* dQ = dS K */
-        ds_float acc = 0;
-        for (t2 = 0; t2 <= t; t2++) acc += d[t2] * base[t2 * Q + H * hd + kvh * hd + j];
-        dqkv[(b * T + t) * Q + h * hd + j] = acc;
-    }
-}
-__global__ static void ds__attn_bwd_dkv_kernel(ds_float *dqkv, const ds_float *dS, const ds_float *dy, const ds_float *qkv, const ds_float *att,
-                                               size_t T, size_t H, size_t KV, size_t hd) {
-    size_t t2 = blockIdx.x, bk = blockIdx.y, b = bk / KV, kvh = bk % KV, group = H / KV, Q = (H + 2 * KV) * hd, g, t, j;
-    for (j = threadIdx.x; j < hd; j += blockDim.x) {
-        ds_float dk = 0, dv = 0;
-        for (g = 0; g < group; g++) {
-            size_t h = kvh * group + g, bh = b * H + h;
-            for (t = t2; t < T; t++) {
-                dk += dS[(bh * T + t) * T + t2] * qkv[(b * T + t) * Q + h * hd + j];     /* dK += dS^T Q */
-                dv += att[(bh * T + t) * T + t2] * dy[(b * T + t) * H * hd + h * hd + j]; /* dV += P^T dY */
+    for (k0 = 0; k0 < rend; k0 += DS__FA_BC) {
+        size_t nk = rend - k0 < DS__FA_BC ? rend - k0 : DS__FA_BC;
+        float s[DS__FA_BC], mt = m, alpha, ps = 0;
+        __syncthreads(); /* the last tile's readers are done */
+        ds__fa_load(ks, DS__FA_BC, base + k0 * Q + H * hd + kvh * hd, Q, nk, hd);
+        ds__fa_load(vs, DS__FA_BC, base + k0 * Q + (H + KV) * hd + kvh * hd, Q, nk, hd);
+        __syncthreads();
+        for (jj = 0; jj < DS__FA_BC; jj++) {
+            float dot = 0;
+            for (i = 0; i < DS__FA_DPT; i++) {
+                size_t d = g + DS__FA_G * (size_t)i;
+                if (d < hd) dot += q[i] * ks[jj * DS__FA_MAXHD + d];
+            }
+            dot = ds__fa_row_sum(dot) * scale; /* every thread of the row reaches this: no divergence before a shuffle */
+            s[jj] = k0 + jj <= t && jj < nk ? dot : -INFINITY;
+            mt = fmaxf(mt, s[jj]);
+        }
+        /* the row's first tile holds key 0 <= t, so mt is finite from there on (rows past T
+           have every score finite and are not stored) */
+        alpha = expf(m - mt);
+        for (i = 0; i < DS__FA_DPT; i++) o[i] *= alpha;
+        for (jj = 0; jj < DS__FA_BC; jj++) {
+            float p = expf(s[jj] - mt);
+            ps += p;
+            for (i = 0; i < DS__FA_DPT; i++) {
+                size_t d = g + DS__FA_G * (size_t)i;
+                if (d < hd) o[i] += p * vs[jj * DS__FA_MAXHD + d];
             }
         }
-        dqkv[(b * T + t2) * Q + H * hd + kvh * hd + j] = dk;
-        dqkv[(b * T + t2) * Q + (H + KV) * hd + kvh * hd + j] = dv;
+        l = l * alpha + ps, m = mt;
+    }
+    if (t >= T) return;
+    for (i = 0; i < DS__FA_DPT; i++) {
+        size_t d = g + DS__FA_G * (size_t)i;
+        if (d < hd) y[(b * T + t) * H * hd + h * hd + d] = o[i] / l;
+    }
+    if (g == 0) lse[bh * T + t] = m + logf(l);
+}
+__global__ static void ds__fa_bwd_dq_kernel(ds_float *dqkv, ds_float *Dsum, const ds_float *dy, const ds_float *qkv, const ds_float *lse, size_t T,
+                                            size_t H, size_t KV, size_t hd) {
+    __shared__ float ks[DS__FA_BC * DS__FA_MAXHD], vs[DS__FA_BC * DS__FA_MAXHD];
+    size_t bh = blockIdx.y, b = bh / H, h = bh % H, kvh = h / (H / KV), Q = (H + 2 * KV) * hd;
+    size_t r0 = (size_t)blockIdx.x * DS__FA_BR, t = r0 + threadIdx.x / DS__FA_G, g = threadIdx.x % DS__FA_G, k0, jj;
+    size_t rend = r0 + DS__FA_BR < T ? r0 + DS__FA_BR : T;
+    const ds_float *base = qkv + b * T * Q;
+    float q[DS__FA_DPT], go[DS__FA_DPT], dq[DS__FA_DPT], L = t < T ? lse[bh * T + t] : 0.0f, D = 0, scale = (float)(1.0 / sqrt((double)hd));
+    int i, pass;
+    for (i = 0; i < DS__FA_DPT; i++) {
+        size_t d = g + DS__FA_G * (size_t)i;
+        q[i] = t < T && d < hd ? base[t * Q + h * hd + d] : 0.0f;
+        go[i] = t < T && d < hd ? dy[(b * T + t) * H * hd + h * hd + d] : 0.0f;
+        dq[i] = 0;
+    }
+    for (pass = 0; pass < 2; pass++) /* 0: D = rowsum(P dP); 1: dS and dQ */
+        for (k0 = 0; k0 < rend; k0 += DS__FA_BC) {
+            size_t nk = rend - k0 < DS__FA_BC ? rend - k0 : DS__FA_BC;
+            __syncthreads();
+            ds__fa_load(ks, DS__FA_BC, base + k0 * Q + H * hd + kvh * hd, Q, nk, hd);
+            ds__fa_load(vs, DS__FA_BC, base + k0 * Q + (H + KV) * hd + kvh * hd, Q, nk, hd);
+            __syncthreads();
+            for (jj = 0; jj < DS__FA_BC; jj++) {
+                float sd = 0, pd = 0, p, dp;
+                for (i = 0; i < DS__FA_DPT; i++) {
+                    size_t d = g + DS__FA_G * (size_t)i;
+                    if (d < hd) sd += q[i] * ks[jj * DS__FA_MAXHD + d], pd += go[i] * vs[jj * DS__FA_MAXHD + d];
+                }
+                sd = ds__fa_row_sum(sd), dp = ds__fa_row_sum(pd);
+                p = t < T && k0 + jj <= t && jj < nk ? expf(sd * scale - L) : 0.0f;
+                if (pass == 0) D += p * dp;
+                else {
+                    float ds = p * (dp - D);
+                    for (i = 0; i < DS__FA_DPT; i++) {
+                        size_t d = g + DS__FA_G * (size_t)i;
+                        if (d < hd) dq[i] += ds * ks[jj * DS__FA_MAXHD + d];
+                    }
+                }
+            }
+        }
+    if (t >= T) return;
+    for (i = 0; i < DS__FA_DPT; i++) {
+        size_t d = g + DS__FA_G * (size_t)i;
+        if (d < hd) dqkv[(b * T + t) * Q + h * hd + d] = dq[i] * scale;
+    }
+    if (g == 0) Dsum[bh * T + t] = D;
+}
+__global__ static void ds__fa_bwd_dkv_kernel(ds_float *dqkv, const ds_float *Dsum, const ds_float *dy, const ds_float *qkv, const ds_float *lse,
+                                             size_t T, size_t H, size_t KV, size_t hd) {
+    __shared__ float qs[DS__FA_BR * DS__FA_MAXHD], gs[DS__FA_BR * DS__FA_MAXHD], ls[DS__FA_BR], ds_[DS__FA_BR];
+    size_t bk = blockIdx.y, b = bk / KV, kvh = bk % KV, group = H / KV, Q = (H + 2 * KV) * hd, gh, r0, ii;
+    size_t j0 = (size_t)blockIdx.x * DS__FA_BC, j = j0 + threadIdx.x / DS__FA_G, g = threadIdx.x % DS__FA_G;
+    const ds_float *base = qkv + b * T * Q;
+    float k[DS__FA_DPT], v[DS__FA_DPT], dk[DS__FA_DPT], dv[DS__FA_DPT], scale = (float)(1.0 / sqrt((double)hd));
+    int i;
+    for (i = 0; i < DS__FA_DPT; i++) {
+        size_t d = g + DS__FA_G * (size_t)i;
+        k[i] = j < T && d < hd ? base[j * Q + H * hd + kvh * hd + d] : 0.0f;
+        v[i] = j < T && d < hd ? base[j * Q + (H + KV) * hd + kvh * hd + d] : 0.0f;
+        dk[i] = dv[i] = 0;
+    }
+    for (gh = 0; gh < group; gh++) {
+        size_t h = kvh * group + gh, bh = b * H + h;
+        for (r0 = j0 / DS__FA_BR * DS__FA_BR; r0 < T; r0 += DS__FA_BR) { /* rows before j0 see none of these keys */
+            size_t nr = T - r0 < DS__FA_BR ? T - r0 : DS__FA_BR;
+            __syncthreads();
+            ds__fa_load(qs, DS__FA_BR, base + r0 * Q + h * hd, Q, nr, hd);
+            ds__fa_load(gs, DS__FA_BR, dy + (b * T + r0) * H * hd + h * hd, H * hd, nr, hd);
+            for (ii = threadIdx.x; ii < DS__FA_BR; ii += blockDim.x) ls[ii] = ii < nr ? lse[bh * T + r0 + ii] : 0.0f, ds_[ii] = ii < nr ? Dsum[bh * T + r0 + ii] : 0.0f;
+            __syncthreads();
+            for (ii = 0; ii < DS__FA_BR; ii++) {
+                float sd = 0, pd = 0, p, dsv;
+                for (i = 0; i < DS__FA_DPT; i++) {
+                    size_t d = g + DS__FA_G * (size_t)i;
+                    if (d < hd) sd += qs[ii * DS__FA_MAXHD + d] * k[i], pd += gs[ii * DS__FA_MAXHD + d] * v[i];
+                }
+                sd = ds__fa_row_sum(sd), pd = ds__fa_row_sum(pd);
+                p = j < T && ii < nr && r0 + ii >= j ? expf(sd * scale - ls[ii]) : 0.0f;
+                dsv = p * (pd - ds_[ii]);
+                for (i = 0; i < DS__FA_DPT; i++) {
+                    size_t d = g + DS__FA_G * (size_t)i;
+                    if (d < hd) dv[i] += p * gs[ii * DS__FA_MAXHD + d], dk[i] += dsv * qs[ii * DS__FA_MAXHD + d];
+                }
+            }
+        }
+    }
+    if (j >= T) return;
+    for (i = 0; i < DS__FA_DPT; i++) {
+        size_t d = g + DS__FA_G * (size_t)i;
+        if (d < hd) dqkv[(b * T + j) * Q + H * hd + kvh * hd + d] = dk[i] * scale, dqkv[(b * T + j) * Q + (H + KV) * hd + kvh * hd + d] = dv[i];
     }
 }
 static void ds__attention_forward(ds__exec *ex, ds_float *y, ds_float *att, const ds_float *qkv, size_t B, size_t T, size_t H, size_t KV,
                                   size_t hd) {
-    dim3 grid((unsigned)T, (unsigned)(B * H));
-    DS__CU_LAUNCH(ds__attn_fwd_kernel, grid, 128)(y, att, qkv, T, H, KV, hd);
+    dim3 grid((unsigned)((T + DS__FA_BR - 1) / DS__FA_BR), (unsigned)(B * H));
+    if (hd > DS__FA_MAXHD) { ds__cu_fail(ex, "attention_forward", "a head of more than 128 channels"); return; }
+    DS__CU_LAUNCH(ds__fa_fwd_kernel, grid, DS__FA_THREADS)(y, att, qkv, T, H, KV, hd);
     DS__LAUNCHED(ex, "attention_forward");
 }
 static void ds__attention_backward(ds__exec *ex, ds_float *dqkv, const ds_float *dy, const ds_float *qkv, const ds_float *att, size_t B,
                                    size_t T, size_t H, size_t KV, size_t hd) {
-    dim3 g1((unsigned)T, (unsigned)(B * H)), g2((unsigned)T, (unsigned)(B * KV));
+    dim3 g1((unsigned)((T + DS__FA_BR - 1) / DS__FA_BR), (unsigned)(B * H)), g2((unsigned)((T + DS__FA_BC - 1) / DS__FA_BC), (unsigned)(B * KV));
+    if (hd > DS__FA_MAXHD) { ds__cu_fail(ex, "attention_backward", "a head of more than 128 channels"); return; }
     if (ds__attention_work(B, T, H, KV, hd) > ex->work_n) { ds__cu_fail(ex, "attention_backward", "scratch too small"); return; }
-    DS__CU_LAUNCH(ds__attn_bwd_dq_kernel, g1, 128)(dqkv, ex->work, dy, qkv, att, T, H, KV, hd);
+    DS__CU_LAUNCH(ds__fa_bwd_dq_kernel, g1, DS__FA_THREADS)(dqkv, ex->work, dy, qkv, att, T, H, KV, hd);
     DS__LAUNCHED(ex, "attention_backward (dQ)");
-    DS__CU_LAUNCH(ds__attn_bwd_dkv_kernel, g2, 64)(dqkv, ex->work, dy, qkv, att, T, H, KV, hd);
+    DS__CU_LAUNCH(ds__fa_bwd_dkv_kernel, g2, DS__FA_BC * DS__FA_G)(dqkv, ex->work, dy, qkv, att, T, H, KV, hd);
     DS__LAUNCHED(ex, "attention_backward (dK, dV)");
 }
 
