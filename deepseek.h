@@ -557,7 +557,15 @@ DSDEF int ds_model_set_tensor(ds_model *m, int i, const ds_float *in, ds_error *
 DSDEF int ds_model_forward(ds_model *m, const int32_t *inputs, const int32_t *targets, const float *weights, int B, int T,
                            ds_pool *pool, double *loss, ds_error *err);
 /* The logits of the last forward, [B*T, V] row-major, in backend memory (overwritten by backward
-   with their gradient). ds_model_copy_logits copies rows [row, row + n_rows) to the host. */
+   with their gradient). ds_model_copy_logits copies rows [row, row + n_rows) to the host.
+   The chunked classifier (paper §2.4): a backend may hold fewer rows of logits than B*T. The
+   CPU holds them all; the CUDA build holds as many as fit in 256 MB (655 rows at V = 102400),
+   all B*T rows at small vocabularies. A forward with targets then computes the logits and
+   losses a chunk of rows at a time, and the backward computes each chunk again before its
+   in-place gradient (one more head product): the same bits as the whole batch at once on the
+   CPU. Its logits are not kept: ds_model_logits returns NULL and ds_model_copy_logits an error
+   until the next forward without targets, which keeps every row's and so refuses more rows
+   than the model holds. */
 DSDEF const ds_float *ds_model_logits(const ds_model *m);
 DSDEF int ds_model_copy_logits(const ds_model *m, size_t row, size_t n_rows, ds_float *out, ds_error *err);
 /* Backward pass of the last forward (which must have had targets; one backward per forward).
@@ -4192,6 +4200,10 @@ static void *ds__exec_alloc(ds__exec *ex, size_t n, size_t size) {
     return p;
 }
 static void ds__exec_free(ds__exec *ex, void *p) { (void)ex; DS_FREE(p); }
+/* how many rows of logits [rows, V] a model of B T = N tokens holds at once (the classifier's
+   chunk, ds__model_new). The CPU keeps them all: its memory is the machine's, and every row's
+   logits stay readable after a forward (ds_model_copy_logits). */
+static size_t ds__exec_logit_rows(const ds__exec *ex, size_t N, size_t V) { (void)ex, (void)V; return N; }
 
 /* The backend's life: init (before any allocation; a device backend finds its device here, and
    "no device" is its error), reserve (the ops' scratch for a model of config c and B x T), status
@@ -5184,6 +5196,8 @@ struct ds_model {
     void *h_scratch;           /* host arrays of the batch helpers (DPO, eval): see ds__host_scratch */
     int cur_B, cur_T, has_targets;
     int logits_consumed;       /* a backward has overwritten the logits with their gradient */
+    size_t logit_rows;         /* rows of logits the model holds: B T, or the chunked classifier's chunk */
+    int logits_partial;        /* the last forward ran the classifier in chunks: its logits are not kept */
     int inference;             /* weights only: no gradients, no AdamW moments (ds_checkpoint_load_inference) */
     int bf16;                  /* BF16 inference (ds_checkpoint_load_bf16): no params; tensor k is bw[k], decoding only */
     int params_mapped;         /* an F32 inference model's params point into a mapped file (maps[]), copy-on-write */
@@ -5279,6 +5293,8 @@ static int ds__rope_tables(ds_model *m, int len, ds_error *err) {
 #define DS__NEW_INFERENCE 2   /* weights only: no gradients or moments (a quarter of the memory) */
 #define DS__NEW_BF16 4        /* BF16 weights only, for decoding (ds_checkpoint_load_bf16): half of DS__NEW_INFERENCE */
 #define DS__NEW_NO_PARAMS 8   /* the loader maps the weights from the file, or allocates them itself */
+#define DS__NEW_LOGIT_CHUNK 16 /* the classifier in chunks of DS__TEST_LOGIT_ROWS rows, whatever the backend's choice (tests) */
+#define DS__TEST_LOGIT_ROWS 7  /* odd: it divides no B T of the tests */
 static ds_model *ds__model_new(const ds_config *c, int B, int T, int rope_len, int flags, ds_error *err) {
     int host_visible = !(flags & DS__NEW_HOST_COPIES);
     ds_model *m;
@@ -5350,7 +5366,9 @@ static ds_model *ds__model_new(const ds_config *c, int B, int T, int rope_len, i
     DS__PART(m->h, ds__mul(L, N * F, &ok));
     DS__PART(m->lnf, N * D);
     DS__PART(m->rstdf, N);
-    DS__PART(m->logits, ds__mul(N, V, &ok));
+    m->logit_rows = flags & DS__NEW_LOGIT_CHUNK ? DS__TEST_LOGIT_ROWS : ds__exec_logit_rows(&m->ex, N, V);
+    if (m->logit_rows < 1 || m->logit_rows > N) m->logit_rows = N;
+    DS__PART(m->logits, ds__mul(m->logit_rows, V, &ok));
     DS__PART(m->losses, N);
     DS__PART(m->dres, N * D);
     DS__PART(m->dln, N * D);
@@ -5412,7 +5430,7 @@ DSDEF int ds_model_n_tensors(const ds_model *m) { return m->n_tensors; }
 DSDEF const ds_tensor *ds_model_tensor(const ds_model *m, int i) { return i >= 0 && i < m->n_tensors ? &m->tensors[i] : NULL; }
 DSDEF ds_float *ds_model_params(ds_model *m) { return m->params; }
 DSDEF ds_float *ds_model_grads(ds_model *m) { return m->grads; }
-DSDEF const ds_float *ds_model_logits(const ds_model *m) { return m->logits; }
+DSDEF const ds_float *ds_model_logits(const ds_model *m) { return m->logits_partial ? NULL : m->logits; }
 DSDEF long ds_model_steps_done(const ds_model *m) { return m->steps; }
 DSDEF void ds_model_zero_grad(ds_model *m) {
     if (m && m->grads) ds__zero(&m->ex, m->grads, m->n_params);
@@ -5471,6 +5489,9 @@ DSDEF int ds_model_copy_logits(const ds_model *m, size_t row, size_t n_rows, ds_
     size_t rows = m ? (size_t)m->cur_B * (size_t)m->cur_T : 0;
     if (!m || (!out && n_rows) || row > rows || n_rows > rows - row)
         return ds__fail(err, DS_ERR_INVALID, "ds_model_copy_logits: rows [%zu, +%zu) of the last forward's %zu", row, n_rows, rows);
+    if (m->logits_partial)
+        return ds__fail(err, DS_ERR_INVALID, "ds_model_copy_logits: the last forward ran the classifier in chunks of %zu rows and kept no logits "
+                        "(a forward without targets keeps them)", m->logit_rows);
     ds__to_host((ds__exec *)&m->ex, out, m->logits + row * (size_t)m->c.vocab, n_rows * (size_t)m->c.vocab * sizeof(ds_float));
     return ds__exec_status((ds__exec *)&m->ex, err);
 }
@@ -5577,8 +5598,12 @@ DSDEF int ds_model_forward(ds_model *m, const int32_t *inputs, const int32_t *ta
         if (targets && (targets[n] < 0 || targets[n] >= c->vocab)) return ds__fail(err, DS_ERR_INVALID, "forward: target %zu is token %d, outside [0, %d)", n, (int)targets[n], c->vocab);
         if (weights && !(weights[n] >= 0 && weights[n] < 1e30f)) return ds__fail(err, DS_ERR_INVALID, "forward: weight %zu is negative or not finite", n);
     }
+    if (!targets && N > m->logit_rows)
+        return ds__fail(err, DS_ERR_INVALID, "forward: without targets every row's logits are kept, and this model holds %zu rows of them "
+                        "(its classifier's chunk; B*T = %zu)", m->logit_rows, N);
     m->ex.pool = pool;
     m->cur_B = B, m->cur_T = T, m->has_targets = targets != NULL, m->logits_consumed = 0;
+    m->logits_partial = targets && N > m->logit_rows;
     ds__from_host(&m->ex, m->inputs, inputs, N * sizeof(int32_t));
     ds__embedding_forward(&m->ex, m->res, m->inputs, m->params + DS__T_EMBED(m)->offset, N, D);
     for (l = 0; l < (size_t)c->n_layers; l++) {
@@ -5586,12 +5611,21 @@ DSDEF int ds_model_forward(ds_model *m, const int32_t *inputs, const int32_t *ta
         ds__block_forward(m, (int)l, &a, (size_t)B, (size_t)T, -1);
     }
     ds__rmsnorm_forward(&m->ex, m->lnf, m->rstdf, m->res + (size_t)c->n_layers * m->N * D, m->params + DS__T_NORM(m)->offset, N, D, c->norm_eps);
-    ds__linear_forward(&m->ex, m->logits, m->lnf, m->params + DS__T_HEAD(m)->offset, N, D, V, 0);
-    if (!targets) { if (loss) *loss = 0; return ds__exec_status(&m->ex, err); }
+    if (!targets) {
+        ds__linear_forward(&m->ex, m->logits, m->lnf, m->params + DS__T_HEAD(m)->offset, N, D, V, 0);
+        if (loss) *loss = 0;
+        return ds__exec_status(&m->ex, err);
+    }
     for (n = 0; n < N; n++) m->h_weights[n] = weights ? (ds_float)weights[n] : 1;
     ds__from_host(&m->ex, m->targets, targets, N * sizeof(int32_t));
     ds__from_host(&m->ex, m->weights, m->h_weights, N * sizeof(ds_float));
-    ds__crossentropy_forward(&m->ex, m->losses, m->logits, m->targets, N, V);
+    /* logits = lnf Wlm^T and each row's loss, logit_rows rows at a time: with a chunk smaller than
+       B T the [B T, V] logits never exist at once (the backward computes each chunk again) */
+    for (n = 0; n < N; n += m->logit_rows) {
+        size_t nr = N - n < m->logit_rows ? N - n : m->logit_rows;
+        ds__linear_forward(&m->ex, m->logits, m->lnf + n * D, m->params + DS__T_HEAD(m)->offset, nr, D, V, 0);
+        ds__crossentropy_forward(&m->ex, m->losses + n, m->logits, m->targets + n, nr, V);
+    }
     ds__loss_sum(&m->ex, m->losses, m->weights, N, &m->wsum, &lsum);
     m->lsum = lsum;
     if ((rc = ds__exec_status(&m->ex, err))) return rc;
@@ -5606,11 +5640,18 @@ static void ds__backward(ds_model *m, const ds_float *dloss, double scale) {
     const ds_config *c = &m->c;
     size_t B = (size_t)m->cur_B, T = (size_t)m->cur_T, N = B * T, D = (size_t)c->d_model, F = (size_t)c->d_ff, V = (size_t)c->vocab;
     size_t H = (size_t)c->n_heads, KV = (size_t)c->n_kv_heads, hd = m->hd;
+    size_t n;
     int l;
-    /* J = scale * sum_n dloss_n loss_n:  dlogits (in place) */
-    ds__crossentropy_backward(ex, m->logits, m->targets, dloss, scale, N, V);
-    /* logits = lnf Wlm^T */
-    ds__linear_backward(ex, m->dln, 0, m->grads + DS__T_HEAD(m)->offset, m->logits, m->lnf, m->params + DS__T_HEAD(m)->offset, N, D, V);
+    for (n = 0; n < N; n += m->logit_rows) { /* the classifier, a chunk of rows at a time (one chunk: all of them) */
+        size_t nr = N - n < m->logit_rows ? N - n : m->logit_rows;
+        /* the chunked classifier's logits are gone: this chunk's again (the same bits as the forward's) */
+        if (m->logits_partial) ds__linear_forward(ex, m->logits, m->lnf + n * D, m->params + DS__T_HEAD(m)->offset, nr, D, V, 0);
+        /* J = scale * sum_n dloss_n loss_n:  dlogits (in place) */
+        ds__crossentropy_backward(ex, m->logits, m->targets + n, dloss + n, scale, nr, V);
+        /* logits = lnf Wlm^T: this chunk's rows of dlnf, and its part of dWlm (added, its rows in order) */
+        ds__linear_backward(ex, m->dln + n * D, 0, m->grads + DS__T_HEAD(m)->offset, m->logits, m->lnf + n * D, m->params + DS__T_HEAD(m)->offset,
+                            nr, D, V);
+    }
     /* lnf = rmsnorm(x_L): the stream's gradient starts here (written, not added) */
     ds__rmsnorm_backward(ex, m->dres, 0, m->grads + DS__T_NORM(m)->offset, m->dln, m->res + (size_t)c->n_layers * m->N * D,
                          m->params + DS__T_NORM(m)->offset, m->rstdf, N, D);
@@ -7778,7 +7819,7 @@ static int ds__prefill(ds_model *m, const int32_t *tok, int n, int pos, ds_pool 
         if (tok[i] < 0 || tok[i] >= c->vocab) return ds__fail(err, DS_ERR_INVALID, "generate: token %d outside [0, %d)", (int)tok[i], c->vocab);
     if (!m->kv && (rc = ds__decode_init(m, err))) return rc;
     m->ex.pool = pool;
-    m->has_targets = 0, m->cur_B = 0, m->cur_T = 0; /* the training buffers hold no forward now */
+    m->has_targets = 0, m->cur_B = 0, m->cur_T = 0, m->logits_partial = 0; /* the training buffers hold no forward now */
     ds__from_host(&m->ex, m->inputs, tok, (size_t)n * sizeof(int32_t));
     ds__embedding_forward(&m->ex, m->res, m->inputs, m->params + DS__T_EMBED(m)->offset, (size_t)n, D);
     for (l = 0; l < L; l++) {
@@ -7814,7 +7855,7 @@ static int ds__prefill_bf16(ds_model *m, const int32_t *tok, int n, int pos, ds_
         if (tok[i] < 0 || tok[i] >= c->vocab) return ds__fail(err, DS_ERR_INVALID, "generate: token %d outside [0, %d)", (int)tok[i], c->vocab);
     if (!m->kv && (rc = ds__decode_init(m, err))) return rc;
     ex->pool = pool;
-    m->has_targets = 0;
+    m->has_targets = 0, m->logits_partial = 0;
     for (t = 0; t < N; t++) ds__bf16_widen(ex, m->dec_x + t * D, m->bw[0] + (size_t)tok[t] * D, D);
     for (l = 0; l < c->n_layers; l++) {
         ds_float *kc = m->kv + (size_t)l * 2 * (size_t)c->max_seq * KV * hd, *vc = kc + (size_t)c->max_seq * KV * hd;
@@ -7853,7 +7894,7 @@ DSDEF int ds_model_forward_token(ds_model *m, int32_t token, int pos, ds_pool *p
     if (!m->kv && (l = ds__decode_init(m, err))) return l;
     if (m->bf16) return ds__prefill_bf16(m, &token, 1, pos, pool, logits, err);
     m->ex.pool = pool;
-    m->has_targets = 0; /* the logits buffer is decoding's now */
+    m->has_targets = 0, m->logits_partial = 0; /* the logits buffer is decoding's now */
     ds__from_host(&m->ex, m->inputs, &token, sizeof token);
     ds__embedding_forward(&m->ex, m->dec_x, m->inputs, m->params + DS__T_EMBED(m)->offset, 1, D);
     for (l = 0; l < c->n_layers; l++) {

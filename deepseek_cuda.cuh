@@ -100,6 +100,16 @@ static void ds__exec_free(ds__exec *ex, void *p) {
     if (p) cudaFree(p);
 }
 
+/* the classifier's chunk (ds__model_new): the rows of [rows, V] fp32 logits that fit in 256 MB
+   (§2.4: the logits of a whole batch never exist at once; 655 rows at DeepSeek's V = 102400),
+   all B T rows when they fit. A forward with targets then computes them chunk by chunk, and the
+   backward computes each chunk again before its in-place gradient. */
+#define DS__CU_LOGIT_BYTES ((size_t)256 << 20)
+static size_t ds__exec_logit_rows(const ds__exec *ex, size_t N, size_t V) {
+    size_t r = DS__CU_LOGIT_BYTES / (sizeof(ds_float) * (V ? V : 1));
+    (void)ex;
+    return r < 1 ? 1 : r < N ? r : N;
+}
 static int ds__exec_init(ds__exec *ex, ds_error *err) {
     int n = 0;
     cudaError_t e;

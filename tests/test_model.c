@@ -243,6 +243,41 @@ static void test_portable_copies_same_numbers(void) {
     ds_model_free(b);
 }
 
+/* The chunked classifier (§2.4: the [B T, V] logits never held at once; the CUDA build's choice
+   for a large vocabulary), 7 rows at a time here: on every training path the losses, gradients,
+   parameters, moments and decoded logits are the bits of the whole-batch classifier; the logits
+   of a forward with targets are not kept, and say so; a forward without targets needs them all. */
+static void test_chunked_classifier_same_bits(void) {
+    ds_config c;
+    ds_model *a = three_paths_model(1, &e_global), *b;
+    ds_pool *pool = ds_pool_new(2, &e_global);
+    double la[4], lb[4];
+    uint64_t da, db;
+    int32_t in[4 * 24], tg[4 * 24];
+    ds_float row[96];
+    int k;
+    CHECKF(a && pool, "%s", e_global.msg);
+    ds_config_preset("test", &c, &e_global);
+    c.vocab = 96, c.d_model = 48, c.n_heads = 6, c.n_kv_heads = 2, c.d_ff = ds_ffn_dim(48, 8), c.max_seq = 24, c.n_layers = 2;
+    b = ds__model_new(&c, 4, 24, c.max_seq, DS__NEW_LOGIT_CHUNK, &e_global);
+    CHECKF(b && ds_model_init(b, 7) == DS_OK, "%s", e_global.msg);
+    for (k = 0; k < 4 * 24; k++) { in[k] = (int32_t)((k * 37) % 96); tg[k] = (int32_t)((k * 53 + 1) % 96); }
+    CHECK(three_paths(a, pool, in, tg, la, &da, &e_global));
+    CHECKF(three_paths(b, pool, in, tg, lb, &db, &e_global), "%s", e_global.msg);
+    CHECK(memcmp(la, lb, sizeof la) == 0 && da == db);
+    CHECK(t_same(a, b, DS_PARAMS) && t_same(a, b, DS_GRADS) && t_same(a, b, DS_ADAM_M) && t_same(a, b, DS_ADAM_V));
+    CHECK_OK(ds_model_forward(b, in, tg, NULL, 4, 24, pool, NULL, &e_));
+    CHECK(ds_model_logits(b) == NULL && ds_model_copy_logits(b, 0, 1, row, &e_global) == DS_ERR_INVALID);
+    CHECKF(strstr(e_global.msg, "chunks of 7 rows") != NULL, "%s", e_global.msg);
+    CHECK(ds_model_forward(b, in, NULL, NULL, 4, 24, pool, NULL, &e_global) == DS_ERR_INVALID); /* 96 rows, 7 held */
+    CHECK_OK(ds_model_forward(b, in, NULL, NULL, 1, 7, pool, NULL, &e_));                        /* 7 rows: kept */
+    CHECK_OK(ds_model_copy_logits(b, 6, 1, row, &e_));
+    CHECK_OK(ds_model_forward(a, in, NULL, NULL, 1, 7, pool, NULL, &e_));
+    CHECK(memcmp(row, ds_model_logits(a) + 6 * 96, sizeof row) == 0);
+    ds_model_free(a), ds_model_free(b);
+    ds_pool_free(pool);
+}
+
 /* A token of weight 0 gets exactly zero gradient: changing its target changes nothing. */
 static void test_zero_weight_tokens_get_zero_gradient(void) {
     tiny_run r;
@@ -571,6 +606,7 @@ static void suite_model(void) {
     RUN(test_threads_bit_identical);
     RUN(test_matmul_paths_bit_identical);
     RUN(test_portable_copies_same_numbers);
+    RUN(test_chunked_classifier_same_bits);
     RUN(test_zero_weight_tokens_get_zero_gradient);
     RUN(test_gradient_accumulation);
     RUN(test_bad_input_and_non_finite);

@@ -380,6 +380,45 @@ static void test_cuda_model_fp32_matches_cpu(void) {
     cref_model_free(c);
 }
 
+/* the chunked classifier on the GPU (7 rows at a time, DS__NEW_LOGIT_CHUNK) against the CPU build:
+   the pretraining loss and gradients, and backward_tokens' (SFT's and DPO's path) */
+static void test_cuda_chunked_classifier(void) {
+    ds_config cf;
+    ds_model *g;
+    void *c;
+    int32_t in[MB * MT], tg[MB * MT];
+    float w[MB * MT], *gc, *gg, dl[MB * MT];
+    double lc = 0, lg = 0, err;
+    size_t n;
+    int i;
+    NEED_DEVICE();
+    ds_config_preset("test", &cf, &e_global_cuda);
+    cf.vocab = MV, cf.d_model = MD, cf.n_layers = ML, cf.n_heads = MH, cf.n_kv_heads = MKV, cf.d_ff = ds_ffn_dim(MD, 16), cf.max_seq = MT;
+    CHECKF((g = ds__model_new(&cf, MB, MT, MT, DS__NEW_LOGIT_CHUNK, &e_global_cuda)) != NULL, "%s", e_global_cuda.msg);
+    CHECK(ds_model_init(g, 7) == DS_OK && (c = cpu_model(7)));
+    n = ds_model_n_params(g);
+    gc = (float *)malloc(n * 4), gg = (float *)malloc(n * 4);
+    model_batch(in, tg, w, 0);
+    for (i = 0; i < MB * MT; i++) dl[i] = (float)(0.01 * (i % 5 - 2));
+    CHECK(cref_train_grads(c, in, tg, w, NULL, MB, MT, &lc, gc) == 0);
+    ds_model_zero_grad(g);
+    CHECK_OK(ds_model_forward(g, in, tg, w, MB, MT, NULL, &lg, &e_));
+    CHECK(ds_model_logits(g) == NULL);
+    CHECK_OK(ds_model_backward(g, 1.0f, NULL, &e_));
+    CHECK_OK(ds_model_get(g, DS_GRADS, 0, n, gg, &e_));
+    CHECKF(fabs(lg - lc) <= 1e-5 * fabs(lc), "loss: GPU %.9g, CPU %.9g", lg, lc);
+    CHECKF((err = tensor_error(g, gg, gc)) <= 1e-5, "gradients: %.3g", err);
+    CHECK(cref_train_grads(c, in, tg, NULL, dl, MB, MT, &lc, gc) == 0);
+    ds_model_zero_grad(g);
+    CHECK_OK(ds_model_forward(g, in, tg, NULL, MB, MT, NULL, &lg, &e_));
+    CHECK_OK(ds_model_backward_tokens(g, dl, NULL, &e_));
+    CHECK_OK(ds_model_get(g, DS_GRADS, 0, n, gg, &e_));
+    CHECKF((err = tensor_error(g, gg, gc)) <= 1e-5, "backward_tokens gradients: %.3g", err);
+    free(gc), free(gg);
+    ds_model_free(g);
+    cref_model_free(c);
+}
+
 /* 10 AdamW steps on both: the loss trajectories agree; two GPU runs are bit-identical */
 static void test_cuda_training_trajectory_and_determinism(void) {
     ds_model *g1, *g2;
@@ -534,6 +573,7 @@ int main(int argc, char **argv) {
     RUN(test_cuda_ops_rope_and_attention);
     RUN(test_cuda_ops_attention_tiles);
     RUN(test_cuda_model_fp32_matches_cpu);
+    RUN(test_cuda_chunked_classifier);
     RUN(test_cuda_training_trajectory_and_determinism);
     RUN(test_cuda_sft_mask_and_backward_tokens);
     RUN(test_cuda_decode_matches_cpu);
