@@ -37,8 +37,8 @@
         (sigmoid, label smoothing, IPO) on the same backward pass, the repetition test.
       - §2.4's infrastructure: data parallelism with ZeRO-1 over MPI (DS_MPI) and asynchronous
         checkpoints (ds_saver), both resumable bit for bit.
-      - Status of this version: §2.1-§4 are here; the CUDA path (DS_CUDA) is fp32, with a tiled
-        attention, checked on a CPU emulator and not yet on a GPU.
+      - Status of this version: §2.1-§4 are here; the CUDA path (DS_CUDA) has fp32 and bf16
+        linears and a tiled attention, checked on a CPU emulator and not yet on a GPU.
 
    TABLE OF CONTENTS (each line is its banner's exact first line, in file order: search for it)
       The declarations (the API):
@@ -119,7 +119,8 @@
                             docs/distributed.md.
       DS_CUDA               (default: undefined) the CUDA backend: compile with nvcc as CUDA (-x cu),
                             link -lcublas; the op layer comes from deepseek_cuda.cuh (beside this
-                            file) and ds_model_* run on the GPU, in fp32 for now. See docs/cuda.md.
+                            file) and ds_model_* run on the GPU, in fp32 or with the paper's bf16
+                            products (ds_model_set_precision). See docs/cuda.md.
                             Define it everywhere the header is included.
    Build with -O2 or -O3, and -ffp-contract=fast (ISO C modes otherwise forbid fusing a*b+c into
    one FMA, which halves the matmul's speed). Never -Ofast: it breaks the NaN checks.
@@ -155,10 +156,13 @@
    VERSION HISTORY
       0.15 (2026-12-03)  the CUDA path: a tiled, FlashAttention-2-style attention (each row's
                          log-sum-exp kept instead of P, masked tiles skipped, a deterministic
-                         backward); every CUDA kernel and test runs in make test on a CPU emulator
-                         of CUDA's execution model (tests/cuda/emu), which found a bug: on a GPU,
-                         ds_model_new staged the loss weights and decoding logits in device memory.
-                         Still never run on a GPU.
+                         backward); ds_model_set_precision and the bf16 mode (the linears' bf16
+                         products, fp32 accumulation); the chunked classifier (the backend picks
+                         how many rows of logits a model holds; same bits on the CPU). Every CUDA
+                         kernel and test runs in make test on a CPU emulator of CUDA's execution
+                         model (tests/cuda/emu), which found a bug: on a GPU, ds_model_new staged
+                         the loss weights and decoding logits in device memory. Still never run
+                         on a GPU.
       0.14 (2026-12-03)  the matmul's row blocks run inside its k-blocks, so a block's C stays in
                          the L2 from one k-block to the next; the strips of B are packed once per
                          pass into a per-thread B block (same bits): medium's products 3-11%
@@ -525,6 +529,17 @@ DSDEF const ds_config *ds_model_config(const ds_model *m);
    and the step count zeroed. Deterministic. Returns DS_OK (or DS_ERR_NOMEM on a backend without
    host-visible memory, which stages each tensor through the host). */
 DSDEF int ds_model_init(ds_model *m, uint64_t seed);
+/* Precision, a choice of the model. DS_PRECISION_FP32 (the default, and the CPU's only mode):
+   float everywhere. DS_PRECISION_BF16 (the CUDA build; paper §2.4): every linear's product on
+   the tensor cores from operands rounded to bf16, accumulated in fp32 into fp32 results; the
+   model's master weights, gradients, AdamW moments, activations, the norms' statistics, the
+   attention and the loss stay fp32 (docs/cuda.md, "Precision"). Checkpoints are the fp32
+   weights either way. Returns DS_OK, DS_ERR_UNSUPPORTED for bf16 on the CPU build,
+   DS_ERR_INVALID for an unknown mode, or the backend's error (out of memory for its scratch). */
+#define DS_PRECISION_FP32 0
+#define DS_PRECISION_BF16 1
+DSDEF int ds_model_set_precision(ds_model *m, int precision, ds_error *err);
+DSDEF int ds_model_precision(const ds_model *m);
 DSDEF size_t ds_model_n_params(const ds_model *m);
 DSDEF int ds_model_n_tensors(const ds_model *m);
 DSDEF const ds_tensor *ds_model_tensor(const ds_model *m, int i);
@@ -4204,6 +4219,14 @@ static void ds__exec_free(ds__exec *ex, void *p) { (void)ex; DS_FREE(p); }
    chunk, ds__model_new). The CPU keeps them all: its memory is the machine's, and every row's
    logits stay readable after a forward (ds_model_copy_logits). */
 static size_t ds__exec_logit_rows(const ds__exec *ex, size_t N, size_t V) { (void)ex, (void)V; return N; }
+/* the linears' precision (ds_model_set_precision); operand_max: the largest operand of the
+   model's linears, in values (a backend that rounds operands sizes its scratch to it). The CPU
+   computes in float only. */
+static int ds__exec_set_precision(ds__exec *ex, int precision, size_t operand_max, ds_error *err) {
+    (void)ex, (void)operand_max;
+    if (precision == DS_PRECISION_FP32) return DS_OK;
+    return ds__fail(err, DS_ERR_UNSUPPORTED, "precision: bf16 is the CUDA build's mode (deepseek_cuda.cuh); the CPU computes in float");
+}
 
 /* The backend's life: init (before any allocation; a device backend finds its device here, and
    "no device" is its error), reserve (the ops' scratch for a model of config c and B x T), status
@@ -5198,6 +5221,7 @@ struct ds_model {
     int logits_consumed;       /* a backward has overwritten the logits with their gradient */
     size_t logit_rows;         /* rows of logits the model holds: B T, or the chunked classifier's chunk */
     int logits_partial;        /* the last forward ran the classifier in chunks: its logits are not kept */
+    int precision;             /* DS_PRECISION_FP32 or _BF16 (ds_model_set_precision) */
     int inference;             /* weights only: no gradients, no AdamW moments (ds_checkpoint_load_inference) */
     int bf16;                  /* BF16 inference (ds_checkpoint_load_bf16): no params; tensor k is bw[k], decoding only */
     int params_mapped;         /* an F32 inference model's params point into a mapped file (maps[]), copy-on-write */
@@ -5430,6 +5454,26 @@ DSDEF int ds_model_n_tensors(const ds_model *m) { return m->n_tensors; }
 DSDEF const ds_tensor *ds_model_tensor(const ds_model *m, int i) { return i >= 0 && i < m->n_tensors ? &m->tensors[i] : NULL; }
 DSDEF ds_float *ds_model_params(ds_model *m) { return m->params; }
 DSDEF ds_float *ds_model_grads(ds_model *m) { return m->grads; }
+/* the largest operand of the model's linears, in values: a weight, or an input or output
+   gradient of rows x features (the classifier's at its chunk of rows) */
+static size_t ds__linear_operand_max(const ds_model *m) {
+    size_t D = (size_t)m->c.d_model, F = (size_t)m->c.d_ff, V = (size_t)m->c.vocab, A = (size_t)m->c.n_heads * m->hd, N = m->N, x = 0, i;
+    size_t v[10];
+    v[0] = V * D, v[1] = 2 * F * D, v[2] = m->Q * D, v[3] = A * D, v[4] = N * D, v[5] = N * m->Q, v[6] = N * A, v[7] = N * 2 * F, v[8] = N * F;
+    v[9] = m->logit_rows * V;
+    for (i = 0; i < 10; i++) x = v[i] > x ? v[i] : x;
+    return x;
+}
+DSDEF int ds_model_set_precision(ds_model *m, int precision, ds_error *err) {
+    int rc;
+    if (!m) return ds__fail(err, DS_ERR_INVALID, "precision: NULL model");
+    if (precision != DS_PRECISION_FP32 && precision != DS_PRECISION_BF16)
+        return ds__fail(err, DS_ERR_INVALID, "precision %d: DS_PRECISION_FP32 or DS_PRECISION_BF16", precision);
+    if ((rc = ds__exec_set_precision(&m->ex, precision, ds__linear_operand_max(m), err))) return rc;
+    m->precision = precision;
+    return DS_OK;
+}
+DSDEF int ds_model_precision(const ds_model *m) { return m ? m->precision : DS_PRECISION_FP32; }
 DSDEF const ds_float *ds_model_logits(const ds_model *m) { return m->logits_partial ? NULL : m->logits; }
 DSDEF long ds_model_steps_done(const ds_model *m) { return m->steps; }
 DSDEF void ds_model_zero_grad(ds_model *m) {

@@ -11,8 +11,11 @@
    build loads in the other.
 
    STATUS OF THIS VERSION (read before trusting a number):
-      - fp32 only: every op keeps deepseek.h's precision (float), cuBLAS SGEMM for the linears
-        (no TF32: CUBLAS_DEFAULT_MATH); the paper's bf16 mode (§2.4) is not here yet.
+      - fp32 by default: every op keeps deepseek.h's precision (float), cuBLAS SGEMM for the
+        linears (no TF32: CUBLAS_DEFAULT_MATH). ds_model_set_precision(m, DS_PRECISION_BF16)
+        gives the paper's bf16 products (§2.4) for the linears: bf16 operands on the tensor
+        cores, fp32 accumulation, fp32 everything else (docs/cuda.md, "Precision").
+      - the classifier runs in chunks of rows when the [B T, V] logits would pass 256 MB.
       - attention is tiled, FlashAttention-2's algorithm in fp32: it keeps each row's
         log-sum-exp, never the T x T probabilities, skips the masked tiles, and its backward is
         deterministic (no atomics). Heads of at most 128 channels.
@@ -38,6 +41,7 @@
 #endif
 #include <cuda_runtime.h>
 #include <cublas_v2.h>
+#include <cuda_bf16.h>
 
 #define DS__NORM_CHUNK 16384 /* the deterministic reductions' fixed chunk, as on the CPU */
 #define DS__CU_THREADS 256
@@ -64,6 +68,9 @@ typedef struct ds__exec {
     ds_float *h_red;    /* host buffer for the loss sum: 2 * h_red_n values */
     size_t h_red_n;
     cublasHandle_t blas;
+    int bf16;              /* DS_PRECISION_BF16: the linears' operands rounded to bf16 (ds__gemm_bf16) */
+    size_t bf16_n;         /* the two operand scratches' size, in values */
+    __nv_bfloat16 *bfa, *bfb;
     int device, failed;
     char msg[200];      /* the first failure */
 } ds__exec;
@@ -153,6 +160,8 @@ static int ds__exec_status(ds__exec *ex, ds_error *err) {
     return ex->failed ? ds__fail(err, DS_ERR_IO, "%s", ex->msg) : DS_OK;
 }
 static void ds__exec_destroy(ds__exec *ex) {
+    ds__exec_free(ex, ex->bfa);
+    ds__exec_free(ex, ex->bfb);
     ds__exec_free(ex, ex->work);
     ds__exec_free(ex, ex->partial);
     DS_FREE(ex->h_partial);
@@ -331,11 +340,63 @@ static void ds__rmsnorm_backward(ds__exec *ex, ds_float *dx, int dx_accumulate, 
     DS__LAUNCHED(ex, "rmsnorm_backward (dw)");
 }
 
+/* ---- the paper's bf16 mode (§2.4), for the linears: ds_model_set_precision(m, DS_PRECISION_BF16).
+   The model keeps fp32 everything it owns: master weights, gradients, AdamW moments, activations,
+   the norms' statistics, the loss. Each linear rounds its two operands to bf16 into the context's
+   scratch (ds__to_bf16_kernel: round to nearest even) and multiplies them on the tensor cores
+   with fp32 accumulation into an fp32 result (cublasGemmEx: CUDA_R_16BF in, CUDA_R_32F out,
+   CUBLAS_COMPUTE_32F): a product of two bf16 values is exact in fp32, so the rounding is in the
+   operands only. The gradients of the weights are accumulated in fp32 (beta = 1). Attention,
+   norms, SwiGLU and the classifier's softmax stay in fp32. ---- */
+__global__ static void ds__to_bf16_kernel(__nv_bfloat16 *dst, const ds_float *src, size_t n) {
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < n) dst[i] = __float2bfloat16(src[i]);
+}
+static const __nv_bfloat16 *ds__bf16_of(ds__exec *ex, __nv_bfloat16 *dst, const ds_float *src, size_t n) {
+    if (n > ex->bf16_n) { ds__cu_fail(ex, "bf16 operand", "larger than the scratch ds_model_set_precision sized"); return dst; }
+    if (n) DS__CU_LAUNCH(ds__to_bf16_kernel, ds__blocks(n), DS__CU_THREADS)(dst, src, n);
+    DS__LAUNCHED(ex, "to_bf16");
+    return dst;
+}
+/* C (col-major, m x n, ldc) = alpha op(A) op(B) + beta C, A and B rounded to bf16 */
+static void ds__gemm_bf16(ds__exec *ex, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k, const __nv_bfloat16 *A, int lda,
+                          const __nv_bfloat16 *B, int ldb, float beta, ds_float *C, int ldc, const char *what) {
+    const float one = 1;
+    ds__blas_ok(ex, cublasGemmEx(ex->blas, ta, tb, m, n, k, &one, A, CUDA_R_16BF, lda, B, CUDA_R_16BF, ldb, &beta, C, CUDA_R_32F, ldc,
+                                 CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT), what);
+}
+static int ds__exec_set_precision(ds__exec *ex, int precision, size_t operand_max, ds_error *err) {
+    if (precision == DS_PRECISION_FP32) {
+        ds__exec_free(ex, ex->bfa), ds__exec_free(ex, ex->bfb);
+        ex->bfa = ex->bfb = NULL, ex->bf16 = 0, ex->bf16_n = 0;
+        return DS_OK;
+    }
+    if (!ex->bfa || ex->bf16_n < operand_max) {
+        ds__exec_free(ex, ex->bfa), ds__exec_free(ex, ex->bfb);
+        ex->bfa = (__nv_bfloat16 *)ds__exec_alloc(ex, operand_max, sizeof(__nv_bfloat16));
+        ex->bfb = (__nv_bfloat16 *)ds__exec_alloc(ex, operand_max, sizeof(__nv_bfloat16));
+        ex->bf16_n = ex->bfa && ex->bfb ? operand_max : 0;
+        if (!ex->bf16_n) {
+            ds__exec_free(ex, ex->bfa), ds__exec_free(ex, ex->bfb);
+            ex->bfa = ex->bfb = NULL, ex->bf16 = 0;
+            if (ex->failed) { ex->failed = 0; return ds__fail(err, DS_ERR_NOMEM, "precision: bf16 scratch: %s", ex->msg); }
+            return ds__fail(err, DS_ERR_NOMEM, "precision: bf16 scratch: out of memory");
+        }
+    }
+    ex->bf16 = 1;
+    return DS_OK;
+}
+
 /* ---- linear: cuBLAS SGEMM on row-major arrays, read as their column-major transposes:
    out^T[OC,N] (+)= W[OC,C] inp^T;  dinp^T[C,N] (+)= W^T dout^T;  dW^T[C,OC] += inp^T dout ---- */
 static void ds__linear_forward(ds__exec *ex, ds_float *out, const ds_float *inp, const ds_float *W, size_t N, size_t C, size_t OC,
                                int accumulate) {
     const float one = 1, beta = accumulate ? 1.0f : 0.0f;
+    if (ex->bf16) {
+        ds__gemm_bf16(ex, CUBLAS_OP_T, CUBLAS_OP_N, (int)OC, (int)N, (int)C, ds__bf16_of(ex, ex->bfb, W, OC * C), (int)C,
+                      ds__bf16_of(ex, ex->bfa, inp, N * C), (int)C, beta, out, (int)OC, "linear_forward (bf16)");
+        return;
+    }
     ds__blas_ok(ex, cublasSgemm(ex->blas, CUBLAS_OP_T, CUBLAS_OP_N, (int)OC, (int)N, (int)C, &one, W, (int)C, inp, (int)C, &beta, out, (int)OC),
                 "linear_forward (cublasSgemm)");
 }
@@ -357,6 +418,15 @@ static void ds__linear_prefill_bf16(ds__exec *ex, ds_float *out, size_t ldo, con
 static void ds__linear_backward(ds__exec *ex, ds_float *dinp, int dinp_accumulate, ds_float *dW, const ds_float *dout, const ds_float *inp,
                                 const ds_float *W, size_t N, size_t C, size_t OC) {
     const float one = 1, beta = dinp_accumulate ? 1.0f : 0.0f;
+    if (ex->bf16) { /* dout in bfa for both products; W, then inp, in bfb */
+        const __nv_bfloat16 *g = ds__bf16_of(ex, ex->bfa, dout, N * OC);
+        if (dinp)
+            ds__gemm_bf16(ex, CUBLAS_OP_N, CUBLAS_OP_N, (int)C, (int)N, (int)OC, ds__bf16_of(ex, ex->bfb, W, OC * C), (int)C, g, (int)OC, beta, dinp,
+                          (int)C, "linear_backward (dinp, bf16)");
+        ds__gemm_bf16(ex, CUBLAS_OP_N, CUBLAS_OP_T, (int)C, (int)OC, (int)N, ds__bf16_of(ex, ex->bfb, inp, N * C), (int)C, g, (int)OC, 1.0f, dW, (int)C,
+                      "linear_backward (dW, bf16)");
+        return;
+    }
     if (dinp)
         ds__blas_ok(ex, cublasSgemm(ex->blas, CUBLAS_OP_N, CUBLAS_OP_N, (int)C, (int)N, (int)OC, &one, W, (int)C, dout, (int)OC, &beta, dinp, (int)C),
                     "linear_backward (dinp)");

@@ -22,6 +22,7 @@
 
 typedef struct {
     int steps, warmup, batch, seq, dim, layers, heads, kv_heads, vocab, threads, eval_every, ckpt_every, resume, sample_tokens, stop_after, micro;
+    int precision; /* DS_PRECISION_FP32, or _BF16 (the CUDA build) */
     double lr, save_every_min;
     unsigned long long seed;
     const char *data, *out;
@@ -46,7 +47,8 @@ static void usage(const options *o) {
            "  --out DIR        checkpoint, loss curve, token files (default %s)\n"
            "  --resume         continue from DIR/ckpt exactly where it stopped\n"
            "  --stop-after N   save a checkpoint and stop after step N (an interruption, for --resume)\n"
-           "  --sample N       tokens to sample at the end (default %d)\n",
+           "  --sample N       tokens to sample at the end (default %d)\n"
+           "  --precision P    fp32 (default) or bf16: the paper's bf16 products (§2.4; the CUDA build, make cuda)\n",
            o->steps, o->lr, o->warmup, o->batch, o->seq, o->dim, o->layers, o->heads, o->kv_heads, o->vocab, o->threads, o->eval_every,
            o->ckpt_every, o->seed, o->data, o->out, o->sample_tokens);
 }
@@ -76,6 +78,12 @@ static int parse(int argc, char **argv, options *o) {
         else if (!strcmp(a, "--seed")) { if (!ex_u64(a, argv[++i], &o->seed)) return 0; }
         else if (!strcmp(a, "--data")) o->data = argv[++i];
         else if (!strcmp(a, "--out")) o->out = argv[++i];
+        else if (!strcmp(a, "--precision")) {
+            const char *v = argv[++i];
+            if (!strcmp(v, "fp32")) o->precision = DS_PRECISION_FP32;
+            else if (!strcmp(v, "bf16")) o->precision = DS_PRECISION_BF16;
+            else { fprintf(stderr, "--precision: fp32 or bf16, not '%s'\n", v); return 0; }
+        }
         else if (!strcmp(a, "--sample")) { if (!ex_int(a, argv[++i], 0, 1 << 20, &o->sample_tokens)) return 0; }
         else if (!strcmp(a, "--stop-after")) { if (!ex_int(a, argv[++i], 0, 1 << 30, &o->stop_after)) return 0; }
         else { fprintf(stderr, "unknown option %s (see --help)\n", a); return 0; }
@@ -100,7 +108,7 @@ static void background_done(ds_saver *saver, long *saving, int wait, int rank, c
 }
 
 int main(int argc, char **argv) {
-    options o = {2000, 100, 16, 128, 128, 4, 4, 2, 4096, 2, 500, 1000, 0, 200, 0, 0, 2e-3, 0, 1337, "data", "build/pretrain"};
+    options o = {2000, 100, 16, 128, 128, 4, 4, 2, 4096, 2, 500, 1000, 0, 200, 0, 0, DS_PRECISION_FP32, 2e-3, 0, 1337, "data", "build/pretrain"};
     char path[1024];
     ex_corpus corpus;
     ds_config c;
@@ -129,6 +137,7 @@ int main(int argc, char **argv) {
     snprintf(run, sizeof run, "vocab=%d dim=%d layers=%d heads=%d kv_heads=%d batch=%d seq=%d steps=%d lr=%.17g warmup=%d seed=%llu", o.vocab,
              o.dim, o.layers, o.heads, o.kv_heads, o.batch, o.seq, o.steps, o.lr, o.warmup, o.seed);
     if (o.micro != o.batch) snprintf(run + strlen(run), sizeof run - strlen(run), " micro=%d", o.micro);
+    if (o.precision != DS_PRECISION_FP32) snprintf(run + strlen(run), sizeof run - strlen(run), " precision=bf16");
 
     /* 1. data: the tokenizer (01_tokenizer's recipe), then the two splits encoded once */
     if (ex_corpus_load(&corpus, o.data, o.vocab, &err)) { fprintf(stderr, "%s\n", err.msg); return 1; }
@@ -151,6 +160,7 @@ int main(int argc, char **argv) {
         if (!(m = ds_model_new(&c, o.micro, o.seq, &err))) { fprintf(stderr, "%s\n", err.msg); return 1; }
         ds_model_init(m, o.seed);
     }
+    if (ds_model_set_precision(m, o.precision, &err)) { fprintf(stderr, "--precision: %s\n", err.msg); ds_model_free(m); return 1; }
     if (!(dp = ds_dp_new(m, micros, &err))) { fprintf(stderr, "%s\n", err.msg); return 1; }
     rank = ds_dp_rank(dp), world = ds_dp_world(dp);
     if (rank != 0 && !freopen("/dev/null", "w", stdout)) return 1; /* progress from rank 0 only; errors from every rank */

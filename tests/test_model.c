@@ -274,6 +274,10 @@ static void test_chunked_classifier_same_bits(void) {
     CHECK_OK(ds_model_copy_logits(b, 6, 1, row, &e_));
     CHECK_OK(ds_model_forward(a, in, NULL, NULL, 1, 7, pool, NULL, &e_));
     CHECK(memcmp(row, ds_model_logits(a) + 6 * 96, sizeof row) == 0);
+    /* bf16 is the CUDA build's mode: the CPU says so and stays in fp32 */
+    CHECK(ds_model_set_precision(a, DS_PRECISION_BF16, &e_global) == DS_ERR_UNSUPPORTED && ds_model_precision(a) == DS_PRECISION_FP32);
+    CHECK(ds_model_set_precision(a, 5, &e_global) == DS_ERR_INVALID);
+    CHECK_OK(ds_model_set_precision(a, DS_PRECISION_FP32, &e_));
     ds_model_free(a), ds_model_free(b);
     ds_pool_free(pool);
 }

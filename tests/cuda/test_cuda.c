@@ -450,6 +450,131 @@ static void test_cuda_training_trajectory_and_determinism(void) {
     cref_model_free(c);
 }
 
+/* the paper's bf16 mode (§2.4) against the CPU's fp32: the first step's loss within 1e-2, every
+   gradient tensor's cosine with the CPU's > 0.999, a 10-step AdamW loss trajectory within 0.05;
+   two bf16 runs bit-identical; back to fp32, the CPU's numbers again */
+static double tensor_cosine_min(ds_model *m, const float *a, const float *b) {
+    double worst = 1;
+    int k;
+    for (k = 0; k < ds_model_n_tensors(m); k++) {
+        const ds_tensor *t = ds_model_tensor(m, k);
+        double ab = 0, aa = 0, bb = 0, cs;
+        size_t i;
+        for (i = t->offset; i < t->offset + t->numel; i++) ab += (double)a[i] * b[i], aa += (double)a[i] * a[i], bb += (double)b[i] * b[i];
+        cs = aa > 0 && bb > 0 ? ab / sqrt(aa * bb) : (aa == bb ? 1 : 0);
+        if (!(cs >= worst)) worst = cs;
+    }
+    return worst;
+}
+/* x rounded to bf16 (to nearest, ties to even), as a float */
+static float t_bf16(float x) {
+    uint32_t u;
+    memcpy(&u, &x, 4);
+    u = (u + 0x7fffu + ((u >> 16) & 1)) & 0xffff0000u;
+    memcpy(&x, &u, 4);
+    return x;
+}
+/* the bf16 linears are exactly the fp32 linears of bf16-rounded operands (up to the order of
+   the fp32 sums), and differ from the fp32 linears of the operands themselves */
+static void bf16_linear_is_rounded_operands(void) {
+    enum { N = 24, C = 40, OC = 56 };
+    ds__exec *ex = &g_ex;
+    float *x = t_rand_array(N * C, 1), *W = t_rand_array(OC * C, 0.2), *g = t_rand_array(N * OC, 1), *xr, *Wr, *gr;
+    float *x_d = (float *)t_dev(ex, x, N * C * 4), *W_d = (float *)t_dev(ex, W, OC * C * 4), *g_d = (float *)t_dev(ex, g, N * OC * 4);
+    float *o_d = (float *)t_dev(ex, NULL, N * OC * 4), *di_d = (float *)t_dev(ex, NULL, N * C * 4), *dW_d = (float *)t_dev(ex, NULL, OC * C * 4);
+    float ref[N * OC], got[N * OC], dref[N * C], dgot[N * C], wref[OC * C], wgot[OC * C], plain[N * OC];
+    double r;
+    int i;
+    xr = (float *)malloc(N * C * 4), Wr = (float *)malloc(OC * C * 4), gr = (float *)malloc(N * OC * 4);
+    for (i = 0; i < N * C; i++) xr[i] = t_bf16(x[i]);
+    for (i = 0; i < OC * C; i++) Wr[i] = t_bf16(W[i]);
+    for (i = 0; i < N * OC; i++) gr[i] = t_bf16(g[i]);
+    CHECK(ds__exec_set_precision(ex, DS_PRECISION_BF16, N * OC + OC * C, &e_global_cuda) == DS_OK);
+    ds__linear_forward(ex, o_d, x_d, W_d, N, C, OC, 0);
+    ds__zero(ex, dW_d, OC * C);
+    ds__linear_backward(ex, di_d, 0, dW_d, g_d, x_d, W_d, N, C, OC);
+    t_host(ex, got, o_d, sizeof got), t_host(ex, dgot, di_d, sizeof dgot), t_host(ex, wgot, dW_d, sizeof wgot);
+    CHECK(ds__exec_set_precision(ex, DS_PRECISION_FP32, 0, &e_global_cuda) == DS_OK);
+    cref_linear_forward(ref, xr, Wr, N, C, OC, 0);
+    memset(wref, 0, sizeof wref);
+    cref_linear_backward(dref, 0, wref, gr, xr, Wr, N, C, OC);
+    cref_linear_forward(plain, x, W, N, C, OC, 0);
+    CHECKF((r = t_close(got, ref, N * OC, 1e-5, 1e-5)) <= 1, "bf16 linear_forward vs rounded operands: %.3g", r);
+    CHECKF((r = t_close(dgot, dref, N * C, 1e-5, 1e-5)) <= 1, "bf16 linear_backward dinp: %.3g", r);
+    CHECKF((r = t_close(wgot, wref, OC * C, 1e-5, 1e-5)) <= 1, "bf16 linear_backward dW: %.3g", r);
+    CHECKF(t_close(got, plain, N * OC, 1e-5, 1e-5) > 1, "the bf16 product equals the fp32 one: no rounding happened");
+    free(x), free(W), free(g), free(xr), free(Wr), free(gr);
+    ds__exec_free(ex, x_d), ds__exec_free(ex, W_d), ds__exec_free(ex, g_d), ds__exec_free(ex, o_d), ds__exec_free(ex, di_d), ds__exec_free(ex, dW_d);
+}
+static void test_cuda_bf16_mode(void) {
+    ds_model *g1, *g2;
+    void *c;
+    ds_adamw opt = ds_adamw_default();
+    int32_t in[MB * MT], tg[MB * MT];
+    float w[MB * MT], *gc, *gg;
+    double lc = 0, lg = 0, worst = 0, cosine;
+    size_t n;
+    int s;
+    NEED_DEVICE();
+    CHECK(t_exec());
+    bf16_linear_is_rounded_operands();
+    CHECK((g1 = gpu_model(5)) && (g2 = gpu_model(5)) && (c = cpu_model(5)));
+    CHECK(ds_model_precision(g1) == DS_PRECISION_FP32);
+    CHECK_OK(ds_model_set_precision(g1, DS_PRECISION_BF16, &e_));
+    CHECK_OK(ds_model_set_precision(g2, DS_PRECISION_BF16, &e_));
+    CHECK(ds_model_precision(g1) == DS_PRECISION_BF16);
+    CHECK(ds_model_set_precision(g1, 7, &e_global_cuda) == DS_ERR_INVALID);
+    n = ds_model_n_params(g1);
+    gc = (float *)malloc(n * 4), gg = (float *)malloc(n * 4);
+    model_batch(in, tg, w, 0);
+    CHECK(cref_train_grads(c, in, tg, w, NULL, MB, MT, &lc, gc) == 0);
+    ds_model_zero_grad(g1);
+    CHECK_OK(ds_model_forward(g1, in, tg, w, MB, MT, NULL, &lg, &e_));
+    CHECK_OK(ds_model_backward(g1, 1.0f, NULL, &e_));
+    CHECK_OK(ds_model_get(g1, DS_GRADS, 0, n, gg, &e_));
+    cosine = tensor_cosine_min(g1, gg, gc);
+    printf("  bf16: first loss %.6f (CPU fp32 %.6f), smallest per-tensor gradient cosine %.6f\n", lg, lc, cosine);
+    CHECKF(fabs(lg - lc) <= 1e-2, "first loss: bf16 %.6f, CPU %.6f", lg, lc);
+    CHECKF(cosine > 0.999, "gradient cosine %.6f", cosine);
+    cref_model_free(c);
+    ds_model_free(g1);
+    CHECK((g1 = gpu_model(5)) && (c = cpu_model(5)));
+    CHECK_OK(ds_model_set_precision(g1, DS_PRECISION_BF16, &e_));
+    for (s = 0; s < 10; s++) {
+        double l1, l2;
+        model_batch(in, tg, NULL, s);
+        CHECK(cref_train_grads(c, in, tg, NULL, NULL, MB, MT, &lc, NULL) == 0 && cref_step(c, 3e-3) == 0);
+        ds_model_zero_grad(g1), ds_model_zero_grad(g2);
+        CHECK_OK(ds_model_forward(g1, in, tg, NULL, MB, MT, NULL, &l1, &e_));
+        CHECK_OK(ds_model_backward(g1, 1.0f, NULL, &e_));
+        CHECK_OK(ds_model_step(g1, &opt, 3e-3, NULL, NULL, &e_));
+        CHECK_OK(ds_model_forward(g2, in, tg, NULL, MB, MT, NULL, &l2, &e_));
+        CHECK_OK(ds_model_backward(g2, 1.0f, NULL, &e_));
+        CHECK_OK(ds_model_step(g2, &opt, 3e-3, NULL, NULL, &e_));
+        CHECKF(memcmp(&l1, &l2, sizeof l1) == 0, "step %d: two bf16 runs differ (%.17g, %.17g)", s, l1, l2);
+        if (fabs(l1 - lc) > worst) worst = fabs(l1 - lc);
+    }
+    printf("  bf16: 10 AdamW steps, largest |loss - CPU fp32 loss| %.2e; two bf16 runs bit-identical\n", worst);
+    CHECK(worst <= 0.05);
+    CHECK(t_same(g1, g2, DS_PARAMS) && t_same(g1, g2, DS_ADAM_M) && t_same(g1, g2, DS_ADAM_V));
+    /* back to fp32: the fp32 numbers of the same parameters (the CPU's, within fp32's tolerance) */
+    CHECK_OK(ds_model_set_precision(g1, DS_PRECISION_FP32, &e_));
+    CHECK_OK(ds_model_get(g1, DS_PARAMS, 0, n, gg, &e_));
+    {
+        void *c2 = cpu_model(5);
+        double l2c = 0;
+        CHECK(c2 != NULL);
+        cref_set_params(c2, gg);
+        CHECK(cref_train_grads(c2, in, tg, NULL, NULL, MB, MT, &l2c, NULL) == 0);
+        CHECK_OK(ds_model_forward(g1, in, tg, NULL, MB, MT, NULL, &lg, &e_));
+        CHECKF(fabs(lg - l2c) <= 1e-5 * fabs(l2c), "fp32 again: GPU %.9g, CPU %.9g", lg, l2c);
+        cref_model_free(c2);
+    }
+    free(gc), free(gg);
+    ds_model_free(g1), ds_model_free(g2);
+    cref_model_free(c);
+}
+
 /* SFT masking: a token of weight 0 gets exactly zero gradient on the GPU too (changing its target
    changes no bit); backward_tokens (DPO's path) agrees with the CPU's */
 static void test_cuda_sft_mask_and_backward_tokens(void) {
@@ -575,6 +700,7 @@ int main(int argc, char **argv) {
     RUN(test_cuda_model_fp32_matches_cpu);
     RUN(test_cuda_chunked_classifier);
     RUN(test_cuda_training_trajectory_and_determinism);
+    RUN(test_cuda_bf16_mode);
     RUN(test_cuda_sft_mask_and_backward_tokens);
     RUN(test_cuda_decode_matches_cpu);
     RUN(test_cuda_checkpoint_crosses_backends);
