@@ -419,11 +419,19 @@ static void test_cuda_chunked_classifier(void) {
     cref_model_free(c);
 }
 
+/* one pretraining step of the GPU model at lr 3e-3 (the CPU side: cref_train_grads, cref_step) */
+static int gpu_train_step(ds_model *g, const int32_t *in, const int32_t *tg, double *loss, ds_error *e) {
+    ds_adamw opt = ds_adamw_default();
+    int rc;
+    ds_model_zero_grad(g);
+    if ((rc = ds_model_forward(g, in, tg, NULL, MB, MT, NULL, loss, e)) || (rc = ds_model_backward(g, 1.0f, NULL, e))) return rc;
+    return ds_model_step(g, &opt, 3e-3, NULL, NULL, e);
+}
+
 /* 10 AdamW steps on both: the loss trajectories agree; two GPU runs are bit-identical */
 static void test_cuda_training_trajectory_and_determinism(void) {
     ds_model *g1, *g2;
     void *c;
-    ds_adamw opt = ds_adamw_default();
     int32_t in[MB * MT], tg[MB * MT];
     double worst = 0;
     int s;
@@ -433,13 +441,8 @@ static void test_cuda_training_trajectory_and_determinism(void) {
         double l1, l2, lc;
         model_batch(in, tg, NULL, s);
         CHECK(cref_train_grads(c, in, tg, NULL, NULL, MB, MT, &lc, NULL) == 0 && cref_step(c, 3e-3) == 0);
-        ds_model_zero_grad(g1), ds_model_zero_grad(g2);
-        CHECK_OK(ds_model_forward(g1, in, tg, NULL, MB, MT, NULL, &l1, &e_));
-        CHECK_OK(ds_model_backward(g1, 1.0f, NULL, &e_));
-        CHECK_OK(ds_model_step(g1, &opt, 3e-3, NULL, NULL, &e_));
-        CHECK_OK(ds_model_forward(g2, in, tg, NULL, MB, MT, NULL, &l2, &e_));
-        CHECK_OK(ds_model_backward(g2, 1.0f, NULL, &e_));
-        CHECK_OK(ds_model_step(g2, &opt, 3e-3, NULL, NULL, &e_));
+        CHECK_OK(gpu_train_step(g1, in, tg, &l1, &e_));
+        CHECK_OK(gpu_train_step(g2, in, tg, &l2, &e_));
         CHECKF(memcmp(&l1, &l2, sizeof l1) == 0, "step %d: two GPU runs differ (%.17g, %.17g)", s, l1, l2);
         if (fabs(l1 - lc) / fabs(lc) > worst) worst = fabs(l1 - lc) / fabs(lc);
     }
@@ -509,7 +512,6 @@ static void bf16_linear_is_rounded_operands(void) {
 static void test_cuda_bf16_mode(void) {
     ds_model *g1, *g2;
     void *c;
-    ds_adamw opt = ds_adamw_default();
     int32_t in[MB * MT], tg[MB * MT];
     float w[MB * MT], *gc, *gg;
     double lc = 0, lg = 0, worst = 0, cosine;
@@ -544,13 +546,8 @@ static void test_cuda_bf16_mode(void) {
         double l1, l2;
         model_batch(in, tg, NULL, s);
         CHECK(cref_train_grads(c, in, tg, NULL, NULL, MB, MT, &lc, NULL) == 0 && cref_step(c, 3e-3) == 0);
-        ds_model_zero_grad(g1), ds_model_zero_grad(g2);
-        CHECK_OK(ds_model_forward(g1, in, tg, NULL, MB, MT, NULL, &l1, &e_));
-        CHECK_OK(ds_model_backward(g1, 1.0f, NULL, &e_));
-        CHECK_OK(ds_model_step(g1, &opt, 3e-3, NULL, NULL, &e_));
-        CHECK_OK(ds_model_forward(g2, in, tg, NULL, MB, MT, NULL, &l2, &e_));
-        CHECK_OK(ds_model_backward(g2, 1.0f, NULL, &e_));
-        CHECK_OK(ds_model_step(g2, &opt, 3e-3, NULL, NULL, &e_));
+        CHECK_OK(gpu_train_step(g1, in, tg, &l1, &e_));
+        CHECK_OK(gpu_train_step(g2, in, tg, &l2, &e_));
         CHECKF(memcmp(&l1, &l2, sizeof l1) == 0, "step %d: two bf16 runs differ (%.17g, %.17g)", s, l1, l2);
         if (fabs(l1 - lc) > worst) worst = fabs(l1 - lc);
     }
