@@ -259,7 +259,7 @@ static void test_cuda_ops_rope_and_attention(void) {
     t_host(ex, got, y_d, NY * 4);
     CHECKF((r = t_close(got, y_r, NY, 1e-6, 1e-4)) <= 1, "attention_forward y: %.3g", r);
     /* attention backward, then rope backward on dqkv: each backend from its own saved state (the
-       CPU keeps each row's softmax statistics, the GPU the probabilities: not comparable) */
+       CPU keeps each row's softmax max and sum, the GPU its log-sum-exp: not comparable) */
     cref_attention_backward(got, dy, ref, att_r, OB, OT, OH, OKV, OHD);
     ds__attention_backward(ex, dq_d, dy_d, qkv_d, att_d, OB, OT, OH, OKV, OHD);
     cref_rope(got, cs, sn, OB * OT, OT, 0, OH, OKV, OHD, 1);
