@@ -10,6 +10,7 @@
 #   make cuda     the CUDA build (nvcc): the examples under build/cuda/ and the CUDA test program
 #   make test-cuda  the CUDA tests (each skipped, with the reason, without a device)
 #   make check-cuda   every GPU check in one run, for a machine with a GPU (tools/cuda_check.sh)
+#   make bench-cuda   the CUDA trainer beside PyTorch eager and torch.compile, bf16 (bench/bench_cuda.sh)
 #   make test-cuda-emu  the CUDA backend's kernels and tests on the CPU emulator of tests/cuda/emu (no GPU, no nvcc)
 #   make mpi      the MPI build (mpicc, -DDS_MPI): 02_pretrain, 05_sft and the MPI test under build/mpi/
 #   make test-mpi the data-parallel tests under mpirun (each skipped, with the reason, without Open MPI)
@@ -29,7 +30,7 @@ B        = build
 
 EXAMPLES = $(B)/01_tokenizer $(B)/02_pretrain $(B)/03_lr_schedules $(B)/04_scaling $(B)/05_sft $(B)/06_dpo $(B)/07_chat
 
-.PHONY: all test test-cuda test-cuda-emu cuda check-cuda mpi test-mpi bench-dp demo asan fuzz fuzz-run check-hf check-torch bench bench-train bench-ops clean
+.PHONY: all test test-cuda test-cuda-emu cuda check-cuda bench-cuda mpi test-mpi bench-dp demo asan fuzz fuzz-run check-hf check-torch bench bench-train bench-ops clean
 
 # The CUDA path (deepseek_cuda.cuh): nvcc compiles the same sources as CUDA with -DDS_CUDA. sm_90
 # (H100/H200) with PTX for later GPUs: nvcc 13 alone would target sm_75, where bf16 tensor-core
@@ -122,6 +123,17 @@ $(CU):
 
 check-cuda:
 	sh tools/cuda_check.sh build/cuda_check
+
+# the GPU benchmark beside PyTorch (bench/bench_cuda.sh; says so and succeeds without a GPU)
+bench-cuda:
+	@if [ -z "$(NVCC)" ]; then echo "bench-cuda: skipped (nvcc not found)"; else sh bench/bench_cuda.sh; fi
+
+# the benchmark's trainer and the interop check's logit dump, as CUDA programs (not in `make cuda`:
+# only a GPU machine runs them)
+$(CU)/bench_train: bench/bench_train.c deepseek.h deepseek_cuda.cuh | $(CU)
+	$(NVCC) $(NVFLAGS) -DDS_CUDA -x cu -o $@ bench/bench_train.c -lcublas -lpthread
+$(CU)/dump_logits: tools/dump_logits.c deepseek.h deepseek_cuda.cuh | $(CU)
+	$(NVCC) $(NVFLAGS) -DDS_CUDA -x cu -o $@ tools/dump_logits.c -lcublas -lpthread
 
 $(B)/dump_logits: tools/dump_logits.c deepseek.h | $(B)
 	$(CC) -std=c99 $(WARN) $(CFLAGS) -o $@ tools/dump_logits.c $(LDLIBS)

@@ -339,6 +339,13 @@ static inline cudaError_t cudaFree(void *p) {
     free(p);
     return cudaSuccess;
 }
+/* a nominal 80 GiB device: what cudaMalloc handed out and has not been freed is "used" */
+static inline cudaError_t cudaMemGetInfo(size_t *free_bytes, size_t *total_bytes) {
+    size_t used = 0, total = (size_t)80 << 30;
+    for (const auto &a : ds_emu.allocs) used += a.second;
+    *total_bytes = total, *free_bytes = used < total ? total - used : 0;
+    return ds_emu.sticky;
+}
 static inline cudaError_t cudaMemset(void *p, int v, size_t bytes) {
     if (ds_emu.sticky != cudaSuccess) return ds_emu.sticky;
     if (!ds_emu_on_device(p, bytes)) {
