@@ -1,4 +1,4 @@
-/* deepseek.h - v0.6 - public domain / MIT - the DeepSeek LLM training pipeline in one C header
+/* deepseek.h - v0.16 - public domain / MIT - the DeepSeek LLM training pipeline in one C header
                                               https://arxiv.org/abs/2401.02954
 
    deepseek.h implements, in C99 with libc and pthreads only, the pipeline of the paper
@@ -154,6 +154,11 @@
       CPUs (SIMD width) and compiler flags (FMA contraction).
 
    VERSION HISTORY
+      0.16 (2026-12-07)  the CUDA bf16 mode keeps a bf16 copy of the weights that AdamW writes in
+                         its update (the paper's fused optimizer-and-copy; same bits as rounding
+                         each weight before each product, which it replaces); make bench-cuda:
+                         the CUDA trainer beside PyTorch eager and torch.compile (125m and 1b
+                         configs, bf16; tokens/s, MFU, memory), never yet run on a GPU.
       0.15 (2026-12-03)  the CUDA path: a tiled, FlashAttention-2-style attention (each row's
                          log-sum-exp kept instead of P, masked tiles skipped, a deterministic
                          backward); ds_model_set_precision and the bf16 mode (the linears' bf16
@@ -533,9 +538,13 @@ DSDEF int ds_model_init(ds_model *m, uint64_t seed);
    float everywhere. DS_PRECISION_BF16 (the CUDA build; paper §2.4): every linear's product on
    the tensor cores from operands rounded to bf16, accumulated in fp32 into fp32 results; the
    model's master weights, gradients, AdamW moments, activations, the norms' statistics, the
-   attention and the loss stay fp32 (docs/cuda.md, "Precision"). Checkpoints are the fp32
-   weights either way. Returns DS_OK, DS_ERR_UNSUPPORTED for bf16 on the CPU build,
-   DS_ERR_INVALID for an unknown mode, or the backend's error (out of memory for its scratch). */
+   attention and the loss stay fp32 (docs/cuda.md, "Precision"). The bf16 mode keeps a bf16 copy
+   of the weights (2 bytes a parameter), written by AdamW as it updates them and redone after any
+   other write the library makes (loading, ds_model_init, ds_model_set); a program that writes
+   the weights' device memory itself calls ds_model_set_precision(m, DS_PRECISION_BF16) again.
+   Checkpoints are the fp32 weights either way. Returns DS_OK, DS_ERR_UNSUPPORTED for bf16 on the
+   CPU build, DS_ERR_INVALID for an unknown mode, or the backend's error (out of memory for its
+   scratch or the copy). */
 #define DS_PRECISION_FP32 0
 #define DS_PRECISION_BF16 1
 DSDEF int ds_model_set_precision(ds_model *m, int precision, ds_error *err);
@@ -4220,10 +4229,11 @@ static void ds__exec_free(ds__exec *ex, void *p) { (void)ex; DS_FREE(p); }
    logits stay readable after a forward (ds_model_copy_logits). */
 static size_t ds__exec_logit_rows(const ds__exec *ex, size_t N, size_t V) { (void)ex, (void)V; return N; }
 /* the linears' precision (ds_model_set_precision); operand_max: the largest operand of the
-   model's linears, in values (a backend that rounds operands sizes its scratch to it). The CPU
-   computes in float only. */
-static int ds__exec_set_precision(ds__exec *ex, int precision, size_t operand_max, ds_error *err) {
-    (void)ex, (void)operand_max;
+   model's linears, in values (a backend that rounds operands sizes its scratch to it); params,
+   n_params: the model's weights (a backend may keep a rounded copy of them). The CPU computes in
+   float only. */
+static int ds__exec_set_precision(ds__exec *ex, int precision, size_t operand_max, const ds_float *params, size_t n_params, ds_error *err) {
+    (void)ex, (void)operand_max, (void)params, (void)n_params;
     if (precision == DS_PRECISION_FP32) return DS_OK;
     return ds__fail(err, DS_ERR_UNSUPPORTED, "precision: bf16 is the CUDA build's mode (deepseek_cuda.cuh); the CPU computes in float");
 }
@@ -5469,7 +5479,7 @@ DSDEF int ds_model_set_precision(ds_model *m, int precision, ds_error *err) {
     if (!m) return ds__fail(err, DS_ERR_INVALID, "precision: NULL model");
     if (precision != DS_PRECISION_FP32 && precision != DS_PRECISION_BF16)
         return ds__fail(err, DS_ERR_INVALID, "precision %d: DS_PRECISION_FP32 or DS_PRECISION_BF16", precision);
-    if ((rc = ds__exec_set_precision(&m->ex, precision, ds__linear_operand_max(m), err))) return rc;
+    if ((rc = ds__exec_set_precision(&m->ex, precision, ds__linear_operand_max(m), m->params, m->n_params, err))) return rc;
     m->precision = precision;
     return DS_OK;
 }

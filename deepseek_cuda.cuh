@@ -71,6 +71,11 @@ typedef struct ds__exec {
     int bf16;              /* DS_PRECISION_BF16: the linears' operands rounded to bf16 (ds__gemm_bf16) */
     size_t bf16_n;         /* the two operand scratches' size, in values */
     __nv_bfloat16 *bfa, *bfb;
+    __nv_bfloat16 *wbf;    /* bf16 mode: the weights' bf16 copy, wbf_n values mirroring wbf_base (the model's
+                              parameters), written by AdamW as it updates them (ds__bf16_weight) */
+    const ds_float *wbf_base;
+    size_t wbf_n;
+    int wbf_fresh;         /* 0: the weights changed where the copy did not follow; the next linear redoes it */
     int device, failed;
     char msg[200];      /* the first failure */
 } ds__exec;
@@ -162,6 +167,7 @@ static int ds__exec_status(ds__exec *ex, ds_error *err) {
 static void ds__exec_destroy(ds__exec *ex) {
     ds__exec_free(ex, ex->bfa);
     ds__exec_free(ex, ex->bfb);
+    ds__exec_free(ex, ex->wbf);
     ds__exec_free(ex, ex->work);
     ds__exec_free(ex, ex->partial);
     DS_FREE(ex->h_partial);
@@ -170,17 +176,27 @@ static void ds__exec_destroy(ds__exec *ex) {
     memset(ex, 0, sizeof *ex);
 }
 
-/* ---- helpers: copies, zeroing, host transfers (synchronous copies: simple and correct) ---- */
+/* ---- helpers: copies, zeroing, host transfers (synchronous copies: simple and correct).
+   A write that lands in the weights marks their bf16 copy stale (ds__wbf_touch): a checkpoint
+   load, ds_model_init, ds_model_set -- every write of the library's own but AdamW's, which
+   writes the copy as it goes. ---- */
+static void ds__wbf_touch(ds__exec *ex, const void *dst, size_t bytes) {
+    uintptr_t d = (uintptr_t)dst, b = (uintptr_t)ex->wbf_base;
+    if (ex->wbf && d < b + ex->wbf_n * sizeof(ds_float) && d + bytes > b) ex->wbf_fresh = 0;
+}
 static void ds__copy(ds__exec *ex, ds_float *dst, const ds_float *src, size_t n) {
+    ds__wbf_touch(ex, dst, n * sizeof *dst);
     if (dst != src && n) ds__cu_ok(ex, cudaMemcpy(dst, src, n * sizeof *dst, cudaMemcpyDeviceToDevice), "copy");
 }
 static void ds__zero(ds__exec *ex, ds_float *p, size_t n) {
+    ds__wbf_touch(ex, p, n * sizeof *p);
     if (n) ds__cu_ok(ex, cudaMemset(p, 0, n * sizeof *p), "zero");
 }
 static void ds__to_host(ds__exec *ex, void *host, const void *src, size_t bytes) {
     if (bytes) ds__cu_ok(ex, cudaMemcpy(host, src, bytes, cudaMemcpyDeviceToHost), "copy to the host");
 }
 static void ds__from_host(ds__exec *ex, void *dst, const void *host, size_t bytes) {
+    ds__wbf_touch(ex, dst, bytes);
     if (bytes) ds__cu_ok(ex, cudaMemcpy(dst, host, bytes, cudaMemcpyHostToDevice), "copy from the host");
 }
 
@@ -347,7 +363,15 @@ static void ds__rmsnorm_backward(ds__exec *ex, ds_float *dx, int dx_accumulate, 
    with fp32 accumulation into an fp32 result (cublasGemmEx: CUDA_R_16BF in, CUDA_R_32F out,
    CUBLAS_COMPUTE_32F): a product of two bf16 values is exact in fp32, so the rounding is in the
    operands only. The gradients of the weights are accumulated in fp32 (beta = 1). Attention,
-   norms, SwiGLU and the classifier's softmax stay in fp32. ---- */
+   norms, SwiGLU and the classifier's softmax stay in fp32.
+   The weights' operand is not rounded at every product: the mode keeps a bf16 copy of all the
+   parameters (2 bytes each), which AdamW writes in the same kernel that updates the fp32 master
+   (ds__adamw_kernel), so a step reads each weight's bf16 copy where it used to convert the weight
+   once per product (twice a step, three times for the classifier's head). The copy holds
+   exactly what that conversion gave (round to nearest even of the same fp32 values): the same
+   bits. Any other write into the weights marks it stale (ds__wbf_touch), and the next linear
+   converts the whole copy again (ds__bf16_weight); so does an AdamW on a slice only (data
+   parallelism: the other slices arrive by MPI). ---- */
 __global__ static void ds__to_bf16_kernel(__nv_bfloat16 *dst, const ds_float *src, size_t n) {
     size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (i < n) dst[i] = __float2bfloat16(src[i]);
@@ -358,6 +382,17 @@ static const __nv_bfloat16 *ds__bf16_of(ds__exec *ex, __nv_bfloat16 *dst, const 
     DS__LAUNCHED(ex, "to_bf16");
     return dst;
 }
+/* the bf16 operand of a weight W [n values]: its place in the copy (redone first if stale), or,
+   for a W outside the parameters, W rounded into the scratch bfb */
+static const __nv_bfloat16 *ds__bf16_weight(ds__exec *ex, const ds_float *W, size_t n) {
+    uintptr_t w = (uintptr_t)W, b = (uintptr_t)ex->wbf_base;
+    if (!ex->wbf || w < b || w + n * sizeof(ds_float) > b + ex->wbf_n * sizeof(ds_float)) return ds__bf16_of(ex, ex->bfb, W, n);
+    if (!ex->wbf_fresh) {
+        DS__CU_LAUNCH(ds__to_bf16_kernel, ds__blocks(ex->wbf_n), DS__CU_THREADS)(ex->wbf, ex->wbf_base, ex->wbf_n);
+        if (DS__LAUNCHED(ex, "to_bf16 (the weights' copy)")) ex->wbf_fresh = 1;
+    }
+    return ex->wbf + (W - ex->wbf_base);
+}
 /* C (col-major, m x n, ldc) = alpha op(A) op(B) + beta C, A and B rounded to bf16 */
 static void ds__gemm_bf16(ds__exec *ex, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k, const __nv_bfloat16 *A, int lda,
                           const __nv_bfloat16 *B, int ldb, float beta, ds_float *C, int ldc, const char *what) {
@@ -365,7 +400,9 @@ static void ds__gemm_bf16(ds__exec *ex, cublasOperation_t ta, cublasOperation_t 
     ds__blas_ok(ex, cublasGemmEx(ex->blas, ta, tb, m, n, k, &one, A, CUDA_R_16BF, lda, B, CUDA_R_16BF, ldb, &beta, C, CUDA_R_32F, ldc,
                                  CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT), what);
 }
-static int ds__exec_set_precision(ds__exec *ex, int precision, size_t operand_max, ds_error *err) {
+static int ds__exec_set_precision(ds__exec *ex, int precision, size_t operand_max, const ds_float *params, size_t n_params, ds_error *err) {
+    ds__exec_free(ex, ex->wbf);
+    ex->wbf = NULL, ex->wbf_base = NULL, ex->wbf_n = 0, ex->wbf_fresh = 0;
     if (precision == DS_PRECISION_FP32) {
         ds__exec_free(ex, ex->bfa), ds__exec_free(ex, ex->bfb);
         ex->bfa = ex->bfb = NULL, ex->bf16 = 0, ex->bf16_n = 0;
@@ -383,6 +420,15 @@ static int ds__exec_set_precision(ds__exec *ex, int precision, size_t operand_ma
             return ds__fail(err, DS_ERR_NOMEM, "precision: bf16 scratch: out of memory");
         }
     }
+    if (params && n_params) { /* the weights' copy, made by the first linear that reads it */
+        if (!(ex->wbf = (__nv_bfloat16 *)ds__exec_alloc(ex, n_params, sizeof(__nv_bfloat16)))) {
+            ds__exec_free(ex, ex->bfa), ds__exec_free(ex, ex->bfb);
+            ex->bfa = ex->bfb = NULL, ex->bf16 = 0, ex->bf16_n = 0;
+            if (ex->failed) { ex->failed = 0; return ds__fail(err, DS_ERR_NOMEM, "precision: the weights' bf16 copy: %s", ex->msg); }
+            return ds__fail(err, DS_ERR_NOMEM, "precision: the weights' bf16 copy: out of memory");
+        }
+        ex->wbf_base = params, ex->wbf_n = n_params;
+    }
     ex->bf16 = 1;
     return DS_OK;
 }
@@ -393,7 +439,7 @@ static void ds__linear_forward(ds__exec *ex, ds_float *out, const ds_float *inp,
                                int accumulate) {
     const float one = 1, beta = accumulate ? 1.0f : 0.0f;
     if (ex->bf16) {
-        ds__gemm_bf16(ex, CUBLAS_OP_T, CUBLAS_OP_N, (int)OC, (int)N, (int)C, ds__bf16_of(ex, ex->bfb, W, OC * C), (int)C,
+        ds__gemm_bf16(ex, CUBLAS_OP_T, CUBLAS_OP_N, (int)OC, (int)N, (int)C, ds__bf16_weight(ex, W, OC * C), (int)C,
                       ds__bf16_of(ex, ex->bfa, inp, N * C), (int)C, beta, out, (int)OC, "linear_forward (bf16)");
         return;
     }
@@ -418,10 +464,10 @@ static void ds__linear_prefill_bf16(ds__exec *ex, ds_float *out, size_t ldo, con
 static void ds__linear_backward(ds__exec *ex, ds_float *dinp, int dinp_accumulate, ds_float *dW, const ds_float *dout, const ds_float *inp,
                                 const ds_float *W, size_t N, size_t C, size_t OC) {
     const float one = 1, beta = dinp_accumulate ? 1.0f : 0.0f;
-    if (ex->bf16) { /* dout in bfa for both products; W, then inp, in bfb */
+    if (ex->bf16) { /* dout in bfa for both products; W from the weights' copy (or bfb), then inp in bfb */
         const __nv_bfloat16 *g = ds__bf16_of(ex, ex->bfa, dout, N * OC);
         if (dinp)
-            ds__gemm_bf16(ex, CUBLAS_OP_N, CUBLAS_OP_N, (int)C, (int)N, (int)OC, ds__bf16_of(ex, ex->bfb, W, OC * C), (int)C, g, (int)OC, beta, dinp,
+            ds__gemm_bf16(ex, CUBLAS_OP_N, CUBLAS_OP_N, (int)C, (int)N, (int)OC, ds__bf16_weight(ex, W, OC * C), (int)C, g, (int)OC, beta, dinp,
                           (int)C, "linear_backward (dinp, bf16)");
         ds__gemm_bf16(ex, CUBLAS_OP_N, CUBLAS_OP_T, (int)C, (int)OC, (int)N, ds__bf16_of(ex, ex->bfb, inp, N * C), (int)C, g, (int)OC, 1.0f, dW, (int)C,
                       "linear_backward (dW, bf16)");
@@ -759,18 +805,24 @@ static void ds__crossentropy_backward(ds__exec *ex, ds_float *logits, const int3
 
 /* ---- AdamW, elementwise, one launch per tensor (its decay flag), PyTorch's order of operations ---- */
 typedef struct ds__adamw_hp { double lr, b1, b2, eps, wd, bc1, bc2, clip; } ds__adamw_hp;
-__global__ static void ds__adamw_kernel(ds_float *p, const ds_float *g, ds_float *m, ds_float *v, size_t n, ds_float decay, ds_float b1, ds_float b2,
-                                        ds_float step, ds_float bc2s, ds_float eps, ds_float clip) {
+/* wb (bf16 mode): the weights' bf16 copy of p, written with the updated value (NULL: none) */
+__global__ static void ds__adamw_kernel(ds_float *p, const ds_float *g, ds_float *m, ds_float *v, __nv_bfloat16 *wb, size_t n, ds_float decay,
+                                        ds_float b1, ds_float b2, ds_float step, ds_float bc2s, ds_float eps, ds_float clip) {
     size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
-    if (i < n) DS__ADAMW_ELEMENT(ds_float, p, g, m, v, i, decay, b1, b2, step, bc2s, eps, clip, sqrtf);
+    if (i < n) {
+        DS__ADAMW_ELEMENT(ds_float, p, g, m, v, i, decay, b1, b2, step, bc2s, eps, clip, sqrtf);
+        if (wb) wb[i] = __float2bfloat16(p[i]);
+    }
 }
 static void ds__adamw_update(ds__exec *ex, ds_float *p, const ds_float *g, ds_float *m, ds_float *v, const ds_tensor *t, int n_tensors,
                              size_t lo, size_t hi, const ds__adamw_hp *hp) {
     int k;
+    __nv_bfloat16 *wb = ex->wbf && p == ex->wbf_base && ex->wbf_fresh ? ex->wbf : NULL; /* a stale copy is redone whole later */
+    if (ex->wbf && (lo != 0 || hi != ex->wbf_n)) ex->wbf_fresh = 0; /* a slice: the others come from other ranks */
     for (k = 0; k < n_tensors; k++) { /* each tensor's part of [lo, hi); g, m, v hold only that range */
         size_t b = t[k].offset > lo ? t[k].offset : lo, e = t[k].offset + t[k].numel < hi ? t[k].offset + t[k].numel : hi;
         if (b >= e) continue;
-        DS__CU_LAUNCH(ds__adamw_kernel, ds__blocks(e - b), DS__CU_THREADS)(p + b, g + (b - lo), m + (b - lo), v + (b - lo), e - b,
+        DS__CU_LAUNCH(ds__adamw_kernel, ds__blocks(e - b), DS__CU_THREADS)(p + b, g + (b - lo), m + (b - lo), v + (b - lo), wb ? wb + b : NULL, e - b,
                                                                 (ds_float)(1.0 - hp->lr * (t[k].decay ? hp->wd : 0.0)), (ds_float)hp->b1,
                                                                 (ds_float)hp->b2, (ds_float)(hp->lr / hp->bc1), (ds_float)sqrt(hp->bc2),
                                                                 (ds_float)hp->eps, (ds_float)hp->clip);

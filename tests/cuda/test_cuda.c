@@ -492,20 +492,24 @@ static void bf16_linear_is_rounded_operands(void) {
     for (i = 0; i < N * C; i++) xr[i] = t_bf16(x[i]);
     for (i = 0; i < OC * C; i++) Wr[i] = t_bf16(W[i]);
     for (i = 0; i < N * OC; i++) gr[i] = t_bf16(g[i]);
-    CHECK(ds__exec_set_precision(ex, DS_PRECISION_BF16, N * OC + OC * C, &e_global_cuda) == DS_OK);
-    ds__linear_forward(ex, o_d, x_d, W_d, N, C, OC, 0);
-    ds__zero(ex, dW_d, OC * C);
-    ds__linear_backward(ex, di_d, 0, dW_d, g_d, x_d, W_d, N, C, OC);
-    t_host(ex, got, o_d, sizeof got), t_host(ex, dgot, di_d, sizeof dgot), t_host(ex, wgot, dW_d, sizeof wgot);
-    CHECK(ds__exec_set_precision(ex, DS_PRECISION_FP32, 0, &e_global_cuda) == DS_OK);
     cref_linear_forward(ref, xr, Wr, N, C, OC, 0);
     memset(wref, 0, sizeof wref);
     cref_linear_backward(dref, 0, wref, gr, xr, Wr, N, C, OC);
     cref_linear_forward(plain, x, W, N, C, OC, 0);
-    CHECKF((r = t_close(got, ref, N * OC, 1e-5, 1e-5)) <= 1, "bf16 linear_forward vs rounded operands: %.3g", r);
-    CHECKF((r = t_close(dgot, dref, N * C, 1e-5, 1e-5)) <= 1, "bf16 linear_backward dinp: %.3g", r);
-    CHECKF((r = t_close(wgot, wref, OC * C, 1e-5, 1e-5)) <= 1, "bf16 linear_backward dW: %.3g", r);
-    CHECKF(t_close(got, plain, N * OC, 1e-5, 1e-5) > 1, "the bf16 product equals the fp32 one: no rounding happened");
+    for (i = 0; i < 2; i++) { /* W rounded into the scratch; then W as "the parameters", from the weights' copy */
+        CHECK(ds__exec_set_precision(ex, DS_PRECISION_BF16, N * OC + OC * C, i ? W_d : NULL, i ? OC * C : 0, &e_global_cuda) == DS_OK);
+        CHECK(i == 0 || (ex->wbf && !ex->wbf_fresh));
+        ds__linear_forward(ex, o_d, x_d, W_d, N, C, OC, 0);
+        CHECK(i == 0 || ex->wbf_fresh);
+        ds__zero(ex, dW_d, OC * C);
+        ds__linear_backward(ex, di_d, 0, dW_d, g_d, x_d, W_d, N, C, OC);
+        t_host(ex, got, o_d, sizeof got), t_host(ex, dgot, di_d, sizeof dgot), t_host(ex, wgot, dW_d, sizeof wgot);
+        CHECK(ds__exec_set_precision(ex, DS_PRECISION_FP32, 0, NULL, 0, &e_global_cuda) == DS_OK && !ex->wbf);
+        CHECKF((r = t_close(got, ref, N * OC, 1e-5, 1e-5)) <= 1, "bf16 linear_forward vs rounded operands (%d): %.3g", i, r);
+        CHECKF((r = t_close(dgot, dref, N * C, 1e-5, 1e-5)) <= 1, "bf16 linear_backward dinp (%d): %.3g", i, r);
+        CHECKF((r = t_close(wgot, wref, OC * C, 1e-5, 1e-5)) <= 1, "bf16 linear_backward dW (%d): %.3g", i, r);
+        CHECKF(t_close(got, plain, N * OC, 1e-5, 1e-5) > 1, "the bf16 product equals the fp32 one: no rounding happened (%d)", i);
+    }
     free(x), free(W), free(g), free(xr), free(Wr), free(gr);
     ds__exec_free(ex, x_d), ds__exec_free(ex, W_d), ds__exec_free(ex, g_d), ds__exec_free(ex, o_d), ds__exec_free(ex, di_d), ds__exec_free(ex, dW_d);
 }
@@ -570,6 +574,51 @@ static void test_cuda_bf16_mode(void) {
     free(gc), free(gg);
     ds_model_free(g1), ds_model_free(g2);
     cref_model_free(c);
+}
+
+/* The weights' bf16 copy (AdamW writes it as it updates the fp32 weights): after AdamW steps it
+   holds what rounding the weights afresh gives (a model loaded from the same checkpoint, whose
+   copy is made from its loaded weights, computes the same bits), and every other write into the
+   weights -- ds_model_init, ds_model_set -- makes the next forward use the new weights. */
+static void test_cuda_bf16_weight_copy(void) {
+    ds_model *g, *u, *f;
+    ds_train_state st;
+    int32_t in[MB * MT], tg[MB * MT];
+    double lg, lu, lf;
+    float *p;
+    size_t n;
+    int s;
+    NEED_DEVICE();
+    CHECK((g = gpu_model(21)) != NULL);
+    CHECK_OK(ds_model_set_precision(g, DS_PRECISION_BF16, &e_));
+    for (s = 0; s < 4; s++) {
+        model_batch(in, tg, NULL, s);
+        CHECK_OK(gpu_train_step(g, in, tg, &lg, &e_));
+    }
+    memset(&st, 0, sizeof st);
+    CHECK_OK(ds_checkpoint_save(g, NULL, &st, tp("cuda_bf16_copy"), DS_DTYPE_F32, &e_));
+    CHECKF((u = ds_checkpoint_load(tp("cuda_bf16_copy"), MB, MT, NULL, &e_global_cuda)) != NULL, "%s", e_global_cuda.msg);
+    CHECK_OK(ds_model_set_precision(u, DS_PRECISION_BF16, &e_));
+    model_batch(in, tg, NULL, 9);
+    CHECK_OK(ds_model_forward(g, in, tg, NULL, MB, MT, NULL, &lg, &e_));
+    CHECK_OK(ds_model_forward(u, in, tg, NULL, MB, MT, NULL, &lu, &e_));
+    CHECKF(memcmp(&lg, &lu, sizeof lg) == 0, "after 4 steps: the copy AdamW wrote %.17g, a fresh copy %.17g", lg, lu);
+    /* ds_model_init writes new weights: the forward sees them (the loss of a model made with that seed) */
+    CHECK((f = gpu_model(22)) != NULL);
+    CHECK_OK(ds_model_set_precision(f, DS_PRECISION_BF16, &e_));
+    CHECK_OK(ds_model_init(g, 22));
+    CHECK_OK(ds_model_forward(g, in, tg, NULL, MB, MT, NULL, &lg, &e_));
+    CHECK_OK(ds_model_forward(f, in, tg, NULL, MB, MT, NULL, &lf, &e_));
+    CHECKF(memcmp(&lg, &lf, sizeof lg) == 0, "after ds_model_init: %.17g, a model made with that seed %.17g", lg, lf);
+    /* ds_model_set writes u's weights into g: g computes u's loss */
+    n = ds_model_n_params(g);
+    p = (float *)malloc(n * 4);
+    CHECK_OK(ds_model_get(u, DS_PARAMS, 0, n, p, &e_));
+    CHECK_OK(ds_model_set(g, DS_PARAMS, 0, n, p, &e_));
+    CHECK_OK(ds_model_forward(g, in, tg, NULL, MB, MT, NULL, &lg, &e_));
+    CHECKF(memcmp(&lg, &lu, sizeof lg) == 0, "after ds_model_set: %.17g, the model it copied %.17g", lg, lu);
+    free(p);
+    ds_model_free(g), ds_model_free(u), ds_model_free(f);
 }
 
 /* SFT masking: a token of weight 0 gets exactly zero gradient on the GPU too (changing its target
@@ -698,6 +747,7 @@ int main(int argc, char **argv) {
     RUN(test_cuda_chunked_classifier);
     RUN(test_cuda_training_trajectory_and_determinism);
     RUN(test_cuda_bf16_mode);
+    RUN(test_cuda_bf16_weight_copy);
     RUN(test_cuda_sft_mask_and_backward_tokens);
     RUN(test_cuda_decode_matches_cpu);
     RUN(test_cuda_checkpoint_crosses_backends);
