@@ -5,7 +5,7 @@
 #   1b    d 2048, L 20, H 16 / 4 (GQA), T 2048, batch 4
 # and on each: deepseek.h's CUDA build (bench_train CONFIG 1 STEPS SEQ BATCH bf16), PyTorch eager
 # (F.scaled_dot_product_attention, fused AdamW, autocast bf16) and torch.compile of the same model
-# (bench/torch_gpu_train.py). The 125m config also runs deepseek.h in fp32 (its test mode).
+# (bench/torch_gpu_train.py). The 125m config also runs deepseek.h in fp32 (its test mode), last.
 # Prints, per run: tokens/s, MFU (ds_model_flops_per_token's 6 N + 12 L T d over PEAK_TFLOPS, the
 # dense bf16 peak: 989 for an H100/H200 SXM) and the device memory in use after the timed steps
 # (cudaMemGetInfo / torch.cuda.mem_get_info: the same measure for both; PyTorch's
@@ -54,13 +54,17 @@ show() { # label "tok/s mfu mem [alloc]"
   say "  $(printf '%-26s %9s tok/s  MFU %5s%%  device memory %6s MiB%s' "$1" "$2" "$3" "$4" "${5:+ (max allocated $5 MiB)}")"
 }
 ratio() { [ "$1" = failed ] || [ "$1" = skipped ] || [ "$2" = failed ] || [ "$2" = skipped ] && { echo "n/a"; return; }; awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2fx", a / b }'; }
-for c in $CONFIGS; do
-  case $c in
+# shape CONFIG: sets SEQ, BATCH (the overrides applied) and TA (the PyTorch script's model flags)
+shape() {
+  case $1 in
     125m) SEQ=1024; BATCH=16; TA="--vocab 32000 --dim 768 --layers 12 --heads 12 --kv-heads 12" ;;
     1b)   SEQ=2048; BATCH=4;  TA="--vocab 32000 --dim 2048 --layers 20 --heads 16 --kv-heads 4" ;;
-    *) say "bench-cuda: unknown config $c (125m, 1b)"; exit 2 ;;
+    *) say "bench-cuda: unknown config $1 (125m, 1b)"; exit 2 ;;
   esac
   SEQ=${SEQ_OVERRIDE:-$SEQ}; BATCH=${BATCH_OVERRIDE:-$BATCH}
+}
+for c in $CONFIGS; do
+  shape $c
   say "$c (T $SEQ, batch $BATCH):"
   FFN=""
   if late; then d=skipped; else d=$(ours $c bf16 $SEQ $BATCH); fi
@@ -75,7 +79,7 @@ for c in $CONFIGS; do
 done
 # fp32 last: the test mode, the first thing the deadline drops
 case " $CONFIGS " in *" 125m "*)
-  SEQ=${SEQ_OVERRIDE:-1024}; BATCH=${BATCH_OVERRIDE:-16}
+  shape 125m
   if late; then f=skipped; else f=$(ours 125m fp32 $SEQ $BATCH); fi
   say "125m (T $SEQ, batch $BATCH), fp32:"
   show "deepseek.h fp32" "$f" ;;

@@ -32,7 +32,8 @@ int main(int argc, char **argv) {
     double times[256], flops_per_token, t_fwd = 0, t_bwd = 0, t_opt = 0;
     uint64_t rng = 1337;
     const char *prec = argc > 6 ? argv[6] : "fp32";
-    if (!strcmp(name, "125m") || !strcmp(name, "1b")) {
+    int gpu_config = !strcmp(name, "125m") || !strcmp(name, "1b");
+    if (gpu_config) {
         int big = !strcmp(name, "1b");
         if (ds_config_preset("tiny", &c, &err)) { fprintf(stderr, "%s\n", err.msg); return 2; } /* the defaults (theta, eps, init) */
         c.vocab = 32000, c.d_model = big ? 2048 : 768, c.n_layers = big ? 20 : 12, c.n_heads = big ? 16 : 12, c.n_kv_heads = big ? 4 : 12;
@@ -51,7 +52,7 @@ int main(int argc, char **argv) {
     pool = ds_pool_new(threads, &err);
     if (!m || !pool) { fprintf(stderr, "%s\n", err.msg); return 1; }
     if (!strcmp(prec, "bf16") && ds_model_set_precision(m, DS_PRECISION_BF16, &err)) { fprintf(stderr, "%s\n", err.msg); return 1; }
-    if (!strcmp(name, "125m") || !strcmp(name, "1b")) {
+    if (gpu_config) {
         /* the GPU configs: weights uniform with init's std (0.02) from a cheap generator, gains 1,
            moments 0, all through ds_model_set. ds_model_init's Box-Muller in double costs ~27 ns a
            parameter on the CPU (28 s for 1b), which the GPU benchmark's few minutes cannot spare;
