@@ -130,8 +130,9 @@ bench-cuda:
 
 # the benchmark's trainer and the interop check's logit dump, as CUDA programs (not in `make cuda`:
 # only a GPU machine runs them)
+# (NVDEFS: extra defines for it, e.g. NVDEFS=-DDS_CUDA_FP32_ATTENTION, which tools/cuda_check.sh uses)
 $(CU)/bench_train: bench/bench_train.c deepseek.h deepseek_cuda.cuh | $(CU)
-	$(NVCC) $(NVFLAGS) -DDS_CUDA -x cu -o $@ bench/bench_train.c -lcublas -lpthread
+	$(NVCC) $(NVFLAGS) $(NVDEFS) -DDS_CUDA -x cu -o $@ bench/bench_train.c -lcublas -lpthread
 $(CU)/dump_logits: tools/dump_logits.c deepseek.h deepseek_cuda.cuh | $(CU)
 	$(NVCC) $(NVFLAGS) -DDS_CUDA -x cu -o $@ tools/dump_logits.c -lcublas -lpthread
 

@@ -1,4 +1,4 @@
-/* deepseek.h - v0.16 - public domain / MIT - the DeepSeek LLM training pipeline in one C header
+/* deepseek.h - v0.17 - public domain / MIT - the DeepSeek LLM training pipeline in one C header
                                               https://arxiv.org/abs/2401.02954
 
    deepseek.h implements, in C99 with libc and pthreads only, the pipeline of the paper
@@ -122,6 +122,8 @@
                             file) and ds_model_* run on the GPU, in fp32 or with the paper's bf16
                             products (ds_model_set_precision). See docs/cuda.md.
                             Define it everywhere the header is included.
+      DS_CUDA_FP32_ATTENTION (default: undefined) with DS_CUDA: bf16 mode's attention on the fp32
+                            kernels instead of the tensor cores (an A/B of the two).
    Build with -O2 or -O3, and -ffp-contract=fast (ISO C modes otherwise forbid fusing a*b+c into
    one FMA, which halves the matmul's speed). Never -Ofast: it breaks the NaN checks.
 
@@ -154,6 +156,12 @@
       CPUs (SIMD width) and compiler flags (FMA contraction).
 
    VERSION HISTORY
+      0.17 (2026-12-07)  the CUDA bf16 mode's attention runs on the tensor cores (warp matrix
+                         functions, bf16 operands, fp32 accumulation and softmax statistics;
+                         heads of 16..128 channels, sm_80 on), forward and a deterministic
+                         backward whose D is rowsum(dY Y): ds__attention_backward takes the
+                         forward's output y (the CPU op ignores it). Checked on the CPU emulator
+                         (which gained mma.h); never yet run on a GPU.
       0.16 (2026-12-07)  the CUDA bf16 mode keeps a bf16 copy of the weights that AdamW writes in
                          its update (the paper's fused optimizer-and-copy; same bits as rounding
                          each weight before each product, which it replaces); make bench-cuda:
@@ -536,9 +544,10 @@ DSDEF const ds_config *ds_model_config(const ds_model *m);
 DSDEF int ds_model_init(ds_model *m, uint64_t seed);
 /* Precision, a choice of the model. DS_PRECISION_FP32 (the default, and the CPU's only mode):
    float everywhere. DS_PRECISION_BF16 (the CUDA build; paper §2.4): every linear's product on
-   the tensor cores from operands rounded to bf16, accumulated in fp32 into fp32 results; the
-   model's master weights, gradients, AdamW moments, activations, the norms' statistics, the
-   attention and the loss stay fp32 (docs/cuda.md, "Precision"). The bf16 mode keeps a bf16 copy
+   the tensor cores from operands rounded to bf16, accumulated in fp32 into fp32 results, and
+   so are attention's products (heads of a multiple of 16 channels, sm_80 and later); the
+   model's master weights, gradients, AdamW moments, activations, the norms' statistics,
+   attention's softmax and the loss stay fp32 (docs/cuda.md, "Precision"). The bf16 mode keeps a bf16 copy
    of the weights (2 bytes a parameter), written by AdamW as it updates them and redone after any
    other write the library makes (loading, ds_model_init, ds_model_set); a program that writes
    the weights' device memory itself calls ds_model_set_precision(m, DS_PRECISION_BF16) again.
@@ -4985,9 +4994,11 @@ static void ds__attention_forward(ds__exec *ex, ds_float *y, ds_float *saved, co
     a.y = y, a.saved = saved, a.qkv = qkv, a.scratch = ex->work, a.B = B, a.T = T, a.H = H, a.KV = KV, a.hd = hd, a.Q = (H + 2 * KV) * hd;
     ds_pool_for(ex->pool, B * H, ds__attention_fwd_task, &a);
 }
-static void ds__attention_backward(ds__exec *ex, ds_float *dqkv, const ds_float *dy, const ds_float *qkv, const ds_float *saved, size_t B,
-                                   size_t T, size_t H, size_t KV, size_t hd) {
+/* y: the forward's output, which this op does not need (the CUDA path's tensor-core kernels do) */
+static void ds__attention_backward(ds__exec *ex, ds_float *dqkv, const ds_float *dy, const ds_float *y, const ds_float *qkv, const ds_float *saved,
+                                   size_t B, size_t T, size_t H, size_t KV, size_t hd) {
     ds__att_ctx a;
+    (void)y;
     memset(&a, 0, sizeof a);
     DS_ASSERT(ds__attention_work(B, T, H, KV, hd) <= ex->work_n);
     a.dqkv = dqkv, a.dy = dy, a.qkv = qkv, a.saved = (ds_float *)saved, a.B = B, a.T = T, a.H = H, a.KV = KV, a.hd = hd;
@@ -5722,7 +5733,7 @@ static void ds__backward(ds_model *m, const ds_float *dloss, double scale) {
         /* mid = x + y Wo^T: dres reaches x unchanged; dy = dres Wo */
         ds__linear_backward(ex, m->dy, 0, ds__G(m, l, DS__T_O), m->dres, a.y, ds__P(m, l, DS__T_O), N, H * hd, D);
         /* y = attention(q, k, v) */
-        ds__attention_backward(ex, m->dqkv, m->dy, a.qkv, a.att, B, T, H, KV, hd);
+        ds__attention_backward(ex, m->dqkv, m->dy, a.y, a.qkv, a.att, B, T, H, KV, hd);
         /* q, k = rope(q, k) */
         ds__rope_backward(ex, m->dqkv, m->rope_cos, m->rope_sin, N, T, 0, H, KV, hd);
         /* q|k|v = ln1 Wqkv^T */

@@ -16,9 +16,11 @@
         gives the paper's bf16 products (§2.4) for the linears: bf16 operands on the tensor
         cores, fp32 accumulation, fp32 everything else (docs/cuda.md, "Precision").
       - the classifier runs in chunks of rows when the [B T, V] logits would pass 256 MB.
-      - attention is tiled, FlashAttention-2's algorithm in fp32: it keeps each row's
-        log-sum-exp, never the T x T probabilities, skips the masked tiles, and its backward is
-        deterministic (no atomics). Heads of at most 128 channels.
+      - attention is tiled, FlashAttention-2's algorithm: it keeps each row's log-sum-exp, never
+        the T x T probabilities, skips the masked tiles, and its backward is deterministic (no
+        atomics). Heads of at most 128 channels. fp32 on CUDA cores in fp32 mode; in bf16 mode,
+        for heads of a multiple of 16 channels on sm_80 and later, its products run on the
+        tensor cores (bf16 operands, fp32 accumulation and statistics).
       - No GPU was available while this file was written: it compiles (CI builds it with nvcc)
         and its tests skip without a device. Every kernel and test has run on the CPU emulator
         of tests/cuda/emu (make test-cuda-emu, part of make test): that checks what the kernels
@@ -42,6 +44,7 @@
 #include <cuda_runtime.h>
 #include <cublas_v2.h>
 #include <cuda_bf16.h>
+#include <mma.h>
 
 #define DS__NORM_CHUNK 16384 /* the deterministic reductions' fixed chunk, as on the CPU */
 #define DS__CU_THREADS 256
@@ -76,6 +79,8 @@ typedef struct ds__exec {
     const ds_float *wbf_base;
     size_t wbf_n;
     int wbf_fresh;         /* 0: the weights changed where the copy did not follow; the next linear redoes it */
+    int tc;                /* the device has bf16 tensor cores for the warp matrix functions (sm_80 on):
+                              bf16 mode's attention runs on them (ds__fa_fwd_tc_kernel) */
     int device, failed;
     char msg[200];      /* the first failure */
 } ds__exec;
@@ -130,6 +135,12 @@ static int ds__exec_init(ds__exec *ex, ds_error *err) {
     if (e != cudaSuccess || n < 1)
         return ds__fail(err, DS_ERR_UNSUPPORTED, "no CUDA device (%s)", e != cudaSuccess ? cudaGetErrorString(e) : "none found");
     if ((e = cudaGetDevice(&ex->device)) != cudaSuccess) return ds__fail(err, DS_ERR_UNSUPPORTED, "CUDA: cudaGetDevice: %s", cudaGetErrorString(e));
+    {
+        cudaDeviceProp p;
+        if ((e = cudaGetDeviceProperties(&p, ex->device)) != cudaSuccess)
+            return ds__fail(err, DS_ERR_UNSUPPORTED, "CUDA: cudaGetDeviceProperties: %s", cudaGetErrorString(e));
+        ex->tc = p.major >= 8;
+    }
     if (cublasCreate(&ex->blas) != CUBLAS_STATUS_SUCCESS) return ds__fail(err, DS_ERR_UNSUPPORTED, "CUDA: cublasCreate failed");
     /* full fp32: no TF32 tensor-core rounding in this mode */
     cublasSetMathMode(ex->blas, CUBLAS_DEFAULT_MATH);
@@ -362,7 +373,8 @@ static void ds__rmsnorm_backward(ds__exec *ex, ds_float *dx, int dx_accumulate, 
    scratch (ds__to_bf16_kernel: round to nearest even) and multiplies them on the tensor cores
    with fp32 accumulation into an fp32 result (cublasGemmEx: CUDA_R_16BF in, CUDA_R_32F out,
    CUBLAS_COMPUTE_32F): a product of two bf16 values is exact in fp32, so the rounding is in the
-   operands only. The gradients of the weights are accumulated in fp32 (beta = 1). Attention,
+   operands only. The gradients of the weights are accumulated in fp32 (beta = 1). Attention's
+   products are bf16 on the tensor cores too (ds__fa_fwd_tc_kernel, below), its softmax fp32;
    norms, SwiGLU and the classifier's softmax stay in fp32.
    The weights' operand is not rounded at every product: the mode keeps a bf16 copy of all the
    parameters (2 bytes each), which AdamW writes in the same kernel that updates the fp32 master
@@ -696,18 +708,377 @@ __global__ static void ds__fa_bwd_dkv_kernel(ds_float *dqkv, const ds_float *Dsu
         if (d < hd) dqkv[(b * T + j) * Q + H * hd + kvh * hd + d] = dk[i] * scale, dqkv[(b * T + j) * Q + (H + KV) * hd + kvh * hd + d] = dv[i];
     }
 }
+/* ---- bf16 mode's attention on the tensor cores: the same FlashAttention-2 algorithm, its
+   products on the warp matrix functions (nvcuda::wmma, 16 x 16 x 16 tiles, bf16 operands, fp32
+   accumulation), for heads of 16, 32, ..., 128 channels on sm_80 and later (ex->tc); other heads,
+   older GPUs and fp32 mode take the kernels above. As in the linears of this mode (§2.4), the
+   operands of each product are rounded to bf16 and everything else stays fp32: Q, K, V and dY
+   when they enter shared memory, P before P V, dS before dS K and dS^T Q, P^T before P^T dY;
+   the scores, the softmax statistics (max, sum, log-sum-exp), D and every accumulator are fp32.
+     - A block has 4 warps; a warp owns 16 rows (the forward and dQ: query rows; dKV: key rows),
+       so a block takes 64 of them, against tiles of 32 rows of the other side, staged in shared
+       memory as bf16 (row stride DS__TC_LDH = 136 values: 16-byte multiples, 32-byte aligned tiles,
+       and rows that do not share banks).
+     - A warp's own operands (its 16 rows of Q, or of dY, K, V) stay in fragments for the whole
+       kernel; its accumulators (O, dQ, dK, dV: hd / 16 fragments each) too. A product's 16 x 32
+       result goes through the warp's slice of shared memory, where its lanes (two a row, 16
+       columns each) apply the mask, the exponentials and the statistics, and write the bf16
+       operand of the next product.
+     - The forward's online softmax rescales O when a row's max grows; a fragment's layout is the
+       GPU's own, so O goes through the warp's scratch for that (store, scale each row, load).
+     - The backward's D = rowsum(dY * Y), from the forward's output (FlashAttention-2's form: the
+       CPU's rowsum(P dP) is the same sum, reassociated), one thread a row, in channel order.
+     - dQ: a block per 64 query rows, over the key tiles up to its last row; dKV: a block per 64
+       key rows of one (b, kv head), over the group's heads in order and the query tiles from its
+       first key on. Each output is written once by one warp: no atomics, the same bits every run.
+   A tile whose keys all lie past a warp's rows (or queries before its keys) is skipped by that
+   warp; the block still loads it for its other warps. */
+#define DS__TC_ROWS 64   /* rows a block: 4 warps of 16 */
+#define DS__TC_TILE 32   /* rows of the other side a tile */
+#define DS__TC_LDH 136   /* the bf16 tiles' row stride (values) */
+#define DS__TC_LDS 36    /* the fp32 slices' row stride */
+#define DS__TC_LDP 40    /* the bf16 slices' row stride */
+#if !defined(__CUDA_ARCH__) || __CUDA_ARCH__ >= 800
+#define DS__TC_BUILT 1   /* this compilation has the warp matrix functions for bf16 */
+#else
+#define DS__TC_BUILT 0
+#endif
+#ifdef __CUDACC__
+#define DS__UNROLL _Pragma("unroll") /* the fragment arrays' indices known at compile time: registers */
+#else
+#define DS__UNROLL
+#endif
+namespace ds__wm = nvcuda::wmma;
+typedef ds__wm::fragment<ds__wm::matrix_a, 16, 16, 16, __nv_bfloat16, ds__wm::row_major> ds__fr_a;
+typedef ds__wm::fragment<ds__wm::matrix_b, 16, 16, 16, __nv_bfloat16, ds__wm::row_major> ds__fr_b;  /* B[k][n] = p[k ldm + n] */
+typedef ds__wm::fragment<ds__wm::matrix_b, 16, 16, 16, __nv_bfloat16, ds__wm::col_major> ds__fr_bt; /* B[k][n] = p[n ldm + k]: a tile's rows as B's columns */
+typedef ds__wm::fragment<ds__wm::accumulator, 16, 16, 16, float> ds__fr_c;
+/* rows [0, n) of a head (src, row stride `stride`) into a bf16 tile of `rows` rows, zeros past n */
+__device__ static void ds__tc_load(__nv_bfloat16 *tile, size_t rows, const ds_float *src, size_t stride, size_t n, size_t hd) {
+    size_t e;
+    for (e = threadIdx.x; e < rows * hd; e += blockDim.x) {
+        size_t r = e / hd, d = e % hd;
+        tile[r * DS__TC_LDH + d] = __float2bfloat16(r < n ? src[r * stride + d] : 0.0f);
+    }
+}
+/* out[16 x 32] (row stride LDS) = A (the warp's 16 rows, NF fragments over the channels) times
+   the tile's 32 rows transposed (tile: bf16, row stride LDH) */
+template <int NF> __device__ static void ds__tc_rows_by_tile(float *out, const ds__fr_a *A, const __nv_bfloat16 *tile) {
+#if DS__TC_BUILT
+    int j, f;
+    for (j = 0; j < DS__TC_TILE / 16; j++) {
+        ds__fr_c c;
+        ds__wm::fill_fragment(c, 0.0f);
+DS__UNROLL
+        for (f = 0; f < NF; f++) {
+            ds__fr_bt b;
+            ds__wm::load_matrix_sync(b, tile + 16 * j * DS__TC_LDH + 16 * f, DS__TC_LDH);
+            ds__wm::mma_sync(c, A[f], b, c);
+        }
+        ds__wm::store_matrix_sync(out + 16 * j, c, DS__TC_LDS, ds__wm::mem_row_major);
+    }
+#else
+    (void)out, (void)A, (void)tile;
+#endif
+}
+/* acc[f] += P (the warp's 16 x 32 bf16 slice, row stride LDP) times the tile's 32 rows (bf16, LDH),
+   channels 16 f .. 16 f + 15 */
+template <int NF> __device__ static void ds__tc_slice_by_tile(ds__fr_c *acc, const __nv_bfloat16 *P, const __nv_bfloat16 *tile) {
+#if DS__TC_BUILT
+    int j, f;
+    for (j = 0; j < DS__TC_TILE / 16; j++) {
+        ds__fr_a a;
+        ds__wm::load_matrix_sync(a, P + 16 * j, DS__TC_LDP);
+DS__UNROLL
+        for (f = 0; f < NF; f++) {
+            ds__fr_b b;
+            ds__wm::load_matrix_sync(b, tile + 16 * j * DS__TC_LDH + 16 * f, DS__TC_LDH);
+            ds__wm::mma_sync(acc[f], a, b, acc[f]);
+        }
+    }
+#else
+    (void)acc, (void)P, (void)tile;
+#endif
+}
+/* the warp's NF fragments of a staged tile's rows [16 w, 16 w + 16) */
+template <int NF> __device__ static void ds__tc_own(ds__fr_a *A, const __nv_bfloat16 *tile, unsigned w) {
+#if DS__TC_BUILT
+    int f;
+DS__UNROLL
+    for (f = 0; f < NF; f++) ds__wm::load_matrix_sync(A[f], tile + 16 * w * DS__TC_LDH + 16 * f, DS__TC_LDH);
+#else
+    (void)A, (void)tile, (void)w;
+#endif
+}
+/* an accumulator's 16 x 16 values through the warp's scratch: the lane's 8 of its row (lane / 2)
+   are sc[row][8 (lane % 2) ..] after this */
+__device__ static void ds__tc_spill(float *sc, const ds__fr_c &c) {
+#if DS__TC_BUILT
+    ds__wm::store_matrix_sync(sc, c, DS__TC_LDS, ds__wm::mem_row_major);
+    __syncwarp();
+#else
+    (void)sc, (void)c;
+#endif
+}
+template <int NF>
+__global__ static void ds__fa_fwd_tc_kernel(ds_float *y, ds_float *lse, const ds_float *qkv, size_t T, size_t H, size_t KV) {
+    __shared__ __align__(32) __nv_bfloat16 kv[2 * DS__TC_TILE * DS__TC_LDH]; /* K, V tiles; Q's 64 rows first */
+    __shared__ __align__(32) float sc[DS__TC_ROWS * DS__TC_LDS];            /* the warps' scores; O's scratch */
+    __shared__ __align__(32) __nv_bfloat16 pb[DS__TC_ROWS * DS__TC_LDP];    /* the warps' P */
+    __shared__ float al[DS__TC_ROWS];                                      /* each row's rescale */
+#if DS__TC_BUILT
+    const size_t hd = 16 * NF, bh = blockIdx.y, b = bh / H, h = bh % H, kvh = h / (H / KV), Q = (H + 2 * KV) * hd;
+    const unsigned w = threadIdx.x / 32, lane = threadIdx.x % 32, row = lane / 2, half = lane % 2;
+    const size_t r0 = (size_t)blockIdx.x * DS__TC_ROWS, rend = r0 + DS__TC_ROWS < T ? r0 + DS__TC_ROWS : T, wr0 = r0 + 16 * w, t = wr0 + row;
+    const ds_float *base = qkv + b * T * Q;
+    float *sw = sc + 16 * w * DS__TC_LDS, m = -INFINITY, l = 0, scale = (float)(1.0 / sqrt((double)hd));
+    __nv_bfloat16 *pw = pb + 16 * w * DS__TC_LDP;
+    ds__fr_a qf[NF];
+    ds__fr_c of[NF];
+    size_t k0;
+    int f, c;
+    ds__tc_load(kv, DS__TC_ROWS, base + r0 * Q + h * hd, Q, rend - r0, hd);
+    __syncthreads();
+    ds__tc_own<NF>(qf, kv, w);
+DS__UNROLL
+    for (f = 0; f < NF; f++) ds__wm::fill_fragment(of[f], 0.0f);
+    for (k0 = 0; k0 < rend; k0 += DS__TC_TILE) {
+        size_t nk = rend - k0 < DS__TC_TILE ? rend - k0 : DS__TC_TILE;
+        __syncthreads(); /* Q's fragments, or the last tile's products, are done with kv */
+        ds__tc_load(kv, DS__TC_TILE, base + k0 * Q + H * hd + kvh * hd, Q, nk, hd);
+        ds__tc_load(kv + DS__TC_TILE * DS__TC_LDH, DS__TC_TILE, base + k0 * Q + (H + KV) * hd + kvh * hd, Q, nk, hd);
+        __syncthreads();
+        if (wr0 >= rend || k0 > wr0 + 15) continue; /* the warp's rows are past T, or before every key */
+        ds__tc_rows_by_tile<NF>(sw, qf, kv);          /* S = Q K^T, 16 x 32 */
+        __syncwarp();
+        {
+            float sv[16], mt = m, ps = 0, alpha;
+            for (c = 0; c < 16; c++) {
+                size_t key = k0 + 16 * half + (size_t)c;
+                sv[c] = key <= t && key < k0 + nk ? sw[row * DS__TC_LDS + 16 * half + c] * scale : -INFINITY;
+                mt = fmaxf(mt, sv[c]);
+            }
+            mt = fmaxf(mt, __shfl_xor_sync(0xffffffffu, mt, 1)); /* the row's two lanes */
+            /* every tile a warp takes holds key k0 <= its first row: mt is finite; alpha is 0 on the first */
+            alpha = expf(m - mt);
+            for (c = 0; c < 16; c++) {
+                float p = expf(sv[c] - mt);
+                ps += p;
+                pw[row * DS__TC_LDP + 16 * half + c] = __float2bfloat16(p);
+            }
+            ps += __shfl_xor_sync(0xffffffffu, ps, 1);
+            l = l * alpha + ps, m = mt;
+            if (half == 0) al[16 * w + row] = alpha;
+        }
+        __syncwarp();
+DS__UNROLL
+        for (f = 0; f < NF; f++) { /* O *= alpha, row by row, through the scratch (the scores are spent) */
+            ds__tc_spill(sw, of[f]);
+            for (c = 0; c < 8; c++) sw[row * DS__TC_LDS + 8 * half + c] *= al[16 * w + row];
+            __syncwarp();
+            ds__wm::load_matrix_sync(of[f], sw, DS__TC_LDS, ds__wm::mem_row_major);
+            __syncwarp();
+        }
+        ds__tc_slice_by_tile<NF>(of, pw, kv + DS__TC_TILE * DS__TC_LDH); /* O += P V */
+        __syncwarp();
+    }
+DS__UNROLL
+    for (f = 0; f < NF; f++) {
+        ds__tc_spill(sw, of[f]);
+        if (t < T)
+            for (c = 0; c < 8; c++) y[(b * T + t) * H * hd + h * hd + 16 * (size_t)f + 8 * half + (size_t)c] = sw[row * DS__TC_LDS + 8 * half + c] / l;
+        __syncwarp();
+    }
+    if (t < T && half == 0) lse[bh * T + t] = m + logf(l);
+#else
+    (void)y, (void)lse, (void)qkv, (void)T, (void)H, (void)KV, (void)kv, (void)sc, (void)pb, (void)al;
+#endif
+}
+/* D[(b H + h) T + t] = dY[b, t, h, :] . Y[b, t, h, :], channels in order */
+__global__ static void ds__fa_dsum_kernel(ds_float *D, const ds_float *dy, const ds_float *y, size_t B, size_t T, size_t H, size_t hd) {
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x, bh = i / T, t = i % T, d;
+    const ds_float *a, *c;
+    float s = 0;
+    if (i >= B * H * T) return;
+    a = dy + ((bh / H) * T + t) * H * hd + (bh % H) * hd, c = y + ((bh / H) * T + t) * H * hd + (bh % H) * hd;
+    for (d = 0; d < hd; d++) s += a[d] * c[d];
+    D[i] = s;
+}
+template <int NF>
+__global__ static void ds__fa_bwd_dq_tc_kernel(ds_float *dqkv, const ds_float *Dsum, const ds_float *dy, const ds_float *qkv, const ds_float *lse,
+                                               size_t T, size_t H, size_t KV) {
+    __shared__ __align__(32) __nv_bfloat16 kv[2 * DS__TC_TILE * DS__TC_LDH]; /* K, V tiles; Q's and dY's 64 rows first */
+    __shared__ __align__(32) float sc[DS__TC_ROWS * DS__TC_LDS], dp[DS__TC_ROWS * DS__TC_LDS];
+    __shared__ __align__(32) __nv_bfloat16 pb[DS__TC_ROWS * DS__TC_LDP]; /* the warps' dS */
+#if DS__TC_BUILT
+    const size_t hd = 16 * NF, bh = blockIdx.y, b = bh / H, h = bh % H, kvh = h / (H / KV), Q = (H + 2 * KV) * hd;
+    const unsigned w = threadIdx.x / 32, lane = threadIdx.x % 32, row = lane / 2, half = lane % 2;
+    const size_t r0 = (size_t)blockIdx.x * DS__TC_ROWS, rend = r0 + DS__TC_ROWS < T ? r0 + DS__TC_ROWS : T, wr0 = r0 + 16 * w, t = wr0 + row;
+    const ds_float *base = qkv + b * T * Q;
+    float *sw = sc + 16 * w * DS__TC_LDS, *dw = dp + 16 * w * DS__TC_LDS, scale = (float)(1.0 / sqrt((double)hd));
+    float L = t < T ? lse[bh * T + t] : 0.0f, D = t < T ? Dsum[bh * T + t] : 0.0f;
+    __nv_bfloat16 *pw = pb + 16 * w * DS__TC_LDP;
+    ds__fr_a qf[NF], gf[NF];
+    ds__fr_c dq[NF];
+    size_t k0;
+    int f, c;
+    ds__tc_load(kv, DS__TC_ROWS, base + r0 * Q + h * hd, Q, rend - r0, hd);
+    __syncthreads();
+    ds__tc_own<NF>(qf, kv, w);
+    __syncthreads();
+    ds__tc_load(kv, DS__TC_ROWS, dy + (b * T + r0) * H * hd + h * hd, H * hd, rend - r0, hd);
+    __syncthreads();
+    ds__tc_own<NF>(gf, kv, w);
+DS__UNROLL
+    for (f = 0; f < NF; f++) ds__wm::fill_fragment(dq[f], 0.0f);
+    for (k0 = 0; k0 < rend; k0 += DS__TC_TILE) {
+        size_t nk = rend - k0 < DS__TC_TILE ? rend - k0 : DS__TC_TILE;
+        __syncthreads();
+        ds__tc_load(kv, DS__TC_TILE, base + k0 * Q + H * hd + kvh * hd, Q, nk, hd);
+        ds__tc_load(kv + DS__TC_TILE * DS__TC_LDH, DS__TC_TILE, base + k0 * Q + (H + KV) * hd + kvh * hd, Q, nk, hd);
+        __syncthreads();
+        if (wr0 >= rend || k0 > wr0 + 15) continue;
+        ds__tc_rows_by_tile<NF>(sw, qf, kv);                          /* S = Q K^T */
+        ds__tc_rows_by_tile<NF>(dw, gf, kv + DS__TC_TILE * DS__TC_LDH); /* dP = dY V^T */
+        __syncwarp();
+        for (c = 0; c < 16; c++) {
+            size_t key = k0 + 16 * half + (size_t)c, e = row * DS__TC_LDS + 16 * half + (size_t)c;
+            float p = key <= t && key < k0 + nk ? expf(sw[e] * scale - L) : 0.0f;
+            pw[row * DS__TC_LDP + 16 * half + c] = __float2bfloat16(p * (dw[e] - D)); /* dS */
+        }
+        __syncwarp();
+        ds__tc_slice_by_tile<NF>(dq, pw, kv); /* dQ += dS K */
+        __syncwarp();
+    }
+DS__UNROLL
+    for (f = 0; f < NF; f++) {
+        ds__tc_spill(sw, dq[f]);
+        if (t < T)
+            for (c = 0; c < 8; c++) dqkv[(b * T + t) * Q + h * hd + 16 * (size_t)f + 8 * half + (size_t)c] = sw[row * DS__TC_LDS + 8 * half + c] * scale;
+        __syncwarp();
+    }
+#else
+    (void)dqkv, (void)Dsum, (void)dy, (void)qkv, (void)lse, (void)T, (void)H, (void)KV, (void)kv, (void)sc, (void)dp, (void)pb;
+#endif
+}
+template <int NF>
+__global__ static void ds__fa_bwd_dkv_tc_kernel(ds_float *dqkv, const ds_float *Dsum, const ds_float *dy, const ds_float *qkv, const ds_float *lse,
+                                                size_t T, size_t H, size_t KV) {
+    __shared__ __align__(32) __nv_bfloat16 qg[2 * DS__TC_TILE * DS__TC_LDH]; /* Q, dY tiles; K's and V's 64 rows first */
+    __shared__ __align__(32) float sc[DS__TC_ROWS * DS__TC_LDS], dp[DS__TC_ROWS * DS__TC_LDS];
+    __shared__ __align__(32) __nv_bfloat16 pb[DS__TC_ROWS * DS__TC_LDP], db[DS__TC_ROWS * DS__TC_LDP]; /* the warps' P^T, dS^T */
+    __shared__ float ls[DS__TC_TILE], dsm[DS__TC_TILE];
+#if DS__TC_BUILT
+    const size_t hd = 16 * NF, bk = blockIdx.y, b = bk / KV, kvh = bk % KV, group = H / KV, Q = (H + 2 * KV) * hd;
+    const unsigned w = threadIdx.x / 32, lane = threadIdx.x % 32, row = lane / 2, half = lane % 2;
+    const size_t j0 = (size_t)blockIdx.x * DS__TC_ROWS, jend = j0 + DS__TC_ROWS < T ? j0 + DS__TC_ROWS : T, wk0 = j0 + 16 * w, key = wk0 + row;
+    const ds_float *base = qkv + b * T * Q;
+    float *sw = sc + 16 * w * DS__TC_LDS, *dw = dp + 16 * w * DS__TC_LDS, scale = (float)(1.0 / sqrt((double)hd));
+    __nv_bfloat16 *pw = pb + 16 * w * DS__TC_LDP, *gw = db + 16 * w * DS__TC_LDP;
+    ds__fr_a kf[NF], vf[NF];
+    ds__fr_c dk[NF], dv[NF];
+    size_t gh, r0, i;
+    int f, c;
+    ds__tc_load(qg, DS__TC_ROWS, base + j0 * Q + H * hd + kvh * hd, Q, jend - j0, hd);
+    __syncthreads();
+    ds__tc_own<NF>(kf, qg, w);
+    __syncthreads();
+    ds__tc_load(qg, DS__TC_ROWS, base + j0 * Q + (H + KV) * hd + kvh * hd, Q, jend - j0, hd);
+    __syncthreads();
+    ds__tc_own<NF>(vf, qg, w);
+DS__UNROLL
+    for (f = 0; f < NF; f++) ds__wm::fill_fragment(dk[f], 0.0f), ds__wm::fill_fragment(dv[f], 0.0f);
+    for (gh = 0; gh < group; gh++) {
+        size_t hq = kvh * group + gh, bh = b * H + hq;
+        for (r0 = j0; r0 < T; r0 += DS__TC_TILE) { /* queries before j0 see none of these keys */
+            size_t nr = T - r0 < DS__TC_TILE ? T - r0 : DS__TC_TILE;
+            __syncthreads();
+            ds__tc_load(qg, DS__TC_TILE, base + r0 * Q + hq * hd, Q, nr, hd);
+            ds__tc_load(qg + DS__TC_TILE * DS__TC_LDH, DS__TC_TILE, dy + (b * T + r0) * H * hd + hq * hd, H * hd, nr, hd);
+            for (i = threadIdx.x; i < DS__TC_TILE; i += blockDim.x) ls[i] = i < nr ? lse[bh * T + r0 + i] : 0.0f, dsm[i] = i < nr ? Dsum[bh * T + r0 + i] : 0.0f;
+            __syncthreads();
+            if (wk0 >= jend || r0 + DS__TC_TILE - 1 < wk0) continue; /* the warp's keys are past T, or after every query */
+            ds__tc_rows_by_tile<NF>(sw, kf, qg);                          /* S^T = K Q^T, 16 keys x 32 queries */
+            ds__tc_rows_by_tile<NF>(dw, vf, qg + DS__TC_TILE * DS__TC_LDH); /* dP^T = V dY^T */
+            __syncwarp();
+            for (c = 0; c < 16; c++) {
+                size_t qi = 16 * half + (size_t)c, e = row * DS__TC_LDS + qi;
+                float p = key < jend && r0 + qi >= key && qi < nr ? expf(sw[e] * scale - ls[qi]) : 0.0f;
+                pw[row * DS__TC_LDP + qi] = __float2bfloat16(p);
+                gw[row * DS__TC_LDP + qi] = __float2bfloat16(p * (dw[e] - dsm[qi])); /* dS^T */
+            }
+            __syncwarp();
+            ds__tc_slice_by_tile<NF>(dv, pw, qg + DS__TC_TILE * DS__TC_LDH); /* dV += P^T dY */
+            ds__tc_slice_by_tile<NF>(dk, gw, qg);                           /* dK += dS^T Q */
+            __syncwarp();
+        }
+    }
+DS__UNROLL
+    for (f = 0; f < NF; f++) {
+        ds__tc_spill(sw, dk[f]);
+        if (key < jend)
+            for (c = 0; c < 8; c++) dqkv[(b * T + key) * Q + H * hd + kvh * hd + 16 * (size_t)f + 8 * half + (size_t)c] = sw[row * DS__TC_LDS + 8 * half + c] * scale;
+        __syncwarp();
+        ds__tc_spill(sw, dv[f]);
+        if (key < jend)
+            for (c = 0; c < 8; c++) dqkv[(b * T + key) * Q + (H + KV) * hd + kvh * hd + 16 * (size_t)f + 8 * half + (size_t)c] = sw[row * DS__TC_LDS + 8 * half + c];
+        __syncwarp();
+    }
+#else
+    (void)dqkv, (void)Dsum, (void)dy, (void)qkv, (void)lse, (void)T, (void)H, (void)KV, (void)qg, (void)sc, (void)dp, (void)pb, (void)db, (void)ls, (void)dsm;
+#endif
+}
+/* the kernels for a head of 16 nf channels, nf = 1..8 */
+#define DS__TC_SWITCH(nf, X) \
+    switch (nf) { \
+    case 1: X(1); break; case 2: X(2); break; case 3: X(3); break; case 4: X(4); break; \
+    case 5: X(5); break; case 6: X(6); break; case 7: X(7); break; default: X(8); break; \
+    }
+/* bf16 mode's attention on the tensor cores? -DDS_CUDA_FP32_ATTENTION keeps it on the fp32 kernels
+   (an A/B of the two, or a way around a tensor-core kernel a GPU proves wrong) */
+static int ds__attention_tc(const ds__exec *ex, size_t hd) {
+#ifdef DS_CUDA_FP32_ATTENTION
+    (void)ex, (void)hd;
+    return 0;
+#else
+    return ex->bf16 && ex->tc && hd % 16 == 0 && hd <= DS__FA_MAXHD;
+#endif
+}
 static void ds__attention_forward(ds__exec *ex, ds_float *y, ds_float *att, const ds_float *qkv, size_t B, size_t T, size_t H, size_t KV,
                                   size_t hd) {
     dim3 grid((unsigned)((T + DS__FA_BR - 1) / DS__FA_BR), (unsigned)(B * H));
     if (hd > DS__FA_MAXHD) { ds__cu_fail(ex, "attention_forward", "a head of more than 128 channels"); return; }
+    if (ds__attention_tc(ex, hd)) {
+        dim3 gt((unsigned)((T + DS__TC_ROWS - 1) / DS__TC_ROWS), (unsigned)(B * H));
+#define DS__TC_FWD(n) DS__CU_LAUNCH(ds__fa_fwd_tc_kernel<n>, gt, 128)(y, att, qkv, T, H, KV)
+        DS__TC_SWITCH(hd / 16, DS__TC_FWD)
+#undef DS__TC_FWD
+        DS__LAUNCHED(ex, "attention_forward (tensor cores)");
+        return;
+    }
     DS__CU_LAUNCH(ds__fa_fwd_kernel, grid, DS__FA_THREADS)(y, att, qkv, T, H, KV, hd);
     DS__LAUNCHED(ex, "attention_forward");
 }
-static void ds__attention_backward(ds__exec *ex, ds_float *dqkv, const ds_float *dy, const ds_float *qkv, const ds_float *att, size_t B,
-                                   size_t T, size_t H, size_t KV, size_t hd) {
+/* y: the forward's output (the tensor-core path's D = rowsum(dY * Y); the fp32 kernels sum P dP) */
+static void ds__attention_backward(ds__exec *ex, ds_float *dqkv, const ds_float *dy, const ds_float *y, const ds_float *qkv, const ds_float *att,
+                                   size_t B, size_t T, size_t H, size_t KV, size_t hd) {
     dim3 g1((unsigned)((T + DS__FA_BR - 1) / DS__FA_BR), (unsigned)(B * H)), g2((unsigned)((T + DS__FA_BC - 1) / DS__FA_BC), (unsigned)(B * KV));
     if (hd > DS__FA_MAXHD) { ds__cu_fail(ex, "attention_backward", "a head of more than 128 channels"); return; }
     if (ds__attention_work(B, T, H, KV, hd) > ex->work_n) { ds__cu_fail(ex, "attention_backward", "scratch too small"); return; }
+    if (ds__attention_tc(ex, hd)) {
+        dim3 gq((unsigned)((T + DS__TC_ROWS - 1) / DS__TC_ROWS), (unsigned)(B * H)), gk((unsigned)((T + DS__TC_ROWS - 1) / DS__TC_ROWS), (unsigned)(B * KV));
+        DS__CU_LAUNCH(ds__fa_dsum_kernel, ds__blocks(B * H * T), DS__CU_THREADS)(ex->work, dy, y, B, T, H, hd);
+        DS__LAUNCHED(ex, "attention_backward (D)");
+#define DS__TC_DQ(n) DS__CU_LAUNCH(ds__fa_bwd_dq_tc_kernel<n>, gq, 128)(dqkv, ex->work, dy, qkv, att, T, H, KV)
+        DS__TC_SWITCH(hd / 16, DS__TC_DQ)
+#undef DS__TC_DQ
+        DS__LAUNCHED(ex, "attention_backward (dQ, tensor cores)");
+#define DS__TC_DKV(n) DS__CU_LAUNCH(ds__fa_bwd_dkv_tc_kernel<n>, gk, 128)(dqkv, ex->work, dy, qkv, att, T, H, KV)
+        DS__TC_SWITCH(hd / 16, DS__TC_DKV)
+#undef DS__TC_DKV
+        DS__LAUNCHED(ex, "attention_backward (dK, dV, tensor cores)");
+        return;
+    }
     DS__CU_LAUNCH(ds__fa_bwd_dq_kernel, g1, DS__FA_THREADS)(dqkv, ex->work, dy, qkv, att, T, H, KV, hd);
     DS__LAUNCHED(ex, "attention_backward (dQ)");
     DS__CU_LAUNCH(ds__fa_bwd_dkv_kernel, g2, DS__FA_BC * DS__FA_G)(dqkv, ex->work, dy, qkv, att, T, H, KV, hd);

@@ -235,7 +235,7 @@ static double op_check_rope_attention(void) {
         for (i = 0; i < AN * AQ; i++) { k.qkv[i] = t_uniform(); k.dqkv[i] = t_uniform(); k.dq2[i] = t_uniform(); }
         for (i = 0; i < AN * AH * AHD; i++) k.dy[i] = t_uniform();
         att_J(&k);
-        if (k.attn) ds__attention_backward(&g_ex, k.dqkv, k.dy, k.work, k.att, AB, AT, AH, AKV, AHD); /* writes dqkv */
+        if (k.attn) ds__attention_backward(&g_ex, k.dqkv, k.dy, k.y, k.work, k.att, AB, AT, AH, AKV, AHD); /* writes dqkv */
         else memcpy(k.dqkv, k.dq2, sizeof k.dqkv);
         if (k.rope) ds__rope_backward(&g_ex, k.dqkv, k.cs, k.sn, AN, AT, 0, AH, AKV, AHD);
         for (i = 0; i < AN * AQ; i++) { double r = relerr(k.dqkv[i], fd(att_J, &k, &k.qkv[i])); if (r > worst) worst = r; }
@@ -259,7 +259,7 @@ static double op_check_attention_blocks(void) {
     for (i = 0; i < BT * BQ; i++) k.qkv[i] = 2 * t_uniform();
     for (i = 0; i < BT * BH * BHD; i++) k.dy[i] = t_uniform();
     attb_J(&k);
-    ds__attention_backward(&g_ex, k.dqkv, k.dy, k.qkv, k.saved, 1, BT, BH, BKV, BHD);
+    ds__attention_backward(&g_ex, k.dqkv, k.dy, k.y, k.qkv, k.saved, 1, BT, BH, BKV, BHD);
     for (i = 0; i < BT * BQ; i++) { double r = relerr(k.dqkv[i], fd(attb_J, &k, &k.qkv[i])); if (r > worst) worst = r; }
     return worst;
 }

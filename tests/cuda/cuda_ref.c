@@ -57,7 +57,7 @@ void cref_attention_forward(float *y, float *att, const float *qkv, size_t B, si
     ds__attention_forward(cref_ex(), y, att, qkv, B, T, H, KV, hd);
 }
 void cref_attention_backward(float *dqkv, const float *dy, const float *qkv, const float *att, size_t B, size_t T, size_t H, size_t KV, size_t hd) {
-    ds__attention_backward(cref_ex(), dqkv, dy, qkv, att, B, T, H, KV, hd);
+    ds__attention_backward(cref_ex(), dqkv, dy, NULL, qkv, att, B, T, H, KV, hd);
 }
 void cref_swiglu_forward(float *h, const float *gu, size_t N, size_t F) { ds__swiglu_forward(cref_ex(), h, gu, N, F); }
 void cref_swiglu_backward(float *dgu, const float *dh, const float *gu, size_t N, size_t F) { ds__swiglu_backward(cref_ex(), dgu, dh, gu, N, F); }

@@ -261,7 +261,7 @@ static void test_cuda_ops_rope_and_attention(void) {
     /* attention backward, then rope backward on dqkv: each backend from its own saved state (the
        CPU keeps each row's softmax max and sum, the GPU its log-sum-exp: not comparable) */
     cref_attention_backward(got, dy, ref, att_r, OB, OT, OH, OKV, OHD);
-    ds__attention_backward(ex, dq_d, dy_d, qkv_d, att_d, OB, OT, OH, OKV, OHD);
+    ds__attention_backward(ex, dq_d, dy_d, y_d, qkv_d, att_d, OB, OT, OH, OKV, OHD);
     cref_rope(got, cs, sn, OB * OT, OT, 0, OH, OKV, OHD, 1);
     ds__rope_backward(ex, dq_d, cs_d, sn_d, OB * OT, OT, 0, OH, OKV, OHD);
     {
@@ -310,12 +310,79 @@ static void test_cuda_ops_attention_tiles(void) {
         t_host(ex, got, y_d, NY * 4);
         CHECKF((r = t_close(got, y_r, NY, 1e-6, 1e-4)) <= 1, "B %zu T %zu H %zu KV %zu hd %zu: y %.3g", B, T, H, KV, hd, r);
         cref_attention_backward(dq_r, dy, qkv, att_r, B, T, H, KV, hd);
-        ds__attention_backward(ex, dq_d, dy_d, qkv_d, att_d, B, T, H, KV, hd);
+        ds__attention_backward(ex, dq_d, dy_d, y_d, qkv_d, att_d, B, T, H, KV, hd);
         t_host(ex, got, dq_d, NQ * 4);
         CHECKF((r = t_close(got, dq_r, NQ, 1e-5, 1e-4)) <= 1, "B %zu T %zu H %zu KV %zu hd %zu: dqkv %.3g", B, T, H, KV, hd, r);
         free(qkv), free(dy), free(y_r), free(att_r), free(dq_r), free(got);
         ds__exec_free(ex, qkv_d), ds__exec_free(ex, dy_d), ds__exec_free(ex, y_d), ds__exec_free(ex, att_d), ds__exec_free(ex, dq_d);
     }
+    CHECK(!ex->failed);
+}
+
+/* bf16 mode's attention on the tensor cores (ds__fa_fwd_tc_kernel and its backward) against the
+   CPU op in fp32, at shapes that cross its tiles (64 rows a block, 32 a tile): T past one block
+   and not a multiple of a tile, GQA groups of 2 and 3, heads of 16 to 128 channels (48: a
+   multiple of 16 that is not a power of two), one row. Its operands are rounded to bf16, so
+   the bound is bf16's: the relative L2 error of y and of dqkv (every q, k and v gradient) within
+   1e-2 and the worst element within 4e-2 of the largest; and two runs give the same bits. */
+static double t_rel_l2(const float *a, const float *ref, size_t n, double *worst) {
+    double num = 0, den = 0, mx = 0, w = 0;
+    size_t i;
+    for (i = 0; i < n; i++) {
+        double d = (double)a[i] - (double)ref[i];
+        num += d * d, den += (double)ref[i] * ref[i];
+        if (fabs((double)ref[i]) > mx) mx = fabs((double)ref[i]);
+        if (!(fabs(d) <= w)) w = fabs(d);
+    }
+    *worst = mx > 0 ? w / mx : w;
+    return den > 0 ? sqrt(num / den) : sqrt(num);
+}
+static void test_cuda_bf16_attention_tensor_cores(void) {
+    static const size_t shape[][5] = {{2, 77, 4, 2, 64}, {1, 130, 2, 1, 128}, {1, 70, 3, 1, 16}, {1, 100, 2, 2, 48}, {1, 1, 2, 1, 32}};
+    ds__exec *ex = &g_ex;
+    size_t c;
+    int keep;
+    NEED_DEVICE();
+    CHECK(t_exec());
+    if (!ex->tc) SKIP("the device has no bf16 tensor cores (sm_80 or later)");
+    keep = ex->bf16, ex->bf16 = 1; /* the op's switch: bf16 mode (its scratch is the linears', unused here) */
+    for (c = 0; c < sizeof shape / sizeof shape[0]; c++) {
+        size_t B = shape[c][0], T = shape[c][1], H = shape[c][2], KV = shape[c][3], hd = shape[c][4], Q = (H + 2 * KV) * hd;
+        size_t NQ = B * T * Q, NY = B * T * H * hd, NS = ds__attention_saved(B, T, H);
+        float *qkv = t_rand_array(NQ, 1), *dy = t_rand_array(NY, 1), *y_r = (float *)malloc(NY * 4), *att_r = (float *)malloc(B * H * T * 2 * 4 + 4);
+        float *dq_r = (float *)malloc(NQ * 4), *got = (float *)malloc(NQ * 4), *again = (float *)malloc(NQ * 4), *yfirst = (float *)malloc(NY * 4);
+        float *qkv_d = (float *)t_dev(ex, qkv, NQ * 4), *dy_d = (float *)t_dev(ex, dy, NY * 4), *y_d = (float *)t_dev(ex, NULL, NY * 4);
+        float *att_d = (float *)t_dev(ex, NULL, NS * 4), *dq_d = (float *)t_dev(ex, NULL, NQ * 4);
+        double r, w;
+        int run;
+        CHECK(ds__attention_tc(ex, hd));
+        CHECK(ds__attention_work(B, T, H, KV, hd) <= ex->work_n);
+        cref_attention_forward(y_r, att_r, qkv, B, T, H, KV, hd);
+        cref_attention_backward(dq_r, dy, qkv, att_r, B, T, H, KV, hd);
+        for (run = 0; run < 2; run++) {
+            float *out = run ? again : got;
+            ds__attention_forward(ex, y_d, att_d, qkv_d, B, T, H, KV, hd);
+            t_host(ex, out, y_d, NY * 4);
+            if (run == 0) {
+                r = t_rel_l2(out, y_r, NY, &w);
+                CHECKF(r <= 1e-2 && w <= 4e-2, "B %zu T %zu H %zu KV %zu hd %zu: y: relative L2 %.3g, worst %.3g", B, T, H, KV, hd, r, w);
+                if (getenv("DS_TEST_VERBOSE")) printf("  tc attention B %zu T %zu H %zu KV %zu hd %zu: y relative L2 %.3g worst %.3g\n", B, T, H, KV, hd, r, w);
+            } else
+                CHECKF(memcmp(yfirst, out, NY * 4) == 0, "hd %zu: y differs between two runs", hd);
+            if (run == 0) memcpy(yfirst, out, NY * 4);
+            ds__attention_backward(ex, dq_d, dy_d, y_d, qkv_d, att_d, B, T, H, KV, hd);
+            t_host(ex, out, dq_d, NQ * 4);
+            if (run == 0) {
+                r = t_rel_l2(out, dq_r, NQ, &w);
+                CHECKF(r <= 1e-2 && w <= 4e-2, "B %zu T %zu H %zu KV %zu hd %zu: dqkv: relative L2 %.3g, worst %.3g", B, T, H, KV, hd, r, w);
+                if (getenv("DS_TEST_VERBOSE")) printf("  tc attention B %zu T %zu H %zu KV %zu hd %zu: dqkv relative L2 %.3g worst %.3g\n", B, T, H, KV, hd, r, w);
+            } else
+                CHECKF(memcmp(got, again, NQ * 4) == 0, "hd %zu: dqkv differs between two runs", hd);
+        }
+        free(qkv), free(dy), free(y_r), free(att_r), free(dq_r), free(got), free(again), free(yfirst);
+        ds__exec_free(ex, qkv_d), ds__exec_free(ex, dy_d), ds__exec_free(ex, y_d), ds__exec_free(ex, att_d), ds__exec_free(ex, dq_d);
+    }
+    ex->bf16 = keep;
     CHECK(!ex->failed);
 }
 
@@ -743,6 +810,7 @@ int main(int argc, char **argv) {
     RUN(test_cuda_ops_dp_primitives);
     RUN(test_cuda_ops_rope_and_attention);
     RUN(test_cuda_ops_attention_tiles);
+    RUN(test_cuda_bf16_attention_tensor_cores);
     RUN(test_cuda_model_fp32_matches_cpu);
     RUN(test_cuda_chunked_classifier);
     RUN(test_cuda_training_trajectory_and_determinism);

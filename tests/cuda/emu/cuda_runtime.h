@@ -48,6 +48,7 @@
 #define __host__
 #define __forceinline__ inline
 #define __shared__ static
+#define __align__(n) __attribute__((aligned(n)))
 
 struct uint3 { unsigned x, y, z; };
 struct dim3 {
@@ -169,6 +170,11 @@ static inline void ds_emu_wait(int why) {
 __attribute__((noinline)) static void __syncthreads(void) {
     ds_emu.th[ds_emu.cur].site = __builtin_return_address(0);
     ds_emu_wait(DS_EMU_AT_BLOCK);
+}
+/* the warp's lanes meet (every live lane of it waits here; one elsewhere is a divergent call) */
+static inline void __syncwarp(unsigned mask = 0xffffffffu) {
+    (void)mask;
+    ds_emu_wait(DS_EMU_AT_WARP);
 }
 template <class T> static inline T __shfl_xor_sync(unsigned mask, T v, int lanemask) {
     unsigned i = ds_emu.cur, lane = i % 32, src = i - lane + (lane ^ (unsigned)lanemask);
@@ -315,6 +321,7 @@ static inline cudaError_t cudaGetDeviceProperties(cudaDeviceProp *p, int dev) {
     if (dev != 0) return cudaErrorInvalidValue;
     memset(p, 0, sizeof *p);
     snprintf(p->name, sizeof p->name, "the CPU emulator of tests/cuda/emu (not a GPU)");
+    p->major = 9, p->minor = 0; /* what it emulates of sm_90: the warp matrix functions (mma.h) */
     p->multiProcessorCount = 1;
     return cudaSuccess;
 }
