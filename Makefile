@@ -160,7 +160,7 @@ $(CU)/test_cuda: $(CU)/test_cuda.o $(CU)/cuda_ref.o
 EMU      = $(B)/cuda_emu
 EMUOPT  := $(shell $(CXX) -O2 -fno-crossjumping -fno-tree-tail-merge -Werror -x c++ -c /dev/null -o /dev/null 2>/dev/null && echo -fno-crossjumping -fno-tree-tail-merge)
 EMUFLAGS = -std=c++14 -O2 $(EMUOPT) -g $(WARN) -I tests/cuda/emu
-EMUHDRS  = tests/cuda/emu/cuda_runtime.h tests/cuda/emu/cublas_v2.h
+EMUHDRS  = tests/cuda/emu/cuda_runtime.h tests/cuda/emu/cublas_v2.h tests/cuda/emu/cuda_bf16.h tests/cuda/emu/mma.h
 
 $(EMU):
 	@mkdir -p $(EMU)

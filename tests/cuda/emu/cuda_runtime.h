@@ -18,7 +18,7 @@
        cudaErrorLaunchFailure, as a hung or faulting kernel would) instead of guessing.
      - __shared__ is `static`: one copy, shared by the block's threads, as on the GPU; blocks run
        one at a time, so one copy serves them all.
-     - device memory is host memory (malloc), filled with 0xff bytes (NaN floats) by cudaMalloc,
+     - device memory is host memory (malloc, 256-byte aligned as cudaMalloc's), filled with 0xff bytes (NaN floats) by cudaMalloc,
        as the GPU leaves it uninitialized. Every allocation is recorded, and every pointer
        argument of a launch, of a copy and of cuBLAS must lie in one (or be NULL): a host
        pointer handed to a kernel works on a CPU but not on a GPU, so here it is an error.
@@ -334,7 +334,9 @@ static inline cudaError_t cudaGetLastError(void) {
 template <class T> static inline cudaError_t cudaMalloc(T **p, size_t bytes) {
     char *q;
     if (ds_emu.sticky != cudaSuccess) return ds_emu.sticky;
-    if (!(q = (char *)malloc(bytes ? bytes : 1))) return cudaErrorMemoryAllocation;
+    void *v = NULL;
+    if (posix_memalign(&v, 256, bytes ? bytes : 1) != 0) return cudaErrorMemoryAllocation; /* 256-byte aligned, as cudaMalloc's */
+    q = (char *)v;
     memset(q, 0xff, bytes);
     ds_emu.allocs[q] = bytes;
     *p = (T *)(void *)q;

@@ -35,19 +35,28 @@ template <class Use, int M, int N, int K, class T, class Layout = void> struct f
 static inline float ds_emu_tof(float x) { return x; }
 static inline float ds_emu_tof(__nv_bfloat16 x) { return __bfloat162float(x); }
 
-/* a warp-collective call: all live lanes arrive with the same pointer, aligned, ldm whole 16 bytes */
+/* a warp-collective call: all 32 lanes arrive with the same pointer, aligned, ldm whole 16 bytes */
 static inline void ds_emu_collective(const void *p, unsigned ldm, size_t elem, const char *what) {
+    static char msg[160];
     unsigned i = ds_emu.cur, w0 = i - i % 32, e = w0 + 32 < ds_emu.n ? w0 + 32 : ds_emu.n, k;
     uintptr_t mine = (uintptr_t)p;
     memcpy(ds_emu.shfl[i], &mine, sizeof mine);
-    if (mine % 32) ds_emu_fault(what), fprintf(stderr, "cuda emulator: %s: the pointer is not 32-byte aligned\n", what);
-    if ((ldm * elem) % 16) ds_emu_fault(what), fprintf(stderr, "cuda emulator: %s: ldm %u is not a multiple of 16 bytes\n", what, ldm);
-    ds_emu_wait(DS_EMU_AT_WARP); /* every live lane is here (a lane elsewhere is a divergent call: reported) */
-    for (k = w0; k < e; k++) {
+    if (mine % 32) snprintf(msg, sizeof msg, "%s: the pointer is not 32-byte aligned", what), ds_emu_fault(msg);
+    if ((ldm * elem) % 16) snprintf(msg, sizeof msg, "%s: ldm %u is not a multiple of 16 bytes", what, ldm), ds_emu_fault(msg);
+    ds_emu_wait(DS_EMU_AT_WARP); /* every live lane is here (a lane at a barrier elsewhere: reported) */
+    for (k = w0; k < w0 + 32; k++) {
         uintptr_t other;
-        if (ds_emu.th[k].state == DS_EMU_DONE) continue;
+        if (k >= e || ds_emu.th[k].state == DS_EMU_DONE) {
+            snprintf(msg, sizeof msg, "%s: a lane of the warp has exited or is not there (the whole warp must make the call)", what);
+            ds_emu_fault(msg);
+            break;
+        }
         memcpy(&other, ds_emu.shfl[k], sizeof other);
-        if (other != mine) { ds_emu_fault("a warp matrix call whose lanes pass different pointers"); break; }
+        if (other != mine) {
+            snprintf(msg, sizeof msg, "%s: the warp's lanes pass different pointers", what);
+            ds_emu_fault(msg);
+            break;
+        }
     }
     ds_emu_wait(DS_EMU_AT_WARP); /* every lane has compared before any writes again */
 }

@@ -5,6 +5,7 @@
    Usage: build/cuda_emu/test_emu */
 #include "cuda_runtime.h"
 #include "cublas_v2.h"
+#include "mma.h"
 #include <cstdio>
 
 static int g_pass, g_fail;
@@ -66,6 +67,40 @@ __global__ static void k_race(float *out) {
 }
 __global__ static void k_write(float *out) { out[blockIdx.y * gridDim.x * blockDim.x + blockIdx.x * blockDim.x + threadIdx.x] = (float)blockIdx.y; }
 
+/* the warp matrix functions (mma.h): out = A B + C for 16 x 16 tiles, A row-major and B either
+   way from shared memory, C loaded from global memory column-major, D stored both ways */
+namespace wm = nvcuda::wmma;
+__global__ static void k_mma(float *out, const float *in, int bcol) {
+    __shared__ __align__(32) __nv_bfloat16 a[16 * 24], b[16 * 24];
+    unsigned t = threadIdx.x, e;
+    wm::fragment<wm::matrix_a, 16, 16, 16, __nv_bfloat16, wm::row_major> fa;
+    wm::fragment<wm::matrix_b, 16, 16, 16, __nv_bfloat16, wm::row_major> fb;
+    wm::fragment<wm::matrix_b, 16, 16, 16, __nv_bfloat16, wm::col_major> fbt;
+    wm::fragment<wm::accumulator, 16, 16, 16, float> c;
+    for (e = t; e < 256; e += 32) a[e / 16 * 24 + e % 16] = __float2bfloat16(in[e]), b[e / 16 * 24 + e % 16] = __float2bfloat16(in[256 + e]);
+    __syncwarp();
+    wm::load_matrix_sync(fa, a, 24);
+    wm::load_matrix_sync(c, in + 512, 16, wm::mem_col_major);
+    if (bcol) wm::load_matrix_sync(fbt, b, 24), wm::mma_sync(c, fa, fbt, c);
+    else wm::load_matrix_sync(fb, b, 24), wm::mma_sync(c, fa, fb, c);
+    wm::store_matrix_sync(out, c, 16, wm::mem_row_major);
+    wm::store_matrix_sync(out + 256, c, 16, wm::mem_col_major);
+}
+/* what a GPU does not allow: a pointer off 32 bytes; ldm not a multiple of 16 bytes; half the warp
+   in the call; lanes passing different pointers */
+__global__ static void k_mma_bad(const float *in, int how) {
+    __shared__ __align__(32) __nv_bfloat16 a[32 * 24];
+    wm::fragment<wm::matrix_a, 16, 16, 16, __nv_bfloat16, wm::row_major> fa;
+    wm::fragment<wm::accumulator, 16, 16, 16, float> c;
+    unsigned e;
+    for (e = threadIdx.x; e < 32 * 24; e += 32) a[e] = __float2bfloat16(0.0f);
+    __syncwarp();
+    if (how == 0) wm::load_matrix_sync(fa, a + 8, 24);
+    if (how == 1) wm::load_matrix_sync(fa, a, 20);
+    if (how == 2 && threadIdx.x < 16) wm::load_matrix_sync(c, in, 16, wm::mem_row_major);
+    if (how == 3) wm::load_matrix_sync(fa, a + (threadIdx.x % 2) * 16 * 24, 24);
+}
+
 int main(void) {
     float h[1024], r[1024], *d = NULL, *o = NULL;
     unsigned i;
@@ -112,6 +147,36 @@ int main(void) {
         for (i = 0; i < 1024; i++) wrong += r[i] != (float)(i % 128 >= 32 ? i % 128 - 32 : i % 128);
         if (ds_emu.rng) EXPECT(wrong > 0);
         else EXPECT(wrong == 0); /* DS_EMU_SEED=0, the fixed order: the race hides */
+    }
+
+    /* the warp matrix functions: the product of bf16-exact values, summed in float, both B
+       layouts, against the loop */
+    {
+        float *io = NULL, *res = NULL, hin[768], got[512];
+        int bcol, ok;
+        for (i = 0; i < 768; i++) hin[i] = (float)((int)(i * 37 % 17) - 8) / 8.0f; /* exact in bf16 */
+        EXPECT(cudaMalloc(&io, sizeof hin) == cudaSuccess && cudaMalloc(&res, sizeof got) == cudaSuccess);
+        cudaMemcpy(io, hin, sizeof hin, cudaMemcpyHostToDevice);
+        for (bcol = 0; bcol < 2; bcol++) {
+            unsigned rr, cc, kk;
+            DS__CU_LAUNCH(k_mma, 1, 32)(res, io, bcol);
+            EXPECT(cudaDeviceSynchronize() == cudaSuccess && cudaMemcpy(got, res, sizeof got, cudaMemcpyDeviceToHost) == cudaSuccess);
+            ok = 1;
+            for (rr = 0; rr < 16; rr++)
+                for (cc = 0; cc < 16; cc++) {
+                    float s = hin[512 + cc * 16 + rr];
+                    for (kk = 0; kk < 16; kk++) s += hin[rr * 16 + kk] * (bcol ? hin[256 + cc * 16 + kk] : hin[256 + kk * 16 + cc]);
+                    ok &= got[rr * 16 + cc] == s && got[256 + cc * 16 + rr] == s;
+                }
+            EXPECT(ok);
+        }
+        fprintf(stderr, "  (warp matrix faults follow, on purpose)\n");
+        for (i = 0; i < 4; i++) {
+            DS__CU_LAUNCH(k_mma_bad, 1, 32)(io, (int)i);
+            EXPECT(cudaDeviceSynchronize() == cudaErrorLaunchFailure);
+            reset();
+        }
+        cudaFree(io), cudaFree(res);
     }
 
     /* the faults */
