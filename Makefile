@@ -132,16 +132,16 @@ bench-cuda:
 # only a GPU machine runs them)
 # (NVDEFS: extra defines for it, e.g. NVDEFS=-DDS_CUDA_FP32_ATTENTION, which tools/cuda_check.sh uses)
 $(CU)/bench_train: bench/bench_train.c deepseek.h deepseek_cuda.cuh | $(CU)
-	$(NVCC) $(NVFLAGS) $(NVDEFS) -DDS_CUDA -x cu -o $@ bench/bench_train.c -lcublas -lpthread
+	$(NVCC) $(NVFLAGS) $(NVDEFS) -DDS_CUDA -x cu -o $@ bench/bench_train.c -lcublasLt -lcublas -lpthread
 $(CU)/dump_logits: tools/dump_logits.c deepseek.h deepseek_cuda.cuh | $(CU)
-	$(NVCC) $(NVFLAGS) -DDS_CUDA -x cu -o $@ tools/dump_logits.c -lcublas -lpthread
+	$(NVCC) $(NVFLAGS) -DDS_CUDA -x cu -o $@ tools/dump_logits.c -lcublasLt -lcublas -lpthread
 
 $(B)/dump_logits: tools/dump_logits.c deepseek.h | $(B)
 	$(CC) -std=c99 $(WARN) $(CFLAGS) -o $@ tools/dump_logits.c $(LDLIBS)
 
 # each example, unchanged, as a CUDA program
 $(CU)/%: examples/%.c examples/common.h examples/task.h deepseek.h deepseek_cuda.cuh | $(CU)
-	$(NVCC) $(NVFLAGS) -DDS_CUDA -x cu -o $@ $< -lcublas -lpthread
+	$(NVCC) $(NVFLAGS) -DDS_CUDA -x cu -o $@ $< -lcublasLt -lcublas -lpthread
 
 # the CUDA tests: the CUDA build (nvcc) linked with the CPU reference (cc, static)
 $(CU)/cuda_ref.o: tests/cuda/cuda_ref.c tests/cuda/cuda_ref.h deepseek.h | $(CU)
@@ -151,7 +151,7 @@ $(CU)/test_cuda.o: tests/cuda/test_cuda.c tests/cuda/cuda_ref.h tests/test.h dee
 	$(NVCC) $(NVFLAGS) -x cu -c -o $@ tests/cuda/test_cuda.c
 
 $(CU)/test_cuda: $(CU)/test_cuda.o $(CU)/cuda_ref.o
-	$(NVCC) $(NVARCH) -o $@ $(CU)/test_cuda.o $(CU)/cuda_ref.o -lcublas -lpthread
+	$(NVCC) $(NVARCH) -o $@ $(CU)/test_cuda.o $(CU)/cuda_ref.o -lcublasLt -lcublas -lpthread
 
 # The CUDA backend on the CPU emulator (tests/cuda/emu/cuda_runtime.h says what it is and is
 # not): deepseek_cuda.cuh compiled as C++ by $(CXX), its launches run as fibers, cuBLAS as loops.
@@ -160,7 +160,7 @@ $(CU)/test_cuda: $(CU)/test_cuda.o $(CU)/cuda_ref.o
 EMU      = $(B)/cuda_emu
 EMUOPT  := $(shell $(CXX) -O2 -fno-crossjumping -fno-tree-tail-merge -Werror -x c++ -c /dev/null -o /dev/null 2>/dev/null && echo -fno-crossjumping -fno-tree-tail-merge)
 EMUFLAGS = -std=c++14 -O2 $(EMUOPT) -g $(WARN) -I tests/cuda/emu
-EMUHDRS  = tests/cuda/emu/cuda_runtime.h tests/cuda/emu/cublas_v2.h tests/cuda/emu/cuda_bf16.h tests/cuda/emu/mma.h
+EMUHDRS  = tests/cuda/emu/cuda_runtime.h tests/cuda/emu/cublas_v2.h tests/cuda/emu/cublasLt.h tests/cuda/emu/cuda_bf16.h tests/cuda/emu/mma.h
 
 $(EMU):
 	@mkdir -p $(EMU)

@@ -118,7 +118,7 @@
                             CPU ranks only (not with DS_CUDA). Without it a ds_dp is one rank. See
                             docs/distributed.md.
       DS_CUDA               (default: undefined) the CUDA backend: compile with nvcc as CUDA (-x cu),
-                            link -lcublas; the op layer comes from deepseek_cuda.cuh (beside this
+                            link -lcublasLt -lcublas; the op layer comes from deepseek_cuda.cuh (beside this
                             file) and ds_model_* run on the GPU, in fp32 or with the paper's bf16
                             products (ds_model_set_precision). See docs/cuda.md.
                             Define it everywhere the header is included.
@@ -156,7 +156,9 @@
       CPUs (SIMD width) and compiler flags (FMA contraction).
 
    VERSION HISTORY
-      0.17 (2026-12-07)  the CUDA bf16 mode's attention runs on the tensor cores (warp matrix
+      0.17 (2026-12-07)  the CUDA bf16 mode's products go through cuBLASLt (the heuristic's
+                         algorithm per shape, told each pointer's alignment, a 32 MiB workspace,
+                         no in-place split-K; link -lcublasLt). Its attention runs on the tensor cores (warp matrix
                          functions, bf16 operands, fp32 accumulation and softmax statistics;
                          heads of 16..128 channels, sm_80 on), forward and a deterministic
                          backward whose D is rowsum(dY Y): ds__attention_backward takes the

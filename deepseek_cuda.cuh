@@ -4,7 +4,7 @@
       #define DS_CUDA
       #define DEEPSEEK_IMPLEMENTATION
       #include "deepseek.h"          (deepseek.h includes this file itself, from its own folder)
-   Link with -lcublas. Build for the GPU you have: nvcc 13 defaults to sm_75; the Makefile's
+   Link with -lcublasLt -lcublas. Build for the GPU you have: nvcc 13 defaults to sm_75; the Makefile's
    `make cuda` passes -gencode arch=compute_90,code=[sm_90,compute_90] (H100/H200, with PTX for
    later GPUs). Every ds_model_* call then runs on the GPU; tokenizers, datasets, schedules,
    checkpoints, SFT and DPO are deepseek.h's own code, unchanged. A checkpoint written by either
@@ -43,11 +43,14 @@
 #endif
 #include <cuda_runtime.h>
 #include <cublas_v2.h>
+#include <cublasLt.h>
 #include <cuda_bf16.h>
 #include <mma.h>
 
 #define DS__NORM_CHUNK 16384 /* the deterministic reductions' fixed chunk, as on the CPU */
 #define DS__CU_THREADS 256
+#define DS__LT_WS ((size_t)32 << 20) /* cuBLASLt's workspace: 32 MiB, what Hopper's kernels ask for */
+#define DS__LT_CACHE 64              /* the shapes whose cuBLASLt algorithm is remembered */
 /* the tiled attention's shape (its comment, below) */
 #define DS__FA_BR 32     /* query rows a block (forward, dQ) */
 #define DS__FA_BC 32     /* key rows a tile; key rows a block (dKV) */
@@ -60,6 +63,8 @@
 #define DS__CU_LAUNCH(kernel, grid, block) kernel<<<grid, block>>>
 #endif
 
+/* a product's shape and the cuBLASLt algorithm chosen for it (found: the heuristic had one) */
+typedef struct ds__lt_entry { int ta, tb, m, n, k, lda, ldb, ldc, found; unsigned align[3]; cublasLtMatmulAlgo_t algo; } ds__lt_entry;
 typedef struct ds__exec {
     ds_pool *pool;      /* unused on the GPU: kept so that the model's calls are the same */
     int host_visible;   /* 0: host access goes through ds__to_host / ds__from_host */
@@ -79,6 +84,10 @@ typedef struct ds__exec {
     const ds_float *wbf_base;
     size_t wbf_n;
     int wbf_fresh;         /* 0: the weights changed where the copy did not follow; the next linear redoes it */
+    cublasLtHandle_t lt;   /* bf16 mode's products (ds__gemm_bf16) */
+    void *lt_ws;           /* its workspace, DS__LT_WS bytes (bf16 mode only) */
+    ds__lt_entry lt_algo[DS__LT_CACHE];
+    int lt_n;              /* the algorithms the heuristic chose, per shape (the first DS__LT_CACHE shapes) */
     int tc;                /* the device has bf16 tensor cores for the warp matrix functions (sm_80 on):
                               bf16 mode's attention runs on them (ds__fa_fwd_tc_kernel) */
     int device, failed;
@@ -142,6 +151,10 @@ static int ds__exec_init(ds__exec *ex, ds_error *err) {
         ex->tc = p.major >= 8;
     }
     if (cublasCreate(&ex->blas) != CUBLAS_STATUS_SUCCESS) return ds__fail(err, DS_ERR_UNSUPPORTED, "CUDA: cublasCreate failed");
+    if (cublasLtCreate(&ex->lt) != CUBLAS_STATUS_SUCCESS) {
+        cublasDestroy(ex->blas), ex->blas = NULL;
+        return ds__fail(err, DS_ERR_UNSUPPORTED, "CUDA: cublasLtCreate failed");
+    }
     /* full fp32: no TF32 tensor-core rounding in this mode */
     cublasSetMathMode(ex->blas, CUBLAS_DEFAULT_MATH);
     ex->host_visible = 0;
@@ -179,11 +192,13 @@ static void ds__exec_destroy(ds__exec *ex) {
     ds__exec_free(ex, ex->bfa);
     ds__exec_free(ex, ex->bfb);
     ds__exec_free(ex, ex->wbf);
+    ds__exec_free(ex, ex->lt_ws);
     ds__exec_free(ex, ex->work);
     ds__exec_free(ex, ex->partial);
     DS_FREE(ex->h_partial);
     DS_FREE(ex->h_red);
     if (ex->blas) cublasDestroy(ex->blas);
+    if (ex->lt) cublasLtDestroy(ex->lt);
     memset(ex, 0, sizeof *ex);
 }
 
@@ -371,8 +386,8 @@ static void ds__rmsnorm_backward(ds__exec *ex, ds_float *dx, int dx_accumulate, 
    The model keeps fp32 everything it owns: master weights, gradients, AdamW moments, activations,
    the norms' statistics, the loss. Each linear rounds its two operands to bf16 into the context's
    scratch (ds__to_bf16_kernel: round to nearest even) and multiplies them on the tensor cores
-   with fp32 accumulation into an fp32 result (cublasGemmEx: CUDA_R_16BF in, CUDA_R_32F out,
-   CUBLAS_COMPUTE_32F): a product of two bf16 values is exact in fp32, so the rounding is in the
+   with fp32 accumulation into an fp32 result (cublasLtMatmul: CUDA_R_16BF in, CUDA_R_32F out,
+   CUBLAS_COMPUTE_32F; ds__gemm_bf16): a product of two bf16 values is exact in fp32, so the rounding is in the
    operands only. The gradients of the weights are accumulated in fp32 (beta = 1). Attention's
    products are bf16 on the tensor cores too (ds__fa_fwd_tc_kernel, below), its softmax fp32;
    norms, SwiGLU and the classifier's softmax stay in fp32.
@@ -405,10 +420,93 @@ static const __nv_bfloat16 *ds__bf16_weight(ds__exec *ex, const ds_float *W, siz
     }
     return ex->wbf + (W - ex->wbf_base);
 }
-/* C (col-major, m x n, ldc) = alpha op(A) op(B) + beta C, A and B rounded to bf16 */
+/* C (col-major, m x n, ldc) = op(A) op(B) + beta C, A and B bf16, C fp32, fp32 accumulation: a
+   cuBLASLt matmul (bf16 on the tensor cores; D = C, in place) with the algorithm its heuristic
+   picks for the shape within a 32 MiB workspace, asked once per shape and remembered. Split-K
+   reductions are allowed only through the workspace (CUBLASLT_REDUCTION_SCHEME_COMPUTE_TYPE,
+   OUTPUT_TYPE), not in place in the output, so that a product's bits do not depend on the order
+   in which its parts land (the determinism the tests check). A shape the heuristic has nothing
+   for, or a mode without the workspace, goes through cublasGemmEx, the same product. LLaMA's
+   linears have nothing for cuBLASLt's epilogues (bias, ReLU, GELU and their gradients); the one
+   fusion they have, the residual add into the o and down projections and the weight gradients'
+   accumulation, is beta = 1 here. The heuristic assumes 256-byte aligned matrices unless told
+   otherwise, and a weight's place in the bf16 copy, a weight gradient's in the gradients or a
+   chunk of logits need not be: each product tells it the alignment its pointers have (part of
+   the cached shape). */
+static unsigned ds__lt_align(const void *p) {
+    uintptr_t a = (uintptr_t)p;
+    unsigned b = 256;
+    while (b > 1 && a % b) b /= 2;
+    return b;
+}
+static const cublasLtMatmulAlgo_t *ds__lt_algo(ds__exec *ex, cublasLtMatmulDesc_t op, cublasLtMatrixLayout_t la, cublasLtMatrixLayout_t lb,
+                                               cublasLtMatrixLayout_t lc, int ta, int tb, int m, int n, int k, int lda, int ldb, int ldc,
+                                               const unsigned align[3]) {
+    static cublasLtMatmulAlgo_t spare; /* (only written and read within one call when the cache is full) */
+    ds__lt_entry *a;
+    cublasLtMatmulPreference_t pref;
+    cublasLtMatmulHeuristicResult_t res;
+    uint64_t ws = DS__LT_WS;
+    uint32_t red = CUBLASLT_REDUCTION_SCHEME_NONE | CUBLASLT_REDUCTION_SCHEME_COMPUTE_TYPE | CUBLASLT_REDUCTION_SCHEME_OUTPUT_TYPE;
+    int i, got = 0;
+    for (i = 0; i < ex->lt_n; i++) {
+        a = &ex->lt_algo[i];
+        if (a->ta == ta && a->tb == tb && a->m == m && a->n == n && a->k == k && a->lda == lda && a->ldb == ldb && a->ldc == ldc &&
+            a->align[0] == align[0] && a->align[1] == align[1] && a->align[2] == align[2])
+            return a->found ? &a->algo : NULL;
+    }
+    if (cublasLtMatmulPreferenceCreate(&pref) != CUBLAS_STATUS_SUCCESS) return NULL;
+    {
+        uint32_t al = align[0], bl = align[1], cl = align[2];
+        if (cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof ws) != CUBLAS_STATUS_SUCCESS ||
+            cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_REDUCTION_SCHEME_MASK, &red, sizeof red) != CUBLAS_STATUS_SUCCESS ||
+            cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, &al, sizeof al) != CUBLAS_STATUS_SUCCESS ||
+            cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, &bl, sizeof bl) != CUBLAS_STATUS_SUCCESS ||
+            cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, &cl, sizeof cl) != CUBLAS_STATUS_SUCCESS ||
+            cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &cl, sizeof cl) != CUBLAS_STATUS_SUCCESS ||
+            cublasLtMatmulAlgoGetHeuristic(ex->lt, op, la, lb, lc, lc, pref, 1, &res, &got) != CUBLAS_STATUS_SUCCESS)
+            got = 0;
+    }
+    cublasLtMatmulPreferenceDestroy(pref);
+    if (got > 0 && res.workspaceSize > DS__LT_WS) got = 0;
+    if (ex->lt_n == DS__LT_CACHE) {
+        if (!got) return NULL;
+        spare = res.algo;
+        return &spare;
+    }
+    a = &ex->lt_algo[ex->lt_n++];
+    a->ta = ta, a->tb = tb, a->m = m, a->n = n, a->k = k, a->lda = lda, a->ldb = ldb, a->ldc = ldc, a->found = got > 0;
+    a->align[0] = align[0], a->align[1] = align[1], a->align[2] = align[2];
+    if (got > 0) a->algo = res.algo;
+    return a->found ? &a->algo : NULL;
+}
 static void ds__gemm_bf16(ds__exec *ex, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k, const __nv_bfloat16 *A, int lda,
                           const __nv_bfloat16 *B, int ldb, float beta, ds_float *C, int ldc, const char *what) {
     const float one = 1;
+    if (ex->lt && ex->lt_ws && m > 0 && n > 0 && k > 0) {
+        cublasLtMatmulDesc_t op = NULL;
+        cublasLtMatrixLayout_t la = NULL, lb = NULL, lc = NULL;
+        int32_t a32 = (int32_t)ta, b32 = (int32_t)tb;
+        cublasStatus_t st = cublasLtMatmulDescCreate(&op, CUBLAS_COMPUTE_32F, CUDA_R_32F);
+        if (st == CUBLAS_STATUS_SUCCESS) st = cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_TRANSA, &a32, sizeof a32);
+        if (st == CUBLAS_STATUS_SUCCESS) st = cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_TRANSB, &b32, sizeof b32);
+        if (st == CUBLAS_STATUS_SUCCESS) st = cublasLtMatrixLayoutCreate(&la, CUDA_R_16BF, ta == CUBLAS_OP_N ? m : k, ta == CUBLAS_OP_N ? k : m, lda);
+        if (st == CUBLAS_STATUS_SUCCESS) st = cublasLtMatrixLayoutCreate(&lb, CUDA_R_16BF, tb == CUBLAS_OP_N ? k : n, tb == CUBLAS_OP_N ? n : k, ldb);
+        if (st == CUBLAS_STATUS_SUCCESS) st = cublasLtMatrixLayoutCreate(&lc, CUDA_R_32F, m, n, ldc);
+        if (st == CUBLAS_STATUS_SUCCESS) {
+            const unsigned align[3] = {ds__lt_align(A), ds__lt_align(B), ds__lt_align(C)};
+            const cublasLtMatmulAlgo_t *algo = ds__lt_algo(ex, op, la, lb, lc, (int)ta, (int)tb, m, n, k, lda, ldb, ldc, align);
+            if (algo) st = cublasLtMatmul(ex->lt, op, &one, A, la, B, lb, &beta, C, lc, C, lc, algo, ex->lt_ws, DS__LT_WS, 0);
+            else st = cublasGemmEx(ex->blas, ta, tb, m, n, k, &one, A, CUDA_R_16BF, lda, B, CUDA_R_16BF, ldb, &beta, C, CUDA_R_32F, ldc,
+                                   CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
+        }
+        if (lc) cublasLtMatrixLayoutDestroy(lc);
+        if (lb) cublasLtMatrixLayoutDestroy(lb);
+        if (la) cublasLtMatrixLayoutDestroy(la);
+        if (op) cublasLtMatmulDescDestroy(op);
+        ds__blas_ok(ex, st, what);
+        return;
+    }
     ds__blas_ok(ex, cublasGemmEx(ex->blas, ta, tb, m, n, k, &one, A, CUDA_R_16BF, lda, B, CUDA_R_16BF, ldb, &beta, C, CUDA_R_32F, ldc,
                                  CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT), what);
 }
@@ -416,9 +514,13 @@ static int ds__exec_set_precision(ds__exec *ex, int precision, size_t operand_ma
     ds__exec_free(ex, ex->wbf);
     ex->wbf = NULL, ex->wbf_base = NULL, ex->wbf_n = 0, ex->wbf_fresh = 0;
     if (precision == DS_PRECISION_FP32) {
-        ds__exec_free(ex, ex->bfa), ds__exec_free(ex, ex->bfb);
-        ex->bfa = ex->bfb = NULL, ex->bf16 = 0, ex->bf16_n = 0;
+        ds__exec_free(ex, ex->bfa), ds__exec_free(ex, ex->bfb), ds__exec_free(ex, ex->lt_ws);
+        ex->bfa = ex->bfb = NULL, ex->lt_ws = NULL, ex->bf16 = 0, ex->bf16_n = 0;
         return DS_OK;
+    }
+    if (!ex->lt_ws && !(ex->lt_ws = ds__exec_alloc(ex, DS__LT_WS, 1))) {
+        if (ex->failed) { ex->failed = 0; return ds__fail(err, DS_ERR_NOMEM, "precision: cuBLASLt's workspace: %s", ex->msg); }
+        return ds__fail(err, DS_ERR_NOMEM, "precision: cuBLASLt's workspace: out of memory");
     }
     if (!ex->bfa || ex->bf16_n < operand_max) {
         ds__exec_free(ex, ex->bfa), ds__exec_free(ex, ex->bfb);

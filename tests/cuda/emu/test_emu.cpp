@@ -6,6 +6,7 @@
 #include "cuda_runtime.h"
 #include "cublas_v2.h"
 #include "mma.h"
+#include "cublasLt.h"
 #include <cstdio>
 
 static int g_pass, g_fail;
@@ -223,6 +224,46 @@ int main(void) {
         reset();
     }
     cublasDestroy(blas);
+
+    /* cuBLASLt: D = A^T B in place of C (beta = 1) with the heuristic's algorithm, against the
+       loop; an algorithm from another shape, and a matrix less aligned than the heuristic was
+       told, are refused */
+    {
+        cublasLtHandle_t lt;
+        cublasLtMatmulDesc_t op;
+        cublasLtMatrixLayout_t la, lb, lc;
+        cublasLtMatmulPreference_t pref;
+        cublasLtMatmulHeuristicResult_t res, other;
+        float *A = d, *B = d + 64, *C = o, got[48], one = 1;
+        int32_t t = CUBLAS_OP_T;
+        int m = 6, n = 8, k = 5, ii, jj, p, ok = 1, nres = 0;
+        uint32_t four = 4;
+        for (ii = 0; ii < 48; ii++) r[ii] = (float)ii;
+        cudaMemcpy(C, r, 48 * sizeof(float), cudaMemcpyHostToDevice);
+        EXPECT(cublasLtCreate(&lt) == CUBLAS_STATUS_SUCCESS && cublasLtMatmulDescCreate(&op, CUBLAS_COMPUTE_32F, CUDA_R_32F) == CUBLAS_STATUS_SUCCESS);
+        EXPECT(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_TRANSA, &t, sizeof t) == CUBLAS_STATUS_SUCCESS);
+        EXPECT(cublasLtMatrixLayoutCreate(&la, CUDA_R_32F, k, m, k) == CUBLAS_STATUS_SUCCESS && cublasLtMatrixLayoutCreate(&lb, CUDA_R_32F, k, n, k) == CUBLAS_STATUS_SUCCESS &&
+               cublasLtMatrixLayoutCreate(&lc, CUDA_R_32F, m, n, m) == CUBLAS_STATUS_SUCCESS && cublasLtMatmulPreferenceCreate(&pref) == CUBLAS_STATUS_SUCCESS);
+        EXPECT(cublasLtMatmulAlgoGetHeuristic(lt, op, la, lb, lc, lc, pref, 1, &res, &nres) == CUBLAS_STATUS_SUCCESS && nres == 1);
+        EXPECT(cublasLtMatmul(lt, op, &one, A, la, B, lb, &one, C, lc, C, lc, &res.algo, NULL, 0, 0) == CUBLAS_STATUS_SUCCESS);
+        cudaMemcpy(got, C, 48 * sizeof(float), cudaMemcpyDeviceToHost);
+        for (jj = 0; jj < n; jj++)
+            for (ii = 0; ii < m; ii++) {
+                float s = 0;
+                for (p = 0; p < k; p++) s += h[p + ii * k] * h[64 + p + jj * k];
+                ok &= got[ii + jj * m] == s + (float)(ii + jj * m);
+            }
+        EXPECT(ok);
+        other = res, other.algo.data[0]++;
+        EXPECT(cublasLtMatmul(lt, op, &one, A, la, B, lb, &one, C, lc, C, lc, &other.algo, NULL, 0, 0) == CUBLAS_STATUS_INVALID_VALUE);
+        EXPECT(cublasLtMatmul(lt, op, &one, A + 1, la, B, lb, &one, C, lc, C, lc, &res.algo, NULL, 0, 0) == CUBLAS_STATUS_EXECUTION_FAILED);
+        reset();
+        EXPECT(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, &four, sizeof four) == CUBLAS_STATUS_SUCCESS &&
+               cublasLtMatmulAlgoGetHeuristic(lt, op, la, lb, lc, lc, pref, 1, &res, &nres) == CUBLAS_STATUS_SUCCESS);
+        EXPECT(cublasLtMatmul(lt, op, &one, A + 1, la, B, lb, &one, C, lc, C, lc, &res.algo, NULL, 0, 0) == CUBLAS_STATUS_SUCCESS); /* told: 4 bytes */
+        cublasLtMatmulPreferenceDestroy(pref), cublasLtMatrixLayoutDestroy(la), cublasLtMatrixLayoutDestroy(lb), cublasLtMatrixLayoutDestroy(lc);
+        cublasLtMatmulDescDestroy(op), cublasLtDestroy(lt);
+    }
     EXPECT(cudaFree(d) == cudaSuccess && cudaFree(o) == cudaSuccess && cudaFree(h) == cudaErrorInvalidValue);
     printf("cuda emulator self-test: %d passed, %d failed\n", g_pass, g_fail);
     return g_fail ? 1 : 0;
