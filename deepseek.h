@@ -118,9 +118,9 @@
                             CPU ranks only (not with DS_CUDA). Without it a ds_dp is one rank. See
                             docs/distributed.md.
       DS_CUDA               (default: undefined) the CUDA backend: compile with nvcc as CUDA (-x cu),
-                            link -lcublasLt -lcublas; the op layer comes from deepseek_cuda.cuh (beside this
-                            file) and ds_model_* run on the GPU, in fp32 or with the paper's bf16
-                            products (ds_model_set_precision). See docs/cuda.md.
+                            link -lcublasLt -lcublas; the op layer comes from deepseek_cuda.cuh
+                            (beside this file) and ds_model_* run on the GPU, in fp32 or with the
+                            paper's bf16 products (ds_model_set_precision). See docs/cuda.md.
                             Define it everywhere the header is included.
       DS_CUDA_FP32_ATTENTION (default: undefined) with DS_CUDA: bf16 mode's attention on the fp32
                             kernels instead of the tensor cores (an A/B of the two).
@@ -158,12 +158,13 @@
    VERSION HISTORY
       0.17 (2026-12-07)  the CUDA bf16 mode's products go through cuBLASLt (the heuristic's
                          algorithm per shape, told each pointer's alignment, a 32 MiB workspace,
-                         no in-place split-K; link -lcublasLt). Its attention runs on the tensor cores (warp matrix
-                         functions, bf16 operands, fp32 accumulation and softmax statistics;
-                         heads of 16..128 channels, sm_80 on), forward and a deterministic
-                         backward whose D is rowsum(dY Y): ds__attention_backward takes the
-                         forward's output y (the CPU op ignores it). Checked on the CPU emulator
-                         (which gained mma.h); never yet run on a GPU.
+                         no in-place split-K; link -lcublasLt), and its attention runs on the
+                         tensor cores (warp matrix functions, bf16 operands, fp32 accumulation
+                         and softmax statistics; heads of 16..128 channels, sm_80 on), forward
+                         and a deterministic backward whose D is rowsum(dY Y), so
+                         ds__attention_backward takes the forward's output y (the CPU op ignores
+                         it). Checked on the CPU emulator (which gained mma.h and cublasLt.h);
+                         never yet run on a GPU.
       0.16 (2026-12-07)  the CUDA bf16 mode keeps a bf16 copy of the weights that AdamW writes in
                          its update (the paper's fused optimizer-and-copy; same bits as rounding
                          each weight before each product, which it replaces); make bench-cuda:
@@ -549,10 +550,11 @@ DSDEF int ds_model_init(ds_model *m, uint64_t seed);
    the tensor cores from operands rounded to bf16, accumulated in fp32 into fp32 results, and
    so are attention's products (heads of a multiple of 16 channels, sm_80 and later); the
    model's master weights, gradients, AdamW moments, activations, the norms' statistics,
-   attention's softmax and the loss stay fp32 (docs/cuda.md, "Precision"). The bf16 mode keeps a bf16 copy
-   of the weights (2 bytes a parameter), written by AdamW as it updates them and redone after any
-   other write the library makes (loading, ds_model_init, ds_model_set); a program that writes
-   the weights' device memory itself calls ds_model_set_precision(m, DS_PRECISION_BF16) again.
+   attention's softmax and the loss stay fp32 (docs/cuda.md, "Precision"). The bf16 mode keeps
+   a bf16 copy of the weights (2 bytes a parameter), written by AdamW as it updates them and
+   redone after any other write the library makes (loading, ds_model_init, ds_model_set); a
+   program that writes the weights' device memory itself calls ds_model_set_precision(m,
+   DS_PRECISION_BF16) again.
    Checkpoints are the fp32 weights either way. Returns DS_OK, DS_ERR_UNSUPPORTED for bf16 on the
    CPU build, DS_ERR_INVALID for an unknown mode, or the backend's error (out of memory for its
    scratch or the copy). */

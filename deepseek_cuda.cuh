@@ -50,7 +50,9 @@
 #define DS__NORM_CHUNK 16384 /* the deterministic reductions' fixed chunk, as on the CPU */
 #define DS__CU_THREADS 256
 #define DS__LT_WS ((size_t)32 << 20) /* cuBLASLt's workspace: 32 MiB, what Hopper's kernels ask for */
+#ifndef DS__LT_CACHE
 #define DS__LT_CACHE 64              /* the shapes whose cuBLASLt algorithm is remembered */
+#endif
 /* the tiled attention's shape (its comment, below) */
 #define DS__FA_BR 32     /* query rows a block (forward, dQ) */
 #define DS__FA_BC 32     /* key rows a tile; key rows a block (dKV) */
@@ -441,8 +443,7 @@ static unsigned ds__lt_align(const void *p) {
 }
 static const cublasLtMatmulAlgo_t *ds__lt_algo(ds__exec *ex, cublasLtMatmulDesc_t op, cublasLtMatrixLayout_t la, cublasLtMatrixLayout_t lb,
                                                cublasLtMatrixLayout_t lc, int ta, int tb, int m, int n, int k, int lda, int ldb, int ldc,
-                                               const unsigned align[3]) {
-    static cublasLtMatmulAlgo_t spare; /* (only written and read within one call when the cache is full) */
+                                               const unsigned align[3], cublasLtMatmulAlgo_t *spare) {
     ds__lt_entry *a;
     cublasLtMatmulPreference_t pref;
     cublasLtMatmulHeuristicResult_t res;
@@ -469,10 +470,10 @@ static const cublasLtMatmulAlgo_t *ds__lt_algo(ds__exec *ex, cublasLtMatmulDesc_
     }
     cublasLtMatmulPreferenceDestroy(pref);
     if (got > 0 && res.workspaceSize > DS__LT_WS) got = 0;
-    if (ex->lt_n == DS__LT_CACHE) {
+    if (ex->lt_n == DS__LT_CACHE) { /* the cache is full: this call's algorithm, in the caller's spare */
         if (!got) return NULL;
-        spare = res.algo;
-        return &spare;
+        *spare = res.algo;
+        return spare;
     }
     a = &ex->lt_algo[ex->lt_n++];
     a->ta = ta, a->tb = tb, a->m = m, a->n = n, a->k = k, a->lda = lda, a->ldb = ldb, a->ldc = ldc, a->found = got > 0;
@@ -495,7 +496,8 @@ static void ds__gemm_bf16(ds__exec *ex, cublasOperation_t ta, cublasOperation_t 
         if (st == CUBLAS_STATUS_SUCCESS) st = cublasLtMatrixLayoutCreate(&lc, CUDA_R_32F, m, n, ldc);
         if (st == CUBLAS_STATUS_SUCCESS) {
             const unsigned align[3] = {ds__lt_align(A), ds__lt_align(B), ds__lt_align(C)};
-            const cublasLtMatmulAlgo_t *algo = ds__lt_algo(ex, op, la, lb, lc, (int)ta, (int)tb, m, n, k, lda, ldb, ldc, align);
+            cublasLtMatmulAlgo_t spare;
+            const cublasLtMatmulAlgo_t *algo = ds__lt_algo(ex, op, la, lb, lc, (int)ta, (int)tb, m, n, k, lda, ldb, ldc, align, &spare);
             if (algo) st = cublasLtMatmul(ex->lt, op, &one, A, la, B, lb, &beta, C, lc, C, lc, algo, ex->lt_ws, DS__LT_WS, 0);
             else st = cublasGemmEx(ex->blas, ta, tb, m, n, k, &one, A, CUDA_R_16BF, lda, B, CUDA_R_16BF, ldb, &beta, C, CUDA_R_32F, ldc,
                                    CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
