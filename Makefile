@@ -130,9 +130,11 @@ bench-cuda:
 
 # the benchmark's trainer and the interop check's logit dump, as CUDA programs (not in `make cuda`:
 # only a GPU machine runs them)
-# (NVDEFS: extra defines for it, e.g. NVDEFS=-DDS_CUDA_FP32_ATTENTION, which tools/cuda_check.sh uses)
+# (bench_train_fp32att: bf16 mode's attention on the fp32 kernels, the tensor-core attention's A/B)
 $(CU)/bench_train: bench/bench_train.c deepseek.h deepseek_cuda.cuh | $(CU)
-	$(NVCC) $(NVFLAGS) $(NVDEFS) -DDS_CUDA -x cu -o $@ bench/bench_train.c -lcublasLt -lcublas -lpthread
+	$(NVCC) $(NVFLAGS) -DDS_CUDA -x cu -o $@ bench/bench_train.c -lcublasLt -lcublas -lpthread
+$(CU)/bench_train_fp32att: bench/bench_train.c deepseek.h deepseek_cuda.cuh | $(CU)
+	$(NVCC) $(NVFLAGS) -DDS_CUDA -DDS_CUDA_FP32_ATTENTION -x cu -o $@ bench/bench_train.c -lcublasLt -lcublas -lpthread
 $(CU)/dump_logits: tools/dump_logits.c deepseek.h deepseek_cuda.cuh | $(CU)
 	$(NVCC) $(NVFLAGS) -DDS_CUDA -x cu -o $@ tools/dump_logits.c -lcublasLt -lcublas -lpthread
 

@@ -5,7 +5,9 @@
 #   1b    d 2048, L 20, H 16 / 4 (GQA), T 2048, batch 4
 # and on each: deepseek.h's CUDA build (bench_train CONFIG 1 STEPS SEQ BATCH bf16), PyTorch eager
 # (F.scaled_dot_product_attention, fused AdamW, autocast bf16) and torch.compile of the same model
-# (bench/torch_gpu_train.py). The 125m config also runs deepseek.h in fp32 (its test mode), last.
+# (bench/torch_gpu_train.py). Then 125m runs deepseek.h bf16 again with its attention on the fp32
+# kernels (the tensor-core attention's A/B, build/cuda/bench_train_fp32att), and in fp32 (its test
+# mode), last.
 # Prints, per run: tokens/s, MFU (ds_model_flops_per_token's 6 N + 12 L T d over PEAK_TFLOPS, the
 # dense bf16 peak: 989 for an H100/H200 SXM) and the device memory in use after the timed steps
 # (cudaMemGetInfo / torch.cuda.mem_get_info: the same measure for both; PyTorch's
@@ -16,25 +18,31 @@
 #                  (tools/cuda_check.sh keeps its 8 minutes this way)
 #   OUT=file       also append every line to it
 #   SEQ=n BATCH=n  override both configs' (a smoke test of this script: figures then mean nothing)
+#   BENCH_BIN=path deepseek.h's trainer for the main runs (default build/cuda/bench_train;
+#                  tools/cuda_check.sh passes the fp32-attention build when the tensor-core
+#                  attention fails its test)
 # Without a GPU it says so and exits 0.
 set -u
 CU=build/cuda
 STEPS=${STEPS:-10}
+d125=failed
 CONFIGS=${CONFIGS:-"125m 1b"}
 PEAK=${PEAK_TFLOPS:-989}
 DEADLINE=${DEADLINE:-0}
 OUT=${OUT:-/dev/null}
 PY=${PY:-python3}
 SEQ_OVERRIDE=${SEQ:-}; BATCH_OVERRIDE=${BATCH:-}
+BIN=${BENCH_BIN:-$CU/bench_train}
 say() { echo "$*" | tee -a "$OUT"; }
 if ! nvidia-smi -L > /dev/null 2>&1; then say "bench-cuda: skipped (no CUDA device: nvidia-smi finds none)"; exit 0; fi
-make --no-print-directory $CU/bench_train > /dev/null || { say "bench-cuda: the CUDA build of bench_train failed"; exit 1; }
+make --no-print-directory $CU/bench_train $CU/bench_train_fp32att > /dev/null || { say "bench-cuda: the CUDA build of bench_train failed"; exit 1; }
+[ "$BIN" = "$CU/bench_train" ] || say "bench-cuda: deepseek.h's runs use $BIN"
 say "bench-cuda: $(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader | head -1), $(date -u '+%Y-%m-%d'), $STEPS timed steps a run, MFU over $PEAK TFLOP/s"
 late() { [ "$DEADLINE" -gt 0 ] && [ "$(date +%s)" -ge "$DEADLINE" ]; }
 field() { echo "$1" | tr ' ' '\n' | sed -n "s/^$2=//p" | tail -1; }
-# ours CONFIG PRECISION SEQ BATCH -> "tok/s mfu mem"; sets FFN from bench_train's header line
+# ours CONFIG PRECISION SEQ BATCH [BINARY] -> "tok/s mfu mem"; sets FFN from bench_train's header line
 ours() {
-  o=$(timeout 240 ./$CU/bench_train "$1" 1 "$STEPS" "$3" "$4" "$2" 2>&1)
+  o=$(timeout 240 "./${5:-$BIN}" "$1" 1 "$STEPS" "$3" "$4" "$2" 2>&1)
   FFN=$(echo "$o" | head -1 | tr ' ' '\n' | sed -n 's/^ffn=//p')
   t=$(echo "$o" | sed -n 's/^tokens_per_s=\([0-9.]*\).*/\1/p'); g=$(echo "$o" | sed -n 's/.* gflops=\([0-9.]*\).*/\1/p')
   m=$(echo "$o" | sed -n 's/^device_mem_mib=\([0-9]*\).*/\1/p')
@@ -69,6 +77,7 @@ for c in $CONFIGS; do
   FFN=""
   if late; then d=skipped; else d=$(ours $c bf16 $SEQ $BATCH); fi
   show "deepseek.h bf16" "$d"
+  [ $c = 125m ] && d125=$d
   [ -n "$FFN" ] || FFN=$([ $c = 1b ] && echo 5632 || echo 2048) # ds_ffn_dim(d, 256), as bench_train
   if late; then e=skipped; else e=$(torch_run $TA --ffn "$FFN" --seq $SEQ --batch $BATCH); fi
   show "PyTorch eager (SDPA)" "$e"
@@ -77,9 +86,15 @@ for c in $CONFIGS; do
   d1=$(echo "$d" | cut -d' ' -f1); e1=$(echo "$e" | cut -d' ' -f1); k1=$(echo "$k" | cut -d' ' -f1)
   say "  deepseek.h bf16 / eager $(ratio "$d1" "$e1"), / torch.compile $(ratio "$d1" "$k1")"
 done
-# fp32 last: the test mode, the first thing the deadline drops
+# the tensor-core attention's A/B, then fp32 (the test mode): the first things the deadline drops
 case " $CONFIGS " in *" 125m "*)
   shape 125m
+  if [ "$BIN" = "$CU/bench_train" ]; then
+    if late; then a=skipped; else a=$(ours 125m bf16 $SEQ $BATCH $CU/bench_train_fp32att); fi
+    say "125m (T $SEQ, batch $BATCH), bf16 with the attention on the fp32 kernels (-DDS_CUDA_FP32_ATTENTION):"
+    show "deepseek.h bf16, fp32 attn" "$a"
+    say "  tensor-core attention / fp32 attention: $(ratio "$(echo "$d125" | cut -d' ' -f1)" "$(echo "$a" | cut -d' ' -f1)")"
+  fi
   if late; then f=skipped; else f=$(ours 125m fp32 $SEQ $BATCH); fi
   say "125m (T $SEQ, batch $BATCH), fp32:"
   show "deepseek.h fp32" "$f" ;;

@@ -5,7 +5,7 @@
 #   1. builds the CUDA path (make cuda: the examples and the test program);
 #   2. runs the CUDA tests (every kernel against its CPU op; the fp32 model against the CPU build;
 #      determinism; SFT masking; backward_tokens; decoding; checkpoints across backends); if
-#      the tensor-core attention fails its test, the benchmark's trainer is rebuilt with the
+#      the tensor-core attention fails its test, the benchmark runs the trainer built with the
 #      fp32 attention kernels (-DDS_CUDA_FP32_ATTENTION) and the results say so;
 #   3. trains a small model with the CUDA build of 02_pretrain and times it;
 #   4. loads that checkpoint into transformers' LlamaForCausalLM and compares its logits with
@@ -27,16 +27,15 @@ say "nvcc: $(nvcc --version 2>/dev/null | tail -1)"
 say "torch: $(python3 -c 'import torch, transformers; print(torch.__version__, "| transformers", transformers.__version__)' 2>&1 | tail -1)"
 t0=$(date +%s)
 start=$t0
-if make -j4 cuda build/cuda/bench_train build/cuda/dump_logits > "$DIR/build.log" 2>&1; then say "build: ok ($(( $(date +%s) - t0 )) s)"; else say "build: FAILED (see $DIR/build.log)"; tail -20 "$DIR/build.log"; exit 1; fi
+if make -j4 cuda build/cuda/bench_train build/cuda/bench_train_fp32att build/cuda/dump_logits > "$DIR/build.log" 2>&1; then say "build: ok ($(( $(date +%s) - t0 )) s)"; else say "build: FAILED (see $DIR/build.log)"; tail -20 "$DIR/build.log"; exit 1; fi
 ./build/cuda/test_cuda > "$DIR/test_cuda.log" 2>&1; rc=$?
 grep -E '^(device|  |FAIL|cuda:)' "$DIR/test_cuda.log" | tee -a "$OUT"
 [ $rc -eq 0 ] || { say "tests: FAILED"; fail=1; }
+bench_bin=build/cuda/bench_train
 if grep -q '^FAIL test_cuda_bf16_attention_tensor_cores' "$DIR/test_cuda.log"; then
   # the benchmark's figures still count with the fp32 attention kernels: say so beside them
-  say "bench: the tensor-core attention failed its test; the benchmark's trainer is rebuilt with -DDS_CUDA_FP32_ATTENTION"
-  rm -f build/cuda/bench_train
-  make build/cuda/bench_train NVDEFS=-DDS_CUDA_FP32_ATTENTION > "$DIR/build_fp32att.log" 2>&1 ||
-    say "bench: that rebuild FAILED (see $DIR/build_fp32att.log)"
+  say "bench: the tensor-core attention failed its test; the benchmark runs build/cuda/bench_train_fp32att"
+  bench_bin=build/cuda/bench_train_fp32att
 fi
 t0=$(date +%s)
 if ./build/cuda/02_pretrain --steps 300 --eval-every 300 --ckpt-every 300 --sample 0 --out "$DIR/pretrain" > "$DIR/pretrain.log" 2>&1; then
@@ -53,7 +52,7 @@ a, b = np.fromfile(d + "/logits.logits", "<f4"), np.fromfile(d + "/cpu_logits.lo
 print(f"the CUDA-trained checkpoint on the CPU build: max |logit diff| vs the CUDA build {np.abs(a - b).max():.3e}")
 PY
 fi
-DEADLINE=$((start + 450)) OUT="$OUT" sh bench/bench_cuda.sh || fail=1
+DEADLINE=$((start + 450)) OUT="$OUT" BENCH_BIN=$bench_bin sh bench/bench_cuda.sh || fail=1
 say "total: $(( $(date +%s) - start )) s"
 say "== cuda_check: $([ $fail -eq 0 ] && echo 'all passed' || echo 'FAILURES above') =="
 exit $fail
