@@ -829,7 +829,8 @@ __global__ static void ds__fa_bwd_dkv_kernel(ds_float *dqkv, const ds_float *Dsu
        columns each) apply the mask, the exponentials and the statistics, and write the bf16
        operand of the next product.
      - The forward's online softmax rescales O when a row's max grows; a fragment's layout is the
-       GPU's own, so O goes through the warp's scratch for that (store, scale each row, load).
+       GPU's own, so O goes through the warp's scratch for that (store, scale each row, load),
+       skipped when no row of the warp's grew (a vote: the same bits, x 1 being exact).
      - The backward's D = rowsum(dY * Y), from the forward's output (FlashAttention-2's form: the
        CPU's rowsum(P dP) is the same sum, reassociated), one thread a row, in channel order.
      - dQ: a block per 64 query rows, over the key tiles up to its last row; dKV: a block per 64
@@ -975,13 +976,17 @@ DS__UNROLL
             if (half == 0) al[16 * w + row] = alpha;
         }
         __syncwarp();
+        /* O *= alpha, row by row, through the scratch (the scores are spent); not when no row's max
+           grew (alpha = 1 in every row: the same bits) or on the warp's first tile (O = 0) */
+        if (k0 > 0 && __any_sync(0xffffffffu, al[16 * w + row] != 1.0f)) {
 DS__UNROLL
-        for (f = 0; f < NF; f++) { /* O *= alpha, row by row, through the scratch (the scores are spent) */
-            ds__tc_spill(sw, of[f]);
-            for (c = 0; c < 8; c++) sw[row * DS__TC_LDS + 8 * half + c] *= al[16 * w + row];
-            __syncwarp();
-            ds__wm::load_matrix_sync(of[f], sw, DS__TC_LDS, ds__wm::mem_row_major);
-            __syncwarp();
+            for (f = 0; f < NF; f++) {
+                ds__tc_spill(sw, of[f]);
+                for (c = 0; c < 8; c++) sw[row * DS__TC_LDS + 8 * half + c] *= al[16 * w + row];
+                __syncwarp();
+                ds__wm::load_matrix_sync(of[f], sw, DS__TC_LDS, ds__wm::mem_row_major);
+                __syncwarp();
+            }
         }
         ds__tc_slice_by_tile<NF>(of, pw, kv + DS__TC_TILE * DS__TC_LDH); /* O += P V */
         __syncwarp();

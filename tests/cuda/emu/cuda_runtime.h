@@ -176,6 +176,23 @@ static inline void __syncwarp(unsigned mask = 0xffffffffu) {
     (void)mask;
     ds_emu_wait(DS_EMU_AT_WARP);
 }
+/* the warp's vote: nonzero when pred is nonzero in any (__any_sync) or every (__all_sync) live lane */
+static inline int ds_emu_vote(int pred, int all) {
+    unsigned i = ds_emu.cur, w0 = i - i % 32, e = w0 + 32 < ds_emu.n ? w0 + 32 : ds_emu.n, k;
+    int r = all;
+    memcpy(ds_emu.shfl[i], &pred, sizeof pred);
+    ds_emu_wait(DS_EMU_AT_WARP); /* every lane has written its predicate */
+    for (k = w0; k < e; k++) {
+        int p;
+        if (ds_emu.th[k].state == DS_EMU_DONE) continue;
+        memcpy(&p, ds_emu.shfl[k], sizeof p);
+        r = all ? r && p : r || p;
+    }
+    ds_emu_wait(DS_EMU_AT_WARP); /* every lane has read before any writes again */
+    return r;
+}
+static inline int __any_sync(unsigned mask, int pred) { (void)mask; return ds_emu_vote(pred != 0, 0); }
+static inline int __all_sync(unsigned mask, int pred) { (void)mask; return ds_emu_vote(pred != 0, 1); }
 template <class T> static inline T __shfl_xor_sync(unsigned mask, T v, int lanemask) {
     unsigned i = ds_emu.cur, lane = i % 32, src = i - lane + (lane ^ (unsigned)lanemask);
     T r = v;
