@@ -36,6 +36,12 @@ __global__ static void k_warp(float *out, const float *in) {
     for (o = 16; o > 0; o /= 2) v += __shfl_xor_sync(0xffffffffu, v, o);
     out[threadIdx.x] = v;
 }
+/* the votes: lane 5 alone true (any, not all); every lane true (both); none (neither) */
+__global__ static void k_vote(float *out) {
+    unsigned t = threadIdx.x;
+    out[t] = (float)(__any_sync(0xffffffffu, t % 32 == 5) + 2 * __all_sync(0xffffffffu, t % 32 == 5) + 4 * __all_sync(0xffffffffu, t < 1024) +
+                     8 * __any_sync(0xffffffffu, t > 1024));
+}
 /* half the block at one barrier, half at another: undefined in CUDA (a hang, or garbage) */
 __global__ static void k_divergent(float *out) {
     if (threadIdx.x < blockDim.x / 2) {
@@ -178,6 +184,14 @@ int main(void) {
             reset();
         }
         cudaFree(io), cudaFree(res);
+    }
+
+    DS__CU_LAUNCH(k_vote, 1, 64)(o);
+    EXPECT(cudaDeviceSynchronize() == cudaSuccess && cudaMemcpy(r, o, 64 * sizeof(float), cudaMemcpyDeviceToHost) == cudaSuccess);
+    {
+        int ok = 1;
+        for (i = 0; i < 64; i++) ok &= r[i] == 5.0f; /* any: 1, all of one lane: 0, all of every lane: 4, any of none: 0 */
+        EXPECT(ok);
     }
 
     /* the faults */
