@@ -90,6 +90,7 @@ typedef struct ds__exec {
     void *lt_ws;           /* its workspace, DS__LT_WS bytes (bf16 mode only) */
     ds__lt_entry lt_algo[DS__LT_CACHE];
     int lt_n;              /* the algorithms the heuristic chose, per shape (the first DS__LT_CACHE shapes) */
+    long lt_refused;       /* cuBLASLt calls that failed with the heuristic's algorithm (redone by cublasGemmEx) */
     int tc;                /* the device has bf16 tensor cores for the warp matrix functions (sm_80 on):
                               bf16 mode's attention runs on them (ds__fa_fwd_tc_kernel) */
     int device, failed;
@@ -498,9 +499,11 @@ static void ds__gemm_bf16(ds__exec *ex, cublasOperation_t ta, cublasOperation_t 
             const unsigned align[3] = {ds__lt_align(A), ds__lt_align(B), ds__lt_align(C)};
             cublasLtMatmulAlgo_t spare;
             const cublasLtMatmulAlgo_t *algo = ds__lt_algo(ex, op, la, lb, lc, (int)ta, (int)tb, m, n, k, lda, ldb, ldc, align, &spare);
-            if (algo) st = cublasLtMatmul(ex->lt, op, &one, A, la, B, lb, &beta, C, lc, C, lc, algo, ex->lt_ws, DS__LT_WS, 0);
-            else st = cublasGemmEx(ex->blas, ta, tb, m, n, k, &one, A, CUDA_R_16BF, lda, B, CUDA_R_16BF, ldb, &beta, C, CUDA_R_32F, ldc,
-                                   CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
+            st = algo ? cublasLtMatmul(ex->lt, op, &one, A, la, B, lb, &beta, C, lc, C, lc, algo, ex->lt_ws, DS__LT_WS, 0) : CUBLAS_STATUS_NOT_SUPPORTED;
+            if (algo && st != CUBLAS_STATUS_SUCCESS) ex->lt_refused++;
+            if (st != CUBLAS_STATUS_SUCCESS) /* no algorithm, or cuBLASLt refused it: the same product through cublasGemmEx */
+                st = cublasGemmEx(ex->blas, ta, tb, m, n, k, &one, A, CUDA_R_16BF, lda, B, CUDA_R_16BF, ldb, &beta, C, CUDA_R_32F, ldc,
+                                  CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
         }
         if (lc) cublasLtMatrixLayoutDestroy(lc);
         if (lb) cublasLtMatrixLayoutDestroy(lb);

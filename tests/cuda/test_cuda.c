@@ -574,6 +574,7 @@ static void bf16_linear_is_rounded_operands(void) {
         if (i == 0) { /* the three products went through cuBLASLt's heuristic (cublasGemmEx where it had nothing) */
             int k, found = 0;
             CHECKF(ex->lt_n >= 3 && ex->lt_ws, "cuBLASLt: %d shapes asked", ex->lt_n);
+            CHECKF(ex->lt_refused == 0, "cuBLASLt refused %ld of its heuristic's algorithms (cublasGemmEx did those)", ex->lt_refused);
             for (k = 0; k < ex->lt_n; k++) found += ex->lt_algo[k].found;
             printf("  bf16 linears: cuBLASLt's heuristic had an algorithm for %d of %d shapes\n", found, ex->lt_n);
         }
