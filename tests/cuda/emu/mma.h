@@ -67,29 +67,16 @@ static inline void fill_fragment(fragment<accumulator, 16, 16, 16, float> &f, fl
     ds_emu_collective(NULL, 0, 1, "fill_fragment");
     for (i = 0; i < 256; i++) f.v[i] = x;
 }
-/* matrix_a: a[m][k] = p[m ldm + k] (row_major) or p[k ldm + m] (col_major) */
-template <class T> static inline void load_matrix_sync(fragment<matrix_a, 16, 16, 16, T, row_major> &f, const T *p, unsigned ldm) {
+/* matrix_a a[m][k] and matrix_b b[k][n] alike: f[r][c] = p[r ldm + c] (row_major) or p[c ldm + r] (col_major) */
+template <class U, class T> static inline void load_matrix_sync(fragment<U, 16, 16, 16, T, row_major> &f, const T *p, unsigned ldm) {
     int r, c;
-    ds_emu_collective(p, ldm, sizeof(T), "load_matrix_sync (matrix_a)");
+    ds_emu_collective(p, ldm, sizeof(T), "load_matrix_sync (matrix_a/b)");
     for (r = 0; r < 16; r++)
         for (c = 0; c < 16; c++) f.v[r * 16 + c] = p[r * ldm + c];
 }
-template <class T> static inline void load_matrix_sync(fragment<matrix_a, 16, 16, 16, T, col_major> &f, const T *p, unsigned ldm) {
+template <class U, class T> static inline void load_matrix_sync(fragment<U, 16, 16, 16, T, col_major> &f, const T *p, unsigned ldm) {
     int r, c;
-    ds_emu_collective(p, ldm, sizeof(T), "load_matrix_sync (matrix_a)");
-    for (r = 0; r < 16; r++)
-        for (c = 0; c < 16; c++) f.v[r * 16 + c] = p[c * ldm + r];
-}
-/* matrix_b: b[k][n] = p[k ldm + n] (row_major) or p[n ldm + k] (col_major) */
-template <class T> static inline void load_matrix_sync(fragment<matrix_b, 16, 16, 16, T, row_major> &f, const T *p, unsigned ldm) {
-    int r, c;
-    ds_emu_collective(p, ldm, sizeof(T), "load_matrix_sync (matrix_b)");
-    for (r = 0; r < 16; r++)
-        for (c = 0; c < 16; c++) f.v[r * 16 + c] = p[r * ldm + c];
-}
-template <class T> static inline void load_matrix_sync(fragment<matrix_b, 16, 16, 16, T, col_major> &f, const T *p, unsigned ldm) {
-    int r, c;
-    ds_emu_collective(p, ldm, sizeof(T), "load_matrix_sync (matrix_b)");
+    ds_emu_collective(p, ldm, sizeof(T), "load_matrix_sync (matrix_a/b)");
     for (r = 0; r < 16; r++)
         for (c = 0; c < 16; c++) f.v[r * 16 + c] = p[c * ldm + r];
 }
