@@ -16,6 +16,19 @@
 #include <string.h>
 #include <unistd.h>
 
+/* kB of this process's memory in transparent huge pages (Linux; -1 where unknown): the library
+   asks for them for its big buffers (ds__hugepages), and the float decode's speed depends on it */
+static long huge_kb(void) {
+    char line[256];
+    long kb = -1;
+    FILE *f = fopen("/proc/self/smaps_rollup", "r");
+    if (!f) return -1;
+    while (fgets(line, sizeof line, f))
+        if (!strncmp(line, "AnonHugePages:", 14)) kb = strtol(line + 14, NULL, 10);
+    fclose(f);
+    return kb;
+}
+
 /* tensor i of the model's list, as float32, appended to f */
 static int put(FILE *f, ds_model *m, const char *suffix, int layer, ds_error *err) {
     int i;
@@ -120,7 +133,8 @@ int main(int argc, char **argv) {
         tok = best;
     }
     t1 = ds_now();
-    printf("%s (%s): %.1fM parameters, %d threads, %d tokens\n", name, argc > 4 ? argv[4] : "f32", ds_model_n_params(m) / 1e6, threads, n);
+    printf("%s (%s): %.1fM parameters, %d threads, %d tokens, %ld kB in huge pages\n", name, argc > 4 ? argv[4] : "f32", ds_model_n_params(m) / 1e6,
+           threads, n, huge_kb());
     { /* a 128-token prompt through the batched forward (prefill, either model) */
         int32_t prompt[128], out1;
         int n_out = 0;
