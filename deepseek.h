@@ -165,7 +165,9 @@
                          bits. Float decoding 0.97-1.17x run.c where it was 0.77-1.07x (AMD EPYC
                          Zen 4); training unchanged within noise. The BF16 decode's widening
                          is one shuffle under GCC with AVX-512 (was five instructions): same
-                         bits, the 15M shape +15% on one thread.
+                         bits, the 15M shape +15% on one thread. A BF16 model's prefill packs
+                         its weight strips by register transposes of widened vectors, as the
+                         float model's does (was one value at a time): same bits, +20-35%.
       0.17 (2026-12-07)  the CUDA bf16 mode's products go through cuBLASLt (the heuristic's
                          algorithm per shape, told each pointer's alignment, a 32 MiB workspace,
                          no in-place split-K; link -lcublasLt), and its attention runs on the
@@ -3711,6 +3713,46 @@ typedef ds_float ds__vec __attribute__((vector_size(DS__VB)));
 #define DS__NR (DS__NV * DS__VL)
 static ds__vec ds__vload(const ds_float *p) { ds__vec v; memcpy(&v, p, sizeof v); return v; }
 static void ds__vstore(ds_float *p, ds__vec v) { memcpy(p, &v, sizeof v); }
+/* VL bf16 weights widened to floats (a bf16 value is the top half of a float32: exact) */
+#if defined(DS__SIMD) && !defined(DS_DOUBLE)
+typedef uint16_t ds__hvec __attribute__((vector_size(DS__VB / 2)));
+typedef uint32_t ds__uvec __attribute__((vector_size(DS__VB)));
+/* The widening is one shuffle: the bf16 values interleaved with zeros, as 16-bit lanes, are the
+   floats' bits (each value's low half zero). GCC 12 lowers the 16-lane convert-and-shift (the
+   #else) for AVX-512 into two 8-lane converts, an extract, an insert and the shift; the shuffle
+   compiles to one vpermi2w. Same bits. Measured on an AMD EPYC Zen 4, 15M shape, one thread, 5
+   interleaved pairs: 620-677 tokens/s against 523-571; the 110M and GQA shapes, bound by memory,
+   unchanged. clang compiles the convert to one widening load, so it keeps it. */
+#if DS__VB == 64 && defined(__GNUC__) && !defined(__clang__) && defined(__has_builtin)
+#if __has_builtin(__builtin_shufflevector)
+#define DS__BLOAD_SHUF 1
+#endif
+#endif
+#ifdef DS__BLOAD_SHUF
+typedef uint16_t ds__wvec __attribute__((vector_size(DS__VB)));
+static DS__ALWAYS_INLINE ds__vec ds__bload(const uint16_t *p) {
+    ds__hvec h, z = {0};
+    ds__wvec w;
+    ds__vec v;
+    memcpy(&h, p, sizeof h);
+    w = __builtin_shufflevector(z, h, 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23, 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30,
+                                15, 31);
+    memcpy(&v, &w, sizeof v);
+    return v;
+}
+#else
+static ds__vec ds__bload(const uint16_t *p) {
+    ds__hvec h;
+    ds__uvec u;
+    ds__vec v;
+    memcpy(&h, p, sizeof h);
+    u = __builtin_convertvector(h, ds__uvec) << 16;
+    memcpy(&v, &u, sizeof v);
+    return v;
+}
+#endif
+#define DS__BF16_SIMD 1
+#endif
 /* A vector's square roots, correctly rounded as sqrtf's. GCC and clang do not vectorize a loop
    that calls sqrtf unless errno is off (-fno-math-errno: sqrtf of a negative sets it), so AdamW's
    update ran one element at a time; on x86 the instruction is named here. Elsewhere AdamW keeps
@@ -4530,6 +4572,20 @@ static void ds__mm_pack_t(ds_float *bp, const ds_float *Wf, const uint16_t *W, s
             for (; k < kb; k++)
                 for (i = 0; i < DS__VLANES; i++) bp[k * nr + j + i] = Wf[(n + j + i) * ldw + pc + k];
         }
+#ifdef DS__BF16_SIMD
+    else /* the same blocks from bf16, each row's vector widened as it is loaded (the prefill of a BF16 model) */
+        for (; j + DS__VLANES <= nr; j += DS__VLANES) {
+            size_t i;
+            for (k = 0; k + DS__VLANES <= kb; k += DS__VLANES) {
+                ds__vec r[DS__VLANES];
+                for (i = 0; i < DS__VLANES; i++) r[i] = ds__bload(W + (n + j + i) * ldw + pc + k);
+                ds__vtranspose(r);
+                for (i = 0; i < DS__VLANES; i++) ds__vstore(bp + (k + i) * nr + j, r[i]);
+            }
+            for (; k < kb; k++)
+                for (i = 0; i < DS__VLANES; i++) bp[k * nr + j + i] = ds__bf16_value(W[(n + j + i) * ldw + pc + k]);
+        }
+#endif
 #endif
     for (; j < nr; j++) {
         if (Wf) {
@@ -4739,45 +4795,7 @@ static void ds__linear_backward(ds__exec *ex, ds_float *dinp, int dinp_accumulat
    widens a vector of weights and then does exactly what ds__dot does, in the same order, so a
    BF16 model's logits equal, bit for bit, those of a float model holding the same (rounded)
    weights. Decoding reads half the bytes per token. */
-#if defined(DS__SIMD) && !defined(DS_DOUBLE)
-typedef uint16_t ds__hvec __attribute__((vector_size(DS__VB / 2)));
-typedef uint32_t ds__uvec __attribute__((vector_size(DS__VB)));
-/* The widening is one shuffle: the bf16 values interleaved with zeros, as 16-bit lanes, are the
-   floats' bits (each value's low half zero). GCC 12 lowers the 16-lane convert-and-shift (the
-   #else) for AVX-512 into two 8-lane converts, an extract, an insert and the shift; the shuffle
-   compiles to one vpermi2w. Same bits. Measured on an AMD EPYC Zen 4, 15M shape, one thread, 5
-   interleaved pairs: 620-677 tokens/s against 523-571; the 110M and GQA shapes, bound by memory,
-   unchanged. clang compiles the convert to one widening load, so it keeps it. */
-#if DS__VB == 64 && defined(__GNUC__) && !defined(__clang__) && defined(__has_builtin)
-#if __has_builtin(__builtin_shufflevector)
-#define DS__BLOAD_SHUF 1
-#endif
-#endif
-#ifdef DS__BLOAD_SHUF
-typedef uint16_t ds__wvec __attribute__((vector_size(DS__VB)));
-static DS__ALWAYS_INLINE ds__vec ds__bload(const uint16_t *p) {
-    ds__hvec h, z = {0};
-    ds__wvec w;
-    ds__vec v;
-    memcpy(&h, p, sizeof h);
-    w = __builtin_shufflevector(z, h, 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23, 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30,
-                                15, 31);
-    memcpy(&v, &w, sizeof v);
-    return v;
-}
-#else
-static ds__vec ds__bload(const uint16_t *p) {
-    ds__hvec h;
-    ds__uvec u;
-    ds__vec v;
-    memcpy(&h, p, sizeof h);
-    u = __builtin_convertvector(h, ds__uvec) << 16;
-    memcpy(&v, &u, sizeof v);
-    return v;
-}
-#endif
-#define DS__BF16_SIMD 1
-#endif
+/* (ds__bload, the vector widening, is defined with the vector loads: the matmul's packing uses it) */
 /* A software prefetch ahead in the stream of weight rows a decode step reads, where it was
    measured to help: on an AVX2 EPYC (Zen 3) 1024 values (2 KiB) ahead gave +35% on one thread
    (512-2048 tried, 1024 the best). On an AVX-512 EPYC (Zen 4) the same prefetch cost 10-40%: its
