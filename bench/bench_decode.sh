@@ -8,7 +8,8 @@
 # environment uses, puts them to sleep after every loop and cost run.c ~2/3 of its 2-thread speed.
 # bench_decode exports its randomly initialised model to run.c's format, so both read the same
 # weights (bf16: rounded to bf16, deepseek.h's BF16 inference model). Each is run ROUNDS times,
-# alternating; prints the medians and the ratios.
+# alternating; prints the medians, their ratios, and the median and range of each round's own
+# ratios (on a shared 2-core host a 2-thread figure can move by 70% from one run to the next).
 set -eu
 B=build
 L=${LLAMA2C:-}
@@ -36,7 +37,13 @@ for m in $MODELS; do
       r=$((r + 1))
     done
     d=$(med < "$W/d"); bb=$(med < "$W/b"); l=$(med < "$W/l")
-    line=$(awk -v m=$m -v t=$t -v d=$d -v b=$bb -v l=$l 'BEGIN { printf "%-5s %d thread(s)  deepseek.h f32 %7.1f tok/s, bf16 %7.1f tok/s | llama2.c (f32) %7.1f tok/s | ratios %.2fx, %.2fx", m, t, d, b, l, (l > 0 ? d / l : 0), (l > 0 ? b / l : 0) }')
+    # each round's own ratios (its three runs were back to back): the host's drift between
+    # rounds cancels in them, so their median and range are printed beside the medians' ratios
+    rr=$(paste "$W/d" "$W/b" "$W/l" | awk '$3 > 0 { printf "%.4f %.4f\n", $1 / $3, $2 / $3 }')
+    pf=$(echo "$rr" | awk '{ print $1 }' | med); pb=$(echo "$rr" | awk '{ print $2 }' | med)
+    rf=$(echo "$rr" | awk 'NR == 1 || $1 < lo { lo = $1 } NR == 1 || $1 > hi { hi = $1 } END { printf "%.2f-%.2f", lo, hi }')
+    rb=$(echo "$rr" | awk 'NR == 1 || $2 < lo { lo = $2 } NR == 1 || $2 > hi { hi = $2 } END { printf "%.2f-%.2f", lo, hi }')
+    line=$(awk -v m=$m -v t=$t -v d=$d -v b=$bb -v l=$l -v pf=$pf -v pb=$pb -v rf=$rf -v rb=$rb 'BEGIN { printf "%-5s %d thread(s)  deepseek.h f32 %7.1f tok/s, bf16 %7.1f tok/s | llama2.c (f32) %7.1f tok/s | ratios %.2fx, %.2fx | per round %.2fx (%s), %.2fx (%s)", m, t, d, b, l, (l > 0 ? d / l : 0), (l > 0 ? b / l : 0), pf, rf, pb, rb }')
     echo "$line"
     out="$out$line
 "
