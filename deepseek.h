@@ -164,7 +164,7 @@
                          default mode gives none without it; DS_NO_HUGEPAGES turns it off). Same
                          bits. Float decoding 0.97-1.17x run.c where it was 0.77-1.07x (AMD EPYC
                          Zen 4); training unchanged within noise. The BF16 decode's widening
-                         is one shuffle under GCC with AVX-512 (was five instructions): same
+                         is one shuffle under GCC with AVX-512 or AVX2 (was five): same
                          bits, the 15M shape +15% on one thread. A BF16 model's prefill packs
                          its weight strips by register transposes of widened vectors, as the
                          float model's does (was one value at a time): same bits, +20-35%.
@@ -3722,8 +3722,11 @@ typedef uint32_t ds__uvec __attribute__((vector_size(DS__VB)));
    #else) for AVX-512 into two 8-lane converts, an extract, an insert and the shift; the shuffle
    compiles to one vpermi2w. Same bits. Measured on an AMD EPYC Zen 4, 15M shape, one thread, 5
    interleaved pairs: 620-677 tokens/s against 523-571; the 110M and GQA shapes, bound by memory,
-   unchanged. clang compiles the convert to one widening load, so it keeps it. */
-#if DS__VB == 64 && defined(__GNUC__) && !defined(__clang__) && defined(__has_builtin)
+   unchanged. With AVX2 (8 lanes) GCC split the convert the same way (five instructions); the
+   shuffle is two unpacks and a lane permute: an -mavx2 build on the same Zen 4, 4 pairs,
+   539-565 against 490-521 (not measured on an AVX2-only CPU). clang compiles the convert to one
+   widening load, so it keeps it. */
+#if (DS__VB == 64 || DS__VB == 32) && defined(__GNUC__) && !defined(__clang__) && defined(__has_builtin)
 #if __has_builtin(__builtin_shufflevector)
 #define DS__BLOAD_SHUF 1
 #endif
@@ -3735,8 +3738,12 @@ static DS__ALWAYS_INLINE ds__vec ds__bload(const uint16_t *p) {
     ds__wvec w;
     ds__vec v;
     memcpy(&h, p, sizeof h);
+#if DS__VB == 64
     w = __builtin_shufflevector(z, h, 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23, 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30,
                                 15, 31);
+#else
+    w = __builtin_shufflevector(z, h, 0, 8, 1, 9, 2, 10, 3, 11, 4, 12, 5, 13, 6, 14, 7, 15);
+#endif
     memcpy(&v, &w, sizeof v);
     return v;
 }
