@@ -162,8 +162,8 @@
       0.18 (2026-12-07)  the model's big buffers (ds__exec_alloc, the BF16 store) ask Linux for
                          transparent huge pages before their first touch (madvise; Debian's
                          default mode gives none without it; DS_NO_HUGEPAGES turns it off). Same
-                         bits. Float decoding 0.97-1.17x run.c where it was 0.77-1.07x (AMD EPYC
-                         Zen 4); training unchanged within noise. The BF16 decode's widening
+                         bits. Float decoding 1.01-1.35x run.c where it was 0.77-1.07x (AMD EPYC
+                         Zen 4, five rounds); training unchanged within noise. The BF16 decode's widening
                          is one shuffle under GCC with AVX-512 or AVX2 (was five): same
                          bits, the 15M shape +15% on one thread. A BF16 model's prefill packs
                          its weight strips by register transposes of widened vectors, as the
@@ -1139,8 +1139,8 @@ static void ds__err_prefix(ds_error *err, const char *where) {
 
 /* Transparent huge pages for the big buffers (Linux, libc's allocator). The model's weights,
    gradients, optimizer state and activations are tens to hundreds of MB, streamed every step or
-   token; in 4 KiB pages each page is a TLB entry, and a decode step that streams 60 MB of weights
-   walks the page tables ~15000 times. The hint asks the kernel to back the buffer's whole 2 MiB
+   token; in 4 KiB pages each page is a TLB entry, and a decode step that streams 98 MB of weights
+   (the 15M shape's float model, 24.4M parameters) goes through ~24,000 pages. The hint asks the kernel to back the buffer's whole 2 MiB
    pages with huge pages (where /sys/kernel/mm/transparent_hugepage/enabled is "madvise", as on
    Debian, nothing is huge without it; where it is "always" the hint changes nothing; "never" wins
    over it). It is given before the buffer's first touch, the memset that zeroes it, so the pages
@@ -3726,7 +3726,8 @@ typedef uint32_t ds__uvec __attribute__((vector_size(DS__VB)));
    shuffle is two unpacks and a lane permute: an -mavx2 build on the same Zen 4, 4 pairs,
    539-565 against 490-521 (not measured on an AVX2-only CPU). clang compiles the convert to one
    widening load, so it keeps it. */
-#if (DS__VB == 64 || DS__VB == 32) && defined(__GNUC__) && !defined(__clang__) && defined(__has_builtin)
+#if (DS__VB == 64 || DS__VB == 32) && (defined(__x86_64__) || defined(__i386__)) && defined(__GNUC__) && !defined(__clang__) && \
+    defined(__has_builtin) /* x86: little-endian, so a float's low half is its first 16-bit lane */
 #if __has_builtin(__builtin_shufflevector)
 #define DS__BLOAD_SHUF 1
 #endif
