@@ -4568,32 +4568,38 @@ static void ds__rmsnorm_backward(ds__exec *ex, ds_float *dx, int dx_accumulate, 
 static void ds__mm_pack_t(ds_float *bp, const ds_float *Wf, const uint16_t *W, size_t ldw, size_t n, size_t nr, size_t pc, size_t kb) {
     size_t j = 0, k;
 #ifdef DS__SHUF
-    if (Wf) /* VL x VL blocks in registers; the k and row remainders below */
-        for (; j + DS__VLANES <= nr; j += DS__VLANES) {
-            size_t i;
-            for (k = 0; k + DS__VLANES <= kb; k += DS__VLANES) {
-                ds__vec r[DS__VLANES];
-                for (i = 0; i < DS__VLANES; i++) r[i] = ds__vload(Wf + (n + j + i) * ldw + pc + k);
-                ds__vtranspose(r);
-                for (i = 0; i < DS__VLANES; i++) ds__vstore(bp + (k + i) * nr + j, r[i]);
-            }
-            for (; k < kb; k++)
-                for (i = 0; i < DS__VLANES; i++) bp[k * nr + j + i] = Wf[(n + j + i) * ldw + pc + k];
-        }
+/* VL x VL blocks in registers, each row's vector read by LOAD(offset); the k remainder by
+   VALUE(offset), the row remainder below. One text for the float weights and the bf16 ones (a
+   BF16 model's prefill: widened as they are loaded), each expanded with its own loads. */
+#define DS__PACK_T_BLOCKS(LOAD, VALUE)                                                                 \
+    for (; j + DS__VLANES <= nr; j += DS__VLANES) {                                                    \
+        size_t i;                                                                                      \
+        for (k = 0; k + DS__VLANES <= kb; k += DS__VLANES) {                                           \
+            ds__vec r[DS__VLANES];                                                                     \
+            for (i = 0; i < DS__VLANES; i++) r[i] = LOAD((n + j + i) * ldw + pc + k);                  \
+            ds__vtranspose(r);                                                                         \
+            for (i = 0; i < DS__VLANES; i++) ds__vstore(bp + (k + i) * nr + j, r[i]);                  \
+        }                                                                                              \
+        for (; k < kb; k++)                                                                            \
+            for (i = 0; i < DS__VLANES; i++) bp[k * nr + j + i] = VALUE((n + j + i) * ldw + pc + k);   \
+    }
+#define DS__PT_FLOAD(o) ds__vload(Wf + (o))
+#define DS__PT_FVALUE(o) Wf[o]
+#define DS__PT_BLOAD(o) ds__bload(W + (o))
+#define DS__PT_BVALUE(o) ds__bf16_value(W[o])
+    if (Wf) {
+        DS__PACK_T_BLOCKS(DS__PT_FLOAD, DS__PT_FVALUE)
+    }
 #ifdef DS__BF16_SIMD
-    else /* the same blocks from bf16, each row's vector widened as it is loaded (the prefill of a BF16 model) */
-        for (; j + DS__VLANES <= nr; j += DS__VLANES) {
-            size_t i;
-            for (k = 0; k + DS__VLANES <= kb; k += DS__VLANES) {
-                ds__vec r[DS__VLANES];
-                for (i = 0; i < DS__VLANES; i++) r[i] = ds__bload(W + (n + j + i) * ldw + pc + k);
-                ds__vtranspose(r);
-                for (i = 0; i < DS__VLANES; i++) ds__vstore(bp + (k + i) * nr + j, r[i]);
-            }
-            for (; k < kb; k++)
-                for (i = 0; i < DS__VLANES; i++) bp[k * nr + j + i] = ds__bf16_value(W[(n + j + i) * ldw + pc + k]);
-        }
+    else {
+        DS__PACK_T_BLOCKS(DS__PT_BLOAD, DS__PT_BVALUE)
+    }
 #endif
+#undef DS__PT_FLOAD
+#undef DS__PT_FVALUE
+#undef DS__PT_BLOAD
+#undef DS__PT_BVALUE
+#undef DS__PACK_T_BLOCKS
 #endif
     for (; j < nr; j++) {
         if (Wf) {
