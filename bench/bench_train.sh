@@ -12,6 +12,8 @@
 #   BASE_BIN=path   also run another bench_train binary (e.g. built from an earlier commit) in the
 #                   same run, with its own ratio: a before/after comparison that shares the noise
 #   TORCH_CORETYPE=X  run PyTorch with OPENBLAS_CORETYPE=X instead of the detected best
+#   ROUNDS=n          n alternating rounds per config (default 1): the medians, and with n > 1 the
+#                     median and range of each round's own ratio (the host drifts between runs)
 set -eu
 B=build
 BASE_BIN=${BASE_BIN:-}
@@ -19,6 +21,7 @@ TORCH_CORETYPE=${TORCH_CORETYPE:-}
 SH=../shared/bench
 THREADS=${THREADS:-2}
 STEPS=${STEPS:-20}
+ROUNDS=${ROUNDS:-1}
 CONFIGS=${CONFIGS:-"tiny small medium"}
 PY=/usr/bin/python3
 # Debian's PyTorch finds its BLAS through libblas.so.3: without OpenBLAS that is the netlib
@@ -61,6 +64,8 @@ if [ $have_torch = 1 ]; then
   echo "PyTorch's OpenBLAS kernel: ${CORE:-?} ($HOW; best for this CPU: ${BEST:-any})"
   [ $FAIR = 1 ] || echo "bench: PyTorch runs the fallback kernel $CORE, not $BEST: no ratio is reported against it"
 fi
+# median of a list of numbers (one a line)
+median() { sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print 0; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 out=""
 for c in $CONFIGS; do
   case $c in
@@ -68,29 +73,54 @@ for c in $CONFIGS; do
     small)  A="--vocab 4096 --dim 256 --layers 6 --heads 8 --kv-heads 4 --seq 256 --batch 8" ;;
     medium) A="--vocab 8192 --dim 512 --layers 8 --heads 8 --kv-heads 8 --seq 256 --batch 8" ;;
   esac
-  ds=$(./$B/bench_train $c $THREADS $STEPS | tail -1)
-  dtps=$(echo "$ds" | sed -n 's/.*tokens_per_s=\([0-9.]*\).*/\1/p'); dgf=$(echo "$ds" | sed -n 's/.*gflops=\([0-9.]*\).*/\1/p')
-  btps=0
-  if [ -n "$BASE_BIN" ]; then
-    bs=$($BASE_BIN $c $THREADS $STEPS | tail -1)
-    btps=$(echo "$bs" | sed -n 's/.*tokens_per_s=\([0-9.]*\).*/\1/p')
-  fi
-  if [ $have_torch = 1 ]; then
-    ts=$(env $CT $TUNED $PY $SH/torch_llama_train.py $A --steps $STEPS --warmup 3 --threads $THREADS | tail -1)
-    ttps=$(echo "$ts" | sed -n 's/.*tokens_per_s=\([0-9.]*\).*/\1/p'); tgf=$(echo "$ts" | sed -n 's/.*gflops=\([0-9.]*\).*/\1/p')
-  else ttps=0; tgf=0; fi
-  [ $FAIR = 1 ] || ttps=0
+  # ROUNDS rounds, each deepseek.h (then the base binary) then PyTorch, one after the other: the
+  # host's speed drifts by tens of percent over minutes, and within a round the drift mostly
+  # cancels, so each round's own ratio is kept beside the ratio of the medians
+  r=0 dl="" gl="" bl="" tl="" tgl="" rl="" brl=""
+  while [ $r -lt $ROUNDS ]; do
+    ds=$(./$B/bench_train $c $THREADS $STEPS | tail -1)
+    dtps=$(echo "$ds" | sed -n 's/.*tokens_per_s=\([0-9.]*\).*/\1/p'); dgf=$(echo "$ds" | sed -n 's/.*gflops=\([0-9.]*\).*/\1/p')
+    btps=0
+    if [ -n "$BASE_BIN" ]; then
+      bs=$($BASE_BIN $c $THREADS $STEPS | tail -1)
+      btps=$(echo "$bs" | sed -n 's/.*tokens_per_s=\([0-9.]*\).*/\1/p')
+    fi
+    if [ $have_torch = 1 ]; then
+      ts=$(env $CT $TUNED $PY $SH/torch_llama_train.py $A --steps $STEPS --warmup 3 --threads $THREADS | tail -1)
+      ttps=$(echo "$ts" | sed -n 's/.*tokens_per_s=\([0-9.]*\).*/\1/p'); tgf=$(echo "$ts" | sed -n 's/.*gflops=\([0-9.]*\).*/\1/p')
+    else ttps=0; tgf=0; fi
+    [ $FAIR = 1 ] || ttps=0
+    dl="$dl$dtps
+" gl="$gl$dgf
+" bl="$bl$btps
+" tl="$tl$ttps
+" tgl="$tgl${tgf:-0}
+"
+    rl="$rl$(awk -v d=$dtps -v t=$ttps 'BEGIN { print (t > 0 ? d / t : 0) }')
+" brl="$brl$(awk -v d=$dtps -v b=$btps 'BEGIN { print (b > 0 ? d / b : 0) }')
+"
+    [ $ROUNDS -gt 1 ] && echo "  $c round $((r + 1)): deepseek.h $dtps tok/s${BASE_BIN:+, base $btps}, PyTorch $ttps"
+    r=$((r + 1))
+  done
+  dtps=$(printf "%s" "$dl" | median); dgf=$(printf "%s" "$gl" | median); btps=$(printf "%s" "$bl" | median)
+  ttps=$(printf "%s" "$tl" | median); tgf=$(printf "%s" "$tgl" | median)
   line=$(awk -v c=$c -v d=$dtps -v t=$ttps -v dg=$dgf -v tg=$tgf -v p="${PEAK:-0}" 'BEGIN {
     printf "%-7s deepseek.h %8.0f tok/s %6.1f GFLOP/s (%4.1f%% of peak) | PyTorch %8.0f tok/s %6.1f GFLOP/s | ratio %s",
       c, d, dg, (p > 0 ? 100 * dg / p : 0), t, tg, (t > 0 ? sprintf("%.2fx", d / t) : "n/a") }')
+  if [ $ROUNDS -gt 1 ] && [ "$(printf "%s" "$tl" | median)" != 0 ]; then
+    line="$line$(printf "%s" "$rl" | sort -g | awk '{ v[NR] = $1 } END { m = NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2;
+      printf " | per round %.2fx (%.2f-%.2f)", m, v[1], v[NR] }')"
+  fi
   if [ -n "$BASE_BIN" ]; then
     line="$line$(awk -v b=$btps -v t=$ttps -v d=$dtps 'BEGIN { printf " | base %8.0f tok/s, ratio %.2fx; this/base %.3f", b, (t > 0 ? b / t : 0), (b > 0 ? d / b : 0) }')"
+    [ $ROUNDS -gt 1 ] && line="$line$(printf "%s" "$brl" | sort -g | awk '{ v[NR] = $1 } END { m = NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2;
+      printf " (per round %.3f, %.3f-%.3f)", m, v[1], v[NR] }')"
   fi
   echo "$line"
   out="$out$line
 "
 done
 echo
-echo "== deepseek.h vs tuned PyTorch (its OpenBLAS kernel: ${CORE:-?}, $HOW), $THREADS threads, median of $STEPS steps${BASE_BIN:+; base: $BASE_BIN} =="
+echo "== deepseek.h vs tuned PyTorch (its OpenBLAS kernel: ${CORE:-?}, $HOW), $THREADS threads, median of $STEPS steps, $ROUNDS round(s)${BASE_BIN:+; base: $BASE_BIN} =="
 printf "%s" "$out"
 [ $have_torch = 1 ] || echo "(PyTorch not installed: apt-get install python3-torch)"
