@@ -4338,6 +4338,12 @@ static int ds__exec_set_precision(ds__exec *ex, int precision, size_t operand_ma
     if (precision == DS_PRECISION_FP32) return DS_OK;
     return ds__fail(err, DS_ERR_UNSUPPORTED, "precision: bf16 is the CUDA build's mode (deepseek_cuda.cuh); the CPU computes in float");
 }
+/* the linears' inputs (ds_model.lin: the norms' outputs and SwiGLU's, which only their linear
+   reads): the bytes a value takes in the backend's format for that precision, and where the
+   model keeps them (a backend that stores them in another format than float knows them by
+   their place). The CPU keeps floats. */
+static size_t ds__exec_act_size(const ds__exec *ex, int precision) { (void)ex, (void)precision; return sizeof(ds_float); }
+static void ds__exec_set_lin(ds__exec *ex, const void *base, size_t bytes) { (void)ex, (void)base, (void)bytes; }
 
 /* The backend's life: init (before any allocation; a device backend finds its device here, and
    "no device" is its error), reserve (the ops' scratch for a model of config c and B x T), status
@@ -5324,10 +5330,19 @@ struct ds_model {
     size_t n_params;
     ds__exec ex;               /* the backend: every buffer below is its memory */
     ds_float *params, *grads, *m, *v;
-    ds_float *acts;            /* every activation, one allocation */
+    ds_float *acts;            /* every activation but the linears' inputs, one allocation */
     ds_float *res;             /* [L+1][N][D] the residual stream entering each layer (and leaving the last) */
-    ds_float *ln1, *rstd1, *qkv, *att, *y, *resmid, *ln2, *rstd2, *gu, *h; /* per layer */
-    ds_float *lnf, *rstdf, *logits, *losses;
+    ds_float *rstd1, *qkv, *att, *y, *resmid, *rstd2, *gu; /* per layer */
+    ds_float *rstdf, *logits, *losses;
+    /* The linears' inputs, read only by their linear (forward and weight gradient): ln1, ln2 and h
+       per layer, lnf. They live in their own allocation, `lin` (lin_n values of act_es bytes), in
+       the format the backend stores them in for the model's precision (ds__exec_act_size): float
+       on the CPU and in fp32 mode, bf16 in the CUDA build's bf16 mode (paper §2.4: bf16
+       activations), where the norm or SwiGLU that writes one rounds it once and the linear reads
+       it as its bf16 operand. So a value's place is ds__lin_at(m, base, i), never base + i. */
+    void *lin;
+    size_t lin_n, act_es;
+    ds_float *ln1, *ln2, *h, *lnf;
     ds_float *dres, *dln, *dqkv, *dy, *dgu, *dh; /* gradients, reused by every layer */
     ds_float *rope_cos, *rope_sin; /* [rope_len][hd/2] */
     ds_float *kv;              /* decoding: [L][K|V][max_seq][KV*hd], then one position's activations */
@@ -5393,6 +5408,7 @@ DSDEF void ds_model_free(ds_model *m) {
     ds__exec_free(&m->ex, m->m);
     ds__exec_free(&m->ex, m->v);
     ds__exec_free(&m->ex, m->acts);
+    ds__exec_free(&m->ex, m->lin);
     ds__exec_free(&m->ex, m->rope_cos);
     ds__exec_free(&m->ex, m->kv);
     ds__exec_free(&m->ex, m->inputs);
@@ -5439,6 +5455,16 @@ static int ds__rope_tables(ds_model *m, int len, ds_error *err) {
 #define DS__NEW_NO_PARAMS 8   /* the loader maps the weights from the file, or allocates them itself */
 #define DS__NEW_LOGIT_CHUNK 16 /* the classifier in chunks of DS__TEST_LOGIT_ROWS rows, whatever the backend's choice (tests) */
 #define DS__TEST_LOGIT_ROWS 7  /* odd: it divides no B T of the tests */
+/* the linears' inputs (ds_model.lin): element i of the buffer at base, act_es bytes a value */
+static ds_float *ds__lin_at(const ds_model *m, ds_float *base, size_t i) { return (ds_float *)(void *)((char *)base + i * m->act_es); }
+static void ds__lin_layout(ds_model *m) {
+    size_t L = (size_t)m->c.n_layers, D = (size_t)m->c.d_model, F = (size_t)m->c.d_ff, N = m->N;
+    m->ln1 = (ds_float *)m->lin;
+    m->ln2 = ds__lin_at(m, m->ln1, L * N * D);
+    m->h = ds__lin_at(m, m->ln2, L * N * D);
+    m->lnf = ds__lin_at(m, m->h, L * N * F);
+    ds__exec_set_lin(&m->ex, m->lin, m->lin_n * m->act_es);
+}
 static ds_model *ds__model_new(const ds_config *c, int B, int T, int rope_len, int flags, ds_error *err) {
     int host_visible = !(flags & DS__NEW_HOST_COPIES);
     ds_model *m;
@@ -5498,17 +5524,13 @@ static ds_model *ds__model_new(const ds_config *c, int B, int T, int rope_len, i
     /* activations: a size table, then one allocation carved in order */
 #define DS__PART(p, n) (DS_ASSERT(n_parts < 32), ptrs[n_parts] = &(p), sizes[n_parts++] = (n))
     DS__PART(m->res, ds__mul(L + 1, N * D, &ok));
-    DS__PART(m->ln1, ds__mul(L, N * D, &ok));
     DS__PART(m->rstd1, L * N);
     DS__PART(m->qkv, ds__mul(L, N * Q, &ok));
     DS__PART(m->att, ds__mul(L, ds__attention_saved((size_t)B, (size_t)T, H), &ok));
     DS__PART(m->y, ds__mul(L, N * H * hd, &ok));
     DS__PART(m->resmid, ds__mul(L, N * D, &ok));
-    DS__PART(m->ln2, ds__mul(L, N * D, &ok));
     DS__PART(m->rstd2, L * N);
     DS__PART(m->gu, ds__mul(L, N * 2 * F, &ok));
-    DS__PART(m->h, ds__mul(L, N * F, &ok));
-    DS__PART(m->lnf, N * D);
     DS__PART(m->rstdf, N);
     m->logit_rows = flags & DS__NEW_LOGIT_CHUNK ? DS__TEST_LOGIT_ROWS : ds__exec_logit_rows(&m->ex, N, V);
     if (m->logit_rows < 1 || m->logit_rows > N) m->logit_rows = N;
@@ -5528,6 +5550,13 @@ static ds_model *ds__model_new(const ds_config *c, int B, int T, int rope_len, i
     if (!ok) { ds__fail(err, DS_ERR_INVALID, "model: activations for B=%d, T=%d overflow size_t", B, T); goto fail; }
     if (!(m->acts = (ds_float *)ds__exec_alloc(&m->ex, n_acts, sizeof(ds_float)))) goto oom;
     for (off = 0, i = 0; i < (size_t)n_parts; i++) { *ptrs[i] = m->acts + off; off += sizes[i]; }
+    /* the linears' inputs: ln1, ln2 (L x N x D each), h (L x N x F), lnf (N x D), in float until
+       ds_model_set_precision asks the backend for another format */
+    m->lin_n = ds__mul(L, ds__mul(N, 2 * D + F, &ok), &ok) + N * D;
+    if (!ok || m->lin_n < N * D) { ds__fail(err, DS_ERR_INVALID, "model: activations for B=%d, T=%d overflow size_t", B, T); goto fail; }
+    m->act_es = ds__exec_act_size(&m->ex, DS_PRECISION_FP32);
+    if (!(m->lin = ds__exec_alloc(&m->ex, m->lin_n, m->act_es))) goto oom;
+    ds__lin_layout(m);
     if (ds__exec_reserve(&m->ex, c, (size_t)B, (size_t)T, m->n_params, m->bf16)) goto oom; /* the ops' scratch */
     m->inputs = (int32_t *)ds__exec_alloc(&m->ex, 2 * N, sizeof(int32_t));
     m->weights = (ds_float *)ds__exec_alloc(&m->ex, 2 * N, sizeof(ds_float));
@@ -5585,11 +5614,27 @@ static size_t ds__linear_operand_max(const ds_model *m) {
     return x;
 }
 DSDEF int ds_model_set_precision(ds_model *m, int precision, ds_error *err) {
+    void *lin = NULL;
+    size_t es;
     int rc;
     if (!m) return ds__fail(err, DS_ERR_INVALID, "precision: NULL model");
     if (precision != DS_PRECISION_FP32 && precision != DS_PRECISION_BF16)
         return ds__fail(err, DS_ERR_INVALID, "precision %d: DS_PRECISION_FP32 or DS_PRECISION_BF16", precision);
-    if ((rc = ds__exec_set_precision(&m->ex, precision, ds__linear_operand_max(m), m->params, m->n_params, err))) return rc;
+    /* the linears' inputs in the new mode's format: the new buffer first, so that a failure
+       leaves the model as it was (their contents need not survive: a forward writes them) */
+    if ((es = ds__exec_act_size(&m->ex, precision)) != m->act_es && !(lin = ds__exec_alloc(&m->ex, m->lin_n, es))) {
+        return (rc = ds__exec_status(&m->ex, err)) ? rc : DS__OOM(err); /* the backend's reason, or out of memory */
+    }
+    if ((rc = ds__exec_set_precision(&m->ex, precision, ds__linear_operand_max(m), m->params, m->n_params, err))) {
+        ds__exec_free(&m->ex, lin);
+        return rc;
+    }
+    if (lin) {
+        ds__exec_free(&m->ex, m->lin);
+        m->lin = lin, m->act_es = es;
+        m->has_targets = 0, m->cur_B = 0, m->cur_T = 0; /* the inputs a forward saved for its backward are gone */
+    }
+    ds__lin_layout(m);
     m->precision = precision;
     return DS_OK;
 }
@@ -5715,9 +5760,9 @@ typedef struct ds__block {
 static ds__block ds__block_train(const ds_model *m, size_t l) {
     ds__block a;
     size_t NC = m->N, D = (size_t)m->c.d_model, F = (size_t)m->c.d_ff, H = (size_t)m->c.n_heads;
-    a.x = m->res + l * NC * D, a.ln1 = m->ln1 + l * NC * D, a.rstd1 = m->rstd1 + l * NC, a.qkv = m->qkv + l * NC * m->Q;
+    a.x = m->res + l * NC * D, a.ln1 = ds__lin_at(m, m->ln1, l * NC * D), a.rstd1 = m->rstd1 + l * NC, a.qkv = m->qkv + l * NC * m->Q;
     a.att = m->att + l * ds__attention_saved((size_t)m->B, (size_t)m->T, H), a.y = m->y + l * NC * H * m->hd, a.mid = m->resmid + l * NC * D;
-    a.ln2 = m->ln2 + l * NC * D, a.rstd2 = m->rstd2 + l * NC, a.gu = m->gu + l * NC * 2 * F, a.h = m->h + l * NC * F;
+    a.ln2 = ds__lin_at(m, m->ln2, l * NC * D), a.rstd2 = m->rstd2 + l * NC, a.gu = m->gu + l * NC * 2 * F, a.h = ds__lin_at(m, m->h, l * NC * F);
     a.out = m->res + (l + 1) * NC * D;
     return a;
 }
@@ -5787,7 +5832,7 @@ DSDEF int ds_model_forward(ds_model *m, const int32_t *inputs, const int32_t *ta
        B T the [B T, V] logits never exist at once (the backward computes each chunk again) */
     for (n = 0; n < N; n += m->logit_rows) {
         size_t nr = N - n < m->logit_rows ? N - n : m->logit_rows;
-        ds__linear_forward(&m->ex, m->logits, m->lnf + n * D, m->params + DS__T_HEAD(m)->offset, nr, D, V, 0);
+        ds__linear_forward(&m->ex, m->logits, ds__lin_at(m, m->lnf, n * D), m->params + DS__T_HEAD(m)->offset, nr, D, V, 0);
         ds__crossentropy_forward(&m->ex, m->losses + n, m->logits, m->targets + n, nr, V);
     }
     ds__loss_sum(&m->ex, m->losses, m->weights, N, &m->wsum, &lsum);
@@ -5809,11 +5854,11 @@ static void ds__backward(ds_model *m, const ds_float *dloss, double scale) {
     for (n = 0; n < N; n += m->logit_rows) { /* the classifier, a chunk of rows at a time (one chunk: all of them) */
         size_t nr = N - n < m->logit_rows ? N - n : m->logit_rows;
         /* the chunked classifier's logits are gone: this chunk's again (the same bits as the forward's) */
-        if (m->logits_partial) ds__linear_forward(ex, m->logits, m->lnf + n * D, m->params + DS__T_HEAD(m)->offset, nr, D, V, 0);
+        if (m->logits_partial) ds__linear_forward(ex, m->logits, ds__lin_at(m, m->lnf, n * D), m->params + DS__T_HEAD(m)->offset, nr, D, V, 0);
         /* J = scale * sum_n dloss_n loss_n:  dlogits (in place) */
         ds__crossentropy_backward(ex, m->logits, m->targets + n, dloss + n, scale, nr, V);
         /* logits = lnf Wlm^T: this chunk's rows of dlnf, and its part of dWlm (added, its rows in order) */
-        ds__linear_backward(ex, m->dln + n * D, 0, m->grads + DS__T_HEAD(m)->offset, m->logits, m->lnf + n * D, m->params + DS__T_HEAD(m)->offset,
+        ds__linear_backward(ex, m->dln + n * D, 0, m->grads + DS__T_HEAD(m)->offset, m->logits, ds__lin_at(m, m->lnf, n * D), m->params + DS__T_HEAD(m)->offset,
                             nr, D, V);
     }
     /* lnf = rmsnorm(x_L): the stream's gradient starts here (written, not added) */

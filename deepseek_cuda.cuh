@@ -91,6 +91,8 @@ typedef struct ds__exec {
     ds__lt_entry lt_algo[DS__LT_CACHE];
     int lt_n;              /* the algorithms the heuristic chose, per shape (the first DS__LT_CACHE shapes) */
     long lt_refused;       /* cuBLASLt calls that failed with the heuristic's algorithm (redone by cublasGemmEx) */
+    const char *lin_base;  /* the model's linears' inputs (ds__exec_set_lin): bf16 values in bf16 mode */
+    size_t lin_bytes;
     int tc;                /* the device has bf16 tensor cores for the warp matrix functions (sm_80 on):
                               bf16 mode's attention runs on them (ds__fa_fwd_tc_kernel) */
     int device, failed;
@@ -338,18 +340,41 @@ static void ds__embedding_backward(ds__exec *ex, ds_float *dwte, const ds_float 
     DS__LAUNCHED(ex, "embedding_backward");
 }
 
+/* ---- the linears' inputs (the model's `lin`: ln1, ln2, h, lnf): in bf16 mode they are stored
+   as bf16 (paper §2.4: bf16 activations), half the bytes. The norm or SwiGLU that writes one
+   rounds each value once (round to nearest even, as ds__bf16_of would), and the linear reads it
+   as its bf16 operand directly, forward and weight gradient: the same bits as rounding a float
+   copy on the way into each product, without the float copy or the conversion pass. The model
+   tells the backend where they are (ds__exec_set_lin) and sizes them by ds__exec_act_size;
+   every other activation stays fp32 (attention's q|k|v and output, the residual stream, the
+   gate|up products SwiGLU's backward reads, the norms' statistics). ---- */
+static size_t ds__exec_act_size(const ds__exec *ex, int precision) {
+    (void)ex;
+    return precision == DS_PRECISION_BF16 ? sizeof(__nv_bfloat16) : sizeof(ds_float);
+}
+static void ds__exec_set_lin(ds__exec *ex, const void *base, size_t bytes) { ex->lin_base = (const char *)base, ex->lin_bytes = bytes; }
+/* does p point at a linear's input stored as bf16? */
+static int ds__act_bf16(const ds__exec *ex, const void *p) {
+    const char *c = (const char *)p;
+    return ex->bf16 && ex->lin_base && c >= ex->lin_base && c < ex->lin_base + ex->lin_bytes;
+}
+__device__ static void ds__act_store(ds_float *p, int bf, size_t i, float v) {
+    if (bf) ((__nv_bfloat16 *)(void *)p)[i] = __float2bfloat16(v);
+    else p[i] = v;
+}
+
 /* ---- RMSNorm: one block per row (forward, dx); dw one thread per channel looping n ---- */
-__global__ static void ds__rmsnorm_fwd_kernel(ds_float *out, ds_float *rstd, const ds_float *x, const ds_float *w, size_t D, double eps) {
+/* out: floats, or (bf = 1) bf16 values: the linears' inputs in bf16 mode (ds__act_bf16) */
+__global__ static void ds__rmsnorm_fwd_kernel(ds_float *out, int bf, ds_float *rstd, const ds_float *x, const ds_float *w, size_t D, double eps) {
     __shared__ float sh[32];
     const ds_float *xr = x + (size_t)blockIdx.x * D;
-    ds_float *o = out + (size_t)blockIdx.x * D;
+    size_t d, row = (size_t)blockIdx.x * D;
     float ss = 0, s;
-    size_t d;
     for (d = threadIdx.x; d < D; d += blockDim.x) ss += xr[d] * xr[d];
     ss = ds__block_sum(ss, sh);
     s = (float)(1.0 / sqrt((double)ss / (double)D + eps));
     if (threadIdx.x == 0) rstd[blockIdx.x] = s;
-    for (d = threadIdx.x; d < D; d += blockDim.x) o[d] = xr[d] * s * w[d];
+    for (d = threadIdx.x; d < D; d += blockDim.x) ds__act_store(out, bf, row + d, xr[d] * s * w[d]);
 }
 __global__ static void ds__rmsnorm_dx_kernel(ds_float *dx, int acc, const ds_float *dout, const ds_float *x, const ds_float *w, const ds_float *rstd,
                                              size_t D) {
@@ -374,7 +399,7 @@ __global__ static void ds__rmsnorm_dw_kernel(ds_float *dw, const ds_float *dout,
 }
 static void ds__rmsnorm_forward(ds__exec *ex, ds_float *out, ds_float *rstd, const ds_float *x, const ds_float *w, size_t N, size_t D,
                                 double eps) {
-    DS__CU_LAUNCH(ds__rmsnorm_fwd_kernel, (unsigned)N, DS__CU_THREADS)(out, rstd, x, w, D, eps);
+    DS__CU_LAUNCH(ds__rmsnorm_fwd_kernel, (unsigned)N, DS__CU_THREADS)(out, ds__act_bf16(ex, out), rstd, x, w, D, eps);
     DS__LAUNCHED(ex, "rmsnorm_forward");
 }
 static void ds__rmsnorm_backward(ds__exec *ex, ds_float *dx, int dx_accumulate, ds_float *dw, const ds_float *dout, const ds_float *x,
@@ -411,6 +436,11 @@ static const __nv_bfloat16 *ds__bf16_of(ds__exec *ex, __nv_bfloat16 *dst, const 
     if (n) DS__CU_LAUNCH(ds__to_bf16_kernel, ds__blocks(n), DS__CU_THREADS)(dst, src, n);
     DS__LAUNCHED(ex, "to_bf16");
     return dst;
+}
+/* the bf16 operand of a linear's input: as it is where the model stores it in bf16 (ds__act_bf16),
+   else rounded into dst */
+static const __nv_bfloat16 *ds__bf16_act(ds__exec *ex, __nv_bfloat16 *dst, const ds_float *inp, size_t n) {
+    return ds__act_bf16(ex, inp) ? (const __nv_bfloat16 *)(const void *)inp : ds__bf16_of(ex, dst, inp, n);
 }
 /* the bf16 operand of a weight W [n values]: its place in the copy (redone first if stale), or,
    for a W outside the parameters, W rounded into the scratch bfb */
@@ -559,7 +589,7 @@ static void ds__linear_forward(ds__exec *ex, ds_float *out, const ds_float *inp,
     const float one = 1, beta = accumulate ? 1.0f : 0.0f;
     if (ex->bf16) {
         ds__gemm_bf16(ex, CUBLAS_OP_T, CUBLAS_OP_N, (int)OC, (int)N, (int)C, ds__bf16_weight(ex, W, OC * C), (int)C,
-                      ds__bf16_of(ex, ex->bfa, inp, N * C), (int)C, beta, out, (int)OC, "linear_forward (bf16)");
+                      ds__bf16_act(ex, ex->bfa, inp, N * C), (int)C, beta, out, (int)OC, "linear_forward (bf16)");
         return;
     }
     ds__blas_ok(ex, cublasSgemm(ex->blas, CUBLAS_OP_T, CUBLAS_OP_N, (int)OC, (int)N, (int)C, &one, W, (int)C, inp, (int)C, &beta, out, (int)OC),
@@ -588,7 +618,7 @@ static void ds__linear_backward(ds__exec *ex, ds_float *dinp, int dinp_accumulat
         if (dinp)
             ds__gemm_bf16(ex, CUBLAS_OP_N, CUBLAS_OP_N, (int)C, (int)N, (int)OC, ds__bf16_weight(ex, W, OC * C), (int)C, g, (int)OC, beta, dinp,
                           (int)C, "linear_backward (dinp, bf16)");
-        ds__gemm_bf16(ex, CUBLAS_OP_N, CUBLAS_OP_T, (int)C, (int)OC, (int)N, ds__bf16_of(ex, ex->bfb, inp, N * C), (int)C, g, (int)OC, 1.0f, dW, (int)C,
+        ds__gemm_bf16(ex, CUBLAS_OP_N, CUBLAS_OP_T, (int)C, (int)OC, (int)N, ds__bf16_act(ex, ex->bfb, inp, N * C), (int)C, g, (int)OC, 1.0f, dW, (int)C,
                       "linear_backward (dW, bf16)");
         return;
     }
@@ -1224,12 +1254,12 @@ static void ds__attention_decode(ds__exec *ex, ds_float *y, const ds_float *qkv,
 }
 
 /* ---- SwiGLU on the fused gate|up rows ---- */
-__global__ static void ds__swiglu_fwd_kernel(ds_float *h, const ds_float *gu, size_t N, size_t F) {
+__global__ static void ds__swiglu_fwd_kernel(ds_float *h, int bf, const ds_float *gu, size_t N, size_t F) { /* h: bf16 if bf */
     size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x, n, f;
     ds_float g;
     if (i >= N * F) return;
     n = i / F, f = i % F, g = gu[n * 2 * F + f];
-    h[i] = g / (1 + expf(-g)) * gu[n * 2 * F + F + f];
+    ds__act_store(h, bf, i, g / (1 + expf(-g)) * gu[n * 2 * F + F + f]);
 }
 __global__ static void ds__swiglu_bwd_kernel(ds_float *dgu, const ds_float *dh, const ds_float *gu, size_t N, size_t F) {
     size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x, n, f;
@@ -1240,7 +1270,7 @@ __global__ static void ds__swiglu_bwd_kernel(ds_float *dgu, const ds_float *dh, 
     dgu[n * 2 * F + f] = dh[i] * u * sg * (1 + g * (1 - sg));
 }
 static void ds__swiglu_forward(ds__exec *ex, ds_float *h, const ds_float *gu, size_t N, size_t F) {
-    DS__CU_LAUNCH(ds__swiglu_fwd_kernel, ds__blocks(N * F), DS__CU_THREADS)(h, gu, N, F);
+    DS__CU_LAUNCH(ds__swiglu_fwd_kernel, ds__blocks(N * F), DS__CU_THREADS)(h, ds__act_bf16(ex, h), gu, N, F);
     DS__LAUNCHED(ex, "swiglu_forward");
 }
 static void ds__swiglu_backward(ds__exec *ex, ds_float *dgu, const ds_float *dh, const ds_float *gu, size_t N, size_t F) {
