@@ -4338,8 +4338,8 @@ static int ds__exec_set_precision(ds__exec *ex, int precision, size_t operand_ma
     if (precision == DS_PRECISION_FP32) return DS_OK;
     return ds__fail(err, DS_ERR_UNSUPPORTED, "precision: bf16 is the CUDA build's mode (deepseek_cuda.cuh); the CPU computes in float");
 }
-/* the linears' inputs (ds_model.lin: the norms' outputs and SwiGLU's, which only their linear
-   reads): the bytes a value takes in the backend's format for that precision, and where the
+/* the activations of ds_model.lin (the linears' inputs, the norms' outputs and SwiGLU's, and
+   gate|up): the bytes a value takes in the backend's format for that precision, and where the
    model keeps them (a backend that stores them in another format than float knows them by
    their place). The CPU keeps floats. */
 static size_t ds__exec_act_size(const ds__exec *ex, int precision) { (void)ex, (void)precision; return sizeof(ds_float); }
@@ -5332,17 +5332,18 @@ struct ds_model {
     ds_float *params, *grads, *m, *v;
     ds_float *acts;            /* every activation but the linears' inputs, one allocation */
     ds_float *res;             /* [L+1][N][D] the residual stream entering each layer (and leaving the last) */
-    ds_float *rstd1, *qkv, *att, *y, *resmid, *rstd2, *gu; /* per layer */
+    ds_float *rstd1, *qkv, *att, *y, *resmid, *rstd2; /* per layer */
     ds_float *rstdf, *logits, *losses;
-    /* The linears' inputs, read only by their linear (forward and weight gradient): ln1, ln2 and h
-       per layer, lnf. They live in their own allocation, `lin` (lin_n values of act_es bytes), in
-       the format the backend stores them in for the model's precision (ds__exec_act_size): float
-       on the CPU and in fp32 mode, bf16 in the CUDA build's bf16 mode (paper §2.4: bf16
-       activations), where the norm or SwiGLU that writes one rounds it once and the linear reads
-       it as its bf16 operand. So a value's place is ds__lin_at(m, base, i), never base + i. */
+    /* The activations a backend may store in another format: the linears' inputs ln1, ln2, h
+       (per layer) and lnf, read by their linear only (forward and weight gradient), and gate|up
+       (per layer), the product SwiGLU reads. They live in their own allocation, `lin` (lin_n
+       values of act_es bytes), in the format the backend stores them in for the model's
+       precision (ds__exec_act_size): float on the CPU and in fp32 mode, bf16 in the CUDA build's
+       bf16 mode (paper §2.4: bf16 activations; docs/cuda.md). So a value's place is
+       ds__lin_at(m, base, i), never base + i. */
     void *lin;
     size_t lin_n, act_es;
-    ds_float *ln1, *ln2, *h, *lnf;
+    ds_float *ln1, *ln2, *h, *lnf, *gu;
     ds_float *dres, *dln, *dqkv, *dy, *dgu, *dh; /* gradients, reused by every layer */
     ds_float *rope_cos, *rope_sin; /* [rope_len][hd/2] */
     ds_float *kv;              /* decoding: [L][K|V][max_seq][KV*hd], then one position's activations */
@@ -5455,11 +5456,12 @@ static int ds__rope_tables(ds_model *m, int len, ds_error *err) {
 #define DS__NEW_NO_PARAMS 8   /* the loader maps the weights from the file, or allocates them itself */
 #define DS__NEW_LOGIT_CHUNK 16 /* the classifier in chunks of DS__TEST_LOGIT_ROWS rows, whatever the backend's choice (tests) */
 #define DS__TEST_LOGIT_ROWS 7  /* odd: it divides no B T of the tests */
-/* the linears' inputs (ds_model.lin): element i of the buffer at base, act_es bytes a value */
+/* the activations of ds_model.lin: element i of the buffer at base, act_es bytes a value */
 static ds_float *ds__lin_at(const ds_model *m, ds_float *base, size_t i) { return (ds_float *)(void *)((char *)base + i * m->act_es); }
 static void ds__lin_layout(ds_model *m) {
     size_t L = (size_t)m->c.n_layers, D = (size_t)m->c.d_model, F = (size_t)m->c.d_ff, N = m->N;
-    m->ln1 = (ds_float *)m->lin;
+    m->gu = (ds_float *)m->lin; /* first: the largest, a product's output (the allocation's alignment) */
+    m->ln1 = ds__lin_at(m, m->gu, L * N * 2 * F);
     m->ln2 = ds__lin_at(m, m->ln1, L * N * D);
     m->h = ds__lin_at(m, m->ln2, L * N * D);
     m->lnf = ds__lin_at(m, m->h, L * N * F);
@@ -5530,7 +5532,6 @@ static ds_model *ds__model_new(const ds_config *c, int B, int T, int rope_len, i
     DS__PART(m->y, ds__mul(L, N * H * hd, &ok));
     DS__PART(m->resmid, ds__mul(L, N * D, &ok));
     DS__PART(m->rstd2, L * N);
-    DS__PART(m->gu, ds__mul(L, N * 2 * F, &ok));
     DS__PART(m->rstdf, N);
     m->logit_rows = flags & DS__NEW_LOGIT_CHUNK ? DS__TEST_LOGIT_ROWS : ds__exec_logit_rows(&m->ex, N, V);
     if (m->logit_rows < 1 || m->logit_rows > N) m->logit_rows = N;
@@ -5550,9 +5551,9 @@ static ds_model *ds__model_new(const ds_config *c, int B, int T, int rope_len, i
     if (!ok) { ds__fail(err, DS_ERR_INVALID, "model: activations for B=%d, T=%d overflow size_t", B, T); goto fail; }
     if (!(m->acts = (ds_float *)ds__exec_alloc(&m->ex, n_acts, sizeof(ds_float)))) goto oom;
     for (off = 0, i = 0; i < (size_t)n_parts; i++) { *ptrs[i] = m->acts + off; off += sizes[i]; }
-    /* the linears' inputs: ln1, ln2 (L x N x D each), h (L x N x F), lnf (N x D), in float until
+    /* gate|up (L x N x 2F), ln1, ln2 (L x N x D each), h (L x N x F), lnf (N x D), in float until
        ds_model_set_precision asks the backend for another format */
-    m->lin_n = ds__mul(L, ds__mul(N, 2 * D + F, &ok), &ok) + N * D;
+    m->lin_n = ds__mul(L, ds__mul(N, 2 * D + 3 * F, &ok), &ok) + N * D;
     if (!ok || m->lin_n < N * D) { ds__fail(err, DS_ERR_INVALID, "model: activations for B=%d, T=%d overflow size_t", B, T); goto fail; }
     m->act_es = ds__exec_act_size(&m->ex, DS_PRECISION_FP32);
     if (!(m->lin = ds__exec_alloc(&m->ex, m->lin_n, m->act_es))) goto oom;
@@ -5762,7 +5763,7 @@ static ds__block ds__block_train(const ds_model *m, size_t l) {
     size_t NC = m->N, D = (size_t)m->c.d_model, F = (size_t)m->c.d_ff, H = (size_t)m->c.n_heads;
     a.x = m->res + l * NC * D, a.ln1 = ds__lin_at(m, m->ln1, l * NC * D), a.rstd1 = m->rstd1 + l * NC, a.qkv = m->qkv + l * NC * m->Q;
     a.att = m->att + l * ds__attention_saved((size_t)m->B, (size_t)m->T, H), a.y = m->y + l * NC * H * m->hd, a.mid = m->resmid + l * NC * D;
-    a.ln2 = ds__lin_at(m, m->ln2, l * NC * D), a.rstd2 = m->rstd2 + l * NC, a.gu = m->gu + l * NC * 2 * F, a.h = ds__lin_at(m, m->h, l * NC * F);
+    a.ln2 = ds__lin_at(m, m->ln2, l * NC * D), a.rstd2 = m->rstd2 + l * NC, a.gu = ds__lin_at(m, m->gu, l * NC * 2 * F), a.h = ds__lin_at(m, m->h, l * NC * F);
     a.out = m->res + (l + 1) * NC * D;
     return a;
 }

@@ -66,7 +66,7 @@
 #endif
 
 /* a product's shape and the cuBLASLt algorithm chosen for it (found: the heuristic had one) */
-typedef struct ds__lt_entry { int ta, tb, m, n, k, lda, ldb, ldc, found; unsigned align[3]; cublasLtMatmulAlgo_t algo; } ds__lt_entry;
+typedef struct ds__lt_entry { int ta, tb, m, n, k, lda, ldb, ldc, ct, found; unsigned align[3]; cublasLtMatmulAlgo_t algo; } ds__lt_entry;
 typedef struct ds__exec {
     ds_pool *pool;      /* unused on the GPU: kept so that the model's calls are the same */
     int host_visible;   /* 0: host access goes through ds__to_host / ds__from_host */
@@ -340,20 +340,24 @@ static void ds__embedding_backward(ds__exec *ex, ds_float *dwte, const ds_float 
     DS__LAUNCHED(ex, "embedding_backward");
 }
 
-/* ---- the linears' inputs (the model's `lin`: ln1, ln2, h, lnf): in bf16 mode they are stored
-   as bf16 (paper §2.4: bf16 activations), half the bytes. The norm or SwiGLU that writes one
-   rounds each value once (round to nearest even, as ds__bf16_of would), and the linear reads it
-   as its bf16 operand directly, forward and weight gradient: the same bits as rounding a float
-   copy on the way into each product, without the float copy or the conversion pass. The model
-   tells the backend where they are (ds__exec_set_lin) and sizes them by ds__exec_act_size;
-   every other activation stays fp32 (attention's q|k|v and output, the residual stream, the
-   gate|up products SwiGLU's backward reads, the norms' statistics). ---- */
+/* ---- bf16 activations (the model's `lin`: the linears' inputs ln1, ln2, h, lnf, and gate|up):
+   in bf16 mode they are stored as bf16 (paper §2.4), half the bytes, and they are the largest
+   activations a step saves (gate|up alone is 2 d_ff values a token and layer). The norm or
+   SwiGLU that writes a linear's input rounds each value once (round to nearest even, as
+   ds__bf16_of would), and the linear reads it as its bf16 operand directly, forward and weight
+   gradient: the same bits as rounding a float copy on the way into each product, without the
+   float copy or the conversion pass. The gate|up product is written as bf16 by cuBLASLt's
+   epilogue (fp32 accumulation, rounded once on the way out), and SwiGLU, forward and backward,
+   computes in fp32 from those values. The model tells the backend where they are
+   (ds__exec_set_lin) and sizes them by ds__exec_act_size. Every other activation stays fp32:
+   the residual stream (sums of many products), attention's q|k|v and output, the norms' and
+   attention's statistics, and every gradient. ---- */
 static size_t ds__exec_act_size(const ds__exec *ex, int precision) {
     (void)ex;
     return precision == DS_PRECISION_BF16 ? sizeof(__nv_bfloat16) : sizeof(ds_float);
 }
 static void ds__exec_set_lin(ds__exec *ex, const void *base, size_t bytes) { ex->lin_base = (const char *)base, ex->lin_bytes = bytes; }
-/* does p point at a linear's input stored as bf16? */
+/* does p point at an activation stored as bf16? */
 static int ds__act_bf16(const ds__exec *ex, const void *p) {
     const char *c = (const char *)p;
     return ex->bf16 && ex->lin_base && c >= ex->lin_base && c < ex->lin_base + ex->lin_bytes;
@@ -361,6 +365,9 @@ static int ds__act_bf16(const ds__exec *ex, const void *p) {
 __device__ static void ds__act_store(ds_float *p, int bf, size_t i, float v) {
     if (bf) ((__nv_bfloat16 *)(void *)p)[i] = __float2bfloat16(v);
     else p[i] = v;
+}
+__device__ static float ds__act_load(const ds_float *p, int bf, size_t i) {
+    return bf ? __bfloat162float(((const __nv_bfloat16 *)(const void *)p)[i]) : p[i];
 }
 
 /* ---- RMSNorm: one block per row (forward, dx); dw one thread per channel looping n ---- */
@@ -473,7 +480,7 @@ static unsigned ds__lt_align(const void *p) {
     return b;
 }
 static const cublasLtMatmulAlgo_t *ds__lt_algo(ds__exec *ex, cublasLtMatmulDesc_t op, cublasLtMatrixLayout_t la, cublasLtMatrixLayout_t lb,
-                                               cublasLtMatrixLayout_t lc, int ta, int tb, int m, int n, int k, int lda, int ldb, int ldc,
+                                               cublasLtMatrixLayout_t lc, int ta, int tb, int m, int n, int k, int lda, int ldb, int ldc, int ct,
                                                const unsigned align[3], cublasLtMatmulAlgo_t *spare) {
     ds__lt_entry *a;
     cublasLtMatmulPreference_t pref;
@@ -483,7 +490,7 @@ static const cublasLtMatmulAlgo_t *ds__lt_algo(ds__exec *ex, cublasLtMatmulDesc_
     int i, got = 0;
     for (i = 0; i < ex->lt_n; i++) {
         a = &ex->lt_algo[i];
-        if (a->ta == ta && a->tb == tb && a->m == m && a->n == n && a->k == k && a->lda == lda && a->ldb == ldb && a->ldc == ldc &&
+        if (a->ta == ta && a->tb == tb && a->m == m && a->n == n && a->k == k && a->lda == lda && a->ldb == ldb && a->ldc == ldc && a->ct == ct &&
             a->align[0] == align[0] && a->align[1] == align[1] && a->align[2] == align[2])
             return a->found ? &a->algo : NULL;
     }
@@ -507,13 +514,13 @@ static const cublasLtMatmulAlgo_t *ds__lt_algo(ds__exec *ex, cublasLtMatmulDesc_
         return spare;
     }
     a = &ex->lt_algo[ex->lt_n++];
-    a->ta = ta, a->tb = tb, a->m = m, a->n = n, a->k = k, a->lda = lda, a->ldb = ldb, a->ldc = ldc, a->found = got > 0;
+    a->ta = ta, a->tb = tb, a->m = m, a->n = n, a->k = k, a->lda = lda, a->ldb = ldb, a->ldc = ldc, a->ct = ct, a->found = got > 0;
     a->align[0] = align[0], a->align[1] = align[1], a->align[2] = align[2];
     if (got > 0) a->algo = res.algo;
     return a->found ? &a->algo : NULL;
 }
 static void ds__gemm_bf16(ds__exec *ex, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k, const __nv_bfloat16 *A, int lda,
-                          const __nv_bfloat16 *B, int ldb, float beta, ds_float *C, int ldc, const char *what) {
+                          const __nv_bfloat16 *B, int ldb, float beta, void *C, cudaDataType_t ct, int ldc, const char *what) {
     const float one = 1;
     if (ex->lt && ex->lt_ws && m > 0 && n > 0 && k > 0) {
         cublasLtMatmulDesc_t op = NULL;
@@ -524,15 +531,15 @@ static void ds__gemm_bf16(ds__exec *ex, cublasOperation_t ta, cublasOperation_t 
         if (st == CUBLAS_STATUS_SUCCESS) st = cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_TRANSB, &b32, sizeof b32);
         if (st == CUBLAS_STATUS_SUCCESS) st = cublasLtMatrixLayoutCreate(&la, CUDA_R_16BF, ta == CUBLAS_OP_N ? m : k, ta == CUBLAS_OP_N ? k : m, lda);
         if (st == CUBLAS_STATUS_SUCCESS) st = cublasLtMatrixLayoutCreate(&lb, CUDA_R_16BF, tb == CUBLAS_OP_N ? k : n, tb == CUBLAS_OP_N ? n : k, ldb);
-        if (st == CUBLAS_STATUS_SUCCESS) st = cublasLtMatrixLayoutCreate(&lc, CUDA_R_32F, m, n, ldc);
+        if (st == CUBLAS_STATUS_SUCCESS) st = cublasLtMatrixLayoutCreate(&lc, ct, m, n, ldc);
         if (st == CUBLAS_STATUS_SUCCESS) {
             const unsigned align[3] = {ds__lt_align(A), ds__lt_align(B), ds__lt_align(C)};
             cublasLtMatmulAlgo_t spare;
-            const cublasLtMatmulAlgo_t *algo = ds__lt_algo(ex, op, la, lb, lc, (int)ta, (int)tb, m, n, k, lda, ldb, ldc, align, &spare);
+            const cublasLtMatmulAlgo_t *algo = ds__lt_algo(ex, op, la, lb, lc, (int)ta, (int)tb, m, n, k, lda, ldb, ldc, (int)ct, align, &spare);
             st = algo ? cublasLtMatmul(ex->lt, op, &one, A, la, B, lb, &beta, C, lc, C, lc, algo, ex->lt_ws, DS__LT_WS, 0) : CUBLAS_STATUS_NOT_SUPPORTED;
             if (algo && st != CUBLAS_STATUS_SUCCESS) ex->lt_refused++;
             if (st != CUBLAS_STATUS_SUCCESS) /* no algorithm, or cuBLASLt refused it: the same product through cublasGemmEx */
-                st = cublasGemmEx(ex->blas, ta, tb, m, n, k, &one, A, CUDA_R_16BF, lda, B, CUDA_R_16BF, ldb, &beta, C, CUDA_R_32F, ldc,
+                st = cublasGemmEx(ex->blas, ta, tb, m, n, k, &one, A, CUDA_R_16BF, lda, B, CUDA_R_16BF, ldb, &beta, C, ct, ldc,
                                   CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
         }
         if (lc) cublasLtMatrixLayoutDestroy(lc);
@@ -542,7 +549,7 @@ static void ds__gemm_bf16(ds__exec *ex, cublasOperation_t ta, cublasOperation_t 
         ds__blas_ok(ex, st, what);
         return;
     }
-    ds__blas_ok(ex, cublasGemmEx(ex->blas, ta, tb, m, n, k, &one, A, CUDA_R_16BF, lda, B, CUDA_R_16BF, ldb, &beta, C, CUDA_R_32F, ldc,
+    ds__blas_ok(ex, cublasGemmEx(ex->blas, ta, tb, m, n, k, &one, A, CUDA_R_16BF, lda, B, CUDA_R_16BF, ldb, &beta, C, ct, ldc,
                                  CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT), what);
 }
 static int ds__exec_set_precision(ds__exec *ex, int precision, size_t operand_max, const ds_float *params, size_t n_params, ds_error *err) {
@@ -587,9 +594,11 @@ static int ds__exec_set_precision(ds__exec *ex, int precision, size_t operand_ma
 static void ds__linear_forward(ds__exec *ex, ds_float *out, const ds_float *inp, const ds_float *W, size_t N, size_t C, size_t OC,
                                int accumulate) {
     const float one = 1, beta = accumulate ? 1.0f : 0.0f;
-    if (ex->bf16) {
+    if (ex->bf16) { /* out: fp32, or bf16 where the model stores it so (gate|up; never a sum into the residual) */
+        int bo = ds__act_bf16(ex, out);
+        if (bo && accumulate) { ds__cu_fail(ex, "linear_forward (bf16)", "a sum into a bf16 activation"); return; }
         ds__gemm_bf16(ex, CUBLAS_OP_T, CUBLAS_OP_N, (int)OC, (int)N, (int)C, ds__bf16_weight(ex, W, OC * C), (int)C,
-                      ds__bf16_act(ex, ex->bfa, inp, N * C), (int)C, beta, out, (int)OC, "linear_forward (bf16)");
+                      ds__bf16_act(ex, ex->bfa, inp, N * C), (int)C, beta, out, bo ? CUDA_R_16BF : CUDA_R_32F, (int)OC, "linear_forward (bf16)");
         return;
     }
     ds__blas_ok(ex, cublasSgemm(ex->blas, CUBLAS_OP_T, CUBLAS_OP_N, (int)OC, (int)N, (int)C, &one, W, (int)C, inp, (int)C, &beta, out, (int)OC),
@@ -617,8 +626,8 @@ static void ds__linear_backward(ds__exec *ex, ds_float *dinp, int dinp_accumulat
         const __nv_bfloat16 *g = ds__bf16_of(ex, ex->bfa, dout, N * OC);
         if (dinp)
             ds__gemm_bf16(ex, CUBLAS_OP_N, CUBLAS_OP_N, (int)C, (int)N, (int)OC, ds__bf16_weight(ex, W, OC * C), (int)C, g, (int)OC, beta, dinp,
-                          (int)C, "linear_backward (dinp, bf16)");
-        ds__gemm_bf16(ex, CUBLAS_OP_N, CUBLAS_OP_T, (int)C, (int)OC, (int)N, ds__bf16_act(ex, ex->bfb, inp, N * C), (int)C, g, (int)OC, 1.0f, dW, (int)C,
+                          CUDA_R_32F, (int)C, "linear_backward (dinp, bf16)");
+        ds__gemm_bf16(ex, CUBLAS_OP_N, CUBLAS_OP_T, (int)C, (int)OC, (int)N, ds__bf16_act(ex, ex->bfb, inp, N * C), (int)C, g, (int)OC, 1.0f, dW, CUDA_R_32F, (int)C,
                       "linear_backward (dW, bf16)");
         return;
     }
@@ -1254,27 +1263,30 @@ static void ds__attention_decode(ds__exec *ex, ds_float *y, const ds_float *qkv,
 }
 
 /* ---- SwiGLU on the fused gate|up rows ---- */
-__global__ static void ds__swiglu_fwd_kernel(ds_float *h, int bf, const ds_float *gu, size_t N, size_t F) { /* h: bf16 if bf */
+/* h and gu: floats, or (bf = 1, bf16 mode) bf16 values, which SwiGLU reads and writes in fp32 */
+__global__ static void ds__swiglu_fwd_kernel(ds_float *h, int bf, const ds_float *gu, size_t N, size_t F) {
     size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x, n, f;
     ds_float g;
     if (i >= N * F) return;
-    n = i / F, f = i % F, g = gu[n * 2 * F + f];
-    ds__act_store(h, bf, i, g / (1 + expf(-g)) * gu[n * 2 * F + F + f]);
+    n = i / F, f = i % F, g = ds__act_load(gu, bf, n * 2 * F + f);
+    ds__act_store(h, bf, i, g / (1 + expf(-g)) * ds__act_load(gu, bf, n * 2 * F + F + f));
 }
-__global__ static void ds__swiglu_bwd_kernel(ds_float *dgu, const ds_float *dh, const ds_float *gu, size_t N, size_t F) {
+__global__ static void ds__swiglu_bwd_kernel(ds_float *dgu, const ds_float *dh, const ds_float *gu, int bf, size_t N, size_t F) {
     size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x, n, f;
     ds_float g, u, sg;
     if (i >= N * F) return;
-    n = i / F, f = i % F, g = gu[n * 2 * F + f], u = gu[n * 2 * F + F + f], sg = 1 / (1 + expf(-g));
+    n = i / F, f = i % F, g = ds__act_load(gu, bf, n * 2 * F + f), u = ds__act_load(gu, bf, n * 2 * F + F + f), sg = 1 / (1 + expf(-g));
     dgu[n * 2 * F + F + f] = dh[i] * g * sg;
     dgu[n * 2 * F + f] = dh[i] * u * sg * (1 + g * (1 - sg));
 }
 static void ds__swiglu_forward(ds__exec *ex, ds_float *h, const ds_float *gu, size_t N, size_t F) {
-    DS__CU_LAUNCH(ds__swiglu_fwd_kernel, ds__blocks(N * F), DS__CU_THREADS)(h, ds__act_bf16(ex, h), gu, N, F);
+    int bf = ds__act_bf16(ex, h);
+    if (bf != ds__act_bf16(ex, gu)) { ds__cu_fail(ex, "swiglu_forward", "gate|up and h in different formats"); return; }
+    DS__CU_LAUNCH(ds__swiglu_fwd_kernel, ds__blocks(N * F), DS__CU_THREADS)(h, bf, gu, N, F);
     DS__LAUNCHED(ex, "swiglu_forward");
 }
 static void ds__swiglu_backward(ds__exec *ex, ds_float *dgu, const ds_float *dh, const ds_float *gu, size_t N, size_t F) {
-    DS__CU_LAUNCH(ds__swiglu_bwd_kernel, ds__blocks(N * F), DS__CU_THREADS)(dgu, dh, gu, N, F);
+    DS__CU_LAUNCH(ds__swiglu_bwd_kernel, ds__blocks(N * F), DS__CU_THREADS)(dgu, dh, gu, ds__act_bf16(ex, gu), N, F);
     DS__LAUNCHED(ex, "swiglu_backward");
 }
 

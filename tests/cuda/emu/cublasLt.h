@@ -110,8 +110,8 @@ static inline bool ds_emu_lt_shape(cublasLtMatmulDesc_t op, cublasLtMatrixLayout
     uint64_t am = op->ta == CUBLAS_OP_N ? A->rows : A->cols, ak = op->ta == CUBLAS_OP_N ? A->cols : A->rows;
     uint64_t bk = op->tb == CUBLAS_OP_N ? B->rows : B->cols, bn = op->tb == CUBLAS_OP_N ? B->cols : B->rows;
     *m = am, *n = bn, *k = ak;
-    return ak == bk && C->rows == am && C->cols == bn && D->rows == C->rows && D->cols == C->cols && D->ld == C->ld && C->type == CUDA_R_32F &&
-           D->type == CUDA_R_32F && (A->type == CUDA_R_32F || A->type == CUDA_R_16BF) && A->type == B->type && op->comp == CUBLAS_COMPUTE_32F &&
+    return ak == bk && C->rows == am && C->cols == bn && D->rows == C->rows && D->cols == C->cols && D->ld == C->ld &&
+           (C->type == CUDA_R_32F || C->type == CUDA_R_16BF) && D->type == C->type && (A->type == CUDA_R_32F || A->type == CUDA_R_16BF) && A->type == B->type && op->comp == CUBLAS_COMPUTE_32F &&
            op->scale == CUDA_R_32F;
 }
 static inline uint64_t ds_emu_lt_algo_id(uint64_t m, uint64_t n, uint64_t k) { return (m * 1000003u + n) * 1000033u + k; }
@@ -136,8 +136,7 @@ static inline cublasStatus_t cublasLtMatmul(cublasLtHandle_t h, cublasLtMatmulDe
                                             cublasLtMatrixLayout_t Dd, const cublasLtMatmulAlgo_t *algo, void *ws, size_t ws_bytes, cudaStream_t stream) {
     uint64_t m, n, k, i, j, p;
     size_t as, bs;
-    float al, be, *Df = (float *)D;
-    const float *Cf = (const float *)C;
+    float al, be;
     (void)stream;
     if (!h || !op || !Ad || !Bd || !Cd || !Dd || !alpha || !beta) return CUBLAS_STATUS_INVALID_VALUE;
     if (!ds_emu_lt_shape(op, Ad, Bd, Cd, Dd, &m, &n, &k)) return CUBLAS_STATUS_INVALID_VALUE;
@@ -157,7 +156,7 @@ static inline cublasStatus_t cublasLtMatmul(cublasLtHandle_t h, cublasLtMatmulDe
         (k > 0 && m > 0 && n > 0 &&
          (!ds_emu_on_device(A, ((size_t)Ad->ld * (size_t)(Ad->cols - 1) + (size_t)Ad->rows) * as) ||
           !ds_emu_on_device(B, ((size_t)Bd->ld * (size_t)(Bd->cols - 1) + (size_t)Bd->rows) * bs))) ||
-        !ds_emu_matrix_ok(Df, (int)m, (int)n, (int)Dd->ld) || !ds_emu_matrix_ok(Cf, (int)m, (int)n, (int)Cd->ld)) {
+        !ds_emu_matrix_ok_t(D, Dd->type, (int)m, (int)n, (int)Dd->ld) || !ds_emu_matrix_ok_t(C, Cd->type, (int)m, (int)n, (int)Cd->ld)) {
         ds_emu_fault("a matrix or the workspace is not in device memory");
         return CUBLAS_STATUS_EXECUTION_FAILED;
     }
@@ -168,7 +167,7 @@ static inline cublasStatus_t cublasLtMatmul(cublasLtHandle_t h, cublasLtMatmulDe
             for (p = 0; p < k; p++)
                 s += ds_emu_elem(A, Ad->type, op->ta == CUBLAS_OP_N ? i + p * (size_t)Ad->ld : p + i * (size_t)Ad->ld) *
                      ds_emu_elem(B, Bd->type, op->tb == CUBLAS_OP_N ? p + j * (size_t)Bd->ld : j + p * (size_t)Bd->ld);
-            Df[i + j * (size_t)Dd->ld] = be == 0 ? al * s : al * s + be * Cf[i + j * (size_t)Cd->ld];
+            ds_emu_store(D, Dd->type, i + j * (size_t)Dd->ld, be == 0 ? al * s : al * s + be * ds_emu_elem(C, Cd->type, i + j * (size_t)Cd->ld));
         }
     return CUBLAS_STATUS_SUCCESS;
 }

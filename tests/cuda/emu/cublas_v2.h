@@ -65,9 +65,10 @@ static inline cublasStatus_t cublasSgemm(cublasHandle_t h, cublasOperation_t ta,
         }
     return CUBLAS_STATUS_SUCCESS;
 }
-/* cublasGemmEx for the types the backend uses: A and B bf16 or fp32, C fp32, fp32 accumulation
-   (a tensor core multiplies the bf16 products exactly and adds them in fp32; the order of its
-   sums is its own, here k in order). */
+/* cublasGemmEx for the types the backend uses: A and B bf16 or fp32, C fp32 or bf16, fp32
+   accumulation (a tensor core multiplies the bf16 products exactly and adds them in fp32; the
+   order of its sums is its own, here k in order); a bf16 C gets alpha s + beta C rounded to
+   nearest even, as cuBLAS's epilogue rounds. */
 static inline float ds_emu_elem(const void *p, cudaDataType_t t, size_t i) {
     if (t == CUDA_R_32F) return ((const float *)p)[i];
     {
@@ -77,22 +78,35 @@ static inline float ds_emu_elem(const void *p, cudaDataType_t t, size_t i) {
         return f;
     }
 }
+static inline void ds_emu_store(void *p, cudaDataType_t t, size_t i, float v) {
+    if (t == CUDA_R_32F) { ((float *)p)[i] = v; return; }
+    {
+        uint32_t u;
+        memcpy(&u, &v, 4);
+        if ((u & 0x7fffffffu) > 0x7f800000u) ((unsigned short *)p)[i] = (unsigned short)((u >> 16) | 0x40); /* a quiet NaN */
+        else ((unsigned short *)p)[i] = (unsigned short)((u + 0x7fffu + ((u >> 16) & 1)) >> 16);
+    }
+}
+static inline bool ds_emu_matrix_ok_t(const void *p, cudaDataType_t t, int rows, int cols, int ld) {
+    if (rows == 0 || cols == 0) return true;
+    return ds_emu_on_device(p, ((size_t)ld * (size_t)(cols - 1) + (size_t)rows) * (t == CUDA_R_32F ? 4 : 2));
+}
 static inline cublasStatus_t cublasGemmEx(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k, const void *alpha,
                                           const void *A, cudaDataType_t at, int lda, const void *B, cudaDataType_t bt, int ldb, const void *beta,
                                           void *C, cudaDataType_t ct, int ldc, cublasComputeType_t comp, cublasGemmAlgo_t algo) {
     int i, j, p, ar = ta == CUBLAS_OP_N ? m : k, ac = ta == CUBLAS_OP_N ? k : m, br = tb == CUBLAS_OP_N ? k : n, bc = tb == CUBLAS_OP_N ? n : k;
     size_t as = at == CUDA_R_32F ? 4 : 2, bs = bt == CUDA_R_32F ? 4 : 2;
-    float al = *(const float *)alpha, be = *(const float *)beta, *Cf = (float *)C;
+    float al = *(const float *)alpha, be = *(const float *)beta;
     (void)algo;
     if (!h) return CUBLAS_STATUS_NOT_INITIALIZED;
-    if (ct != CUDA_R_32F || comp != CUBLAS_COMPUTE_32F || (at != CUDA_R_32F && at != CUDA_R_16BF) || (bt != CUDA_R_32F && bt != CUDA_R_16BF))
+    if ((ct != CUDA_R_32F && ct != CUDA_R_16BF) || comp != CUBLAS_COMPUTE_32F || (at != CUDA_R_32F && at != CUDA_R_16BF) || (bt != CUDA_R_32F && bt != CUDA_R_16BF))
         return CUBLAS_STATUS_INVALID_VALUE; /* (what the emulator has; cuBLAS has more) */
     if (m < 0 || n < 0 || k < 0 || lda < (ar > 1 ? ar : 1) || ldb < (br > 1 ? br : 1) || ldc < (m > 1 ? m : 1)) return CUBLAS_STATUS_INVALID_VALUE;
     if (ds_emu.sticky != cudaSuccess) return CUBLAS_STATUS_EXECUTION_FAILED;
     ds_emu.kernel = "cublasGemmEx";
     if ((k > 0 && m > 0 && n > 0 &&
          (!ds_emu_on_device(A, ((size_t)lda * (size_t)(ac - 1) + (size_t)ar) * as) || !ds_emu_on_device(B, ((size_t)ldb * (size_t)(bc - 1) + (size_t)br) * bs))) ||
-        !ds_emu_matrix_ok(Cf, m, n, ldc)) {
+        !ds_emu_matrix_ok_t(C, ct, m, n, ldc)) {
         ds_emu_fault("a matrix is not in device memory");
         return CUBLAS_STATUS_EXECUTION_FAILED;
     }
@@ -102,7 +116,7 @@ static inline cublasStatus_t cublasGemmEx(cublasHandle_t h, cublasOperation_t ta
             for (p = 0; p < k; p++)
                 s += ds_emu_elem(A, at, ta == CUBLAS_OP_N ? i + (size_t)p * lda : p + (size_t)i * lda) *
                      ds_emu_elem(B, bt, tb == CUBLAS_OP_N ? p + (size_t)j * ldb : j + (size_t)p * ldb);
-            Cf[i + (size_t)j * ldc] = be == 0 ? al * s : al * s + be * Cf[i + (size_t)j * ldc];
+            ds_emu_store(C, ct, i + (size_t)j * ldc, be == 0 ? al * s : al * s + be * ds_emu_elem(C, ct, i + (size_t)j * ldc));
         }
     return CUBLAS_STATUS_SUCCESS;
 }

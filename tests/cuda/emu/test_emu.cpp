@@ -275,6 +275,44 @@ int main(void) {
         EXPECT(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, &four, sizeof four) == CUBLAS_STATUS_SUCCESS &&
                cublasLtMatmulAlgoGetHeuristic(lt, op, la, lb, lc, lc, pref, 1, &res, &nres) == CUBLAS_STATUS_SUCCESS);
         EXPECT(cublasLtMatmul(lt, op, &one, A + 1, la, B, lb, &one, C, lc, C, lc, &res.algo, NULL, 0, 0) == CUBLAS_STATUS_SUCCESS); /* told: 4 bytes */
+        /* a bf16 C and D (bf16 mode's gate|up): each value alpha s + beta C, rounded to nearest
+           even once, the same through cublasGemmEx; a bf16 D with a float C is refused */
+        {
+            cublasLtMatrixLayout_t lh;
+            cublasLtMatmulHeuristicResult_t rh;
+            cublasHandle_t bh;
+            unsigned short *Ch = NULL, hb[48], hg[48];
+            int okh = 1, okg = 1;
+            for (ii = 0; ii < 48; ii++) hb[ii] = (unsigned short)(0x3f80 + 3 * ii); /* 1.0 and up, exact bf16 */
+            EXPECT(cudaMalloc(&Ch, sizeof hb) == cudaSuccess && cudaMemcpy(Ch, hb, sizeof hb, cudaMemcpyHostToDevice) == cudaSuccess);
+            EXPECT(cublasLtMatrixLayoutCreate(&lh, CUDA_R_16BF, m, n, m) == CUBLAS_STATUS_SUCCESS);
+            EXPECT(cublasLtMatmulAlgoGetHeuristic(lt, op, la, lb, lh, lh, pref, 1, &rh, &nres) == CUBLAS_STATUS_SUCCESS && nres == 1);
+            EXPECT(cublasLtMatmulAlgoGetHeuristic(lt, op, la, lb, lc, lh, pref, 1, &rh, &nres) == CUBLAS_STATUS_INVALID_VALUE);
+            EXPECT(cublasLtMatmulAlgoGetHeuristic(lt, op, la, lb, lh, lh, pref, 1, &rh, &nres) == CUBLAS_STATUS_SUCCESS);
+            EXPECT(cublasLtMatmul(lt, op, &one, A, la, B, lb, &one, Ch, lh, Ch, lh, &rh.algo, NULL, 0, 0) == CUBLAS_STATUS_SUCCESS);
+            cudaMemcpy(hg, Ch, sizeof hg, cudaMemcpyDeviceToHost);
+            for (jj = 0; jj < n; jj++)
+                for (ii = 0; ii < m; ii++) {
+                    float s = 0, cv;
+                    uint32_t u = (uint32_t)hb[ii + jj * m] << 16;
+                    memcpy(&cv, &u, 4);
+                    for (p = 0; p < k; p++) s += h[p + ii * k] * h[64 + p + jj * k];
+                    s += cv;
+                    memcpy(&u, &s, 4);
+                    okh &= hg[ii + jj * m] == (unsigned short)((u + 0x7fffu + ((u >> 16) & 1)) >> 16);
+                }
+            EXPECT(okh);
+            cudaMemcpy(Ch, hb, sizeof hb, cudaMemcpyHostToDevice);
+            EXPECT(cublasCreate(&bh) == CUBLAS_STATUS_SUCCESS);
+            EXPECT(cublasGemmEx(bh, CUBLAS_OP_T, CUBLAS_OP_N, m, n, k, &one, A, CUDA_R_32F, k, B, CUDA_R_32F, k, &one, Ch, CUDA_R_16BF, m,
+                                CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT) == CUBLAS_STATUS_SUCCESS);
+            cudaMemcpy(hb, Ch, sizeof hb, cudaMemcpyDeviceToHost);
+            for (ii = 0; ii < 48; ii++) okg &= hb[ii] == hg[ii];
+            EXPECT(okg);
+            cublasDestroy(bh);
+            cublasLtMatrixLayoutDestroy(lh);
+            EXPECT(cudaFree(Ch) == cudaSuccess);
+        }
         cublasLtMatmulPreferenceDestroy(pref), cublasLtMatrixLayoutDestroy(la), cublasLtMatrixLayoutDestroy(lb), cublasLtMatrixLayoutDestroy(lc);
         cublasLtMatmulDescDestroy(op), cublasLtDestroy(lt);
     }
