@@ -137,6 +137,9 @@ $(CU)/bench_train_fp32att: bench/bench_train.c deepseek.h deepseek_cuda.cuh | $(
 	$(NVCC) $(NVFLAGS) -DDS_CUDA -DDS_CUDA_FP32_ATTENTION -x cu -o $@ bench/bench_train.c -lcublasLt -lcublas -lpthread
 $(CU)/dump_logits: tools/dump_logits.c deepseek.h deepseek_cuda.cuh | $(CU)
 	$(NVCC) $(NVFLAGS) -DDS_CUDA -x cu -o $@ tools/dump_logits.c -lcublasLt -lcublas -lpthread
+# what a model allocates on the device (docs/cuda.md's memory table), on a GPU or the emulator
+$(CU)/cuda_alloc: tools/cuda_alloc.c deepseek.h deepseek_cuda.cuh | $(CU)
+	$(NVCC) $(NVFLAGS) -x cu -o $@ tools/cuda_alloc.c -lcublasLt -lcublas -lpthread
 
 $(B)/dump_logits: tools/dump_logits.c deepseek.h | $(B)
 	$(CC) -std=c99 $(WARN) $(CFLAGS) -o $@ tools/dump_logits.c $(LDLIBS)
@@ -176,7 +179,10 @@ $(EMU)/cuda_ref.o: tests/cuda/cuda_ref.c tests/cuda/cuda_ref.h deepseek.h | $(EM
 $(EMU)/test_cuda: tests/cuda/test_cuda.c tests/cuda/cuda_ref.h tests/test.h deepseek.h deepseek_cuda.cuh $(EMUHDRS) $(EMU)/cuda_ref.o | $(EMU)
 	$(CXX) $(EMUFLAGS) -x c++ -o $@ tests/cuda/test_cuda.c -x none $(EMU)/cuda_ref.o -lm -lpthread
 
-test-cuda-emu: $(EMU)/test_emu $(EMU)/test_cuda
+$(EMU)/cuda_alloc: tools/cuda_alloc.c deepseek.h deepseek_cuda.cuh $(EMUHDRS) | $(EMU)
+	$(CXX) $(EMUFLAGS) -x c++ -o $@ tools/cuda_alloc.c -lm -lpthread
+
+test-cuda-emu: $(EMU)/test_emu $(EMU)/test_cuda $(EMU)/cuda_alloc
 	./$(EMU)/test_emu 2>/dev/null || ./$(EMU)/test_emu
 	./$(EMU)/test_cuda
 

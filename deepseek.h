@@ -1,4 +1,4 @@
-/* deepseek.h - v0.18 - public domain / MIT - the DeepSeek LLM training pipeline in one C header
+/* deepseek.h - v0.19 - public domain / MIT - the DeepSeek LLM training pipeline in one C header
                                               https://arxiv.org/abs/2401.02954
 
    deepseek.h implements, in C99 with libc and pthreads only, the pipeline of the paper
@@ -159,6 +159,15 @@
       CPUs (SIMD width) and compiler flags (FMA contraction).
 
    VERSION HISTORY
+      0.19 (2026-12-07)  the CUDA bf16 mode stores the largest activations as bf16 (paper §2.4):
+                         gate|up and the linears' inputs (ln1, ln2, h, lnf), which the model now
+                         keeps in their own block sized by the backend's format
+                         (ds__exec_act_size; ds_model_set_precision reallocates it, and a
+                         backward then needs a new forward). The norms and SwiGLU round once on
+                         the way out, cuBLASLt writes gate|up as bf16, the linears read their
+                         operands without a conversion pass. 1b config: 31.6 GiB allocated in
+                         bf16 (was 38.2; fp32 35.9), counted on the CPU emulator; never yet run
+                         on a GPU. The CPU build is unchanged (floats; same bits).
       0.18 (2026-12-07)  the model's big buffers (ds__exec_alloc, the BF16 store) ask Linux for
                          transparent huge pages before their first touch (madvise; Debian's
                          default mode gives none without it; DS_NO_HUGEPAGES turns it off). Same
@@ -564,10 +573,13 @@ DSDEF const ds_config *ds_model_config(const ds_model *m);
 DSDEF int ds_model_init(ds_model *m, uint64_t seed);
 /* Precision, a choice of the model. DS_PRECISION_FP32 (the default, and the CPU's only mode):
    float everywhere. DS_PRECISION_BF16 (the CUDA build; paper §2.4): every linear's product on
-   the tensor cores from operands rounded to bf16, accumulated in fp32 into fp32 results, and
-   so are attention's products (heads of a multiple of 16 channels, sm_80 and later); the
-   model's master weights, gradients, AdamW moments, activations, the norms' statistics,
-   attention's softmax and the loss stay fp32 (docs/cuda.md, "Precision"). The bf16 mode keeps
+   the tensor cores from operands rounded to bf16, accumulated in fp32, and so are attention's
+   products (heads of a multiple of 16 channels, sm_80 and later); the gate|up products and the
+   linears' inputs (the norms' and SwiGLU's outputs) are stored as bf16, half the memory; the
+   model's master weights, gradients, AdamW moments, the residual stream, attention's q|k|v and
+   output, the norms' statistics, attention's softmax and the loss stay fp32 (docs/cuda.md,
+   "Precision"). Changing the precision drops what the last forward saved for its backward
+   (run a forward again). The bf16 mode keeps
    a bf16 copy of the weights (2 bytes a parameter), written by AdamW as it updates them and
    redone after any other write the library makes (loading, ds_model_init, ds_model_set); a
    program that writes the weights' device memory itself calls ds_model_set_precision(m,

@@ -13,8 +13,10 @@
    STATUS OF THIS VERSION (read before trusting a number):
       - fp32 by default: every op keeps deepseek.h's precision (float), cuBLAS SGEMM for the
         linears (no TF32: CUBLAS_DEFAULT_MATH). ds_model_set_precision(m, DS_PRECISION_BF16)
-        gives the paper's bf16 products (§2.4) for the linears: bf16 operands on the tensor
-        cores, fp32 accumulation, fp32 everything else (docs/cuda.md, "Precision").
+        gives the paper's bf16 regime (§2.4): the linears' products on the tensor cores from bf16
+        operands with fp32 accumulation, the largest activations (gate|up, the linears' inputs)
+        stored as bf16, fp32 master weights, gradients, moments, residual stream, statistics and
+        loss (docs/cuda.md, "Precision").
       - the classifier runs in chunks of rows when the [B T, V] logits would pass 256 MB.
       - attention is tiled, FlashAttention-2's algorithm: it keeps each row's log-sum-exp, never
         the T x T probabilities, skips the masked tiles, and its backward is deterministic (no
@@ -418,14 +420,17 @@ static void ds__rmsnorm_backward(ds__exec *ex, ds_float *dx, int dx_accumulate, 
 }
 
 /* ---- the paper's bf16 mode (§2.4), for the linears: ds_model_set_precision(m, DS_PRECISION_BF16).
-   The model keeps fp32 everything it owns: master weights, gradients, AdamW moments, activations,
-   the norms' statistics, the loss. Each linear rounds its two operands to bf16 into the context's
-   scratch (ds__to_bf16_kernel: round to nearest even) and multiplies them on the tensor cores
+   The model keeps fp32 its master weights, gradients, AdamW moments, the residual stream, the
+   norms' statistics and the loss; the activations of its `lin` block are bf16 (above). Each
+   linear takes its two operands as bf16: a weight from the copy below, an input that is not
+   already bf16 rounded into the context's scratch (ds__to_bf16_kernel: round to nearest even;
+   the output gradients, attention's output), and multiplies them on the tensor cores
    with fp32 accumulation into an fp32 result (cublasLtMatmul: CUDA_R_16BF in, CUDA_R_32F out,
-   CUBLAS_COMPUTE_32F; ds__gemm_bf16): a product of two bf16 values is exact in fp32, so the rounding is in the
-   operands only. The gradients of the weights are accumulated in fp32 (beta = 1). Attention's
+   CUBLAS_COMPUTE_32F; ds__gemm_bf16), or a bf16 one for gate|up (CUDA_R_16BF out: the fp32 sums
+   rounded once): a product of two bf16 values is exact in fp32, so the rounding is in the
+   operands (and that output) only. The gradients of the weights are accumulated in fp32 (beta = 1). Attention's
    products are bf16 on the tensor cores too (ds__fa_fwd_tc_kernel, below), its softmax fp32;
-   norms, SwiGLU and the classifier's softmax stay in fp32.
+   norms, SwiGLU and the classifier's softmax compute in fp32.
    The weights' operand is not rounded at every product: the mode keeps a bf16 copy of all the
    parameters (2 bytes each), which AdamW writes in the same kernel that updates the fp32 master
    (ds__adamw_kernel), so a step reads each weight's bf16 copy where it used to convert the weight
