@@ -5342,7 +5342,7 @@ struct ds_model {
     size_t n_params;
     ds__exec ex;               /* the backend: every buffer below is its memory */
     ds_float *params, *grads, *m, *v;
-    ds_float *acts;            /* every activation but the linears' inputs, one allocation */
+    ds_float *acts;            /* every activation but those of `lin` (below), one allocation */
     ds_float *res;             /* [L+1][N][D] the residual stream entering each layer (and leaving the last) */
     ds_float *rstd1, *qkv, *att, *y, *resmid, *rstd2; /* per layer */
     ds_float *rstdf, *logits, *losses;
@@ -5633,8 +5633,8 @@ DSDEF int ds_model_set_precision(ds_model *m, int precision, ds_error *err) {
     if (!m) return ds__fail(err, DS_ERR_INVALID, "precision: NULL model");
     if (precision != DS_PRECISION_FP32 && precision != DS_PRECISION_BF16)
         return ds__fail(err, DS_ERR_INVALID, "precision %d: DS_PRECISION_FP32 or DS_PRECISION_BF16", precision);
-    /* the linears' inputs in the new mode's format: the new buffer first, so that a failure
-       leaves the model as it was (their contents need not survive: a forward writes them) */
+    /* the lin block in the new mode's format: the new buffer first, so that a failure leaves
+       the model as it was (its contents need not survive: a forward writes them) */
     if ((es = ds__exec_act_size(&m->ex, precision)) != m->act_es && !(lin = ds__exec_alloc(&m->ex, m->lin_n, es))) {
         return (rc = ds__exec_status(&m->ex, err)) ? rc : DS__OOM(err); /* the backend's reason, or out of memory */
     }

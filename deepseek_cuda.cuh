@@ -93,7 +93,7 @@ typedef struct ds__exec {
     ds__lt_entry lt_algo[DS__LT_CACHE];
     int lt_n;              /* the algorithms the heuristic chose, per shape (the first DS__LT_CACHE shapes) */
     long lt_refused;       /* cuBLASLt calls that failed with the heuristic's algorithm (redone by cublasGemmEx) */
-    const char *lin_base;  /* the model's linears' inputs (ds__exec_set_lin): bf16 values in bf16 mode */
+    const char *lin_base;  /* the model's lin block (ds__exec_set_lin): bf16 values in bf16 mode */
     size_t lin_bytes;
     int tc;                /* the device has bf16 tensor cores for the warp matrix functions (sm_80 on):
                               bf16 mode's attention runs on them (ds__fa_fwd_tc_kernel) */
