@@ -799,6 +799,47 @@ static void test_cuda_bf16_activations(void) {
     ds_model_free(g), ds_model_free(f);
 }
 
+/* bf16 mode's prefill (the prompt through the batched forward, on the training buffers, whose
+   lin block is bf16 there) and decoding (one position at a time, on the decoding buffers, fp32)
+   against the fp32 model's, and against each other, within bf16's rounding */
+static void test_cuda_bf16_prefill_and_decode(void) {
+    ds_model *g, *t, *f;
+    float lg[MV], lt[MV], lf[MV];
+    int32_t tok[12];
+    const ds_float *p;
+    double rel_f = 0, rel_t = 0;
+    int i, k;
+    NEED_DEVICE();
+    CHECK((g = gpu_model(9)) && (t = gpu_model(9)) && (f = gpu_model(9)));
+    CHECK_OK(ds_model_set_precision(g, DS_PRECISION_BF16, &e_));
+    CHECK_OK(ds_model_set_precision(t, DS_PRECISION_BF16, &e_));
+    for (i = 0; i < 12; i++) tok[i] = (int32_t)((i * 13 + 5) % MV);
+    CHECK_OK(ds__prefill(g, tok, 12, 0, NULL, &p, &e_));
+    memcpy(lg, p, sizeof lg);
+    CHECK_OK(ds__prefill(f, tok, 12, 0, NULL, &p, &e_));
+    memcpy(lf, p, sizeof lf);
+    for (i = 0; i < 12; i++) CHECK_OK(ds_model_forward_token(t, tok[i], i, NULL, &p, &e_));
+    memcpy(lt, p, sizeof lt);
+    for (k = 0; k < 4; k++) { /* then decoding, the three models side by side */
+        double df = 0, dt = 0, nf = 0;
+        for (i = 0; i < MV; i++) df += (lg[i] - lf[i]) * (double)(lg[i] - lf[i]), dt += (lg[i] - lt[i]) * (double)(lg[i] - lt[i]), nf += (double)lf[i] * lf[i];
+        if (sqrt(df / nf) > rel_f) rel_f = sqrt(df / nf);
+        if (sqrt(dt / nf) > rel_t) rel_t = sqrt(dt / nf);
+        if (k == 3) break;
+        CHECK_OK(ds_model_forward_token(g, tok[k], 12 + k, NULL, &p, &e_));
+        memcpy(lg, p, sizeof lg);
+        CHECK_OK(ds_model_forward_token(f, tok[k], 12 + k, NULL, &p, &e_));
+        memcpy(lf, p, sizeof lf);
+        CHECK_OK(ds_model_forward_token(t, tok[k], 12 + k, NULL, &p, &e_));
+        memcpy(lt, p, sizeof lt);
+    }
+    printf("  bf16 prefill + 3 decoded positions: logits within %.2e (relative L2) of fp32's, %.2e of bf16 fed token by token\n", rel_f, rel_t);
+    CHECKF(rel_f <= 2e-2, "bf16 against fp32: %.3e", rel_f);
+    CHECKF(rel_t <= 2e-2, "bf16 prefill against bf16 token by token: %.3e", rel_t);
+    CHECK(rel_f > 0); /* the rounding does happen */
+    ds_model_free(g), ds_model_free(t), ds_model_free(f);
+}
+
 /* SFT masking: a token of weight 0 gets exactly zero gradient on the GPU too (changing its target
    changes no bit); backward_tokens (DPO's path) agrees with the CPU's */
 static void test_cuda_sft_mask_and_backward_tokens(void) {
@@ -942,6 +983,7 @@ int main(int argc, char **argv) {
     RUN(test_cuda_bf16_mode);
     RUN(test_cuda_bf16_weight_copy);
     RUN(test_cuda_bf16_activations);
+    RUN(test_cuda_bf16_prefill_and_decode);
     RUN(test_cuda_sft_mask_and_backward_tokens);
     RUN(test_cuda_decode_matches_cpu);
     RUN(test_cuda_checkpoint_crosses_backends);
