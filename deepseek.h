@@ -122,8 +122,9 @@
                             docs/distributed.md.
       DS_CUDA               (default: undefined) the CUDA backend: compile with nvcc as CUDA (-x cu),
                             link -lcublasLt -lcublas; the op layer comes from deepseek_cuda.cuh
-                            (beside this file) and ds_model_* run on the GPU, in fp32 or with the
-                            paper's bf16 products (ds_model_set_precision). See docs/cuda.md.
+                            (beside this file) and ds_model_* run on the GPU, in fp32 or in the
+                            paper's bf16 regime (bf16 products and activations, fp32 master
+                            weights and optimizer state: ds_model_set_precision). See docs/cuda.md.
                             Define it everywhere the header is included.
       DS_CUDA_FP32_ATTENTION (default: undefined) with DS_CUDA: bf16 mode's attention on the fp32
                             kernels instead of the tensor cores (an A/B of the two).
