@@ -160,15 +160,16 @@
       CPUs (SIMD width) and compiler flags (FMA contraction).
 
    VERSION HISTORY
-      0.19 (2026-12-07)  the CUDA bf16 mode stores the largest activations as bf16 (paper §2.4):
-                         gate|up and the linears' inputs (ln1, ln2, h, lnf), which the model now
-                         keeps in their own block sized by the backend's format
-                         (ds__exec_act_size; ds_model_set_precision reallocates it, and a
-                         backward then needs a new forward). The norms and SwiGLU round once on
-                         the way out, cuBLASLt writes gate|up as bf16, the linears read their
-                         operands without a conversion pass. 1b config: 31.6 GiB allocated in
-                         bf16 (was 38.2; fp32 35.9), counted on the CPU emulator; never yet run
-                         on a GPU. The CPU build is unchanged (floats; same bits).
+      0.19 (2026-12-07)  the CUDA bf16 mode stores the activations as bf16 (paper §2.4): gate|up,
+                         q|k|v, attention's output and the linears' inputs (ln1, ln2, h, lnf),
+                         which the model now keeps in their own block sized by the backend's
+                         format (ds__exec_act_size; ds_model_set_precision reallocates it, and a
+                         backward then needs a new forward); the residual stream stays fp32.
+                         The ops that write them round once on the way out (cuBLASLt writes
+                         gate|up and q|k|v as bf16), the linears read their operands without a
+                         conversion pass. 1b config: 30.0 GiB allocated in bf16 (was 38.2; fp32
+                         35.9), counted on the CPU emulator; never yet run on a GPU. The CPU
+                         build is unchanged (floats; same bits).
       0.18 (2026-12-07)  the model's big buffers (ds__exec_alloc, the BF16 store) ask Linux for
                          transparent huge pages before their first touch (madvise; Debian's
                          default mode gives none without it; DS_NO_HUGEPAGES turns it off). Same
@@ -575,10 +576,10 @@ DSDEF int ds_model_init(ds_model *m, uint64_t seed);
 /* Precision, a choice of the model. DS_PRECISION_FP32 (the default, and the CPU's only mode):
    float everywhere. DS_PRECISION_BF16 (the CUDA build; paper §2.4): every linear's product on
    the tensor cores from operands rounded to bf16, accumulated in fp32, and so are attention's
-   products (heads of a multiple of 16 channels, sm_80 and later); the gate|up products and the
-   linears' inputs (the norms' and SwiGLU's outputs) are stored as bf16, half the memory; the
-   model's master weights, gradients, AdamW moments, the residual stream, attention's q|k|v and
-   output, the norms' statistics, attention's softmax and the loss stay fp32 (docs/cuda.md,
+   products (heads of a multiple of 16 channels, sm_80 and later); the activations (gate|up,
+   q|k|v, attention's output, the norms' and SwiGLU's outputs) are stored as bf16, half the
+   memory; the model's master weights, gradients, AdamW moments, the residual stream, the
+   norms' statistics, attention's softmax and the loss stay fp32 (docs/cuda.md,
    "Precision"). Changing the precision drops what the last forward saved for its backward
    (run a forward again). The bf16 mode keeps
    a bf16 copy of the weights (2 bytes a parameter), written by AdamW as it updates them and
@@ -5345,18 +5346,20 @@ struct ds_model {
     ds_float *params, *grads, *m, *v;
     ds_float *acts;            /* every activation but those of `lin` (below), one allocation */
     ds_float *res;             /* [L+1][N][D] the residual stream entering each layer (and leaving the last) */
-    ds_float *rstd1, *qkv, *att, *y, *resmid, *rstd2; /* per layer */
+    ds_float *rstd1, *att, *resmid, *rstd2; /* per layer */
     ds_float *rstdf, *logits, *losses;
-    /* The activations a backend may store in another format: the linears' inputs ln1, ln2, h
-       (per layer) and lnf, read by their linear only (forward and weight gradient), and gate|up
-       (per layer), the product SwiGLU reads. They live in their own allocation, `lin` (lin_n
+    /* The activations a backend may store in another format (all but the residual stream and the
+       statistics): the linears' inputs ln1, ln2, h
+       (per layer) and lnf, read by their linear only (forward and weight gradient); gate|up, the
+       product SwiGLU reads; q|k|v, the product RoPE rotates in place and attention reads; y,
+       attention's output, the o projection's input. They live in their own allocation, `lin` (lin_n
        values of act_es bytes), in the format the backend stores them in for the model's
        precision (ds__exec_act_size): float on the CPU and in fp32 mode, bf16 in the CUDA build's
        bf16 mode (paper §2.4: bf16 activations; docs/cuda.md). So a value's place is
        ds__lin_at(m, base, i), never base + i. */
     void *lin;
     size_t lin_n, act_es;
-    ds_float *ln1, *ln2, *h, *lnf, *gu;
+    ds_float *gu, *qkv, *y, *ln1, *ln2, *h, *lnf;
     ds_float *dres, *dln, *dqkv, *dy, *dgu, *dh; /* gradients, reused by every layer */
     ds_float *rope_cos, *rope_sin; /* [rope_len][hd/2] */
     ds_float *kv;              /* decoding: [L][K|V][max_seq][KV*hd], then one position's activations */
@@ -5469,12 +5472,18 @@ static int ds__rope_tables(ds_model *m, int len, ds_error *err) {
 #define DS__NEW_NO_PARAMS 8   /* the loader maps the weights from the file, or allocates them itself */
 #define DS__NEW_LOGIT_CHUNK 16 /* the classifier in chunks of DS__TEST_LOGIT_ROWS rows, whatever the backend's choice (tests) */
 #define DS__TEST_LOGIT_ROWS 7  /* odd: it divides no B T of the tests */
-/* the activations of ds_model.lin: element i of the buffer at base, act_es bytes a value */
-static ds_float *ds__lin_at(const ds_model *m, ds_float *base, size_t i) { return (ds_float *)(void *)((char *)base + i * m->act_es); }
+/* element i of the activation buffer at base: act_es bytes a value inside ds_model.lin, a float
+   elsewhere (the decoding buffers, which ds__block_forward also steps through) */
+static ds_float *ds__lin_at(const ds_model *m, ds_float *base, size_t i) {
+    const char *b = (const char *)base, *l = (const char *)m->lin;
+    return b >= l && b < l + m->lin_n * m->act_es ? (ds_float *)(void *)((char *)base + i * m->act_es) : base + i;
+}
 static void ds__lin_layout(ds_model *m) {
     size_t L = (size_t)m->c.n_layers, D = (size_t)m->c.d_model, F = (size_t)m->c.d_ff, N = m->N;
     m->gu = (ds_float *)m->lin; /* first: the largest, a product's output (the allocation's alignment) */
-    m->ln1 = ds__lin_at(m, m->gu, L * N * 2 * F);
+    m->qkv = ds__lin_at(m, m->gu, L * N * 2 * F);
+    m->y = ds__lin_at(m, m->qkv, L * N * m->Q);
+    m->ln1 = ds__lin_at(m, m->y, L * N * (size_t)m->c.n_heads * m->hd);
     m->ln2 = ds__lin_at(m, m->ln1, L * N * D);
     m->h = ds__lin_at(m, m->ln2, L * N * D);
     m->lnf = ds__lin_at(m, m->h, L * N * F);
@@ -5540,9 +5549,7 @@ static ds_model *ds__model_new(const ds_config *c, int B, int T, int rope_len, i
 #define DS__PART(p, n) (DS_ASSERT(n_parts < 32), ptrs[n_parts] = &(p), sizes[n_parts++] = (n))
     DS__PART(m->res, ds__mul(L + 1, N * D, &ok));
     DS__PART(m->rstd1, L * N);
-    DS__PART(m->qkv, ds__mul(L, N * Q, &ok));
     DS__PART(m->att, ds__mul(L, ds__attention_saved((size_t)B, (size_t)T, H), &ok));
-    DS__PART(m->y, ds__mul(L, N * H * hd, &ok));
     DS__PART(m->resmid, ds__mul(L, N * D, &ok));
     DS__PART(m->rstd2, L * N);
     DS__PART(m->rstdf, N);
@@ -5564,9 +5571,10 @@ static ds_model *ds__model_new(const ds_config *c, int B, int T, int rope_len, i
     if (!ok) { ds__fail(err, DS_ERR_INVALID, "model: activations for B=%d, T=%d overflow size_t", B, T); goto fail; }
     if (!(m->acts = (ds_float *)ds__exec_alloc(&m->ex, n_acts, sizeof(ds_float)))) goto oom;
     for (off = 0, i = 0; i < (size_t)n_parts; i++) { *ptrs[i] = m->acts + off; off += sizes[i]; }
-    /* gate|up (L x N x 2F), ln1, ln2 (L x N x D each), h (L x N x F), lnf (N x D), in float until
-       ds_model_set_precision asks the backend for another format */
-    m->lin_n = ds__mul(L, ds__mul(N, 2 * D + 3 * F, &ok), &ok) + N * D;
+    /* gate|up (L x N x 2F), q|k|v (L x N x Q), y (L x N x H hd), ln1, ln2 (L x N x D each), h
+       (L x N x F), lnf (N x D), in float until ds_model_set_precision asks the backend for
+       another format */
+    m->lin_n = ds__mul(L, ds__mul(N, 2 * D + 3 * F + Q + H * hd, &ok), &ok) + N * D;
     if (!ok || m->lin_n < N * D) { ds__fail(err, DS_ERR_INVALID, "model: activations for B=%d, T=%d overflow size_t", B, T); goto fail; }
     m->act_es = ds__exec_act_size(&m->ex, DS_PRECISION_FP32);
     if (!(m->lin = ds__exec_alloc(&m->ex, m->lin_n, m->act_es))) goto oom;
@@ -5774,8 +5782,8 @@ typedef struct ds__block {
 static ds__block ds__block_train(const ds_model *m, size_t l) {
     ds__block a;
     size_t NC = m->N, D = (size_t)m->c.d_model, F = (size_t)m->c.d_ff, H = (size_t)m->c.n_heads;
-    a.x = m->res + l * NC * D, a.ln1 = ds__lin_at(m, m->ln1, l * NC * D), a.rstd1 = m->rstd1 + l * NC, a.qkv = m->qkv + l * NC * m->Q;
-    a.att = m->att + l * ds__attention_saved((size_t)m->B, (size_t)m->T, H), a.y = m->y + l * NC * H * m->hd, a.mid = m->resmid + l * NC * D;
+    a.x = m->res + l * NC * D, a.ln1 = ds__lin_at(m, m->ln1, l * NC * D), a.rstd1 = m->rstd1 + l * NC, a.qkv = ds__lin_at(m, m->qkv, l * NC * m->Q);
+    a.att = m->att + l * ds__attention_saved((size_t)m->B, (size_t)m->T, H), a.y = ds__lin_at(m, m->y, l * NC * H * m->hd), a.mid = m->resmid + l * NC * D;
     a.ln2 = ds__lin_at(m, m->ln2, l * NC * D), a.rstd2 = m->rstd2 + l * NC, a.gu = ds__lin_at(m, m->gu, l * NC * 2 * F), a.h = ds__lin_at(m, m->h, l * NC * F);
     a.out = m->res + (l + 1) * NC * D;
     return a;
@@ -5793,8 +5801,9 @@ static void ds__block_forward(ds_model *m, int l, const ds__block *a, size_t B, 
     } else { /* through the cache: one sequence (B = 1) at positions pos .. pos + T - 1 */
         ds_float *kc = m->kv + (size_t)l * 2 * (size_t)c->max_seq * KV * hd, *vc = kc + (size_t)c->max_seq * KV * hd;
         size_t t;
-        for (t = 0; t < T; t++) ds__kv_store(ex, kc, vc, a->qkv + t * m->Q, (size_t)pos + t, H, KV, hd);
-        for (t = 0; t < T; t++) ds__attention_decode(ex, a->y + t * H * hd, a->qkv + t * m->Q, kc, vc, (size_t)pos + t, H, KV, hd); /* causal: up to its own position */
+        for (t = 0; t < T; t++) ds__kv_store(ex, kc, vc, ds__lin_at(m, a->qkv, t * m->Q), (size_t)pos + t, H, KV, hd);
+        for (t = 0; t < T; t++) /* causal: up to its own position */
+            ds__attention_decode(ex, ds__lin_at(m, a->y, t * H * hd), ds__lin_at(m, a->qkv, t * m->Q), kc, vc, (size_t)pos + t, H, KV, hd);
     }
     ds__residual_forward(ex, a->mid, a->x, N * D);
     ds__linear_forward(ex, a->mid, a->y, ds__P(m, l, DS__T_O), N, H * hd, D, 1);

@@ -14,9 +14,9 @@
       - fp32 by default: every op keeps deepseek.h's precision (float), cuBLAS SGEMM for the
         linears (no TF32: CUBLAS_DEFAULT_MATH). ds_model_set_precision(m, DS_PRECISION_BF16)
         gives the paper's bf16 regime (§2.4): the linears' products on the tensor cores from bf16
-        operands with fp32 accumulation, the largest activations (gate|up, the linears' inputs)
-        stored as bf16, fp32 master weights, gradients, moments, residual stream, statistics and
-        loss (docs/cuda.md, "Precision").
+        operands with fp32 accumulation, the activations stored as bf16 (all but the residual
+        stream), fp32 master weights, gradients, moments, residual stream, statistics and loss
+        (docs/cuda.md, "Precision").
       - the classifier runs in chunks of rows when the [B T, V] logits would pass 256 MB.
       - attention is tiled, FlashAttention-2's algorithm: it keeps each row's log-sum-exp, never
         the T x T probabilities, skips the masked tiles, and its backward is deterministic (no
@@ -342,18 +342,18 @@ static void ds__embedding_backward(ds__exec *ex, ds_float *dwte, const ds_float 
     DS__LAUNCHED(ex, "embedding_backward");
 }
 
-/* ---- bf16 activations (the model's `lin`: the linears' inputs ln1, ln2, h, lnf, and gate|up):
-   in bf16 mode they are stored as bf16 (paper §2.4), half the bytes, and they are the largest
-   activations a step saves (gate|up alone is 2 d_ff values a token and layer). The norm or
+/* ---- bf16 activations (the model's `lin`: the linears' inputs ln1, ln2, h, lnf, gate|up, q|k|v
+   and attention's output y): in bf16 mode they are stored as bf16 (paper §2.4), half the bytes
+   (gate|up alone is 2 d_ff values a token and layer). The norm or
    SwiGLU that writes a linear's input rounds each value once (round to nearest even, as
    ds__bf16_of would), and the linear reads it as its bf16 operand directly, forward and weight
    gradient: the same bits as rounding a float copy on the way into each product, without the
-   float copy or the conversion pass. The gate|up product is written as bf16 by cuBLASLt's
-   epilogue (fp32 accumulation, rounded once on the way out), and SwiGLU, forward and backward,
-   computes in fp32 from those values. The model tells the backend where they are
-   (ds__exec_set_lin) and sizes them by ds__exec_act_size. Every other activation stays fp32:
-   the residual stream (sums of many products), attention's q|k|v and output, the norms' and
-   attention's statistics, and every gradient. ---- */
+   float copy or the conversion pass. The gate|up and q|k|v products are written as bf16 by
+   cuBLASLt's epilogue (fp32 accumulation, rounded once on the way out); SwiGLU, RoPE (in place)
+   and attention compute in fp32 from those values, and attention writes y as bf16. The model
+   tells the backend where they are (ds__exec_set_lin) and sizes them by ds__exec_act_size.
+   What stays fp32: the residual stream (sums of many products), the norms' and attention's
+   statistics, the KV cache, every gradient. ---- */
 static size_t ds__exec_act_size(const ds__exec *ex, int precision) {
     (void)ex;
     return precision == DS_PRECISION_BF16 ? sizeof(__nv_bfloat16) : sizeof(ds_float);
@@ -371,6 +371,19 @@ __device__ static void ds__act_store(ds_float *p, int bf, size_t i, float v) {
 __device__ static float ds__act_load(const ds_float *p, int bf, size_t i) {
     return bf ? __bfloat162float(((const __nv_bfloat16 *)(const void *)p)[i]) : p[i];
 }
+/* a read-only activation for the kernels that step through one (q|k|v): its place and format;
+   ds__act_at moves it by i values, ds__act_get reads value i */
+typedef struct ds__act { const ds_float *p; int bf; } ds__act;
+static ds__act ds__act_of(const ds__exec *ex, const ds_float *p) {
+    ds__act a;
+    a.p = p, a.bf = ds__act_bf16(ex, p);
+    return a;
+}
+__host__ __device__ static ds__act ds__act_at(ds__act a, size_t i) {
+    a.p = (const ds_float *)(const void *)((const char *)a.p + i * (a.bf ? sizeof(__nv_bfloat16) : sizeof(ds_float)));
+    return a;
+}
+__device__ static float ds__act_get(ds__act a, size_t i) { return ds__act_load(a.p, a.bf, i); }
 
 /* ---- RMSNorm: one block per row (forward, dx); dw one thread per channel looping n ---- */
 /* out: floats, or (bf = 1) bf16 values: the linears' inputs in bf16 mode (ds__act_bf16) */
@@ -424,9 +437,9 @@ static void ds__rmsnorm_backward(ds__exec *ex, ds_float *dx, int dx_accumulate, 
    norms' statistics and the loss; the activations of its `lin` block are bf16 (above). Each
    linear takes its two operands as bf16: a weight from the copy below, an input that is not
    already bf16 rounded into the context's scratch (ds__to_bf16_kernel: round to nearest even;
-   the output gradients, attention's output), and multiplies them on the tensor cores
+   the output gradients, decoding's activations), and multiplies them on the tensor cores
    with fp32 accumulation into an fp32 result (cublasLtMatmul: CUDA_R_16BF in, CUDA_R_32F out,
-   CUBLAS_COMPUTE_32F; ds__gemm_bf16), or a bf16 one for gate|up (CUDA_R_16BF out: the fp32 sums
+   CUBLAS_COMPUTE_32F; ds__gemm_bf16), or a bf16 one for gate|up and q|k|v (CUDA_R_16BF out: the fp32 sums
    rounded once): a product of two bf16 values is exact in fp32, so the rounding is in the
    operands (and that output) only. The gradients of the weights are accumulated in fp32 (beta = 1). Attention's
    products are bf16 on the tensor cores too (ds__fa_fwd_tc_kernel, below), its softmax fp32;
@@ -599,7 +612,7 @@ static int ds__exec_set_precision(ds__exec *ex, int precision, size_t operand_ma
 static void ds__linear_forward(ds__exec *ex, ds_float *out, const ds_float *inp, const ds_float *W, size_t N, size_t C, size_t OC,
                                int accumulate) {
     const float one = 1, beta = accumulate ? 1.0f : 0.0f;
-    if (ex->bf16) { /* out: fp32, or bf16 where the model stores it so (gate|up; never a sum into the residual) */
+    if (ex->bf16) { /* out: fp32, or bf16 where the model stores it so (gate|up, q|k|v; never a sum into the residual) */
         int bo = ds__act_bf16(ex, out);
         if (bo && accumulate) { ds__cu_fail(ex, "linear_forward (bf16)", "a sum into a bf16 activation"); return; }
         ds__gemm_bf16(ex, CUBLAS_OP_T, CUBLAS_OP_N, (int)OC, (int)N, (int)C, ds__bf16_weight(ex, W, OC * C), (int)C,
@@ -646,20 +659,21 @@ static void ds__linear_backward(ds__exec *ex, ds_float *dinp, int dinp_accumulat
 static void ds__residual_forward(ds__exec *ex, ds_float *out, const ds_float *x, size_t n) { ds__copy(ex, out, x, n); }
 
 /* ---- RoPE, rotate_half, in place on the q and k heads of each q|k|v row ---- */
-__global__ static void ds__rope_kernel(ds_float *qkv, const ds_float *cs, const ds_float *sn, size_t N, size_t T, size_t pos0, size_t nh, size_t hd,
-                                       size_t stride, int inverse) {
-    size_t half = hd / 2, i = (size_t)blockIdx.x * blockDim.x + threadIdx.x, n, h, j, t;
-    ds_float *x, x1, x2, c, s;
+__global__ static void ds__rope_kernel(ds_float *qkv, int bf, const ds_float *cs, const ds_float *sn, size_t N, size_t T, size_t pos0, size_t nh,
+                                       size_t hd, size_t stride, int inverse) { /* qkv: bf16 if bf (bf16 mode's q|k|v), computed in fp32 */
+    size_t half = hd / 2, i = (size_t)blockIdx.x * blockDim.x + threadIdx.x, n, h, j, t, x;
+    ds_float x1, x2, c, s;
     if (i >= N * nh * half) return;
     n = i / (nh * half), h = i / half % nh, j = i % half, t = pos0 + n % T;
-    x = qkv + n * stride + h * hd;
-    c = cs[t * half + j], s = sn[t * half + j], x1 = x[j], x2 = x[j + half];
-    if (!inverse) x[j] = x1 * c - x2 * s, x[j + half] = x2 * c + x1 * s;
-    else x[j] = x1 * c + x2 * s, x[j + half] = x2 * c - x1 * s;
+    x = n * stride + h * hd;
+    c = cs[t * half + j], s = sn[t * half + j], x1 = ds__act_load(qkv, bf, x + j), x2 = ds__act_load(qkv, bf, x + j + half);
+    if (!inverse) ds__act_store(qkv, bf, x + j, x1 * c - x2 * s), ds__act_store(qkv, bf, x + j + half, x2 * c + x1 * s);
+    else ds__act_store(qkv, bf, x + j, x1 * c + x2 * s), ds__act_store(qkv, bf, x + j + half, x2 * c - x1 * s);
 }
 static void ds__rope_run(ds__exec *ex, ds_float *qkv, const ds_float *cs, const ds_float *sn, size_t N, size_t T, size_t pos0, size_t H, size_t KV,
                          size_t hd, int inverse) {
-    DS__CU_LAUNCH(ds__rope_kernel, ds__blocks(N * (H + KV) * hd / 2), DS__CU_THREADS)(qkv, cs, sn, N, T, pos0, H + KV, hd, (H + 2 * KV) * hd, inverse);
+    DS__CU_LAUNCH(ds__rope_kernel, ds__blocks(N * (H + KV) * hd / 2), DS__CU_THREADS)(qkv, ds__act_bf16(ex, qkv), cs, sn, N, T, pos0, H + KV, hd,
+                                                                                   (H + 2 * KV) * hd, inverse);
     DS__LAUNCHED(ex, "rope");
 }
 
@@ -717,24 +731,31 @@ __device__ static void ds__fa_load(float *tile, size_t rows, const ds_float *src
         tile[r * DS__FA_MAXHD + d] = r < n ? src[r * stride + d] : 0.0f;
     }
 }
-__global__ static void ds__fa_fwd_kernel(ds_float *y, ds_float *lse, const ds_float *qkv, size_t T, size_t H, size_t KV, size_t hd) {
+__device__ static void ds__fa_load(float *tile, size_t rows, ds__act src, size_t stride, size_t n, size_t hd) { /* from q|k|v */
+    size_t e;
+    for (e = threadIdx.x; e < rows * hd; e += blockDim.x) {
+        size_t r = e / hd, d = e % hd;
+        tile[r * DS__FA_MAXHD + d] = r < n ? ds__act_get(src, r * stride + d) : 0.0f;
+    }
+}
+__global__ static void ds__fa_fwd_kernel(ds_float *y, int ybf, ds_float *lse, ds__act qkv, size_t T, size_t H, size_t KV, size_t hd) {
     __shared__ float ks[DS__FA_BC * DS__FA_MAXHD], vs[DS__FA_BC * DS__FA_MAXHD];
     size_t bh = blockIdx.y, b = bh / H, h = bh % H, kvh = h / (H / KV), Q = (H + 2 * KV) * hd;
     size_t r0 = (size_t)blockIdx.x * DS__FA_BR, t = r0 + threadIdx.x / DS__FA_G, g = threadIdx.x % DS__FA_G, k0, jj;
     size_t rend = r0 + DS__FA_BR < T ? r0 + DS__FA_BR : T; /* the keys this block needs: < rend */
-    const ds_float *base = qkv + b * T * Q;
+    ds__act base = ds__act_at(qkv, b * T * Q);
     float q[DS__FA_DPT], o[DS__FA_DPT], m = -INFINITY, l = 0, scale = (float)(1.0 / sqrt((double)hd));
     int i;
     for (i = 0; i < DS__FA_DPT; i++) {
         size_t d = g + DS__FA_G * (size_t)i;
-        q[i] = t < T && d < hd ? base[t * Q + h * hd + d] : 0.0f, o[i] = 0;
+        q[i] = t < T && d < hd ? ds__act_get(base, t * Q + h * hd + d) : 0.0f, o[i] = 0;
     }
     for (k0 = 0; k0 < rend; k0 += DS__FA_BC) {
         size_t nk = rend - k0 < DS__FA_BC ? rend - k0 : DS__FA_BC;
         float s[DS__FA_BC], mt = m, alpha, ps = 0;
         __syncthreads(); /* the last tile's readers are done */
-        ds__fa_load(ks, DS__FA_BC, base + k0 * Q + H * hd + kvh * hd, Q, nk, hd);
-        ds__fa_load(vs, DS__FA_BC, base + k0 * Q + (H + KV) * hd + kvh * hd, Q, nk, hd);
+        ds__fa_load(ks, DS__FA_BC, ds__act_at(base, k0 * Q + H * hd + kvh * hd), Q, nk, hd);
+        ds__fa_load(vs, DS__FA_BC, ds__act_at(base, k0 * Q + (H + KV) * hd + kvh * hd), Q, nk, hd);
         __syncthreads();
         for (jj = 0; jj < DS__FA_BC; jj++) {
             float dot = 0;
@@ -763,22 +784,22 @@ __global__ static void ds__fa_fwd_kernel(ds_float *y, ds_float *lse, const ds_fl
     if (t >= T) return;
     for (i = 0; i < DS__FA_DPT; i++) {
         size_t d = g + DS__FA_G * (size_t)i;
-        if (d < hd) y[(b * T + t) * H * hd + h * hd + d] = o[i] / l;
+        if (d < hd) ds__act_store(y, ybf, (b * T + t) * H * hd + h * hd + d, o[i] / l);
     }
     if (g == 0) lse[bh * T + t] = m + logf(l);
 }
-__global__ static void ds__fa_bwd_dq_kernel(ds_float *dqkv, ds_float *Dsum, const ds_float *dy, const ds_float *qkv, const ds_float *lse, size_t T,
+__global__ static void ds__fa_bwd_dq_kernel(ds_float *dqkv, ds_float *Dsum, const ds_float *dy, ds__act qkv, const ds_float *lse, size_t T,
                                             size_t H, size_t KV, size_t hd) {
     __shared__ float ks[DS__FA_BC * DS__FA_MAXHD], vs[DS__FA_BC * DS__FA_MAXHD];
     size_t bh = blockIdx.y, b = bh / H, h = bh % H, kvh = h / (H / KV), Q = (H + 2 * KV) * hd;
     size_t r0 = (size_t)blockIdx.x * DS__FA_BR, t = r0 + threadIdx.x / DS__FA_G, g = threadIdx.x % DS__FA_G, k0, jj;
     size_t rend = r0 + DS__FA_BR < T ? r0 + DS__FA_BR : T;
-    const ds_float *base = qkv + b * T * Q;
+    ds__act base = ds__act_at(qkv, b * T * Q);
     float q[DS__FA_DPT], go[DS__FA_DPT], dq[DS__FA_DPT], L = t < T ? lse[bh * T + t] : 0.0f, D = 0, scale = (float)(1.0 / sqrt((double)hd));
     int i, pass;
     for (i = 0; i < DS__FA_DPT; i++) {
         size_t d = g + DS__FA_G * (size_t)i;
-        q[i] = t < T && d < hd ? base[t * Q + h * hd + d] : 0.0f;
+        q[i] = t < T && d < hd ? ds__act_get(base, t * Q + h * hd + d) : 0.0f;
         go[i] = t < T && d < hd ? dy[(b * T + t) * H * hd + h * hd + d] : 0.0f;
         dq[i] = 0;
     }
@@ -786,8 +807,8 @@ __global__ static void ds__fa_bwd_dq_kernel(ds_float *dqkv, ds_float *Dsum, cons
         for (k0 = 0; k0 < rend; k0 += DS__FA_BC) {
             size_t nk = rend - k0 < DS__FA_BC ? rend - k0 : DS__FA_BC;
             __syncthreads();
-            ds__fa_load(ks, DS__FA_BC, base + k0 * Q + H * hd + kvh * hd, Q, nk, hd);
-            ds__fa_load(vs, DS__FA_BC, base + k0 * Q + (H + KV) * hd + kvh * hd, Q, nk, hd);
+            ds__fa_load(ks, DS__FA_BC, ds__act_at(base, k0 * Q + H * hd + kvh * hd), Q, nk, hd);
+            ds__fa_load(vs, DS__FA_BC, ds__act_at(base, k0 * Q + (H + KV) * hd + kvh * hd), Q, nk, hd);
             __syncthreads();
             for (jj = 0; jj < DS__FA_BC; jj++) {
                 float sd = 0, pd = 0, p, dp;
@@ -814,18 +835,18 @@ __global__ static void ds__fa_bwd_dq_kernel(ds_float *dqkv, ds_float *Dsum, cons
     }
     if (g == 0) Dsum[bh * T + t] = D;
 }
-__global__ static void ds__fa_bwd_dkv_kernel(ds_float *dqkv, const ds_float *Dsum, const ds_float *dy, const ds_float *qkv, const ds_float *lse,
+__global__ static void ds__fa_bwd_dkv_kernel(ds_float *dqkv, const ds_float *Dsum, const ds_float *dy, ds__act qkv, const ds_float *lse,
                                              size_t T, size_t H, size_t KV, size_t hd) {
     __shared__ float qs[DS__FA_BR * DS__FA_MAXHD], gs[DS__FA_BR * DS__FA_MAXHD], ls[DS__FA_BR], ds_[DS__FA_BR];
     size_t bk = blockIdx.y, b = bk / KV, kvh = bk % KV, group = H / KV, Q = (H + 2 * KV) * hd, gh, r0, ii;
     size_t j0 = (size_t)blockIdx.x * DS__FA_BC, j = j0 + threadIdx.x / DS__FA_G, g = threadIdx.x % DS__FA_G;
-    const ds_float *base = qkv + b * T * Q;
+    ds__act base = ds__act_at(qkv, b * T * Q);
     float k[DS__FA_DPT], v[DS__FA_DPT], dk[DS__FA_DPT], dv[DS__FA_DPT], scale = (float)(1.0 / sqrt((double)hd));
     int i;
     for (i = 0; i < DS__FA_DPT; i++) {
         size_t d = g + DS__FA_G * (size_t)i;
-        k[i] = j < T && d < hd ? base[j * Q + H * hd + kvh * hd + d] : 0.0f;
-        v[i] = j < T && d < hd ? base[j * Q + (H + KV) * hd + kvh * hd + d] : 0.0f;
+        k[i] = j < T && d < hd ? ds__act_get(base, j * Q + H * hd + kvh * hd + d) : 0.0f;
+        v[i] = j < T && d < hd ? ds__act_get(base, j * Q + (H + KV) * hd + kvh * hd + d) : 0.0f;
         dk[i] = dv[i] = 0;
     }
     for (gh = 0; gh < group; gh++) {
@@ -833,7 +854,7 @@ __global__ static void ds__fa_bwd_dkv_kernel(ds_float *dqkv, const ds_float *Dsu
         for (r0 = j0 / DS__FA_BR * DS__FA_BR; r0 < T; r0 += DS__FA_BR) { /* rows before j0 see none of these keys */
             size_t nr = T - r0 < DS__FA_BR ? T - r0 : DS__FA_BR;
             __syncthreads();
-            ds__fa_load(qs, DS__FA_BR, base + r0 * Q + h * hd, Q, nr, hd);
+            ds__fa_load(qs, DS__FA_BR, ds__act_at(base, r0 * Q + h * hd), Q, nr, hd);
             ds__fa_load(gs, DS__FA_BR, dy + (b * T + r0) * H * hd + h * hd, H * hd, nr, hd);
             for (ii = threadIdx.x; ii < DS__FA_BR; ii += blockDim.x) ls[ii] = ii < nr ? lse[bh * T + r0 + ii] : 0.0f, ds_[ii] = ii < nr ? Dsum[bh * T + r0 + ii] : 0.0f;
             __syncthreads();
@@ -913,6 +934,14 @@ __device__ static void ds__tc_load(__nv_bfloat16 *tile, size_t rows, const ds_fl
         tile[r * DS__TC_LDH + d] = __float2bfloat16(r < n ? src[r * stride + d] : 0.0f);
     }
 }
+/* the same from q|k|v, which bf16 mode stores as bf16 (rounding a bf16 value again is exact) */
+__device__ static void ds__tc_load(__nv_bfloat16 *tile, size_t rows, ds__act src, size_t stride, size_t n, size_t hd) {
+    size_t e;
+    for (e = threadIdx.x; e < rows * hd; e += blockDim.x) {
+        size_t r = e / hd, d = e % hd;
+        tile[r * DS__TC_LDH + d] = __float2bfloat16(r < n ? ds__act_get(src, r * stride + d) : 0.0f);
+    }
+}
 /* out[16 x 32] (row stride LDS) = A (the warp's 16 rows, NF fragments over the channels) times
    the tile's 32 rows transposed (tile: bf16, row stride LDH) */
 template <int NF> __device__ static void ds__tc_rows_by_tile(float *out, const ds__fr_a *A, const __nv_bfloat16 *tile) {
@@ -973,7 +1002,7 @@ __device__ static void ds__tc_spill(float *sc, const ds__fr_c &c) {
 #endif
 }
 template <int NF>
-__global__ static void ds__fa_fwd_tc_kernel(ds_float *y, ds_float *lse, const ds_float *qkv, size_t T, size_t H, size_t KV) {
+__global__ static void ds__fa_fwd_tc_kernel(ds_float *y, int ybf, ds_float *lse, ds__act qkv, size_t T, size_t H, size_t KV) {
     __shared__ __align__(32) __nv_bfloat16 kv[2 * DS__TC_TILE * DS__TC_LDH]; /* K, V tiles; Q's 64 rows first */
     __shared__ __align__(32) float sc[DS__TC_ROWS * DS__TC_LDS];            /* the warps' scores; O's scratch */
     __shared__ __align__(32) __nv_bfloat16 pb[DS__TC_ROWS * DS__TC_LDP];    /* the warps' P */
@@ -982,14 +1011,14 @@ __global__ static void ds__fa_fwd_tc_kernel(ds_float *y, ds_float *lse, const ds
     const size_t hd = 16 * NF, bh = blockIdx.y, b = bh / H, h = bh % H, kvh = h / (H / KV), Q = (H + 2 * KV) * hd;
     const unsigned w = threadIdx.x / 32, lane = threadIdx.x % 32, row = lane / 2, half = lane % 2;
     const size_t r0 = (size_t)blockIdx.x * DS__TC_ROWS, rend = r0 + DS__TC_ROWS < T ? r0 + DS__TC_ROWS : T, wr0 = r0 + 16 * w, t = wr0 + row;
-    const ds_float *base = qkv + b * T * Q;
+    ds__act base = ds__act_at(qkv, b * T * Q);
     float *sw = sc + 16 * w * DS__TC_LDS, m = -INFINITY, l = 0, scale = (float)(1.0 / sqrt((double)hd));
     __nv_bfloat16 *pw = pb + 16 * w * DS__TC_LDP;
     ds__fr_a qf[NF];
     ds__fr_c of[NF];
     size_t k0;
     int f, c;
-    ds__tc_load(kv, DS__TC_ROWS, base + r0 * Q + h * hd, Q, rend - r0, hd);
+    ds__tc_load(kv, DS__TC_ROWS, ds__act_at(base, r0 * Q + h * hd), Q, rend - r0, hd);
     __syncthreads();
     ds__tc_own<NF>(qf, kv, w);
 DS__UNROLL
@@ -997,8 +1026,8 @@ DS__UNROLL
     for (k0 = 0; k0 < rend; k0 += DS__TC_TILE) {
         size_t nk = rend - k0 < DS__TC_TILE ? rend - k0 : DS__TC_TILE;
         __syncthreads(); /* Q's fragments, or the last tile's products, are done with kv */
-        ds__tc_load(kv, DS__TC_TILE, base + k0 * Q + H * hd + kvh * hd, Q, nk, hd);
-        ds__tc_load(kv + DS__TC_TILE * DS__TC_LDH, DS__TC_TILE, base + k0 * Q + (H + KV) * hd + kvh * hd, Q, nk, hd);
+        ds__tc_load(kv, DS__TC_TILE, ds__act_at(base, k0 * Q + H * hd + kvh * hd), Q, nk, hd);
+        ds__tc_load(kv + DS__TC_TILE * DS__TC_LDH, DS__TC_TILE, ds__act_at(base, k0 * Q + (H + KV) * hd + kvh * hd), Q, nk, hd);
         __syncthreads();
         if (wr0 >= rend || k0 > wr0 + 15) continue; /* the warp's rows are past T, or before every key */
         ds__tc_rows_by_tile<NF>(sw, qf, kv);          /* S = Q K^T, 16 x 32 */
@@ -1042,26 +1071,27 @@ DS__UNROLL
     for (f = 0; f < NF; f++) {
         ds__tc_spill(sw, of[f]);
         if (t < T)
-            for (c = 0; c < 8; c++) y[(b * T + t) * H * hd + h * hd + 16 * (size_t)f + 8 * half + (size_t)c] = sw[row * DS__TC_LDS + 8 * half + c] / l;
+            for (c = 0; c < 8; c++)
+                ds__act_store(y, ybf, (b * T + t) * H * hd + h * hd + 16 * (size_t)f + 8 * half + (size_t)c, sw[row * DS__TC_LDS + 8 * half + c] / l);
         __syncwarp();
     }
     if (t < T && half == 0) lse[bh * T + t] = m + logf(l);
 #else
-    (void)y, (void)lse, (void)qkv, (void)T, (void)H, (void)KV, (void)kv, (void)sc, (void)pb, (void)al;
+    (void)y, (void)ybf, (void)lse, (void)qkv, (void)T, (void)H, (void)KV, (void)kv, (void)sc, (void)pb, (void)al;
 #endif
 }
 /* D[(b H + h) T + t] = dY[b, t, h, :] . Y[b, t, h, :], channels in order */
-__global__ static void ds__fa_dsum_kernel(ds_float *D, const ds_float *dy, const ds_float *y, size_t B, size_t T, size_t H, size_t hd) {
-    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x, bh = i / T, t = i % T, d;
-    const ds_float *a, *c;
+__global__ static void ds__fa_dsum_kernel(ds_float *D, const ds_float *dy, ds__act y, size_t B, size_t T, size_t H, size_t hd) {
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x, bh = i / T, t = i % T, d, o;
+    const ds_float *a;
     float s = 0;
     if (i >= B * H * T) return;
-    a = dy + ((bh / H) * T + t) * H * hd + (bh % H) * hd, c = y + ((bh / H) * T + t) * H * hd + (bh % H) * hd;
-    for (d = 0; d < hd; d++) s += a[d] * c[d];
+    o = ((bh / H) * T + t) * H * hd + (bh % H) * hd, a = dy + o;
+    for (d = 0; d < hd; d++) s += a[d] * ds__act_get(y, o + d);
     D[i] = s;
 }
 template <int NF>
-__global__ static void ds__fa_bwd_dq_tc_kernel(ds_float *dqkv, const ds_float *Dsum, const ds_float *dy, const ds_float *qkv, const ds_float *lse,
+__global__ static void ds__fa_bwd_dq_tc_kernel(ds_float *dqkv, const ds_float *Dsum, const ds_float *dy, ds__act qkv, const ds_float *lse,
                                                size_t T, size_t H, size_t KV) {
     __shared__ __align__(32) __nv_bfloat16 kv[2 * DS__TC_TILE * DS__TC_LDH]; /* K, V tiles; Q's and dY's 64 rows first */
     __shared__ __align__(32) float sc[DS__TC_ROWS * DS__TC_LDS], dp[DS__TC_ROWS * DS__TC_LDS];
@@ -1070,7 +1100,7 @@ __global__ static void ds__fa_bwd_dq_tc_kernel(ds_float *dqkv, const ds_float *D
     const size_t hd = 16 * NF, bh = blockIdx.y, b = bh / H, h = bh % H, kvh = h / (H / KV), Q = (H + 2 * KV) * hd;
     const unsigned w = threadIdx.x / 32, lane = threadIdx.x % 32, row = lane / 2, half = lane % 2;
     const size_t r0 = (size_t)blockIdx.x * DS__TC_ROWS, rend = r0 + DS__TC_ROWS < T ? r0 + DS__TC_ROWS : T, wr0 = r0 + 16 * w, t = wr0 + row;
-    const ds_float *base = qkv + b * T * Q;
+    ds__act base = ds__act_at(qkv, b * T * Q);
     float *sw = sc + 16 * w * DS__TC_LDS, *dw = dp + 16 * w * DS__TC_LDS, scale = (float)(1.0 / sqrt((double)hd));
     float L = t < T ? lse[bh * T + t] : 0.0f, D = t < T ? Dsum[bh * T + t] : 0.0f;
     __nv_bfloat16 *pw = pb + 16 * w * DS__TC_LDP;
@@ -1078,7 +1108,7 @@ __global__ static void ds__fa_bwd_dq_tc_kernel(ds_float *dqkv, const ds_float *D
     ds__fr_c dq[NF];
     size_t k0;
     int f, c;
-    ds__tc_load(kv, DS__TC_ROWS, base + r0 * Q + h * hd, Q, rend - r0, hd);
+    ds__tc_load(kv, DS__TC_ROWS, ds__act_at(base, r0 * Q + h * hd), Q, rend - r0, hd);
     __syncthreads();
     ds__tc_own<NF>(qf, kv, w);
     __syncthreads();
@@ -1090,8 +1120,8 @@ DS__UNROLL
     for (k0 = 0; k0 < rend; k0 += DS__TC_TILE) {
         size_t nk = rend - k0 < DS__TC_TILE ? rend - k0 : DS__TC_TILE;
         __syncthreads();
-        ds__tc_load(kv, DS__TC_TILE, base + k0 * Q + H * hd + kvh * hd, Q, nk, hd);
-        ds__tc_load(kv + DS__TC_TILE * DS__TC_LDH, DS__TC_TILE, base + k0 * Q + (H + KV) * hd + kvh * hd, Q, nk, hd);
+        ds__tc_load(kv, DS__TC_TILE, ds__act_at(base, k0 * Q + H * hd + kvh * hd), Q, nk, hd);
+        ds__tc_load(kv + DS__TC_TILE * DS__TC_LDH, DS__TC_TILE, ds__act_at(base, k0 * Q + (H + KV) * hd + kvh * hd), Q, nk, hd);
         __syncthreads();
         if (wr0 >= rend || k0 > wr0 + 15) continue;
         ds__tc_rows_by_tile<NF>(sw, qf, kv);                          /* S = Q K^T */
@@ -1118,7 +1148,7 @@ DS__UNROLL
 #endif
 }
 template <int NF>
-__global__ static void ds__fa_bwd_dkv_tc_kernel(ds_float *dqkv, const ds_float *Dsum, const ds_float *dy, const ds_float *qkv, const ds_float *lse,
+__global__ static void ds__fa_bwd_dkv_tc_kernel(ds_float *dqkv, const ds_float *Dsum, const ds_float *dy, ds__act qkv, const ds_float *lse,
                                                 size_t T, size_t H, size_t KV) {
     __shared__ __align__(32) __nv_bfloat16 qg[2 * DS__TC_TILE * DS__TC_LDH]; /* Q, dY tiles; K's and V's 64 rows first */
     __shared__ __align__(32) float sc[DS__TC_ROWS * DS__TC_LDS], dp[DS__TC_ROWS * DS__TC_LDS];
@@ -1128,18 +1158,18 @@ __global__ static void ds__fa_bwd_dkv_tc_kernel(ds_float *dqkv, const ds_float *
     const size_t hd = 16 * NF, bk = blockIdx.y, b = bk / KV, kvh = bk % KV, group = H / KV, Q = (H + 2 * KV) * hd;
     const unsigned w = threadIdx.x / 32, lane = threadIdx.x % 32, row = lane / 2, half = lane % 2;
     const size_t j0 = (size_t)blockIdx.x * DS__TC_ROWS, jend = j0 + DS__TC_ROWS < T ? j0 + DS__TC_ROWS : T, wk0 = j0 + 16 * w, key = wk0 + row;
-    const ds_float *base = qkv + b * T * Q;
+    ds__act base = ds__act_at(qkv, b * T * Q);
     float *sw = sc + 16 * w * DS__TC_LDS, *dw = dp + 16 * w * DS__TC_LDS, scale = (float)(1.0 / sqrt((double)hd));
     __nv_bfloat16 *pw = pb + 16 * w * DS__TC_LDP, *gw = db + 16 * w * DS__TC_LDP;
     ds__fr_a kf[NF], vf[NF];
     ds__fr_c dk[NF], dv[NF];
     size_t gh, r0, i;
     int f, c;
-    ds__tc_load(qg, DS__TC_ROWS, base + j0 * Q + H * hd + kvh * hd, Q, jend - j0, hd);
+    ds__tc_load(qg, DS__TC_ROWS, ds__act_at(base, j0 * Q + H * hd + kvh * hd), Q, jend - j0, hd);
     __syncthreads();
     ds__tc_own<NF>(kf, qg, w);
     __syncthreads();
-    ds__tc_load(qg, DS__TC_ROWS, base + j0 * Q + (H + KV) * hd + kvh * hd, Q, jend - j0, hd);
+    ds__tc_load(qg, DS__TC_ROWS, ds__act_at(base, j0 * Q + (H + KV) * hd + kvh * hd), Q, jend - j0, hd);
     __syncthreads();
     ds__tc_own<NF>(vf, qg, w);
 DS__UNROLL
@@ -1149,7 +1179,7 @@ DS__UNROLL
         for (r0 = j0; r0 < T; r0 += DS__TC_TILE) { /* queries before j0 see none of these keys */
             size_t nr = T - r0 < DS__TC_TILE ? T - r0 : DS__TC_TILE;
             __syncthreads();
-            ds__tc_load(qg, DS__TC_TILE, base + r0 * Q + hq * hd, Q, nr, hd);
+            ds__tc_load(qg, DS__TC_TILE, ds__act_at(base, r0 * Q + hq * hd), Q, nr, hd);
             ds__tc_load(qg + DS__TC_TILE * DS__TC_LDH, DS__TC_TILE, dy + (b * T + r0) * H * hd + hq * hd, H * hd, nr, hd);
             for (i = threadIdx.x; i < DS__TC_TILE; i += blockDim.x) ls[i] = i < nr ? lse[bh * T + r0 + i] : 0.0f, dsm[i] = i < nr ? Dsum[bh * T + r0 + i] : 0.0f;
             __syncthreads();
@@ -1203,16 +1233,18 @@ static int ds__attention_tc(const ds__exec *ex, size_t hd) {
 static void ds__attention_forward(ds__exec *ex, ds_float *y, ds_float *att, const ds_float *qkv, size_t B, size_t T, size_t H, size_t KV,
                                   size_t hd) {
     dim3 grid((unsigned)((T + DS__FA_BR - 1) / DS__FA_BR), (unsigned)(B * H));
+    ds__act q = ds__act_of(ex, qkv);
+    int ybf = ds__act_bf16(ex, y);
     if (hd > DS__FA_MAXHD) { ds__cu_fail(ex, "attention_forward", "a head of more than 128 channels"); return; }
     if (ds__attention_tc(ex, hd)) {
         dim3 gt((unsigned)((T + DS__TC_ROWS - 1) / DS__TC_ROWS), (unsigned)(B * H));
-#define DS__TC_FWD(n) DS__CU_LAUNCH(ds__fa_fwd_tc_kernel<n>, gt, 128)(y, att, qkv, T, H, KV)
+#define DS__TC_FWD(n) DS__CU_LAUNCH(ds__fa_fwd_tc_kernel<n>, gt, 128)(y, ybf, att, q, T, H, KV)
         DS__TC_SWITCH(hd / 16, DS__TC_FWD)
 #undef DS__TC_FWD
         DS__LAUNCHED(ex, "attention_forward (tensor cores)");
         return;
     }
-    DS__CU_LAUNCH(ds__fa_fwd_kernel, grid, DS__FA_THREADS)(y, att, qkv, T, H, KV, hd);
+    DS__CU_LAUNCH(ds__fa_fwd_kernel, grid, DS__FA_THREADS)(y, ybf, att, q, T, H, KV, hd);
     DS__LAUNCHED(ex, "attention_forward");
 }
 /* y: the forward's output (the tensor-core path's D = rowsum(dY * Y); the fp32 kernels sum P dP) */
@@ -1220,50 +1252,62 @@ static void ds__attention_backward(ds__exec *ex, ds_float *dqkv, const ds_float 
                                    size_t B, size_t T, size_t H, size_t KV, size_t hd) {
     dim3 g1((unsigned)((T + DS__FA_BR - 1) / DS__FA_BR), (unsigned)(B * H)), g2((unsigned)((T + DS__FA_BC - 1) / DS__FA_BC), (unsigned)(B * KV));
     if (hd > DS__FA_MAXHD) { ds__cu_fail(ex, "attention_backward", "a head of more than 128 channels"); return; }
+    ds__act q = ds__act_of(ex, qkv);
     if (ds__attention_work(B, T, H, KV, hd) > ex->work_n) { ds__cu_fail(ex, "attention_backward", "scratch too small"); return; }
     if (ds__attention_tc(ex, hd)) {
         dim3 gq((unsigned)((T + DS__TC_ROWS - 1) / DS__TC_ROWS), (unsigned)(B * H)), gk((unsigned)((T + DS__TC_ROWS - 1) / DS__TC_ROWS), (unsigned)(B * KV));
-        DS__CU_LAUNCH(ds__fa_dsum_kernel, ds__blocks(B * H * T), DS__CU_THREADS)(ex->work, dy, y, B, T, H, hd);
+        DS__CU_LAUNCH(ds__fa_dsum_kernel, ds__blocks(B * H * T), DS__CU_THREADS)(ex->work, dy, ds__act_of(ex, y), B, T, H, hd);
         DS__LAUNCHED(ex, "attention_backward (D)");
-#define DS__TC_DQ(n) DS__CU_LAUNCH(ds__fa_bwd_dq_tc_kernel<n>, gq, 128)(dqkv, ex->work, dy, qkv, att, T, H, KV)
+#define DS__TC_DQ(n) DS__CU_LAUNCH(ds__fa_bwd_dq_tc_kernel<n>, gq, 128)(dqkv, ex->work, dy, q, att, T, H, KV)
         DS__TC_SWITCH(hd / 16, DS__TC_DQ)
 #undef DS__TC_DQ
         DS__LAUNCHED(ex, "attention_backward (dQ, tensor cores)");
-#define DS__TC_DKV(n) DS__CU_LAUNCH(ds__fa_bwd_dkv_tc_kernel<n>, gk, 128)(dqkv, ex->work, dy, qkv, att, T, H, KV)
+#define DS__TC_DKV(n) DS__CU_LAUNCH(ds__fa_bwd_dkv_tc_kernel<n>, gk, 128)(dqkv, ex->work, dy, q, att, T, H, KV)
         DS__TC_SWITCH(hd / 16, DS__TC_DKV)
 #undef DS__TC_DKV
         DS__LAUNCHED(ex, "attention_backward (dK, dV, tensor cores)");
         return;
     }
-    DS__CU_LAUNCH(ds__fa_bwd_dq_kernel, g1, DS__FA_THREADS)(dqkv, ex->work, dy, qkv, att, T, H, KV, hd);
+    DS__CU_LAUNCH(ds__fa_bwd_dq_kernel, g1, DS__FA_THREADS)(dqkv, ex->work, dy, q, att, T, H, KV, hd);
     DS__LAUNCHED(ex, "attention_backward (dQ)");
-    DS__CU_LAUNCH(ds__fa_bwd_dkv_kernel, g2, DS__FA_BC * DS__FA_G)(dqkv, ex->work, dy, qkv, att, T, H, KV, hd);
+    DS__CU_LAUNCH(ds__fa_bwd_dkv_kernel, g2, DS__FA_BC * DS__FA_G)(dqkv, ex->work, dy, q, att, T, H, KV, hd);
     DS__LAUNCHED(ex, "attention_backward (dK, dV)");
 }
 
 /* ---- decoding: the KV cache and attention over it, one block per head ---- */
-static void ds__kv_store(ds__exec *ex, ds_float *kc, ds_float *vc, const ds_float *qkv, size_t pos, size_t H, size_t KV, size_t hd) {
-    ds__copy(ex, kc + pos * KV * hd, qkv + H * hd, KV * hd);
-    ds__copy(ex, vc + pos * KV * hd, qkv + (H + KV) * hd, KV * hd);
+/* one position's k and v (from a q|k|v row, fp32 or bf16) into the fp32 cache */
+__global__ static void ds__kv_store_kernel(ds_float *kc, ds_float *vc, ds__act kv, size_t n) {
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < n) kc[i] = ds__act_get(kv, i), vc[i] = ds__act_get(kv, n + i);
 }
-__global__ static void ds__attn_decode_kernel(ds_float *y, ds_float *scr, const ds_float *qkv, const ds_float *kc, const ds_float *vc, size_t pos,
+static void ds__kv_store(ds__exec *ex, ds_float *kc, ds_float *vc, const ds_float *qkv, size_t pos, size_t H, size_t KV, size_t hd) {
+    DS__CU_LAUNCH(ds__kv_store_kernel, ds__blocks(KV * hd), DS__CU_THREADS)(kc + pos * KV * hd, vc + pos * KV * hd, ds__act_at(ds__act_of(ex, qkv), H * hd),
+                                                                           KV * hd);
+    DS__LAUNCHED(ex, "kv_store");
+}
+__global__ static void ds__attn_decode_kernel(ds_float *y, int ybf, ds_float *scr, ds__act qkv, const ds_float *kc, const ds_float *vc, size_t pos,
                                               size_t H, size_t KV, size_t hd) {
-    __shared__ float sh[32];
+    __shared__ float sh[32], qs[DS__FA_MAXHD]; /* a bf16 q, widened (heads of at most 128 channels then) */
     size_t h = blockIdx.x, kvh = h / (H / KV), t, j;
-    const ds_float *q = qkv + h * hd;
+    const ds_float *q = qkv.bf ? qs : qkv.p + h * hd;
+    if (qkv.bf) {
+        for (j = threadIdx.x; j < hd; j += blockDim.x) qs[j] = ds__act_get(qkv, h * hd + j);
+        __syncthreads();
+    }
     ds_float *att = scr + h * (pos + 1), scale = (ds_float)(1.0 / sqrt((double)hd));
     ds_float sum = ds__scores_exp(att, q, kc + kvh * hd, KV * hd, pos + 1, hd, scale, sh);
     __syncthreads();
     for (j = threadIdx.x; j < hd; j += blockDim.x) {
         ds_float acc = 0;
         for (t = 0; t <= pos; t++) acc += att[t] / sum * vc[t * KV * hd + kvh * hd + j];
-        y[h * hd + j] = acc;
+        ds__act_store(y, ybf, h * hd + j, acc);
     }
 }
 static void ds__attention_decode(ds__exec *ex, ds_float *y, const ds_float *qkv, const ds_float *kc, const ds_float *vc, size_t pos, size_t H,
                                  size_t KV, size_t hd) {
     if (H * (pos + 1) > ex->work_n) { ds__cu_fail(ex, "attention_decode", "scratch too small"); return; }
-    DS__CU_LAUNCH(ds__attn_decode_kernel, (unsigned)H, 128)(y, ex->work, qkv, kc, vc, pos, H, KV, hd);
+    if (ds__act_bf16(ex, qkv) && hd > DS__FA_MAXHD) { ds__cu_fail(ex, "attention_decode", "a bf16 head of more than 128 channels"); return; }
+    DS__CU_LAUNCH(ds__attn_decode_kernel, (unsigned)H, 128)(y, ds__act_bf16(ex, y), ex->work, ds__act_of(ex, qkv), kc, vc, pos, H, KV, hd);
     DS__LAUNCHED(ex, "attention_decode");
 }
 

@@ -725,7 +725,8 @@ static void test_cuda_bf16_activations(void) {
     model_batch(in, tg, NULL, 2);
     CHECK_OK(ds_model_forward(g, in, tg, NULL, MB, MT, NULL, &lg, &e_));
     CHECK_OK(ds_model_set_precision(g, DS_PRECISION_BF16, &e_));
-    CHECK(g->act_es == 2 && ds__act_bf16(&g->ex, g->ln1) && ds__act_bf16(&g->ex, g->lnf) && ds__act_bf16(&g->ex, g->gu) && !ds__act_bf16(&g->ex, g->qkv));
+    CHECK(g->act_es == 2 && ds__act_bf16(&g->ex, g->ln1) && ds__act_bf16(&g->ex, g->lnf) && ds__act_bf16(&g->ex, g->gu) &&
+          ds__act_bf16(&g->ex, g->qkv) && ds__act_bf16(&g->ex, g->y) && !ds__act_bf16(&g->ex, g->res));
     CHECK(ds_model_backward(g, 1.0f, NULL, &e_global_cuda) == DS_ERR_INVALID); /* the saved inputs went with the fp32 buffer */
     CHECK_OK(ds_model_forward(g, in, tg, NULL, MB, MT, NULL, &lg, &e_));
     CHECK_OK(ds_model_backward(g, 1.0f, NULL, &e_));
@@ -788,6 +789,38 @@ static void test_cuda_bf16_activations(void) {
         CHECKF(wg <= 1 && ng * 100 <= N * 2 * F, "gate|up: %zu values differ, worst %.2f", ng, wg);
         CHECKF(nh * 100 <= N * F, "h: %zu of %zu values differ from the host's SwiGLU", nh, N * F);
         free(gu), free(hh), free(l2);
+    }
+    /* heads of 10 channels: bf16 mode's attention on the fp32 kernels, reading bf16 q|k|v and
+       writing a bf16 y; against the same model in fp32 */
+    {
+        ds_config c;
+        ds_model *a, *b;
+        double la = 0, lb = 0, cs;
+        float *ga, *gb;
+        size_t nn;
+        ds_config_preset("test", &c, &e_global_cuda);
+        c.vocab = MV, c.d_model = 40, c.n_layers = 2, c.n_heads = 4, c.n_kv_heads = 2, c.d_ff = ds_ffn_dim(40, 16), c.max_seq = MT;
+        CHECK((a = ds_model_new(&c, MB, MT, &e_global_cuda)) && (b = ds_model_new(&c, MB, MT, &e_global_cuda)));
+        CHECK_OK(ds_model_init(a, 33));
+        CHECK_OK(ds_model_init(b, 33));
+        CHECK_OK(ds_model_set_precision(b, DS_PRECISION_BF16, &e_));
+        CHECK(!ds__attention_tc(&b->ex, 10) && ds__act_bf16(&b->ex, b->qkv));
+        nn = ds_model_n_params(a);
+        ga = (float *)malloc(nn * 4), gb = (float *)malloc(nn * 4);
+        CHECK(ga && gb);
+        ds_model_zero_grad(a), ds_model_zero_grad(b);
+        CHECK_OK(ds_model_forward(a, in, tg, NULL, MB, MT, NULL, &la, &e_));
+        CHECK_OK(ds_model_backward(a, 1.0f, NULL, &e_));
+        CHECK_OK(ds_model_forward(b, in, tg, NULL, MB, MT, NULL, &lb, &e_));
+        CHECK_OK(ds_model_backward(b, 1.0f, NULL, &e_));
+        CHECK_OK(ds_model_get(a, DS_GRADS, 0, nn, ga, &e_));
+        CHECK_OK(ds_model_get(b, DS_GRADS, 0, nn, gb, &e_));
+        cs = tensor_cosine_min(a, gb, ga);
+        printf("  bf16 activations, heads of 10 (the fp32 attention kernels): loss %.6f against fp32 %.6f, smallest gradient cosine %.6f\n", lb, la,
+               cs);
+        CHECKF(fabs(lb - la) <= 1e-2 && cs > 0.999, "heads of 10: loss %.6f / %.6f, cosine %.6f", lb, la, cs);
+        free(ga), free(gb);
+        ds_model_free(a), ds_model_free(b);
     }
     /* back to fp32: the fp32 model's bits (same weights: neither has stepped) */
     CHECK_OK(ds_model_set_precision(g, DS_PRECISION_FP32, &e_));
