@@ -4352,8 +4352,7 @@ static int ds__exec_set_precision(ds__exec *ex, int precision, size_t operand_ma
     if (precision == DS_PRECISION_FP32) return DS_OK;
     return ds__fail(err, DS_ERR_UNSUPPORTED, "precision: bf16 is the CUDA build's mode (deepseek_cuda.cuh); the CPU computes in float");
 }
-/* the activations of ds_model.lin (the linears' inputs, the norms' outputs and SwiGLU's, and
-   gate|up): the bytes a value takes in the backend's format for that precision, and where the
+/* the activations of ds_model.lin (all but the residual stream and the statistics): the bytes a value takes in the backend's format for that precision, and where the
    model keeps them (a backend that stores them in another format than float knows them by
    their place). The CPU keeps floats. */
 static size_t ds__exec_act_size(const ds__exec *ex, int precision) { (void)ex, (void)precision; return sizeof(ds_float); }

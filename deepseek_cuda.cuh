@@ -379,6 +379,11 @@ static ds__act ds__act_of(const ds__exec *ex, const ds_float *p) {
     a.p = p, a.bf = ds__act_bf16(ex, p);
     return a;
 }
+__host__ __device__ static ds__act ds__act_f32(const ds_float *p) { /* an fp32 buffer (dy) */
+    ds__act a;
+    a.p = p, a.bf = 0;
+    return a;
+}
 __host__ __device__ static ds__act ds__act_at(ds__act a, size_t i) {
     a.p = (const ds_float *)(const void *)((const char *)a.p + i * (a.bf ? sizeof(__nv_bfloat16) : sizeof(ds_float)));
     return a;
@@ -724,14 +729,7 @@ __device__ static float ds__fa_row_sum(float v) {
 /* rows [r0, r0 + n) of one head's q (or K, V, dY: the pointer and row stride say which) into a
    shared tile [rows][MAXHD], rows past n zeroed (shared memory is not initialized: a stale NaN
    times a zero probability would still be NaN) */
-__device__ static void ds__fa_load(float *tile, size_t rows, const ds_float *src, size_t stride, size_t n, size_t hd) {
-    size_t e;
-    for (e = threadIdx.x; e < rows * hd; e += blockDim.x) {
-        size_t r = e / hd, d = e % hd;
-        tile[r * DS__FA_MAXHD + d] = r < n ? src[r * stride + d] : 0.0f;
-    }
-}
-__device__ static void ds__fa_load(float *tile, size_t rows, ds__act src, size_t stride, size_t n, size_t hd) { /* from q|k|v */
+__device__ static void ds__fa_load(float *tile, size_t rows, ds__act src, size_t stride, size_t n, size_t hd) {
     size_t e;
     for (e = threadIdx.x; e < rows * hd; e += blockDim.x) {
         size_t r = e / hd, d = e % hd;
@@ -855,7 +853,7 @@ __global__ static void ds__fa_bwd_dkv_kernel(ds_float *dqkv, const ds_float *Dsu
             size_t nr = T - r0 < DS__FA_BR ? T - r0 : DS__FA_BR;
             __syncthreads();
             ds__fa_load(qs, DS__FA_BR, ds__act_at(base, r0 * Q + h * hd), Q, nr, hd);
-            ds__fa_load(gs, DS__FA_BR, dy + (b * T + r0) * H * hd + h * hd, H * hd, nr, hd);
+            ds__fa_load(gs, DS__FA_BR, ds__act_f32(dy + (b * T + r0) * H * hd + h * hd), H * hd, nr, hd);
             for (ii = threadIdx.x; ii < DS__FA_BR; ii += blockDim.x) ls[ii] = ii < nr ? lse[bh * T + r0 + ii] : 0.0f, ds_[ii] = ii < nr ? Dsum[bh * T + r0 + ii] : 0.0f;
             __syncthreads();
             for (ii = 0; ii < DS__FA_BR; ii++) {
@@ -926,15 +924,8 @@ typedef ds__wm::fragment<ds__wm::matrix_a, 16, 16, 16, __nv_bfloat16, ds__wm::ro
 typedef ds__wm::fragment<ds__wm::matrix_b, 16, 16, 16, __nv_bfloat16, ds__wm::row_major> ds__fr_b;  /* B[k][n] = p[k ldm + n] */
 typedef ds__wm::fragment<ds__wm::matrix_b, 16, 16, 16, __nv_bfloat16, ds__wm::col_major> ds__fr_bt; /* B[k][n] = p[n ldm + k]: a tile's rows as B's columns */
 typedef ds__wm::fragment<ds__wm::accumulator, 16, 16, 16, float> ds__fr_c;
-/* rows [0, n) of a head (src, row stride `stride`) into a bf16 tile of `rows` rows, zeros past n */
-__device__ static void ds__tc_load(__nv_bfloat16 *tile, size_t rows, const ds_float *src, size_t stride, size_t n, size_t hd) {
-    size_t e;
-    for (e = threadIdx.x; e < rows * hd; e += blockDim.x) {
-        size_t r = e / hd, d = e % hd;
-        tile[r * DS__TC_LDH + d] = __float2bfloat16(r < n ? src[r * stride + d] : 0.0f);
-    }
-}
-/* the same from q|k|v, which bf16 mode stores as bf16 (rounding a bf16 value again is exact) */
+/* rows [0, n) of a head (src, row stride `stride`) into a bf16 tile of `rows` rows, zeros past n
+   (bf16 mode's q|k|v is bf16 already: rounding a bf16 value again is exact) */
 __device__ static void ds__tc_load(__nv_bfloat16 *tile, size_t rows, ds__act src, size_t stride, size_t n, size_t hd) {
     size_t e;
     for (e = threadIdx.x; e < rows * hd; e += blockDim.x) {
@@ -1112,7 +1103,7 @@ __global__ static void ds__fa_bwd_dq_tc_kernel(ds_float *dqkv, const ds_float *D
     __syncthreads();
     ds__tc_own<NF>(qf, kv, w);
     __syncthreads();
-    ds__tc_load(kv, DS__TC_ROWS, dy + (b * T + r0) * H * hd + h * hd, H * hd, rend - r0, hd);
+    ds__tc_load(kv, DS__TC_ROWS, ds__act_f32(dy + (b * T + r0) * H * hd + h * hd), H * hd, rend - r0, hd);
     __syncthreads();
     ds__tc_own<NF>(gf, kv, w);
 DS__UNROLL
@@ -1180,7 +1171,7 @@ DS__UNROLL
             size_t nr = T - r0 < DS__TC_TILE ? T - r0 : DS__TC_TILE;
             __syncthreads();
             ds__tc_load(qg, DS__TC_TILE, ds__act_at(base, r0 * Q + hq * hd), Q, nr, hd);
-            ds__tc_load(qg + DS__TC_TILE * DS__TC_LDH, DS__TC_TILE, dy + (b * T + r0) * H * hd + hq * hd, H * hd, nr, hd);
+            ds__tc_load(qg + DS__TC_TILE * DS__TC_LDH, DS__TC_TILE, ds__act_f32(dy + (b * T + r0) * H * hd + hq * hd), H * hd, nr, hd);
             for (i = threadIdx.x; i < DS__TC_TILE; i += blockDim.x) ls[i] = i < nr ? lse[bh * T + r0 + i] : 0.0f, dsm[i] = i < nr ? Dsum[bh * T + r0 + i] : 0.0f;
             __syncthreads();
             if (wk0 >= jend || r0 + DS__TC_TILE - 1 < wk0) continue; /* the warp's keys are past T, or after every query */

@@ -549,13 +549,7 @@ static double tensor_cosine_min(ds_model *m, const float *a, const float *b) {
     return worst;
 }
 /* x rounded to bf16 (to nearest, ties to even), as a float */
-static float t_bf16(float x) {
-    uint32_t u;
-    memcpy(&u, &x, 4);
-    u = (u + 0x7fffu + ((u >> 16) & 1)) & 0xffff0000u;
-    memcpy(&x, &u, 4);
-    return x;
-}
+static float t_bf16(float x) { return t_bf(t_bfbits(x)); }
 /* the bf16 linears are exactly the fp32 linears of bf16-rounded operands (up to the order of
    the fp32 sums), and differ from the fp32 linears of the operands themselves */
 static void bf16_linear_is_rounded_operands(void) {

@@ -7,6 +7,7 @@
 #ifndef DS_CUDA_EMU_CUBLAS_H
 #define DS_CUDA_EMU_CUBLAS_H
 #include "cuda_runtime.h"
+#include "cuda_bf16.h"
 
 typedef enum {
     CUBLAS_STATUS_SUCCESS = 0,
@@ -38,10 +39,11 @@ static inline cublasStatus_t cublasSetMathMode(cublasHandle_t h, cublasMath_t m)
     return CUBLAS_STATUS_SUCCESS;
 }
 /* a rows x cols column-major matrix with leading dimension ld, in device memory */
-static inline bool ds_emu_matrix_ok(const float *p, int rows, int cols, int ld) {
+static inline bool ds_emu_matrix_ok_t(const void *p, cudaDataType_t t, int rows, int cols, int ld) {
     if (rows == 0 || cols == 0) return true;
-    return ds_emu_on_device(p, ((size_t)ld * (size_t)(cols - 1) + (size_t)rows) * sizeof(float));
+    return ds_emu_on_device(p, ((size_t)ld * (size_t)(cols - 1) + (size_t)rows) * (t == CUDA_R_32F ? 4 : 2));
 }
+static inline bool ds_emu_matrix_ok(const float *p, int rows, int cols, int ld) { return ds_emu_matrix_ok_t(p, CUDA_R_32F, rows, cols, ld); }
 static inline cublasStatus_t cublasSgemm(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k, const float *alpha,
                                   const float *A, int lda, const float *B, int ldb, const float *beta, float *C, int ldc) {
     int i, j, p, ar = ta == CUBLAS_OP_N ? m : k, ac = ta == CUBLAS_OP_N ? k : m, br = tb == CUBLAS_OP_N ? k : n, bc = tb == CUBLAS_OP_N ? n : k;
@@ -79,17 +81,8 @@ static inline float ds_emu_elem(const void *p, cudaDataType_t t, size_t i) {
     }
 }
 static inline void ds_emu_store(void *p, cudaDataType_t t, size_t i, float v) {
-    if (t == CUDA_R_32F) { ((float *)p)[i] = v; return; }
-    {
-        uint32_t u;
-        memcpy(&u, &v, 4);
-        if ((u & 0x7fffffffu) > 0x7f800000u) ((unsigned short *)p)[i] = (unsigned short)((u >> 16) | 0x40); /* a quiet NaN */
-        else ((unsigned short *)p)[i] = (unsigned short)((u + 0x7fffu + ((u >> 16) & 1)) >> 16);
-    }
-}
-static inline bool ds_emu_matrix_ok_t(const void *p, cudaDataType_t t, int rows, int cols, int ld) {
-    if (rows == 0 || cols == 0) return true;
-    return ds_emu_on_device(p, ((size_t)ld * (size_t)(cols - 1) + (size_t)rows) * (t == CUDA_R_32F ? 4 : 2));
+    if (t == CUDA_R_32F) ((float *)p)[i] = v;
+    else ((__nv_bfloat16 *)p)[i] = __float2bfloat16(v);
 }
 static inline cublasStatus_t cublasGemmEx(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k, const void *alpha,
                                           const void *A, cudaDataType_t at, int lda, const void *B, cudaDataType_t bt, int ldb, const void *beta,
