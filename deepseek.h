@@ -4306,6 +4306,227 @@ static void ds__matmul(ds_pool *pool, ds_float *C, size_t ldc, const ds_float *A
     ds__matmul_g(pool, C, ldc, A, sam, sak, B, ldb, 0, M, N, K, accumulate);
 }
 
+/* ---- bf16 products on the CPU (DS_PRECISION_BF16 where the CPU has AVX512_BF16) --------------
+   The paper's §2.4 regime for the linears' products on a CPU: each operand rounded to bf16
+   (nearest even, as the CUDA path and the BF16 checkpoints round), the products summed in fp32.
+   One instruction, vdpbf16ps, multiplies 16 pairs of bf16 and adds both products of a pair to a
+   float lane: twice the multiply-adds of an fp32 FMA in the same time (AMD Zen 4, one thread:
+   234 against 117 GFLOP/s). So a pair of k's travels together: a 32-bit word holds
+   (x[k] in its low half, x[k + 1] in its high half), k even; an odd K's last word has 0 on top.
+     B's strip (64 columns, KC / 2 = 128 words deep, 32 KB as the float strip): bp[kk][j] =
+       the word of (B[2kk][j], B[2kk + 1][j]);
+     A's panel (4 rows): ap[kk][r] = the word of (A[r][2kk], A[r][2kk + 1]);
+     the tile: per kk, 4 vector loads of B, 4 broadcasts of A, 16 vdpbf16ps into 4 x 4
+       accumulators -- the float tile's shape at two k's an instruction.
+   The loops are the blocked path's (a block of 512 columns, k-blocks of 256, row blocks of
+   mm_mc), each thread with its rows; the packing rounds as it copies. Each element sums its
+   k's in ascending pairs, k-blocks in order, whatever the thread count: the same bits for any
+   thread count, on a given CPU (how vdpbf16ps rounds inside a pair is the CPU's: an AMD and an
+   Intel part may differ in the last bits). Only the linears (the batched forward and the whole
+   backward) take this path; attention, the norms, the softmax and decoding (ds_generate's
+   matrix-vector products) stay fp32. */
+#if defined(DS__SIMD) && defined(DS__SHUF) && DS__NV == 4 && DS__VB == 64 && !defined(DS_DOUBLE) && \
+    defined(__AVX512BF16__) && \
+    (defined(__x86_64__) || defined(__i386__))
+#define DS__BF16_DOT 1
+#define DS__MMB_KC 256 /* k's in a k-block: 128 words */
+#define DS__MMB_NC 512 /* columns in a column block */
+#define DS__MMB_MC 128 /* the row block of a product run without a pool (the model's own buffer) */
+typedef uint16_t ds__bwvec __attribute__((vector_size(64))); /* 32 bf16, or 16 words */
+/* the floats per buffer a thread needs: the A block ((mc + 4) x 128 words), the B block (8
+   strips x 128 x 64 words), a scratch of 64 x 128 words (within the pool's matmul buffer) */
+static size_t ds__mmb_buf(size_t mc) { return (mc + 4) * (DS__MMB_KC / 2) + (size_t)(DS__MMB_NC / 64 + 1) * 64 * (DS__MMB_KC / 2); }
+/* each lane rounded to bf16 in its top half: nearest even; a NaN stays a (quiet) NaN */
+static DS__ALWAYS_INLINE ds__uvec ds__bf_round(ds__vec x) {
+    ds__uvec u, r, nan;
+    memcpy(&u, &x, sizeof u);
+    r = u + 0x7FFFu + ((u >> 16) & 1u);
+    nan = (ds__uvec)((u & 0x7FFFFFFFu) > 0x7F800000u);
+    return (r & ~nan) | ((u | 0x400000u) & nan);
+}
+static uint32_t ds__bf_round1(ds_float x) {
+    uint32_t u;
+    memcpy(&u, &x, sizeof u);
+    return (u & 0x7FFFFFFFu) > 0x7F800000u ? u | 0x400000u : u + 0x7FFFu + ((u >> 16) & 1u);
+}
+/* the words of pairs: k even in the low half (vdpbf16ps pairs the halves positionally) */
+static DS__ALWAYS_INLINE ds__uvec ds__bf_pair(ds__vec even, ds__vec odd) { return (ds__bf_round(odd) & 0xFFFF0000u) | (ds__bf_round(even) >> 16); }
+static uint32_t ds__bf_pair1(ds_float even, ds_float odd) { return (ds__bf_round1(odd) & 0xFFFF0000u) | (ds__bf_round1(even) >> 16); }
+/* w[i] = the word of (x[2i], x[2i + 1]), i < ceil(n / 2) (an odd n's last: 0 on top); w is
+   float storage, written through memcpy (words are bit patterns, never float values) */
+static void ds__bf_row(ds_float *w, const ds_float *x, size_t n) {
+    size_t i = 0;
+    for (; i + 2 * DS__VL <= n; i += 2 * DS__VL) { /* 32 floats -> 16 words: the top halves, in order */
+        ds__uvec r0 = ds__bf_round(ds__vload(x + i)), r1 = ds__bf_round(ds__vload(x + i + DS__VL));
+        ds__bwvec a, b, o;
+        memcpy(&a, &r0, sizeof a), memcpy(&b, &r1, sizeof b);
+        o = __builtin_shufflevector(a, b, 1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31, 33, 35, 37, 39, 41, 43, 45, 47, 49,
+                                    51, 53, 55, 57, 59, 61, 63);
+        memcpy(w + i / 2, &o, sizeof o);
+    }
+    for (; i < n; i += 2) {
+        uint32_t v = i + 1 < n ? ds__bf_pair1(x[i], x[i + 1]) : ds__bf_round1(x[i]) >> 16;
+        memcpy(w + i / 2, &v, sizeof v);
+    }
+}
+static DS__ALWAYS_INLINE ds__vec ds__dpbf16(ds__vec c, ds__uvec a, ds__uvec b) {
+    __asm__("vdpbf16ps %2, %1, %0" : "+v"(c) : "v"(a), "v"(b));
+    return c;
+}
+typedef struct ds__mmb {
+    ds_float *C;
+    const ds_float *A, *B;
+    size_t M, N, K, sam, sak, ldb, ldc, mc, tiles;
+    int bt, accumulate, parts;
+    ds_float *const *pack;
+} ds__mmb;
+/* The B block of k's [pc, pc + kb) and columns [n0, n0 + nc): strip s at bp + s kp 64 words;
+   columns past nc are 0 */
+static void ds__mmb_pack_b(ds_float *bp, ds_float *tmp, const ds__mmb *g, size_t n0, size_t nc, size_t pc, size_t kb) {
+    size_t kp = (kb + 1) / 2, s, j, kk;
+    for (s = 0; s * 64 < nc; s++) {
+        ds_float *d = bp + s * kp * 64;
+        size_t n = n0 + s * 64, nr = nc - s * 64 < 64 ? nc - s * 64 : 64;
+        if (g->bt) { /* B[k][n] = W[n][k]: each row of the weight to words, then [64][kp] transposed */
+            for (j = 0; j < 64; j++) {
+                if (j < nr) ds__bf_row(tmp + j * kp, g->B + (n + j) * g->ldb + pc, kb);
+                else memset(tmp + j * kp, 0, kp * sizeof(ds_float));
+            }
+            ds__mm_pack_t(d, tmp, NULL, kp, 0, 64, 0, kp);
+            continue;
+        }
+        for (kk = 0; kk < kp; kk++) { /* a pair of B's rows, 16 columns at a time */
+            const ds_float *r0 = g->B + (pc + 2 * kk) * g->ldb + n, *r1 = r0 + g->ldb;
+            int two = 2 * kk + 1 < kb;
+            if (nr == 64) {
+                int v;
+                for (v = 0; v < 4; v++) {
+                    ds__uvec w = two ? ds__bf_pair(ds__vload(r0 + v * DS__VL), ds__vload(r1 + v * DS__VL)) : ds__bf_round(ds__vload(r0 + v * DS__VL)) >> 16;
+                    memcpy(d + kk * 64 + v * DS__VL, &w, sizeof w);
+                }
+            } else
+                for (j = 0; j < 64; j++) {
+                    uint32_t w = j >= nr ? 0 : two ? ds__bf_pair1(r0[j], r1[j]) : ds__bf_round1(r0[j]) >> 16;
+                    memcpy(d + kk * 64 + j, &w, sizeof w);
+                }
+        }
+    }
+}
+/* A's rows [m, m + mb) of k's [pc, pc + kb), in panels of 4 rows (ap + (r / 4) kp 4 words);
+   rows past mb are 0 */
+static void ds__mmb_pack_a(ds_float *ap, ds_float *tmp, const ds__mmb *g, size_t m, size_t mb, size_t pc, size_t kb) {
+    size_t kp = (kb + 1) / 2, p, r, kk, np = (mb + 3) / 4;
+    if (g->sak == 1) { /* rows (the forward's input, an input gradient's dout): each to words, 4 into a panel */
+        for (p = 0; p < np; p++) {
+            for (r = 0; r < 4; r++) {
+                if (4 * p + r < mb) ds__bf_row(tmp + r * kp, g->A + (m + 4 * p + r) * g->sam + pc, kb);
+                else memset(tmp + r * kp, 0, kp * sizeof(ds_float));
+            }
+            ds__mm_pack_panel(ap + p * kp * 4, tmp, kp, kp);
+        }
+        return;
+    }
+    /* columns of A^T (sam == 1: a weight gradient's dout^T): a pair from two of its rows, 16
+       rows of A at a time, 4 words into each of 4 panels; the rest (and any other strides) one
+       word at a time */
+    for (p = 0; g->sam == 1 && p + 4 <= np && 4 * p + 16 <= mb; p += 4)
+        for (kk = 0; kk < kp; kk++) {
+            const ds_float *s0 = g->A + m + 4 * p + (pc + 2 * kk) * g->sak;
+            ds__uvec w = 2 * kk + 1 < kb ? ds__bf_pair(ds__vload(s0), ds__vload(s0 + g->sak)) : ds__bf_round(ds__vload(s0)) >> 16;
+            ds_float f[16];
+            memcpy(f, &w, sizeof w);
+            for (r = 0; r < 4; r++) memcpy(ap + (p + r) * kp * 4 + kk * 4, f + 4 * r, 4 * sizeof(ds_float));
+        }
+    for (; p < np; p++)
+        for (kk = 0; kk < kp; kk++)
+            for (r = 0; r < 4; r++) {
+                const ds_float *s0 = g->A + (m + 4 * p + r) * g->sam + (pc + 2 * kk) * g->sak;
+                uint32_t w = 4 * p + r >= mb ? 0 : 2 * kk + 1 < kb ? ds__bf_pair1(s0[0], s0[g->sak]) : ds__bf_round1(s0[0]) >> 16;
+                memcpy(ap + p * kp * 4 + kk * 4 + r, &w, sizeof w);
+            }
+}
+/* C[0..mr) x [0..nr) (+)= the panel ap times the strip bp, kp words deep; mr <= 4, nr <= 64 */
+static DS__WIDE void ds__mmb_tile(ds_float *C, size_t ldc, const ds_float *ap, const ds_float *bp, size_t kp, size_t mr, size_t nr, int acc) {
+    ds__vec c[4][4];
+    ds_float part[4 * 64];
+    ds_float *D = C;
+    size_t ldd = ldc, kk, r, j;
+    int full = mr == 4 && nr == 64, v;
+    if (!full) { /* an edge: through a 4 x 64 block of its own */
+        memset(part, 0, sizeof part);
+        if (acc)
+            for (r = 0; r < mr; r++)
+                for (j = 0; j < nr; j++) part[r * 64 + j] = C[r * ldc + j];
+        D = part, ldd = 64;
+    }
+    for (r = 0; r < 4; r++)
+        for (v = 0; v < 4; v++) c[r][v] = acc ? ds__vload(D + r * ldd + v * DS__VL) : (ds__vec){0};
+    for (kk = 0; kk < kp; kk++) {
+        ds__uvec b[4], a;
+        uint32_t w;
+        for (v = 0; v < 4; v++) memcpy(&b[v], bp + kk * 64 + v * DS__VL, sizeof b[v]);
+        for (r = 0; r < 4; r++) {
+            memcpy(&w, ap + kk * 4 + r, sizeof w);
+            a = (ds__uvec){0} + w;
+            for (v = 0; v < 4; v++) c[r][v] = ds__dpbf16(c[r][v], a, b[v]);
+        }
+    }
+    for (r = 0; r < 4; r++)
+        for (v = 0; v < 4; v++) ds__vstore(D + r * ldd + v * DS__VL, c[r][v]);
+    if (!full)
+        for (r = 0; r < mr; r++)
+            for (j = 0; j < nr; j++) C[r * ldc + j] = part[r * 64 + j];
+}
+static void ds__mmb_task(void *ctx, size_t t0, size_t t1) { /* tasks are the parts */
+    const ds__mmb *g = (const ds__mmb *)ctx;
+    size_t t;
+    for (t = t0; t < t1; t++) {
+        ds_float *ap = g->pack[t], *bp = ap + (g->mc + 4) * (DS__MMB_KC / 2), *tmp = bp + (DS__MMB_NC / 64) * 64 * (DS__MMB_KC / 2);
+        size_t b, e, m0, m1, jc, pc, mc, s, p;
+        ds__chunk(g->tiles, g->parts, (int)t, &b, &e);
+        m0 = b * DS__MR, m1 = e * DS__MR < g->M ? e * DS__MR : g->M;
+        for (jc = 0; jc < g->N; jc += DS__MMB_NC) {
+            size_t nc = g->N - jc < DS__MMB_NC ? g->N - jc : DS__MMB_NC;
+            for (pc = 0; pc < g->K; pc += DS__MMB_KC) {
+                size_t kb = g->K - pc < DS__MMB_KC ? g->K - pc : DS__MMB_KC, kp = (kb + 1) / 2;
+                int acc = g->accumulate || pc > 0;
+                ds__mmb_pack_b(bp, tmp, g, jc, nc, pc, kb);
+                for (mc = m0; mc < m1; mc += g->mc) {
+                    size_t mb = m1 - mc < g->mc ? m1 - mc : g->mc;
+                    ds__mmb_pack_a(ap, tmp, g, mc, mb, pc, kb);
+                    for (s = 0; s * 64 < nc; s++)
+                        for (p = 0; p * 4 < mb; p++)
+                            ds__mmb_tile(g->C + (mc + 4 * p) * g->ldc + jc + 64 * s, g->ldc, ap + p * kp * 4, bp + s * kp * 64, kp,
+                                         mb - 4 * p < 4 ? mb - 4 * p : 4, nc - 64 * s < 64 ? nc - 64 * s : 64, acc);
+                }
+            }
+        }
+    }
+}
+/* C (+)= A B in bf16 products (ds__matmul_g's arguments); own: the buffer of a call without a pool
+   (ds__mmb_buf(DS__MMB_MC) floats) */
+static void ds__matmul_bf16(ds_pool *pool, ds_float *own, ds_float *C, size_t ldc, const ds_float *A, size_t sam, size_t sak, const ds_float *B,
+                            size_t ldb, int bt, size_t M, size_t N, size_t K, int accumulate) {
+    ds__mmb g;
+    if (M == 0 || N == 0) return;
+    if (K == 0) {
+        size_t i;
+        if (!accumulate)
+            for (i = 0; i < M; i++) memset(C + i * ldc, 0, N * sizeof(ds_float));
+        return;
+    }
+    g.C = C, g.A = A, g.B = B, g.M = M, g.N = N, g.K = K, g.sam = sam, g.sak = sak, g.ldb = ldb, g.ldc = ldc, g.bt = bt;
+    g.accumulate = accumulate;
+    g.tiles = (M + DS__MR - 1) / DS__MR;
+    if (pool) {
+        g.parts = ds_pool_threads(pool), g.pack = pool->pack, g.mc = pool->mm_mc;
+        if ((size_t)g.parts > g.tiles) g.parts = (int)g.tiles;
+    } else
+        g.parts = 1, g.pack = &own, g.mc = DS__MMB_MC;
+    ds_pool_for(pool, (size_t)g.parts, ds__mmb_task, &g);
+}
+#endif
+
 /* ---- the execution context ------------------------------------------------------------------
    Every op takes a ds__exec: where it runs and where its memory lives. This is the backend seam:
    a second backend (the CUDA path) implements this struct and every function from here to the
@@ -4326,6 +4547,8 @@ typedef struct ds__exec {
     size_t work_n;
     double *partial;  /* per-chunk partial sums, partial_n values */
     size_t partial_n;
+    int bf16;         /* DS_PRECISION_BF16: the linears' products in bf16 (ds__matmul_bf16) */
+    ds_float *bf_own; /* its buffer for a call without a pool */
 } ds__exec;
 
 /* n zeroed elements of size bytes in the backend's memory, or NULL */
@@ -4345,12 +4568,24 @@ static void ds__exec_free(ds__exec *ex, void *p) { (void)ex; DS_FREE(p); }
 static size_t ds__exec_logit_rows(const ds__exec *ex, size_t N, size_t V) { (void)ex, (void)V; return N; }
 /* the linears' precision (ds_model_set_precision); operand_max: the largest operand of the
    model's linears, in values (a backend that rounds operands sizes its scratch to it); params,
-   n_params: the model's weights (a backend may keep a rounded copy of them). The CPU computes in
-   float only. */
+   n_params: the model's weights (a backend may keep a rounded copy of them). The CPU rounds the
+   operands as it packs them (ds__matmul_bf16), so it keeps no copy; without AVX512_BF16 in the
+   build (-march) it computes in float only. */
 static int ds__exec_set_precision(ds__exec *ex, int precision, size_t operand_max, const ds_float *params, size_t n_params, ds_error *err) {
-    (void)ex, (void)operand_max, (void)params, (void)n_params;
-    if (precision == DS_PRECISION_FP32) return DS_OK;
-    return ds__fail(err, DS_ERR_UNSUPPORTED, "precision: bf16 is the CUDA build's mode (deepseek_cuda.cuh); the CPU computes in float");
+    (void)operand_max, (void)params, (void)n_params;
+    if (precision == DS_PRECISION_FP32) {
+        ex->bf16 = 0;
+        return DS_OK;
+    }
+#ifdef DS__BF16_DOT
+    if (!ex->bf_own && !(ex->bf_own = (ds_float *)DS_MALLOC(ds__mmb_buf(DS__MMB_MC) * sizeof(ds_float)))) return DS__OOM(err);
+    ex->bf16 = 1;
+    return DS_OK;
+#else
+    (void)ex;
+    return ds__fail(err, DS_ERR_UNSUPPORTED,
+                    "precision: bf16 needs the CUDA build (deepseek_cuda.cuh) or a CPU build with AVX512_BF16 (-march=native on a CPU that has it)");
+#endif
 }
 /* the activations of ds_model.lin (all but the residual stream and the statistics): the bytes a value takes in the backend's format for that precision, and where the
    model keeps them (a backend that stores them in another format than float knows them by
@@ -4390,7 +4625,8 @@ static int ds__exec_status(ds__exec *ex, ds_error *err) {
 static void ds__exec_destroy(ds__exec *ex) {
     ds__exec_free(ex, ex->work);
     ds__exec_free(ex, ex->partial);
-    ex->work = NULL, ex->partial = NULL;
+    DS_FREE(ex->bf_own);
+    ex->work = NULL, ex->partial = NULL, ex->bf_own = NULL;
 }
 
 /* ---- helpers: copies, zeroing, host transfers ------------------------------------------------
@@ -4805,6 +5041,12 @@ static void ds__matvec_task(void *ctx, size_t o0, size_t o1) {
 }
 static void ds__linear_forward(ds__exec *ex, ds_float *out, const ds_float *inp, const ds_float *W, size_t N, size_t C, size_t OC,
                                int accumulate) {
+#ifdef DS__BF16_DOT
+    if (ex->bf16 && N > 1) { /* (one token, decoding, stays in float) */
+        ds__matmul_bf16(ex->pool, ex->bf_own, out, OC, inp, C, 1, W, C, 1, N, OC, C, accumulate);
+        return;
+    }
+#endif
     if (N == 1) {
         ds__mv v;
         v.out = out, v.W = W, v.x = inp, v.C = C, v.accumulate = accumulate;
@@ -4819,6 +5061,13 @@ static void ds__linear_forward(ds__exec *ex, ds_float *out, const ds_float *inp,
 }
 static void ds__linear_backward(ds__exec *ex, ds_float *dinp, int dinp_accumulate, ds_float *dW, const ds_float *dout, const ds_float *inp,
                                 const ds_float *W, size_t N, size_t C, size_t OC) {
+#ifdef DS__BF16_DOT
+    if (ex->bf16) {
+        if (dinp) ds__matmul_bf16(ex->pool, ex->bf_own, dinp, C, dout, OC, 1, W, C, 0, N, C, OC, dinp_accumulate);
+        ds__matmul_bf16(ex->pool, ex->bf_own, dW, C, dout, 1, OC, inp, C, 0, OC, C, N, 1);
+        return;
+    }
+#endif
     if (dinp) ds__matmul(ex->pool, dinp, C, dout, OC, 1, W, C, N, C, OC, dinp_accumulate);
     ds__matmul(ex->pool, dW, C, dout, 1, OC, inp, C, OC, C, N, 1);
 }
@@ -5653,8 +5902,8 @@ DSDEF int ds_model_set_precision(ds_model *m, int precision, ds_error *err) {
     if (lin) {
         ds__exec_free(&m->ex, m->lin);
         m->lin = lin, m->act_es = es;
-        m->has_targets = 0, m->cur_B = 0, m->cur_T = 0; /* the inputs a forward saved for its backward are gone */
     }
+    if (lin || precision != m->precision) m->has_targets = 0, m->cur_B = 0, m->cur_T = 0; /* what a forward saved for its backward is gone */
     ds__lin_layout(m);
     m->precision = precision;
     return DS_OK;

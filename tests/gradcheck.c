@@ -134,7 +134,7 @@ static double dotp(const ds_float *a, const ds_float *b, size_t n) {
 
 /* the ops' execution context for these checks: the calling thread, host memory, a scratch */
 static ds_float g_work[16384];
-static ds__exec g_ex = {NULL, 1, g_work, 16384, NULL, 0};
+static ds__exec g_ex = {NULL, 1, g_work, 16384, NULL, 0, 0, NULL};
 
 enum { RN = 3, RD = 7 };
 typedef struct { ds_float x[RN * RD], w[RD], out[RN * RD], rstd[RN], dout[RN * RD], dx[RN * RD], dw[RD]; } rms_ck;

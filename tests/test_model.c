@@ -209,6 +209,160 @@ static void test_matmul_paths_bit_identical(void) {
     }
 }
 
+/* The CPU's bf16 products (DS_PRECISION_BF16 on a CPU with AVX512_BF16): for every layout the
+   linears use, accumulating or not, with row, column, pair (odd K) and k-block remainders, each
+   element equals the double-precision sum of the bf16-rounded operands' products to fp32
+   accumulation error (1e-5 of the sum of |products|; rounding by truncation, or a lost pair,
+   would be off by ~1e-3); and the same bits without a pool, and with 1, 2 and 3 threads, one or
+   several row blocks. */
+static void test_bf16_products(void) {
+#ifndef DS__BF16_DOT
+    SKIP("this build has no AVX512_BF16 (-march=native on a CPU without it): bf16 is the CUDA build's");
+#else
+    static const size_t shapes[][3] = {{1, 1, 1}, {5, 70, 7}, {37, 64, 256}, {70, 130, 301}, {9, 513, 257}, {130, 600, 2}, {203, 96, 515}};
+    size_t si, i, j, k;
+    int layout, acc, th;
+    ds_error e;
+    for (si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
+        size_t M = shapes[si][0], N = shapes[si][1], K = shapes[si][2];
+        float *A = (float *)malloc(M * K * sizeof(float)), *B = (float *)malloc(K * N * sizeof(float));
+        float *C0 = (float *)malloc(M * N * sizeof(float)), *C1 = (float *)malloc(M * N * sizeof(float)), *Ci = (float *)malloc(M * N * sizeof(float));
+        ds_float *own = (ds_float *)malloc(ds__mmb_buf(DS__MMB_MC) * sizeof(ds_float));
+        CHECK(A && B && C0 && C1 && Ci && own);
+        for (i = 0; i < M * K; i++) A[i] = (float)t_uniform();
+        for (i = 0; i < K * N; i++) B[i] = (float)t_uniform();
+        for (i = 0; i < M * N; i++) Ci[i] = (float)t_uniform();
+        for (layout = 0; layout < 4; layout++) /* bit 0: A transposed ([K, M] in memory); bit 1: B transposed ([N, K]) */
+            for (acc = 0; acc < 2; acc++) {
+                size_t sam = layout & 1 ? 1 : K, sak = layout & 1 ? M : 1, ldb = layout & 2 ? K : N, far = 0;
+                int bt = layout >> 1;
+                memcpy(C0, Ci, M * N * sizeof(float));
+                ds__matmul_bf16(NULL, own, C0, N, A, sam, sak, B, ldb, bt, M, N, K, acc);
+                for (i = 0; i < M; i++)
+                    for (j = 0; j < N; j++) {
+                        double ref = acc ? Ci[i * N + j] : 0, scale = fabs(ref), f32 = ref;
+                        for (k = 0; k < K; k++) {
+                            float a = A[i * sam + k * sak], b = bt ? B[j * ldb + k] : B[k * ldb + j];
+                            uint32_t ua = (uint32_t)ds__f32_to_bf16(a) << 16, ub = (uint32_t)ds__f32_to_bf16(b) << 16;
+                            float ra, rb;
+                            memcpy(&ra, &ua, 4), memcpy(&rb, &ub, 4);
+                            ref += (double)ra * rb, scale += fabs((double)ra * rb), f32 += (double)a * b;
+                        }
+                        CHECKF(fabs(C0[i * N + j] - ref) <= 1e-5 * scale + 1e-30, "%zux%zux%zu layout %d acc %d: C[%zu][%zu] %.9g vs %.9g", M, N, K, layout,
+                               acc, i, j, C0[i * N + j], ref);
+                        far += fabs(C0[i * N + j] - f32) > 1e-5 * scale;
+                    }
+                CHECKF(K < 8 || far > 0, "%zux%zux%zu layout %d: no element differs from the fp32 product (were the operands rounded?)", M, N, K, layout);
+                for (th = 1; th <= 3; th++) {
+                    int small;
+                    for (small = 0; small < 2; small++) {
+                        ds_pool *pool = ds_pool_new(th, &e);
+                        CHECKF(pool, "%s", e.msg);
+                        if (small) pool->mm_mc = 32; /* several row blocks a thread */
+                        memcpy(C1, Ci, M * N * sizeof(float));
+                        ds__matmul_bf16(pool, NULL, C1, N, A, sam, sak, B, ldb, bt, M, N, K, acc);
+                        ds_pool_free(pool);
+                        CHECKF(memcmp(C0, C1, M * N * sizeof(float)) == 0, "%zux%zux%zu layout %d acc %d, %d threads%s: not the same bits", M, N, K,
+                               layout, acc, th, small ? " (mc 32)" : "");
+                    }
+                }
+            }
+        free(A), free(B), free(C0), free(C1), free(Ci), free(own);
+    }
+#endif
+}
+
+/* The CPU's bf16 mode against its fp32 mode, on the training paths: the first loss within 1e-2,
+   every gradient tensor's cosine similarity above 0.999 (the thresholds the CUDA path's bf16
+   mode is held to), a 10-step AdamW trajectory within 0.05; the same bits for 1, 2 and 3
+   threads; and back in fp32 the model computes the fp32 bits again. */
+static void test_bf16_mode_against_fp32(void) {
+#ifndef DS__BF16_DOT
+    SKIP("this build has no AVX512_BF16 (-march=native on a CPU without it): bf16 is the CUDA build's");
+#else
+    ds_error e;
+    ds_model *f = three_paths_model(1, &e), *b = three_paths_model(1, &e);
+    ds_pool *pool = ds_pool_new(2, &e);
+    ds_adamw opt = ds_adamw_default();
+    int32_t in[4 * 24], tg[4 * 24];
+    double lf, lb, lf0 = 0, lb0 = 0, worst = 1, gap = 0;
+    size_t n, i;
+    ds_float *gf, *gb;
+    int s, k, th;
+    CHECKF(f && b && pool, "%s", e.msg);
+    for (k = 0; k < 4 * 24; k++) { in[k] = (int32_t)(t_rand() % 96); tg[k] = (int32_t)(t_rand() % 96); }
+    CHECK_OK(ds_model_set_precision(b, DS_PRECISION_BF16, &e_));
+    CHECK(ds_model_precision(b) == DS_PRECISION_BF16);
+    n = ds_model_n_params(f);
+    gf = (ds_float *)malloc(n * sizeof(ds_float)), gb = (ds_float *)malloc(n * sizeof(ds_float));
+    CHECK(gf && gb);
+    for (s = 0; s < 10; s++) {
+        ds_model_zero_grad(f), ds_model_zero_grad(b);
+        CHECK_OK(ds_model_forward(f, in, tg, NULL, 4, 24, pool, &lf, &e_));
+        CHECK_OK(ds_model_forward(b, in, tg, NULL, 4, 24, pool, &lb, &e_));
+        CHECK_OK(ds_model_backward(f, 1.0f, pool, &e_));
+        CHECK_OK(ds_model_backward(b, 1.0f, pool, &e_));
+        if (s == 0) {
+            CHECKF(fabs(lb - lf) < 1e-2 && lb != lf, "first loss: bf16 %.9g, fp32 %.9g", lb, lf);
+            lb0 = lb, lf0 = lf;
+            CHECK_OK(ds_model_get(f, DS_GRADS, 0, n, gf, &e_));
+            CHECK_OK(ds_model_get(b, DS_GRADS, 0, n, gb, &e_));
+            for (k = 0; k < ds_model_n_tensors(f); k++) {
+                const ds_tensor *t = ds_model_tensor(f, k);
+                double dot = 0, nf = 0, nb = 0, cs;
+                for (i = t->offset; i < t->offset + t->numel; i++) dot += (double)gf[i] * gb[i], nf += (double)gf[i] * gf[i], nb += (double)gb[i] * gb[i];
+                cs = nf > 0 && nb > 0 ? dot / sqrt(nf * nb) : 1;
+                CHECKF(cs > 0.999, "%s: gradient cosine %.6f", t->name, cs);
+                if (cs < worst) worst = cs;
+            }
+        }
+        if (fabs(lb - lf) > gap) gap = fabs(lb - lf);
+        CHECK_OK(ds_model_step(f, &opt, 3e-3, NULL, pool, &e_));
+        CHECK_OK(ds_model_step(b, &opt, 3e-3, NULL, pool, &e_));
+    }
+    CHECKF(gap < 0.05, "10-step trajectory: bf16 and fp32 losses %.4g apart", gap);
+    if (getenv("DS_TEST_VERBOSE")) printf("  bf16: first loss %.6f vs %.6f, worst gradient cosine %.6f, 10-step gap %.3g\n", lb0, lf0, worst, gap);
+    ds_model_free(f), ds_model_free(b), ds_pool_free(pool);
+    free(gf), free(gb);
+    /* thread counts: three_paths (pretraining, SFT weights, backward_tokens, decoding) in bf16 */
+    {
+        ds_model *ref = NULL;
+        double ref_loss[4];
+        uint64_t ref_dec = 0;
+        for (th = 1; th <= 3; th++) {
+            ds_pool *p = ds_pool_new(th, &e);
+            ds_model *m = three_paths_model(1, &e);
+            double loss[4];
+            uint64_t dec;
+            CHECKF(p && m, "%s", e.msg);
+            CHECK_OK(ds_model_set_precision(m, DS_PRECISION_BF16, &e_));
+            CHECKF(three_paths(m, p, in, tg, loss, &dec, &e), "%d threads: %s", th, e.msg);
+            ds_pool_free(p);
+            if (th == 1) { ref = m, memcpy(ref_loss, loss, sizeof loss), ref_dec = dec; continue; }
+            CHECKF(memcmp(loss, ref_loss, sizeof loss) == 0, "%d threads: bf16 losses differ", th);
+            CHECKF(t_same(m, ref, DS_GRADS) && t_same(m, ref, DS_PARAMS) && dec == ref_dec, "%d threads: bf16 gradients, weights or decoding differ", th);
+            ds_model_free(m);
+        }
+        ds_model_free(ref);
+    }
+    /* back to fp32: a forward is needed again, then it is the fp32 model's bits */
+    {
+        ds_model *x = three_paths_model(1, &e), *y = three_paths_model(1, &e);
+        double lx, ly;
+        CHECKF(x && y, "%s", e.msg);
+        CHECK_OK(ds_model_forward(x, in, tg, NULL, 4, 24, NULL, &lx, &e_));
+        CHECK_OK(ds_model_set_precision(x, DS_PRECISION_BF16, &e_));
+        CHECK(ds_model_backward(x, 1.0f, NULL, &e) == DS_ERR_INVALID); /* the saved forward was dropped */
+        CHECK_OK(ds_model_forward(x, in, tg, NULL, 4, 24, NULL, &lx, &e_));
+        CHECK_OK(ds_model_set_precision(x, DS_PRECISION_FP32, &e_));
+        CHECK_OK(ds_model_forward(x, in, tg, NULL, 4, 24, NULL, &lx, &e_));
+        CHECK_OK(ds_model_forward(y, in, tg, NULL, 4, 24, NULL, &ly, &e_));
+        CHECK(memcmp(&lx, &ly, sizeof lx) == 0);
+        ds_model_free(x), ds_model_free(y);
+    }
+#endif
+}
+
 /* The portable paths: a model whose every host access goes through the backend's copies (as a
    device backend's must) computes exactly what the direct CPU model does. */
 static void test_portable_copies_same_numbers(void) {
@@ -274,8 +428,11 @@ static void test_chunked_classifier_same_bits(void) {
     CHECK_OK(ds_model_copy_logits(b, 6, 1, row, &e_));
     CHECK_OK(ds_model_forward(a, in, NULL, NULL, 1, 7, pool, NULL, &e_));
     CHECK(memcmp(row, ds_model_logits(a) + 6 * 96, sizeof row) == 0);
-    /* bf16 is the CUDA build's mode: the CPU says so and stays in fp32 */
+#ifndef DS__BF16_DOT
+    /* bf16 is the CUDA build's mode, or a CPU's with AVX512_BF16: this one says so and stays in fp32 */
     CHECK(ds_model_set_precision(a, DS_PRECISION_BF16, &e_global) == DS_ERR_UNSUPPORTED && ds_model_precision(a) == DS_PRECISION_FP32);
+    CHECK(strstr(e_global.msg, "AVX512_BF16") != NULL);
+#endif
     CHECK(ds_model_set_precision(a, 5, &e_global) == DS_ERR_INVALID);
     CHECK_OK(ds_model_set_precision(a, DS_PRECISION_FP32, &e_));
     ds_model_free(a), ds_model_free(b);
@@ -609,6 +766,8 @@ static void suite_model(void) {
     RUN(test_training_reduces_loss);
     RUN(test_threads_bit_identical);
     RUN(test_matmul_paths_bit_identical);
+    RUN(test_bf16_products);
+    RUN(test_bf16_mode_against_fp32);
     RUN(test_portable_copies_same_numbers);
     RUN(test_chunked_classifier_same_bits);
     RUN(test_zero_weight_tokens_get_zero_gradient);
