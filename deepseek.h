@@ -4329,6 +4329,7 @@ static void ds__matmul(ds_pool *pool, ds_float *C, size_t ldc, const ds_float *A
     defined(__AVX512BF16__) && \
     (defined(__x86_64__) || defined(__i386__))
 #define DS__BF16_DOT 1
+#include <immintrin.h> /* _mm512_dpbf16_ps: the one intrinsic of the header */
 #define DS__MMB_KC 256 /* k's in a k-block: 128 words */
 #define DS__MMB_NC 512 /* columns in a column block */
 #define DS__MMB_MC 128 /* the row block of a product run without a pool (the model's own buffer) */
@@ -4369,10 +4370,10 @@ static void ds__bf_row(ds_float *w, const ds_float *x, size_t n) {
         memcpy(w + i / 2, &v, sizeof v);
     }
 }
-static DS__ALWAYS_INLINE ds__vec ds__dpbf16(ds__vec c, ds__uvec a, ds__uvec b) {
-    __asm__("vdpbf16ps %2, %1, %0" : "+v"(c) : "v"(a), "v"(b));
-    return c;
-}
+/* c + the products of a's and b's pairs, lane by lane (the compiler's builtin: with an asm
+   statement GCC 12 copied a row's accumulators through other registers every k, 6 moves per 16
+   products) */
+static DS__ALWAYS_INLINE ds__vec ds__dpbf16(ds__vec c, ds__uvec a, ds__uvec b) { return (ds__vec)_mm512_dpbf16_ps((__m512)c, (__m512bh)a, (__m512bh)b); }
 typedef struct ds__mmb {
     ds_float *C;
     const ds_float *A, *B;

@@ -14,6 +14,9 @@
 #   TORCH_CORETYPE=X  run PyTorch with OPENBLAS_CORETYPE=X instead of the detected best
 #   ROUNDS=n          n alternating rounds per config (default 1): the medians, and with n > 1 the
 #                     median and range of each round's own ratio (the host drifts between runs)
+#   PRECISION=bf16    deepseek.h's CPU bf16 mode (a CPU with AVX512_BF16: the linears' products in
+#                     bf16, fp32 sums) beside PyTorch's mixed precision, the same script under
+#                     torch.autocast("cpu", bfloat16) (bench/torch_bf16_train.py); default fp32
 set -eu
 B=build
 BASE_BIN=${BASE_BIN:-}
@@ -22,6 +25,8 @@ SH=../shared/bench
 THREADS=${THREADS:-2}
 STEPS=${STEPS:-20}
 ROUNDS=${ROUNDS:-1}
+PRECISION=${PRECISION:-fp32}
+case $PRECISION in fp32|bf16) ;; *) echo "bench: PRECISION=$PRECISION (fp32 or bf16)"; exit 2 ;; esac
 CONFIGS=${CONFIGS:-"tiny small medium"}
 PY=/usr/bin/python3
 # Debian's PyTorch finds its BLAS through libblas.so.3: without OpenBLAS that is the netlib
@@ -67,26 +72,32 @@ fi
 # median of a list of numbers (one a line)
 median() { sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print 0; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 out=""
+if [ $PRECISION = bf16 ] && ! ./$B/bench_train tiny 1 1 128 16 bf16 >/dev/null 2>&1; then
+  echo "bench: this build has no CPU bf16 mode (it needs AVX512_BF16 and -march=native): $(./$B/bench_train tiny 1 1 128 16 bf16 2>&1 | tail -1)"; exit 1
+fi
+[ $PRECISION = bf16 ] && echo "precision: bf16 (deepseek.h's CPU bf16 mode; PyTorch under torch.autocast(cpu, bfloat16))"
 for c in $CONFIGS; do
   case $c in
-    tiny)   A="--vocab 512 --dim 128 --layers 4 --heads 4 --kv-heads 4 --seq 128 --batch 16" ;;
-    small)  A="--vocab 4096 --dim 256 --layers 6 --heads 8 --kv-heads 4 --seq 256 --batch 8" ;;
-    medium) A="--vocab 8192 --dim 512 --layers 8 --heads 8 --kv-heads 8 --seq 256 --batch 8" ;;
+    tiny)   A="--vocab 512 --dim 128 --layers 4 --heads 4 --kv-heads 4 --seq 128 --batch 16"; TB="128 16" ;;
+    small)  A="--vocab 4096 --dim 256 --layers 6 --heads 8 --kv-heads 4 --seq 256 --batch 8"; TB="256 8" ;;
+    medium) A="--vocab 8192 --dim 512 --layers 8 --heads 8 --kv-heads 8 --seq 256 --batch 8"; TB="256 8" ;;
   esac
+  DSX="" TPY=$SH/torch_llama_train.py
+  if [ $PRECISION = bf16 ]; then DSX="$TB bf16" TPY="bench/torch_bf16_train.py --script=$SH/torch_llama_train.py"; fi
   # ROUNDS rounds, each deepseek.h (then the base binary) then PyTorch, one after the other: the
   # host's speed drifts by tens of percent over minutes, and within a round the drift mostly
   # cancels, so each round's own ratio is kept beside the ratio of the medians
   r=0 dl="" gl="" bl="" tl="" tgl="" rl="" brl=""
   while [ $r -lt $ROUNDS ]; do
-    ds=$(./$B/bench_train $c $THREADS $STEPS | tail -1)
+    ds=$(./$B/bench_train $c $THREADS $STEPS $DSX | tail -1)
     dtps=$(echo "$ds" | sed -n 's/.*tokens_per_s=\([0-9.]*\).*/\1/p'); dgf=$(echo "$ds" | sed -n 's/.*gflops=\([0-9.]*\).*/\1/p')
     btps=0
     if [ -n "$BASE_BIN" ]; then
-      bs=$($BASE_BIN $c $THREADS $STEPS | tail -1)
+      bs=$($BASE_BIN $c $THREADS $STEPS $DSX | tail -1)
       btps=$(echo "$bs" | sed -n 's/.*tokens_per_s=\([0-9.]*\).*/\1/p')
     fi
     if [ $have_torch = 1 ]; then
-      ts=$(env $CT $TUNED $PY $SH/torch_llama_train.py $A --steps $STEPS --warmup 3 --threads $THREADS | tail -1)
+      ts=$(env $CT $TUNED $PY $TPY $A --steps $STEPS --warmup 3 --threads $THREADS | tail -1)
       ttps=$(echo "$ts" | sed -n 's/.*tokens_per_s=\([0-9.]*\).*/\1/p'); tgf=$(echo "$ts" | sed -n 's/.*gflops=\([0-9.]*\).*/\1/p')
     else ttps=0; tgf=0; fi
     [ $FAIR = 1 ] || ttps=0
@@ -121,6 +132,6 @@ for c in $CONFIGS; do
 "
 done
 echo
-echo "== deepseek.h vs tuned PyTorch (its OpenBLAS kernel: ${CORE:-?}, $HOW), $THREADS threads, median of $STEPS steps, $ROUNDS round(s)${BASE_BIN:+; base: $BASE_BIN} =="
+echo "== deepseek.h vs tuned PyTorch (its OpenBLAS kernel: ${CORE:-?}, $HOW), $PRECISION, $THREADS threads, median of $STEPS steps, $ROUNDS round(s)${BASE_BIN:+; base: $BASE_BIN} =="
 printf "%s" "$out"
 [ $have_torch = 1 ] || echo "(PyTorch not installed: apt-get install python3-torch)"
