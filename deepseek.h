@@ -4333,36 +4333,34 @@ static void ds__matmul(ds_pool *pool, ds_float *C, size_t ldc, const ds_float *A
 #define DS__MMB_KC 256 /* k's in a k-block: 128 words */
 #define DS__MMB_NC 512 /* columns in a column block */
 #define DS__MMB_MC 128 /* the row block of a product run without a pool (the model's own buffer) */
-typedef uint16_t ds__bwvec __attribute__((vector_size(64))); /* 32 bf16, or 16 words */
 /* the floats per buffer a thread needs: the A block ((mc + 4) x 128 words), the B block (8
    strips x 128 x 64 words), a scratch of 64 x 128 words (within the pool's matmul buffer) */
 static size_t ds__mmb_buf(size_t mc) { return (mc + 4) * (DS__MMB_KC / 2) + (size_t)(DS__MMB_NC / 64 + 1) * 64 * (DS__MMB_KC / 2); }
-/* each lane rounded to bf16 in its top half: nearest even; a NaN stays a (quiet) NaN */
-static DS__ALWAYS_INLINE ds__uvec ds__bf_round(ds__vec x) {
-    ds__uvec u, r, nan;
-    memcpy(&u, &x, sizeof u);
-    r = u + 0x7FFFu + ((u >> 16) & 1u);
-    nan = (ds__uvec)((u & 0x7FFFFFFFu) > 0x7F800000u);
-    return (r & ~nan) | ((u | 0x400000u) & nan);
-}
-static uint32_t ds__bf_round1(ds_float x) {
+/* Rounding to bf16 is vcvtne2ps2bf16's: nearest even, a NaN stays a (quiet) NaN, and a
+   denormal float counts as zero (the instruction's DAZ; a normal float never rounds to a bf16
+   denormal). The k's past the last whole vector round one at a time the same way. */
+static uint32_t ds__bf_round1(ds_float x) { /* the bf16 in the top half */
     uint32_t u;
     memcpy(&u, &x, sizeof u);
-    return (u & 0x7FFFFFFFu) > 0x7F800000u ? u | 0x400000u : u + 0x7FFFu + ((u >> 16) & 1u);
+    if ((u & 0x7FFFFFFFu) > 0x7F800000u) return u | 0x400000u;
+    if ((u & 0x7F800000u) == 0) return u & 0x80000000u;
+    return u + 0x7FFFu + ((u >> 16) & 1u);
 }
-/* the words of pairs: k even in the low half (vdpbf16ps pairs the halves positionally) */
-static DS__ALWAYS_INLINE ds__uvec ds__bf_pair(ds__vec even, ds__vec odd) { return (ds__bf_round(odd) & 0xFFFF0000u) | (ds__bf_round(even) >> 16); }
+/* the words of pairs: k even in the low half (vdpbf16ps pairs the halves positionally): both
+   vectors converted into one (even's 16 bf16, then odd's), then interleaved */
+static DS__ALWAYS_INLINE ds__uvec ds__bf_pair(ds__vec even, ds__vec odd) {
+    static const uint16_t inter[32] = {0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23, 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31};
+    __m512i w = (__m512i)_mm512_cvtne2ps_pbh((__m512)odd, (__m512)even), ix;
+    memcpy(&ix, inter, sizeof ix);
+    return (ds__uvec)_mm512_permutexvar_epi16(ix, w);
+}
 static uint32_t ds__bf_pair1(ds_float even, ds_float odd) { return (ds__bf_round1(odd) & 0xFFFF0000u) | (ds__bf_round1(even) >> 16); }
 /* w[i] = the word of (x[2i], x[2i + 1]), i < ceil(n / 2) (an odd n's last: 0 on top); w is
    float storage, written through memcpy (words are bit patterns, never float values) */
 static void ds__bf_row(ds_float *w, const ds_float *x, size_t n) {
     size_t i = 0;
-    for (; i + 2 * DS__VL <= n; i += 2 * DS__VL) { /* 32 floats -> 16 words: the top halves, in order */
-        ds__uvec r0 = ds__bf_round(ds__vload(x + i)), r1 = ds__bf_round(ds__vload(x + i + DS__VL));
-        ds__bwvec a, b, o;
-        memcpy(&a, &r0, sizeof a), memcpy(&b, &r1, sizeof b);
-        o = __builtin_shufflevector(a, b, 1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31, 33, 35, 37, 39, 41, 43, 45, 47, 49,
-                                    51, 53, 55, 57, 59, 61, 63);
+    for (; i + 2 * DS__VL <= n; i += 2 * DS__VL) { /* 32 floats -> 32 bf16 in order: 16 words */
+        __m512bh o = _mm512_cvtne2ps_pbh((__m512)ds__vload(x + i + DS__VL), (__m512)ds__vload(x + i));
         memcpy(w + i / 2, &o, sizeof o);
     }
     for (; i < n; i += 2) {
@@ -4402,7 +4400,7 @@ static void ds__mmb_pack_b(ds_float *bp, ds_float *tmp, const ds__mmb *g, size_t
             if (nr == 64) {
                 int v;
                 for (v = 0; v < 4; v++) {
-                    ds__uvec w = two ? ds__bf_pair(ds__vload(r0 + v * DS__VL), ds__vload(r1 + v * DS__VL)) : ds__bf_round(ds__vload(r0 + v * DS__VL)) >> 16;
+                    ds__uvec w = two ? ds__bf_pair(ds__vload(r0 + v * DS__VL), ds__vload(r1 + v * DS__VL)) : ds__bf_pair(ds__vload(r0 + v * DS__VL), (ds__vec){0});
                     memcpy(d + kk * 64 + v * DS__VL, &w, sizeof w);
                 }
             } else
@@ -4433,7 +4431,7 @@ static void ds__mmb_pack_a(ds_float *ap, ds_float *tmp, const ds__mmb *g, size_t
     for (p = 0; g->sam == 1 && p + 4 <= np && 4 * p + 16 <= mb; p += 4)
         for (kk = 0; kk < kp; kk++) {
             const ds_float *s0 = g->A + m + 4 * p + (pc + 2 * kk) * g->sak;
-            ds__uvec w = 2 * kk + 1 < kb ? ds__bf_pair(ds__vload(s0), ds__vload(s0 + g->sak)) : ds__bf_round(ds__vload(s0)) >> 16;
+            ds__uvec w = 2 * kk + 1 < kb ? ds__bf_pair(ds__vload(s0), ds__vload(s0 + g->sak)) : ds__bf_pair(ds__vload(s0), (ds__vec){0});
             ds_float f[16];
             memcpy(f, &w, sizeof w);
             for (r = 0; r < 4; r++) memcpy(ap + (p + r) * kp * 4 + kk * 4, f + 4 * r, 4 * sizeof(ds_float));
