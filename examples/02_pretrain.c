@@ -22,7 +22,7 @@
 
 typedef struct {
     int steps, warmup, batch, seq, dim, layers, heads, kv_heads, vocab, threads, eval_every, ckpt_every, resume, sample_tokens, stop_after, micro;
-    int precision; /* DS_PRECISION_FP32, or _BF16 (the CUDA build) */
+    int precision; /* DS_PRECISION_FP32, or _BF16 (the CUDA build, or a CPU build with AVX512_BF16) */
     double lr, save_every_min;
     unsigned long long seed;
     const char *data, *out;
@@ -48,7 +48,7 @@ static void usage(const options *o) {
            "  --resume         continue from DIR/ckpt exactly where it stopped\n"
            "  --stop-after N   save a checkpoint and stop after step N (an interruption, for --resume)\n"
            "  --sample N       tokens to sample at the end (default %d)\n"
-           "  --precision P    fp32 (default) or bf16: the paper's bf16 products (§2.4; the CUDA build, make cuda)\n",
+           "  --precision P    fp32 (default) or bf16: the paper's bf16 products (§2.4; the CUDA build, or a CPU with AVX512_BF16)\n",
            o->steps, o->lr, o->warmup, o->batch, o->seq, o->dim, o->layers, o->heads, o->kv_heads, o->vocab, o->threads, o->eval_every,
            o->ckpt_every, o->seed, o->data, o->out, o->sample_tokens);
 }
