@@ -167,7 +167,7 @@
                          operands rounded to bf16 as they are packed, pairs of products summed
                          in fp32 (ds__matmul_bf16); weights, gradients, moments, activations
                          and every other op stay fp32. Twice the multiply-adds of an fp32 FMA
-                         an instruction; training 1.3-1.5x faster than the fp32 path on Zen 4
+                         an instruction; training 1.24-1.50x faster than the fp32 path on Zen 4
                          (docs/benchmarks.md). Same bits for any thread count.
       0.19 (2026-12-07)  the CUDA bf16 mode stores the activations as bf16 (paper §2.4): gate|up,
                          q|k|v, attention's output and the linears' inputs (ln1, ln2, h, lnf),
