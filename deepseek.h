@@ -4460,37 +4460,49 @@ static void ds__mmb_pack_a(ds_float *ap, ds_float *tmp, const ds__mmb *g, size_t
                 memcpy(ap + p * kp * 4 + kk * 4 + r, &w, sizeof w);
             }
 }
-/* C[0..mr) x [0..nr) (+)= the panel ap times the strip bp, kp words deep; mr <= 4, nr <= 64 */
-static DS__WIDE void ds__mmb_tile(ds_float *C, size_t ldc, const ds_float *ap, const ds_float *bp, size_t kp, size_t mr, size_t nr, int acc) {
-    ds__vec c[4][4];
-    ds_float part[4 * 64];
-    ds_float *D = C;
-    size_t ldd = ldc, kk, r, j;
-    int full = mr == 4 && nr == 64, v;
-    if (!full) { /* an edge: through a 4 x 64 block of its own */
-        memset(part, 0, sizeof part);
-        if (acc)
-            for (r = 0; r < mr; r++)
-                for (j = 0; j < nr; j++) part[r * 64 + j] = C[r * ldc + j];
-        D = part, ldd = 64;
-    }
-    for (r = 0; r < 4; r++)
-        for (v = 0; v < 4; v++) c[r][v] = acc ? ds__vload(D + r * ldd + v * DS__VL) : (ds__vec){0};
+/* D[4 x 64] (+)= the panel ap times the strip bp, kp words deep (D's rows ldd apart). The 16
+   sums are named, not an array: GCC 12 kept an array's starting values on the stack and
+   reloaded them, 32 memory operations a tile. */
+#define DS__MMB_ROW(X, r) X(r, 0) X(r, 1) X(r, 2) X(r, 3)
+#define DS__MMB_ALL(X) DS__MMB_ROW(X, 0) DS__MMB_ROW(X, 1) DS__MMB_ROW(X, 2) DS__MMB_ROW(X, 3)
+static DS__ALWAYS_INLINE void ds__mmb_block(ds_float *D, size_t ldd, const ds_float *ap, const ds_float *bp, size_t kp, int acc) {
+    size_t kk;
+#define DS__MMB_INIT(r, v) ds__vec c##r##v = acc ? ds__vload(D + r * ldd + v * DS__VL) : (ds__vec){0};
+    DS__MMB_ALL(DS__MMB_INIT)
+#undef DS__MMB_INIT
     for (kk = 0; kk < kp; kk++) {
-        ds__uvec b[4], a;
-        uint32_t w;
-        for (v = 0; v < 4; v++) memcpy(&b[v], bp + kk * 64 + v * DS__VL, sizeof b[v]);
-        for (r = 0; r < 4; r++) {
-            memcpy(&w, ap + kk * 4 + r, sizeof w);
-            a = (ds__uvec){0} + w;
-            for (v = 0; v < 4; v++) c[r][v] = ds__dpbf16(c[r][v], a, b[v]);
-        }
+        ds__uvec b0, b1, b2, b3, a0, a1, a2, a3;
+        uint32_t w[4];
+        memcpy(&b0, bp + kk * 64, sizeof b0), memcpy(&b1, bp + kk * 64 + DS__VL, sizeof b1);
+        memcpy(&b2, bp + kk * 64 + 2 * DS__VL, sizeof b2), memcpy(&b3, bp + kk * 64 + 3 * DS__VL, sizeof b3);
+        memcpy(w, ap + kk * 4, sizeof w);
+        a0 = (ds__uvec){0} + w[0], a1 = (ds__uvec){0} + w[1], a2 = (ds__uvec){0} + w[2], a3 = (ds__uvec){0} + w[3];
+#define DS__MMB_DP(r, v) c##r##v = ds__dpbf16(c##r##v, a##r, b##v);
+        DS__MMB_ALL(DS__MMB_DP)
+#undef DS__MMB_DP
     }
-    for (r = 0; r < 4; r++)
-        for (v = 0; v < 4; v++) ds__vstore(D + r * ldd + v * DS__VL, c[r][v]);
-    if (!full)
+#define DS__MMB_STORE(r, v) ds__vstore(D + r * ldd + v * DS__VL, c##r##v);
+    DS__MMB_ALL(DS__MMB_STORE)
+#undef DS__MMB_STORE
+}
+#undef DS__MMB_ALL
+#undef DS__MMB_ROW
+/* C[0..mr) x [0..nr) (+)= the panel ap times the strip bp, kp words deep; mr <= 4, nr <= 64; an
+   edge goes through a 4 x 64 block of its own */
+static DS__WIDE void ds__mmb_tile(ds_float *C, size_t ldc, const ds_float *ap, const ds_float *bp, size_t kp, size_t mr, size_t nr, int acc) {
+    ds_float part[4 * 64];
+    size_t r, j;
+    if (mr == 4 && nr == 64) {
+        ds__mmb_block(C, ldc, ap, bp, kp, acc);
+        return;
+    }
+    memset(part, 0, sizeof part);
+    if (acc)
         for (r = 0; r < mr; r++)
-            for (j = 0; j < nr; j++) C[r * ldc + j] = part[r * 64 + j];
+            for (j = 0; j < nr; j++) part[r * 64 + j] = C[r * ldc + j];
+    ds__mmb_block(part, 64, ap, bp, kp, acc);
+    for (r = 0; r < mr; r++)
+        for (j = 0; j < nr; j++) C[r * ldc + j] = part[r * 64 + j];
 }
 static void ds__mmb_task(void *ctx, size_t t0, size_t t1) { /* tasks are the parts */
     const ds__mmb *g = (const ds__mmb *)ctx;
