@@ -78,12 +78,7 @@ static int parse(int argc, char **argv, options *o) {
         else if (!strcmp(a, "--seed")) { if (!ex_u64(a, argv[++i], &o->seed)) return 0; }
         else if (!strcmp(a, "--data")) o->data = argv[++i];
         else if (!strcmp(a, "--out")) o->out = argv[++i];
-        else if (!strcmp(a, "--precision")) {
-            const char *v = argv[++i];
-            if (!strcmp(v, "fp32")) o->precision = DS_PRECISION_FP32;
-            else if (!strcmp(v, "bf16")) o->precision = DS_PRECISION_BF16;
-            else { fprintf(stderr, "--precision: fp32 or bf16, not '%s'\n", v); return 0; }
-        }
+        else if (!strcmp(a, "--precision")) { if (!ex_precision(a, argv[++i], &o->precision)) return 0; }
         else if (!strcmp(a, "--sample")) { if (!ex_int(a, argv[++i], 0, 1 << 20, &o->sample_tokens)) return 0; }
         else if (!strcmp(a, "--stop-after")) { if (!ex_int(a, argv[++i], 0, 1 << 30, &o->stop_after)) return 0; }
         else { fprintf(stderr, "unknown option %s (see --help)\n", a); return 0; }

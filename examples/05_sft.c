@@ -29,6 +29,7 @@ typedef struct {
     double lr, stage2_frac;
     unsigned long long seed;
     const char *init, *out, *train, *val;
+    int precision; /* DS_PRECISION_FP32 (0, the default) or _BF16 */
 } options;
 
 static void usage(const options *o) {
@@ -44,6 +45,7 @@ static void usage(const options *o) {
            "  --n-eval N        held-out prompts scored (default %d)   --max-new N  reply limit (default %d)\n"
            "  --val FILE        validation tokens for bits per byte (default %s)\n"
            "  --threads N       (default %d)   --seed N (default %llu)\n"
+           "  --precision P     fp32 (default) or bf16: the paper's bf16 products (§2.4; the CUDA build, or a CPU with AVX512_BF16)\n"
            "  --out DIR         checkpoint, data, metrics.tsv (default %s)\n",
            o->init, o->n_train, o->epochs, o->lr, o->batch, o->seq, o->warmup, o->n_eval, o->max_new, o->val, o->threads, o->seed, o->out);
 }
@@ -92,7 +94,7 @@ static void print_score(const char *stage, double bpb, const task_score *sc) {
 }
 
 int main(int argc, char **argv) {
-    options o = {3, 32, 64, 30, 2, 3000, 200, 40, 0, 0, 3e-4, 0, 1234, "build/pretrain/ckpt", "build/sft", NULL, "build/pretrain/val.tok"};
+    options o = {3, 32, 64, 30, 2, 3000, 200, 40, 0, 0, 3e-4, 0, 1234, "build/pretrain/ckpt", "build/sft", NULL, "build/pretrain/val.tok", DS_PRECISION_FP32};
     ds_error err;
     ds_pool *pool;
     ds_tokenizer *tok;
@@ -127,6 +129,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--max-new")) { if (!ex_int(a, argv[++i], 1, 1 << 20, &o.max_new)) return 2; }
         else if (!strcmp(a, "--val")) o.val = argv[++i];
         else if (!strcmp(a, "--threads")) { if (!ex_int(a, argv[++i], 1, 1024, &o.threads)) return 2; }
+        else if (!strcmp(a, "--precision")) { if (!ex_precision(a, argv[++i], &o.precision)) return 2; }
         else if (!strcmp(a, "--seed")) { if (!ex_u64(a, argv[++i], &o.seed)) return 2; }
         else if (!strcmp(a, "--out")) o.out = argv[++i];
         else { fprintf(stderr, "unknown option %s (see --help)\n", a); return 2; }
@@ -146,6 +149,7 @@ int main(int argc, char **argv) {
         fprintf(stderr, "%s\n(05_sft starts from a pretrained checkpoint: run 02_pretrain first, or pass --init)\n", err.msg);
         return 1;
     }
+    if (ds_model_set_precision(m, o.precision, &err)) { fprintf(stderr, "--precision: %s\n", err.msg); return 1; }
     /* the group (MPI ranks in the MPI build, else one): progress and files from rank 0 */
     if (!(dp = ds_dp_new(m, o.batch / o.micro, &err))) { fprintf(stderr, "%s\n", err.msg); return 1; }
     rank = ds_dp_rank(dp);

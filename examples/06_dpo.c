@@ -31,6 +31,7 @@ typedef struct {
     ds_dpo dpo;
     unsigned long long seed;
     const char *init, *out, *val, *sft_metrics, *train, *heldout;
+    int precision; /* DS_PRECISION_FP32 (the default) or _BF16: the policy and the reference alike */
 } options;
 
 static void usage(const options *o) {
@@ -43,7 +44,8 @@ static void usage(const options *o) {
            "  --beta X             (default %g)   --label-smoothing X  conservative DPO (default %g)   --ipo  the IPO loss\n"
            "  --n-eval N           held-out prompts scored (default %d)   --max-new N (default %d)\n"
            "  --val FILE           validation tokens (default %s)   --sft-metrics FILE (default %s)\n"
-           "  --threads N          (default %d)   --seed N (default %llu)   --out DIR (default %s)\n",
+           "  --threads N          (default %d)   --seed N (default %llu)   --out DIR (default %s)\n"
+           "  --precision P        fp32 (default) or bf16: the paper's bf16 products (§2.4; the CUDA build, or a CPU with AVX512_BF16)\n",
            o->init, o->n_train, o->n_heldout, o->epochs, o->lr, o->warmup, o->pairs, o->seq, o->dpo.beta, o->dpo.label_smoothing, o->n_eval,
            o->max_new, o->val, o->sft_metrics, o->threads, o->seed, o->out);
 }
@@ -116,6 +118,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--val")) o.val = argv[++i];
         else if (!strcmp(a, "--sft-metrics")) o.sft_metrics = argv[++i];
         else if (!strcmp(a, "--threads")) { if (!ex_int(a, argv[++i], 1, 1024, &o.threads)) return 2; }
+        else if (!strcmp(a, "--precision")) { if (!ex_precision(a, argv[++i], &o.precision)) return 2; }
         else if (!strcmp(a, "--seed")) { if (!ex_u64(a, argv[++i], &o.seed)) return 2; }
         else if (!strcmp(a, "--out")) o.out = argv[++i];
         else { fprintf(stderr, "unknown option %s (see --help)\n", a); return 2; }
@@ -135,6 +138,7 @@ int main(int argc, char **argv) {
         fprintf(stderr, "%s\n(06_dpo starts from the SFT checkpoint: run 05_sft first, or pass --init)\n", err.msg);
         return 1;
     }
+    if (ds_model_set_precision(m, o.precision, &err)) { fprintf(stderr, "--precision: %s\n", err.msg); return 1; }
     if (!o.train) {
         snprintf(train_path, sizeof train_path, "%s/train.jsonl", o.out);
         int n_wrong = 0;

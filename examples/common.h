@@ -70,6 +70,18 @@ EX_MAYBE_UNUSED static int ex_u64(const char *flag, const char *s, unsigned long
     return 1;
 }
 
+/* --precision: "fp32" or "bf16" (ds_model_set_precision: the CUDA build, or a CPU build with
+   AVX512_BF16), else a message naming the flag and 0 */
+EX_MAYBE_UNUSED static int ex_precision(const char *flag, const char *s, int *out) {
+    if (!strcmp(s, "fp32")) *out = DS_PRECISION_FP32;
+    else if (!strcmp(s, "bf16")) *out = DS_PRECISION_BF16;
+    else {
+        fprintf(stderr, "%s: fp32 or bf16, not '%s'\n", flag, s);
+        return 0;
+    }
+    return 1;
+}
+
 /* Makes the output directory DIR (or accepts an existing one) and proves it writable by creating
    and removing a file in it, so that an unwritable --out fails before any training, with the
    real reason (read-only file system, not a directory, no permission). */
