@@ -4324,7 +4324,8 @@ static void ds__matmul(ds_pool *pool, ds_float *C, size_t ldc, const ds_float *A
 
 /* ---- bf16 products on the CPU (DS_PRECISION_BF16 where the CPU has AVX512_BF16) --------------
    The paper's §2.4 regime for the linears' products on a CPU: each operand rounded to bf16
-   (nearest even, as the CUDA path and the BF16 checkpoints round), the products summed in fp32.
+   (nearest even, as the CUDA path and the BF16 checkpoints round, except that a denormal float
+   counts as zero), the products summed in fp32.
    One instruction, vdpbf16ps, multiplies 16 pairs of bf16 and adds both products of a pair to a
    float lane: twice the multiply-adds of an fp32 FMA in the same time (AMD Zen 4, one thread:
    234 against 117 GFLOP/s). So a pair of k's travels together: a 32-bit word holds
