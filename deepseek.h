@@ -4417,7 +4417,7 @@ static void ds__mmb_pack_b(ds_float *bp, ds_float *tmp, const ds__mmb *g, size_t
             if (nr == 64) {
                 int v;
                 for (v = 0; v < 4; v++) {
-                    ds__uvec w = two ? ds__bf_pair(ds__vload(r0 + v * DS__VL), ds__vload(r1 + v * DS__VL)) : ds__bf_pair(ds__vload(r0 + v * DS__VL), (ds__vec){0});
+                    ds__uvec w = ds__bf_pair(ds__vload(r0 + v * DS__VL), two ? ds__vload(r1 + v * DS__VL) : (ds__vec){0});
                     memcpy(d + kk * 64 + v * DS__VL, &w, sizeof w);
                 }
             } else
@@ -4448,7 +4448,7 @@ static void ds__mmb_pack_a(ds_float *ap, ds_float *tmp, const ds__mmb *g, size_t
     for (p = 0; g->sam == 1 && p + 4 <= np && 4 * p + 16 <= mb; p += 4)
         for (kk = 0; kk < kp; kk++) {
             const ds_float *s0 = g->A + m + 4 * p + (pc + 2 * kk) * g->sak;
-            ds__uvec w = 2 * kk + 1 < kb ? ds__bf_pair(ds__vload(s0), ds__vload(s0 + g->sak)) : ds__bf_pair(ds__vload(s0), (ds__vec){0});
+            ds__uvec w = ds__bf_pair(ds__vload(s0), 2 * kk + 1 < kb ? ds__vload(s0 + g->sak) : (ds__vec){0});
             ds_float f[16];
             memcpy(f, &w, sizeof w);
             for (r = 0; r < 4; r++) memcpy(ap + (p + r) * kp * 4 + kk * 4, f + 4 * r, 4 * sizeof(ds_float));

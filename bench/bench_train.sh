@@ -47,10 +47,10 @@ fi
 if [ -z "$PEAK" ] && gcc -O2 -march=native -ffp-contract=fast -fopenmp -o $B/fma_peak_vec bench/fma_peak_vec.c 2>/dev/null; then
   PEAK=$(OMP_NUM_THREADS=$THREADS ./$B/fma_peak_vec | awk '/total/ {v=$0} END {print v}' | grep -o '[0-9.]* GFLOP/s' | tail -1 | cut -d' ' -f1)
 fi
-# the bf16 mode's peak is vdpbf16ps's (bench/bf16_peak.c), two products a lane: its % of peak is against that
+# the bf16 mode's peak is vdpbf16ps's (bench/fma_peak_vec.c bf16), two products a lane: its % of peak is against that
 PEAKNAME="FMA peak"
-if [ $PRECISION = bf16 ] && gcc -O2 -march=native -fopenmp -o $B/bf16_peak bench/bf16_peak.c 2>/dev/null; then
-  PEAK=$(OMP_NUM_THREADS=$THREADS ./$B/bf16_peak | awk '/total/ {v=$0} END {print v}' | grep -o '[0-9.]* GFLOP/s' | tail -1 | cut -d' ' -f1)
+if [ $PRECISION = bf16 ] && gcc -O2 -march=native -ffp-contract=fast -fopenmp -o $B/fma_peak_vec bench/fma_peak_vec.c 2>/dev/null; then
+  PEAK=$(OMP_NUM_THREADS=$THREADS ./$B/fma_peak_vec bf16 | awk '/total/ {v=$0} END {print v}' | grep -o '[0-9.]* GFLOP/s' | tail -1 | cut -d' ' -f1)
   PEAKNAME="vdpbf16ps peak"
 fi
 echo "machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //') (family $(grep -m1 'cpu family' /proc/cpuinfo | cut -d: -f2 | tr -d ' '), model $(grep -m1 '^model' /proc/cpuinfo | cut -d: -f2 | tr -d ' ')), $THREADS threads, $PEAKNAME ${PEAK:-?} GFLOP/s"
