@@ -219,7 +219,7 @@ static void test_bf16_products(void) {
 #ifndef DS__BF16_DOT
     SKIP("this build has no AVX512_BF16 (-march=native on a CPU without it): bf16 is the CUDA build's");
 #else
-    static const size_t shapes[][3] = {{1, 1, 1}, {5, 70, 7}, {37, 64, 256}, {70, 130, 301}, {9, 513, 257}, {130, 600, 2}, {203, 96, 515}};
+    static const size_t shapes[][3] = {{1, 1, 1}, {5, 70, 7}, {37, 64, 256}, {70, 130, 301}, {9, 513, 257}, {130, 600, 2}, {203, 96, 515}, {45, 200, 1101}};
     size_t si, i, j, k;
     int layout, acc, th;
     ds_error e;
