@@ -161,6 +161,11 @@
       CPUs (SIMD width) and compiler flags (FMA contraction).
 
    VERSION HISTORY
+      0.21 (2026-12-07)  the CPU bf16 mode's products: k-blocks of 512 (were 256) and the next
+                         tile's C prefetched, as the float path does; the same bits. Medium's
+                         products 1.13x faster on two threads, 1.22x on one (Zen 4), 77-79%
+                         of vdpbf16ps's peak. The pool's buffers are sized for either path
+                         (they had relied on the float path's default blocking being larger).
       0.20 (2026-12-07)  a CPU bf16 mode: DS_PRECISION_BF16 in a CPU build with AVX512_BF16
                          (-march=native on such a CPU) runs the linears' products -- the batched
                          forward and all of the backward, the LM head included -- on vdpbf16ps:
