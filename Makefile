@@ -61,17 +61,23 @@ $(B)/check_serial: tests/compile_check.c deepseek.h | $(B)
 $(B)/run_tests: tests/main.c tests/gradcheck.c tests/test.h tests/test_*.c deepseek.h | $(B)
 	$(CC) -std=c99 $(WARN) $(CFLAGS) -g -o $@ tests/main.c tests/gradcheck.c $(LDLIBS)
 
+# the products again under the smallest blocking a user may set (DS_MM_KC, DS_MM_KB, DS_MM_NC): the
+# pool's buffers must hold the bf16 mode's blocks too, whatever the float path's (asserted)
+$(B)/run_tests_blocking: tests/main.c tests/gradcheck.c tests/test.h tests/test_*.c deepseek.h | $(B)
+	$(CC) -std=c99 $(WARN) $(CFLAGS) -DDS_MM_KC=32 -DDS_MM_KB=1 -DDS_MM_NC=128 -o $@ tests/main.c tests/gradcheck.c $(LDLIBS)
+
 # the fuzz targets built as plain programs that replay files (no libFuzzer needed)
 $(B)/replay_%: tests/fuzz/fuzz_%.c tests/fuzz/replay_main.h deepseek.h | $(B)
 	$(CC) -std=c99 $(WARN) -O1 -g -DDS_FUZZ_MAIN -o $@ $< $(LDLIBS)
 
-test: $(B)/check_c $(B)/check_cpp $(B)/check_serial $(B)/replay_json $(B)/replay_tokenizer $(B)/replay_safetensors $(B)/replay_dataset $(B)/replay_tokens $(B)/replay_encode $(B)/replay_sample $(B)/replay_state $(B)/replay_deepseek $(B)/replay_index $(B)/run_tests
+test: $(B)/check_c $(B)/check_cpp $(B)/check_serial $(B)/replay_json $(B)/replay_tokenizer $(B)/replay_safetensors $(B)/replay_dataset $(B)/replay_tokens $(B)/replay_encode $(B)/replay_sample $(B)/replay_state $(B)/replay_deepseek $(B)/replay_index $(B)/run_tests $(B)/run_tests_blocking
 	./$(B)/check_c && ./$(B)/check_cpp && ./$(B)/check_serial
 	./$(B)/replay_json tests/fuzz/seeds/json/* && ./$(B)/replay_tokenizer tests/fuzz/seeds/tokenizer/* && ./$(B)/replay_safetensors tests/fuzz/seeds/safetensors/* && ./$(B)/replay_dataset tests/fuzz/seeds/dataset/* && ./$(B)/replay_tokens tests/fuzz/seeds/tokens/* && ./$(B)/replay_encode tests/fuzz/seeds/encode/*
 	./$(B)/replay_sample tests/fuzz/seeds/sample/* && ./$(B)/replay_state tests/fuzz/seeds/state/* && ./$(B)/replay_deepseek tests/fuzz/seeds/deepseek/* && ./$(B)/replay_index tests/fuzz/seeds/index/*
 	@$(MAKE) --no-print-directory test-cuda
 	@$(MAKE) --no-print-directory test-cuda-emu
 	@$(MAKE) --no-print-directory test-mpi
+	./$(B)/run_tests_blocking matmul && ./$(B)/run_tests_blocking bf16_products
 	./$(B)/run_tests
 
 # the CUDA build and tests: compiled wherever nvcc is, run (or skipped, with the reason) here

@@ -520,7 +520,8 @@ DSDEF int32_t ds_tokenizer_padded_vocab(const ds_tokenizer *tok);
    count. A NULL pool, or a build with DS_NO_THREADS, runs everything on the calling thread.
    A pool also holds, per thread, the matmul's buffer for a packed block of A (a block of rows
    whose packed A and C fill half the L2 cache: 408 rows, 212 KB on a 2 MB L2) and a packed block
-   of B (DS_MM_KB x KC x (NC + 64) floats, 1.1 MB), allocated once by ds_pool_new; a NULL pool runs the
+   of B (DS_MM_KB x KC x (NC + 64) floats, 1.1 MB; or, if larger, the CPU bf16 mode's blocks),
+   allocated once by ds_pool_new; a NULL pool runs the
    matmul strip by strip without it (the same results, slower on large products). A pool of one
    thread is the fast single-threaded choice.
    ============================================================================================ */
@@ -3336,6 +3337,7 @@ struct ds_pool {
     ds_float **pack; /* per thread (ds__mm_blocked_task): the packed A block, (mm_mc + 16) x KC floats,
                         then the packed B block, DS__MM_BBLK floats (or ds__mmb_buf's, if larger) */
     int n_pack;
+    size_t pack_n;   /* the floats of each of those buffers */
 #ifndef DS_NO_THREADS
     pthread_t *th;
     ds__worker *w;
@@ -3457,6 +3459,7 @@ DSDEF ds_pool *ds_pool_new(int n_threads, ds_error *err) {
             }
         if (!p->pack) { DS_FREE(p); DS__OOM(err); return NULL; }
         p->n_pack = nb;
+        p->pack_n = n_buf;
     }
 #ifdef DS_NO_THREADS
     p->n = 1;
@@ -4329,6 +4332,7 @@ static void ds__matmul_g(ds_pool *pool, ds_float *C, size_t ldc, const ds_float 
     if ((size_t)g.parts > g.tiles) g.parts = (int)g.tiles;
     if (pool && pool->pack && K > 0 && N >= 2 * (size_t)DS__NR && g.parts > 0 && g.tiles / (size_t)g.parts >= 4) {
         g.pack = pool->pack, g.mc = pool->mm_mc;
+        DS_ASSERT((g.mc + 16) * DS_MM_KC + DS__MM_BBLK <= pool->pack_n);
         ds_pool_for(pool, (size_t)g.parts, ds__mm_blocked_task, &g); /* part t on thread t: its own buffer */
         return;
     }
@@ -4571,6 +4575,7 @@ static void ds__matmul_bf16(ds_pool *pool, ds_float *own, ds_float *C, size_t ld
     g.tiles = (M + DS__MR - 1) / DS__MR;
     if (pool) {
         g.parts = ds_pool_threads(pool), g.pack = pool->pack, g.mc = ds__mmb_mc(pool->mm_mc);
+        DS_ASSERT(ds__mmb_buf(g.mc) <= pool->pack_n); /* ds_pool_new sized them for either path */
         if ((size_t)g.parts > g.tiles) g.parts = (int)g.tiles;
     } else
         g.parts = 1, g.pack = &own, g.mc = DS__MMB_MC;
