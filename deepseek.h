@@ -4358,10 +4358,9 @@ static void ds__matmul(ds_pool *pool, ds_float *C, size_t ldc, const ds_float *A
        accumulators -- the float tile's shape at two k's an instruction.
    The loops are the blocked path's (a block of 512 columns, k-blocks of 512, row blocks of
    mm_mc / 2), each thread with its rows; the packing rounds as it copies, and each tile asks
-   for the next tile's C while it runs. A tile loads and stores its C once a k-block; at two
-   products an instruction, a k-block of 256 (v0.20's, 128 words) gave it half the float
-   tile's work between those loads, which came from L3 (the block's C, A and B overfill a 1 MB
-   L2). Medium's 15 products, each variant
+   for the next tile's C while it runs. A tile loads and stores its C once a k-block: v0.20's
+   k-block of 256 (128 words: ~2,000 cycles of vdpbf16ps) had no prefetch of it, and the loads
+   came from L3 (the block's C, A and B overfill a 1 MB L2). Medium's 15 products, each variant
    flipped every call in one process (AMD Zen 4): k-blocks of 128 ran 0.85x of 256's, 512 ran
    1.11x (1 thread) and 1.10x (2 threads), 1024 the same as 512; the C prefetch another 1.04-1.08x;
    both together 1.22x (1 thread) and 1.13x (2 threads), 184 and 358 GFLOP/s (79% and 77% of
