@@ -156,6 +156,18 @@ static void test_threads_bit_identical(void) {
     ds_model_free(ref);
 }
 
+/* A product's operands for the matmul tests: A [M x K], B [K x N] and a starting C, Ci [M x N],
+   uniform; C0 and C1 for two results. 0 if any allocation failed. */
+static int t_mm_operands(size_t M, size_t N, size_t K, float **A, float **B, float **C0, float **C1, float **Ci) {
+    size_t i;
+    *A = (float *)malloc(M * K * sizeof(float)), *B = (float *)malloc(K * N * sizeof(float));
+    *C0 = (float *)malloc(M * N * sizeof(float)), *C1 = (float *)malloc(M * N * sizeof(float)), *Ci = (float *)malloc(M * N * sizeof(float));
+    if (!*A || !*B || !*C0 || !*C1 || !*Ci) return 0;
+    for (i = 0; i < M * K; i++) (*A)[i] = (float)t_uniform();
+    for (i = 0; i < K * N; i++) (*B)[i] = (float)t_uniform();
+    for (i = 0; i < M * N; i++) (*Ci)[i] = (float)t_uniform();
+    return 1;
+}
 /* The matmul's two paths -- strip by strip (ds__mm_task) and blocked with a packed A
    (ds__mm_blocked_task, taken with a pool for products >= 4 strips wide) -- give the same bits for
    every layout the model uses (A by rows; A transposed, as dout^T in a weight gradient; B as
@@ -170,12 +182,8 @@ static void test_matmul_paths_bit_identical(void) {
     ds_error e;
     for (si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
         size_t M = shapes[si][0], N = shapes[si][1], K = shapes[si][2];
-        float *A = (float *)malloc(M * K * sizeof(float)), *B = (float *)malloc(K * N * sizeof(float));
-        float *C0 = (float *)malloc(M * N * sizeof(float)), *C1 = (float *)malloc(M * N * sizeof(float)), *Ci = (float *)malloc(M * N * sizeof(float));
-        CHECK(A && B && C0 && C1 && Ci);
-        for (i = 0; i < M * K; i++) A[i] = (float)t_uniform();
-        for (i = 0; i < K * N; i++) B[i] = (float)t_uniform();
-        for (i = 0; i < M * N; i++) Ci[i] = (float)t_uniform();
+        float *A, *B, *C0, *C1, *Ci;
+        CHECK(t_mm_operands(M, N, K, &A, &B, &C0, &C1, &Ci));
         for (layout = 0; layout < 4; layout++) /* bit 0: A transposed ([K, M] in memory); bit 1: B transposed ([N, K]) */
             for (acc = 0; acc < 2; acc++) {
                 size_t sam = layout & 1 ? 1 : K, sak = layout & 1 ? M : 1, ldb = layout & 2 ? K : N;
@@ -225,13 +233,9 @@ static void test_bf16_products(void) {
     ds_error e;
     for (si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
         size_t M = shapes[si][0], N = shapes[si][1], K = shapes[si][2];
-        float *A = (float *)malloc(M * K * sizeof(float)), *B = (float *)malloc(K * N * sizeof(float));
-        float *C0 = (float *)malloc(M * N * sizeof(float)), *C1 = (float *)malloc(M * N * sizeof(float)), *Ci = (float *)malloc(M * N * sizeof(float));
+        float *A, *B, *C0, *C1, *Ci;
         ds_float *own = (ds_float *)malloc(ds__mmb_buf(DS__MMB_MC) * sizeof(ds_float));
-        CHECK(A && B && C0 && C1 && Ci && own);
-        for (i = 0; i < M * K; i++) A[i] = (float)t_uniform();
-        for (i = 0; i < K * N; i++) B[i] = (float)t_uniform();
-        for (i = 0; i < M * N; i++) Ci[i] = (float)t_uniform();
+        CHECK(t_mm_operands(M, N, K, &A, &B, &C0, &C1, &Ci) && own);
         for (layout = 0; layout < 4; layout++) /* bit 0: A transposed ([K, M] in memory); bit 1: B transposed ([N, K]) */
             for (acc = 0; acc < 2; acc++) {
                 size_t sam = layout & 1 ? 1 : K, sak = layout & 1 ? M : 1, ldb = layout & 2 ? K : N, far = 0;
