@@ -4189,7 +4189,14 @@ static void ds__mm_task(void *ctx, size_t t0, size_t t1) { /* tasks are tiles of
    was copied row by row (stride KC), and the tile then read four streams 512 bytes apart; in
    panels (ds__mm_pack_panel) the forward and input-gradient products of medium ran 2-8% faster
    alone (each of the 8 shapes, one and two threads, flipped every call, Intel Xeon); in training
-   that is within the host's noise. The tiles and edges are the same functions
+   that is within the host's noise. A copy pays for itself over the strips that read it: a
+   packed A block serves NC / NR = 8 strips. A product narrower than one column block (N < NC:
+   the tiny config's 128- to 384-wide products, the small config's input gradients) has fewer
+   strips to spread its copy over, so there an A given by rows is read where it is, four rows at
+   their own stride: the 15 products of a tiny step ran 1.026-1.047x faster on two threads and
+   1.027x on one, small's 1.017x (AMD Zen 4, flipped every call, bench/flip_products.sh); the
+   wider ones keep the panels measured above (reading them in place too gave Zen 4 another ~1%,
+   against the Xeon's 2-8% for the panels). The tiles and edges are the same functions
    as above with A's new strides, each element still sums k in ascending order: the same bits,
    whichever path, block size or thread count. mc (the pool's, from the L2 size) is the one
    parameter that follows the CPU; NC = 512 was the best of 256..2048 on Zen 5. Two strips are
@@ -4267,8 +4274,10 @@ static void ds__mm_blocked_task(void *ctx, size_t t0, size_t t1) { /* tasks are 
     for (t = t0; t < t1; t++) {
         ds_float *ap = g0->pack[t], *bblk = ap + (g0->mc + 16) * DS_MM_KC;
         size_t b, e, m0, m1, jc, kc0, pc, mc, mcb, nblk, n, m, s, nc = DS_MM_NC / DS__NR * DS__NR; /* whole strips (NR = 48 with AVX2) */
+        int direct;
         ds__chunk(g0->tiles, g0->parts, (int)t, &b, &e);
         if (nc == 0) nc = DS__NR;
+        direct = g0->sak == 1 && g0->N < nc; /* A by rows, narrower than a column block: read in place (above) */
         m0 = b * DS__MR, m1 = e * DS__MR < g0->M ? e * DS__MR : g0->M;
         nblk = (m1 - m0 + g0->mc - 1) / g0->mc; /* the thread's rows in nblk blocks of equal size */
         mcb = ((m1 - m0 + nblk - 1) / nblk + DS__MR - 1) / DS__MR * DS__MR;
@@ -4279,9 +4288,9 @@ static void ds__mm_blocked_task(void *ctx, size_t t0, size_t t1) { /* tasks are 
                         size_t kb = g0->K - pc < DS_MM_KC ? g0->K - pc : DS_MM_KC, q = (pc - kc0) / DS_MM_KC;
                         size_t mb = m1 - mc < mcb ? m1 - mc : mcb, mbf = mb - mb % DS__MR;
                         ds__mm ga = *g0, gr = *g0; /* the packed block's rows; the rows after its last full tile */
-                        ds__mm_pack_a(ap, g0, mc, mbf, pc, kb);
-                        ga.sam = 1, ga.sak = DS__MR;
-                        ga.A = ap, ga.K = kb, ga.C = g0->C + mc * g0->ldc;
+                        if (!direct) ds__mm_pack_a(ap, g0, mc, mbf, pc, kb), ga.sam = 1, ga.sak = DS__MR, ga.A = ap;
+                        else ga.A = g0->A + mc * g0->sam + pc;
+                        ga.K = kb, ga.C = g0->C + mc * g0->ldc;
                         ga.accumulate = g0->accumulate || pc > 0;
                         gr.A = g0->A + pc * g0->sak, gr.K = kb, gr.accumulate = ga.accumulate;
                         for (n = jc, s = 0; n < g0->N && n < jc + nc; n += DS__NR, s++) {
@@ -4295,13 +4304,13 @@ static void ds__mm_blocked_task(void *ctx, size_t t0, size_t t1) { /* tasks are 
                             ge = gt, ge.C = gt.C + n; /* the edges read the packed strip at its column 0 */
                             for (m = 0; m < mbf; m += DS__MR) {
                                 /* a tile reads A at A + m sam = A + m: its panel starts at m kb */
-                                gt.A = ge.A = ap + m * kb - m;
+                                if (!direct) gt.A = ge.A = ap + m * kb - m;
 #if defined(DS__SIMD) && DS__NV == 4
                                 if (nr == 2 * (size_t)DS__VL && m + 2 * DS__MR <= mbf) { /* 8 rows of a 32-wide strip: two panels */
                                     if (m + 2 * DS__MR < mbf) /* the next tile's rows, no further than the block's */
                                         ds__mm_prefetch_c(ge.C + (m + 2 * DS__MR) * ge.ldc, ge.ldc,
                                                           mbf - (m + 2 * DS__MR) < 2 * DS__MR ? mbf - (m + 2 * DS__MR) : 2 * DS__MR, nr);
-                                    ds__mm_tile2x8(&ge, m, 0, DS__MR * kb);
+                                    ds__mm_tile2x8(&ge, m, 0, direct ? DS__MR * ge.sam : DS__MR * kb);
                                     m += DS__MR;
                                     continue;
                                 }
