@@ -3898,6 +3898,10 @@ typedef struct ds__mm {
     ds_float *const *pack; /* the blocked path (ds__mm_blocked_task): each part's packed A buffer */
     size_t mc, tiles;      /* its row block; the MR-row tiles split into `parts` */
     int parts;
+    /* attention's causal products (ds__mm_causal; ds__mm_task only): 0, or which k's of row i
+       of A can be nonzero: 1: k < zoff + i + 1 (the rest of the row is zero); 2: k >= i - zoff */
+    int zeros;
+    size_t zoff;
 } ds__mm;
 
 #ifdef DS__SIMD
@@ -4146,16 +4150,42 @@ static void ds__mm_task(void *ctx, size_t t0, size_t t1) { /* tasks are tiles of
                 ge = g; /* the edges read B where it is */
             }
             for (m = m0; m < m1; m += DS__MR) {
-                size_t mr = m1 - m < DS__MR ? m1 - m : DS__MR;
+                size_t mr = m1 - m < DS__MR ? m1 - m : DS__MR, rows = mr;
+                const ds__mm *gt = &g, *gte = &ge;
+                ds__mm gz, gze;
+                int eight = 0;
 #if defined(DS__SIMD) && DS__NV == 4
-                if (nr == 2 * (size_t)DS__VL && m + 2 * DS__MR <= m1) { /* 8 rows of a 32-wide product */
-                    ds__mm_tile2x8(&ge, m, g.packed ? 0 : n, 4 * ge.sam);
+                eight = nr == 2 * (size_t)DS__VL && m + 2 * DS__MR <= m1; /* 8 rows of a 32-wide product */
+                if (eight) rows = 2 * DS__MR;
+#endif
+                if (g0->zeros) {
+                    /* the tile's k's where some row of its A is not zero: the others add exact
+                       zeros (x + 0 = x), so leaving them out changes no sum */
+                    size_t lo = pc, hi = pc + g.K;
+                    if (g0->zeros == 1 && g0->zoff + m + rows < hi) hi = g0->zoff + m + rows;
+                    if (g0->zeros == 2 && m > g0->zoff && m - g0->zoff > lo) lo = m - g0->zoff;
+                    if (lo >= hi) {
+                        size_t r;
+                        if (!g.accumulate)
+                            for (r = 0; r < rows; r++) memset(g.C + (m + r) * g.ldc + n, 0, nr * sizeof(ds_float));
+                        m += rows - mr;
+                        continue;
+                    }
+                    gz = g, gze = ge;
+                    gz.A += (lo - pc) * g.sak, gze.A = gz.A;
+                    gz.B += (lo - pc) * g.ldb, gze.B = gz.B;
+                    gz.K = gze.K = hi - lo;
+                    gt = &gz, gte = &gze;
+                }
+#if defined(DS__SIMD) && DS__NV == 4
+                if (eight) {
+                    ds__mm_tile2x8(gte, m, g.packed ? 0 : n, 4 * ge.sam);
                     m += DS__MR;
                     continue;
                 }
 #endif
-                if (mr == DS__MR && nr == (size_t)DS__NR) ds__mm_tile(&g, m, n);
-                else ds__mm_edge(&ge, m, g.packed ? 0 : n, mr, nr);
+                if (mr == DS__MR && nr == (size_t)DS__NR) ds__mm_tile(gt, m, n);
+                else ds__mm_edge(gte, m, g.packed ? 0 : n, mr, nr);
             }
             if (g0->K == 0) break;
         }
@@ -4337,6 +4367,7 @@ static void ds__matmul_g(ds_pool *pool, ds_float *C, size_t ldc, const ds_float 
     g.bt = bt;
     g.pack = NULL;
     g.tiles = (M + DS__MR - 1) / DS__MR;
+    g.zeros = 0, g.zoff = 0;
     g.parts = ds_pool_threads(pool);
     if ((size_t)g.parts > g.tiles) g.parts = (int)g.tiles;
     if (pool && pool->pack && K > 0 && N >= 2 * (size_t)DS__NR && g.parts > 0 && g.tiles / (size_t)g.parts >= 4) {
@@ -4350,6 +4381,19 @@ static void ds__matmul_g(ds_pool *pool, ds_float *C, size_t ldc, const ds_float 
 static void ds__matmul(ds_pool *pool, ds_float *C, size_t ldc, const ds_float *A, size_t sam, size_t sak, const ds_float *B,
                        size_t ldb, size_t M, size_t N, size_t K, int accumulate) {
     ds__matmul_g(pool, C, ldc, A, sam, sak, B, ldb, 0, M, N, K, accumulate);
+}
+/* ds__matmul on one thread, for an A with a causal band of zeros (attention's P and dS): with
+   zeros 1, row i of A is zero past k = zoff + i; with zeros 2, before k = i - zoff. Each tile
+   skips the k's where all its rows of A are zero; every other k is summed as ds__matmul sums it. */
+static void ds__mm_causal(ds_float *C, size_t ldc, const ds_float *A, size_t sam, size_t sak, const ds_float *B, size_t ldb, size_t M,
+                          size_t N, size_t K, int accumulate, int zeros, size_t zoff) {
+    ds__mm g;
+    memset(&g, 0, sizeof g);
+    g.C = C, g.A = A, g.B = B, g.M = M, g.N = N, g.K = K, g.sam = sam, g.sak = sak, g.ldb = ldb, g.ldc = ldc;
+    g.accumulate = accumulate;
+    g.tiles = (M + DS__MR - 1) / DS__MR, g.parts = 1;
+    g.zeros = zeros, g.zoff = zoff;
+    ds__mm_task(&g, 0, g.tiles);
 }
 
 /* ---- bf16 products on the CPU (DS_PRECISION_BF16 where the CPU has AVX512_BF16) --------------
@@ -5378,7 +5422,7 @@ static DS__WIDE void ds__attention_fwd_task(void *ctx, size_t i0, size_t i1) {
             size_t r1 = r0 + DS__ATT_BR < T ? r0 + DS__ATT_BR : T;
             ds__att_probs(S, ms, 1, base + h * hd, a->Q, kT, T, hd, r0, r1, scale);
             /* Y rows = P V over the columns < r1 */
-            ds__matmul(NULL, a->y + (b * T + r0) * Dq + h * hd, Dq, S, T, 1, base + Dq + a->KV * hd + kvh * hd, a->Q, r1 - r0, hd, r1, 0);
+            ds__mm_causal(a->y + (b * T + r0) * Dq + h * hd, Dq, S, T, 1, base + Dq + a->KV * hd + kvh * hd, a->Q, r1 - r0, hd, r1, 0, 1, r0);
         }
     }
 }
@@ -5411,9 +5455,9 @@ static DS__WIDE void ds__attention_bwd_task(void *ctx, size_t i0, size_t i1) {
                     for (t2 = 0; t2 <= t; t2++) d[t2] = p[t2] * (d[t2] - dot) * scale;
                     for (; t2 < r1; t2++) d[t2] = 0;
                 }
-                ds__matmul(NULL, dbase + r0 * a->Q + h * hd, a->Q, dS, T, 1, K, a->Q, r1 - r0, hd, r1, 0); /* dQ = dS K */
-                ds__matmul(NULL, dK, a->Q, dS, 1, T, Qh + r0 * a->Q, a->Q, r1, hd, r1 - r0, 1);            /* dK += dS^T Q */
-                ds__matmul(NULL, dV, a->Q, P, 1, T, dY + r0 * Dq, Dq, r1, hd, r1 - r0, 1);                 /* dV += P^T dY */
+                ds__mm_causal(dbase + r0 * a->Q + h * hd, a->Q, dS, T, 1, K, a->Q, r1 - r0, hd, r1, 0, 1, r0); /* dQ = dS K */
+                ds__mm_causal(dK, a->Q, dS, 1, T, Qh + r0 * a->Q, a->Q, r1, hd, r1 - r0, 1, 2, r0);            /* dK += dS^T Q */
+                ds__mm_causal(dV, a->Q, P, 1, T, dY + r0 * Dq, Dq, r1, hd, r1 - r0, 1, 2, r0);                 /* dV += P^T dY */
             }
         }
     }
