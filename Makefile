@@ -30,7 +30,7 @@ B        = build
 
 EXAMPLES = $(B)/01_tokenizer $(B)/02_pretrain $(B)/03_lr_schedules $(B)/04_scaling $(B)/05_sft $(B)/06_dpo $(B)/07_chat
 
-.PHONY: all test test-cuda test-cuda-emu cuda check-cuda bench-cuda mpi test-mpi bench-dp demo asan fuzz fuzz-run check-hf check-torch bench bench-train bench-ops bench-flip clean
+.PHONY: all test test-cuda test-cuda-emu cuda check-cuda bench-cuda mpi test-mpi bench-dp demo asan fuzz fuzz-run check-hf check-torch bench bench-train bench-ops bench-flip bench-flip-train clean
 
 # The CUDA path (deepseek_cuda.cuh): nvcc compiles the same sources as CUDA with -DDS_CUDA. sm_90
 # (H100/H200) with PTX for later GPUs: nvcc 13 alone would target sm_75, where bf16 tensor-core
@@ -276,9 +276,12 @@ bench-ops:
 	sh bench/bench_ops.sh
 
 # the linears' products of a step from BASE's header (default HEAD) and the working tree's, flipped
-# every call in one process (bench/flip_products.sh: CONFIG, THREADS, REPS, PRECISION, EXTRA)
+# every call in one process (bench/flip_products.sh: CONFIG, THREADS, REPS, PRECISION, EXTRA);
+# bench-flip-train: whole training steps, flipped every step (MODE=train: CONFIG, THREADS, STEPS)
 bench-flip:
 	sh bench/flip_products.sh
+bench-flip-train:
+	MODE=train sh bench/flip_products.sh
 
 clean:
 	rm -rf $(B)
