@@ -4161,8 +4161,8 @@ static void ds__mm_task(void *ctx, size_t t0, size_t t1) { /* tasks are tiles of
                 int eight = 0;
 #if defined(DS__SIMD) && DS__NV == 4
                 eight = nr == 2 * (size_t)DS__VL && m + 2 * DS__MR <= m1; /* 8 rows of a 32-wide product */
-                if (eight) rows = 2 * DS__MR;
 #endif
+                if (eight) rows = 2 * DS__MR;
                 if (g0->zeros) {
                     /* the tile's k's where some row of its A is not zero: the others add exact
                        zeros (x + 0 = x for every x but -0), so leaving them out changes no sum */
