@@ -78,6 +78,8 @@ fi
 # median of a list of numbers (one a line)
 median() { sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print 0; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 out=""
+# the working tree's build, not a stale one (run directly, the script once timed an older binary)
+make -s $B/bench_train || { echo "bench: could not build $B/bench_train"; exit 1; }
 if [ $PRECISION = bf16 ] && ! ./$B/bench_train tiny 1 1 128 16 bf16 >/dev/null 2>&1; then
   echo "bench: this build has no CPU bf16 mode (it needs AVX512_BF16 and -march=native): $(./$B/bench_train tiny 1 1 128 16 bf16 2>&1 | tail -1)"; exit 1
 fi
