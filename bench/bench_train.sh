@@ -12,7 +12,7 @@
 #   BASE_BIN=path   also run another bench_train binary (e.g. built from an earlier commit) in the
 #                   same run, with its own ratio: a before/after comparison that shares the noise
 #   TORCH_CORETYPE=X  run PyTorch with OPENBLAS_CORETYPE=X instead of the detected best
-#   ROUNDS=n          n alternating rounds per config (default 1): the medians, and with n > 1 the
+#   ROUNDS=n          n rounds per config (default 1; odd rounds in reverse order): the medians, and with n > 1 the
 #                     median and range of each round's own ratio (the host drifts between runs)
 #   PRECISION=bf16    deepseek.h's CPU bf16 mode (a CPU with AVX512_BF16: the linears' products in
 #                     bf16, fp32 sums) beside PyTorch's mixed precision, the same script under
@@ -92,22 +92,31 @@ for c in $CONFIGS; do
   esac
   DSX="" TPY=$SH/torch_llama_train.py
   if [ $PRECISION = bf16 ]; then DSX="$TB bf16" TPY="bench/torch_bf16_train.py --script=$SH/torch_llama_train.py"; fi
-  # ROUNDS rounds, each deepseek.h (then the base binary) then PyTorch, one after the other: the
-  # host's speed drifts by tens of percent over minutes, and within a round the drift mostly
-  # cancels, so each round's own ratio is kept beside the ratio of the medians
-  r=0 dl="" gl="" bl="" tl="" tgl="" rl="" brl=""
-  while [ $r -lt $ROUNDS ]; do
+  # ROUNDS rounds, each deepseek.h, the base binary and PyTorch one after the other: the host's
+  # speed drifts by tens of percent over minutes, and within a round the drift mostly cancels,
+  # so each round's own ratio is kept beside the ratio of the medians. Odd rounds run in the
+  # reverse order (PyTorch, base, deepseek.h): one binary against itself once read 0.87x of
+  # itself over five rounds in the same order, the first place in every round the slower one
+  run_ds() {
     ds=$(./$B/bench_train $c $THREADS $STEPS $DSX | tail -1)
     dtps=$(echo "$ds" | sed -n 's/.*tokens_per_s=\([0-9.]*\).*/\1/p'); dgf=$(echo "$ds" | sed -n 's/.*gflops=\([0-9.]*\).*/\1/p')
+  }
+  run_base() {
     btps=0
     if [ -n "$BASE_BIN" ]; then
       bs=$($BASE_BIN $c $THREADS $STEPS $DSX | tail -1)
       btps=$(echo "$bs" | sed -n 's/.*tokens_per_s=\([0-9.]*\).*/\1/p')
     fi
+  }
+  run_torch() {
     if [ $have_torch = 1 ]; then
       ts=$(env $CT $TUNED $PY $TPY $A --steps $STEPS --warmup 3 --threads $THREADS | tail -1)
       ttps=$(echo "$ts" | sed -n 's/.*tokens_per_s=\([0-9.]*\).*/\1/p'); tgf=$(echo "$ts" | sed -n 's/.*gflops=\([0-9.]*\).*/\1/p')
     else ttps=0; tgf=0; fi
+  }
+  r=0 dl="" gl="" bl="" tl="" tgl="" rl="" brl=""
+  while [ $r -lt $ROUNDS ]; do
+    if [ $((r % 2)) = 0 ]; then run_ds; run_base; run_torch; else run_torch; run_base; run_ds; fi
     [ $FAIR = 1 ] || ttps=0
     dl="$dl$dtps
 " gl="$gl$dgf
