@@ -1,6 +1,7 @@
 /* flip_side.c - one side of bench/flip_products.sh: a header (DS_HEADER) built static, its
-   matmul reached through one exported function, FLIP_NAME. flip_products.c links two such sides,
-   built from two headers, and calls them alternately, so both share the machine's noise. */
+   matmul reached through one exported function, FLIP_NAME, and a whole training step through
+   FLIP_NAME_step. flip_products.c (products) and flip_train.c (steps) link two such sides, built
+   from two headers, and call them alternately, so both share the machine's noise. */
 #define DEEPSEEK_IMPLEMENTATION
 #define DEEPSEEK_STATIC
 #include DS_HEADER
