@@ -4044,19 +4044,35 @@ static void ds__mm_tile2x8(const ds__mm *g, size_t m, size_t n, size_t half) {
     for (r = 0; r < 8; r++) ds__vstore(C + r * ldc, c0[r]), ds__vstore(C + r * ldc + DS__VL, c1[r]);
 }
 #endif
-/* mr <= 4 rows x one vector: the column remainder that is a whole number of vectors */
+/* mr <= 4 rows x one vector: the column remainder that is a whole number of vectors. Always four
+   rows of FMAs, written out as in the tiles above (a row past mr reads row 0 of A and is not
+   stored): GCC 12 compiled the earlier loop over r < mr, in some of its versions, into a multiply
+   and a separate add, so that this edge's row 0 gave other bits than the same element computed
+   elsewhere (on an AVX2 build: the strip path and the blocked path disagreed in the last bit) */
 static void ds__mm_tile1(const ds__mm *g, size_t m, size_t n, size_t mr) {
-    ds__vec c[DS__MR];
-    size_t r, k;
-    for (r = 0; r < mr; r++) {
-        if (g->accumulate) c[r] = ds__vload(g->C + (m + r) * g->ldc + n);
-        else { ds__vec z = {0}; c[r] = z; }
+    const ds_float *A0 = g->A + m * g->sam, *B = g->B + n;
+    const ds_float *A1 = mr > 1 ? A0 + g->sam : A0, *A2 = mr > 2 ? A0 + 2 * g->sam : A0, *A3 = mr > 3 ? A0 + 3 * g->sam : A0;
+    ds_float *C = g->C + m * g->ldc + n;
+    size_t k, sak = g->sak, ldb = g->ldb, ldc = g->ldc;
+    ds__vec c0, c1, c2, c3, z = {0};
+    c0 = c1 = c2 = c3 = z;
+    if (g->accumulate) {
+        c0 = ds__vload(C);
+        if (mr > 1) c1 = ds__vload(C + ldc);
+        if (mr > 2) c2 = ds__vload(C + 2 * ldc);
+        if (mr > 3) c3 = ds__vload(C + 3 * ldc);
     }
     for (k = 0; k < g->K; k++) {
-        ds__vec b = ds__vload(g->B + k * g->ldb + n);
-        for (r = 0; r < mr; r++) c[r] += g->A[(m + r) * g->sam + k * g->sak] * b;
+        ds__vec b = ds__vload(B + k * ldb);
+#if defined(__x86_64__) || defined(__i386__)
+        __asm__("" : "+v"(b));
+#endif
+        c0 += A0[k * sak] * b, c1 += A1[k * sak] * b, c2 += A2[k * sak] * b, c3 += A3[k * sak] * b;
     }
-    for (r = 0; r < mr; r++) ds__vstore(g->C + (m + r) * g->ldc + n, c[r]);
+    ds__vstore(C, c0);
+    if (mr > 1) ds__vstore(C + ldc, c1);
+    if (mr > 2) ds__vstore(C + 2 * ldc, c2);
+    if (mr > 3) ds__vstore(C + 3 * ldc, c3);
 }
 #else
 static void ds__mm_tile(const ds__mm *g, size_t m, size_t n) {
@@ -4090,6 +4106,7 @@ static void ds__mm_edge(const ds__mm *g, size_t m, size_t n, size_t mr, size_t n
         for (; nr >= 2 * (size_t)DS__VL; n += 2 * DS__VL, nr -= 2 * DS__VL) ds__mm_tile2(g, m, n);
     for (; nr >= (size_t)DS__VL; n += DS__VL, nr -= DS__VL) ds__mm_tile1(g, m, n, mr);
 #endif
+    if (nr == 0) return; /* (a strip of whole vectors: no rows of scalars to zero and run) */
     /* k outside, the columns inside: each element's a * b + acc is one FMA where the tiles' are
        (a dot-product loop per element would let the compiler vectorize its products and add them
        in order, unfused: other bits than a tile's, so a result would depend on where its column
@@ -4126,12 +4143,23 @@ static void ds__mm_pack_b(ds_float *bp, const ds__mm *g0, size_t n, size_t nr, s
         memcpy(bp + k * nr, src, nr * sizeof(ds_float));
     }
 }
+/* The width of the strip that starts `left` columns before the end of its block: NR, or what is
+   left. With AVX2's 24-wide strips a product whose width is 8 past a multiple of 24 (128, 512,
+   704: every power of two) ended in an 8-wide strip, run by the one-vector edge (4 broadcasts and
+   a load for 4 FMAs: bound by its loads); its last 32 columns are two 16-wide strips instead, run
+   by the 4 x 2 tile. The tiles sum each element's k's in the same order: the same bits. */
+static size_t ds__mm_nr(size_t left) {
+#if defined(DS__SIMD) && DS__NV == 3
+    if (left == (size_t)DS__NR + DS__VL) return 2 * (size_t)DS__VL;
+#endif
+    return left < (size_t)DS__NR ? left : (size_t)DS__NR;
+}
 static void ds__mm_task(void *ctx, size_t t0, size_t t1) { /* tasks are tiles of MR rows */
     const ds__mm *g0 = (const ds__mm *)ctx;
-    size_t m0 = t0 * DS__MR, m1 = t1 * DS__MR < g0->M ? t1 * DS__MR : g0->M, n, m, pc;
+    size_t m0 = t0 * DS__MR, m1 = t1 * DS__MR < g0->M ? t1 * DS__MR : g0->M, n, m, pc, nr;
     ds_float bp[DS_MM_KC * DS__NR];
-    for (n = 0; n < g0->N; n += DS__NR) {
-        size_t nr = g0->N - n < (size_t)DS__NR ? g0->N - n : (size_t)DS__NR;
+    for (n = 0; n < g0->N; n += nr) {
+        nr = ds__mm_nr(g0->N - n);
         for (pc = 0; pc < g0->K || pc == 0; pc += DS_MM_KC) {
             /* the block k in [pc, pc + KC): every element still sums k in ascending order, with its
                running value parked in C between blocks, so the result does not depend on KC */
@@ -4302,13 +4330,23 @@ static void ds__mm_pack_a(ds_float *ap, const ds__mm *g0, size_t mc, size_t mbf,
             for (r = 0; r < mbf; r++) ap[(r / DS__MR) * DS__MR * kb + DS__MR * k + r % DS__MR] = src[r * g0->sam];
     }
 }
+/* the end of the column block that starts at jc: NC columns on, or N. With AVX2 a last block
+   of 16 columns or fewer (512 = 504 + 8) joins the one before it: the packed B block holds
+   KB x KC x (NC + 64) floats, 23 strips of 24, and such a block has at most 22 */
+static size_t ds__mm_block_end(size_t N, size_t jc, size_t nc) {
+    size_t je = N - jc > nc ? jc + nc : N;
+#if defined(DS__SIMD) && DS__NV == 3
+    if (N - je <= 2 * (size_t)DS__VL) je = N;
+#endif
+    return je;
+}
 static void ds__mm_blocked_task(void *ctx, size_t t0, size_t t1) { /* tasks are the parts */
     const ds__mm *g0 = (const ds__mm *)ctx;
     ds_float bloc[DS_MM_KC * DS__NR];
     size_t t;
     for (t = t0; t < t1; t++) {
         ds_float *ap = g0->pack[t], *bblk = ap + (g0->mc + 16) * DS_MM_KC;
-        size_t b, e, m0, m1, jc, kc0, pc, mc, mcb, nblk, n, m, s, nc = DS_MM_NC / DS__NR * DS__NR; /* whole strips (NR = 48 with AVX2) */
+        size_t b, e, m0, m1, jc, je, kc0, pc, mc, mcb, nblk, n, nr, m, s, nc = DS_MM_NC / DS__NR * DS__NR; /* whole strips (NR = 24 with AVX2) */
         int direct;
         ds__chunk(g0->tiles, g0->parts, (int)t, &b, &e);
         if (nc == 0) nc = DS__NR;
@@ -4316,8 +4354,8 @@ static void ds__mm_blocked_task(void *ctx, size_t t0, size_t t1) { /* tasks are 
         m0 = b * DS__MR, m1 = e * DS__MR < g0->M ? e * DS__MR : g0->M;
         nblk = (m1 - m0 + g0->mc - 1) / g0->mc; /* the thread's rows in nblk blocks of equal size */
         mcb = ((m1 - m0 + nblk - 1) / nblk + DS__MR - 1) / DS__MR * DS__MR;
-        for (jc = 0; jc < g0->N; jc += nc)
-            for (kc0 = 0; kc0 < g0->K; kc0 += DS_MM_KB * DS_MM_KC)
+        for (jc = 0; jc < g0->N; jc = je)
+            for (je = ds__mm_block_end(g0->N, jc, nc), kc0 = 0; kc0 < g0->K; kc0 += DS_MM_KB * DS_MM_KC)
                 for (mc = m0; mc < m1; mc += mcb)
                     for (pc = kc0; pc < g0->K && pc < kc0 + DS_MM_KB * DS_MM_KC; pc += DS_MM_KC) {
                         size_t kb = g0->K - pc < DS_MM_KC ? g0->K - pc : DS_MM_KC, q = (pc - kc0) / DS_MM_KC;
@@ -4328,8 +4366,8 @@ static void ds__mm_blocked_task(void *ctx, size_t t0, size_t t1) { /* tasks are 
                         ga.K = kb, ga.C = g0->C + mc * g0->ldc;
                         ga.accumulate = g0->accumulate || pc > 0;
                         gr.A = g0->A + pc * g0->sak, gr.K = kb, gr.accumulate = ga.accumulate;
-                        for (n = jc, s = 0; n < g0->N && n < jc + nc; n += DS__NR, s++) {
-                            size_t nr = g0->N - n < (size_t)DS__NR ? g0->N - n : (size_t)DS__NR;
+                        for (n = jc, s = 0; n < je; n += nr, s++) {
+                            nr = ds__mm_nr(je - n);
                             /* the strip of B: packed by the first row block, kept in the B block for
                                the others (one strip buffer, hot in L1, where there is one block) */
                             ds_float *bp = nblk > 1 ? bblk + (s * DS_MM_KB + q) * DS_MM_KC * DS__NR : bloc;
