@@ -3999,6 +3999,37 @@ static void ds__mm_tile(const ds__mm *g, size_t m, size_t n) {
     ds__vstore(C, c30), ds__vstore(C + DS__VL, c31), ds__vstore(C + 2 * DS__VL, c32), ds__vstore(C + 3 * DS__VL, c33);
 }
 #endif
+#if DS__NV == 3
+/* 3 rows x 4 vectors (16-register targets), for a strip 32 wide read in place: attention's
+   products at head size 32 (P V, dS K, dS^T Q, P^T dY) and the last 32 columns of the others
+   (ds__mm_task). There the 4 x 3 tile does not fit and two 4 x 2 tiles have 8 accumulators for 8
+   FMAs a k with 6 loads; this one has 12 for 12 with 7 (the 4 x 3 tile's ratio): 3 broadcasts held,
+   each vector of B loaded once and used by the 3 rows. The same FMAs for each element, in the
+   same order: the same bits as the other tiles. */
+static void ds__mm_tile3x4(const ds__mm *g, size_t m, size_t n) {
+    const ds_float *A = g->A + m * g->sam, *B = g->B + n;
+    ds_float *C = g->C + m * g->ldc + n;
+    size_t k, r, v, sam = g->sam, sak = g->sak, ldb = g->ldb, ldc = g->ldc;
+    ds__vec c0[4], c1[4], c2[4];
+    for (v = 0; v < 4; v++) {
+        if (g->accumulate) c0[v] = ds__vload(C + v * DS__VL), c1[v] = ds__vload(C + ldc + v * DS__VL), c2[v] = ds__vload(C + 2 * ldc + v * DS__VL);
+        else { ds__vec z = {0}; c0[v] = c1[v] = c2[v] = z; }
+    }
+    for (k = 0; k < g->K; k++) {
+        const ds_float *b = B + k * ldb;
+        ds_float a0 = A[k * sak], a1 = A[sam + k * sak], a2 = A[2 * sam + k * sak];
+        for (v = 0; v < 4; v++) {
+            ds__vec bv = ds__vload(b + v * DS__VL);
+#if defined(__x86_64__) || defined(__i386__)
+            __asm__("" : "+v"(bv)); /* one load of each vector, used by the 3 rows */
+#endif
+            c0[v] += a0 * bv, c1[v] += a1 * bv, c2[v] += a2 * bv;
+        }
+    }
+    for (r = 0; r < 3; r++)
+        for (v = 0; v < 4; v++) ds__vstore(C + r * ldc + v * DS__VL, r == 0 ? c0[v] : r == 1 ? c1[v] : c2[v]);
+}
+#endif
 /* 4 rows x 2 vectors: a 32-wide remainder (head size 32 in attention's products) */
 static void ds__mm_tile2(const ds__mm *g, size_t m, size_t n) {
     const ds_float *A = g->A + m * g->sam, *B = g->B + n;
@@ -4168,10 +4199,13 @@ static size_t ds__mm_nr(size_t left) {
 }
 static void ds__mm_task(void *ctx, size_t t0, size_t t1) { /* tasks are tiles of MR rows */
     const ds__mm *g0 = (const ds__mm *)ctx;
-    size_t m0 = t0 * DS__MR, m1 = t1 * DS__MR < g0->M ? t1 * DS__MR : g0->M, n, m, pc, nr;
+    size_t m0 = t0 * DS__MR, m1 = t1 * DS__MR < g0->M ? t1 * DS__MR : g0->M, n, m, pc, nr, rows;
     ds_float bp[DS_MM_KC * DS__NR];
     for (n = 0; n < g0->N; n += nr) {
         nr = ds__mm_nr(g0->N - n);
+#if defined(DS__SIMD) && DS__NV == 3
+        if (!g0->bt && g0->N - n == 4 * (size_t)DS__VL) nr = 4 * DS__VL; /* the last 32 columns, read in place: 3 x 4 tiles */
+#endif
         for (pc = 0; pc < g0->K || pc == 0; pc += DS_MM_KC) {
             /* the block k in [pc, pc + KC): every element still sums k in ascending order, with its
                running value parked in C between blocks, so the result does not depend on KC */
@@ -4194,15 +4228,17 @@ static void ds__mm_task(void *ctx, size_t t0, size_t t1) { /* tasks are tiles of
                 g.B = g0->B + pc * g0->ldb;
                 ge = g; /* the edges read B where it is */
             }
-            for (m = m0; m < m1; m += DS__MR) {
-                size_t mr = m1 - m < DS__MR ? m1 - m : DS__MR, rows = mr;
+            for (m = m0; m < m1; m += rows) {
+                size_t mr = m1 - m < DS__MR ? m1 - m : DS__MR;
                 const ds__mm *gt = &g, *gte = &ge;
                 ds__mm gz, gze;
-                int eight = 0;
+                int eight = 0, three = 0;
 #if defined(DS__SIMD) && DS__NV == 4
                 eight = nr == 2 * (size_t)DS__VL && m + 2 * DS__MR <= m1; /* 8 rows of a 32-wide product */
+#elif defined(DS__SIMD) && DS__NV == 3
+                three = nr == 4 * (size_t)DS__VL && m + 3 <= m1; /* 3 rows of a 32-wide strip */
 #endif
-                if (eight) rows = 2 * DS__MR;
+                rows = eight ? 2 * DS__MR : three ? 3 : mr;
                 if (g0->zeros) {
                     /* the tile's k's where some row of its A is not zero: the others add exact
                        zeros (x + 0 = x for every x but -0), so leaving them out changes no sum */
@@ -4213,7 +4249,6 @@ static void ds__mm_task(void *ctx, size_t t0, size_t t1) { /* tasks are tiles of
                         size_t r;
                         if (!g.accumulate)
                             for (r = 0; r < rows; r++) memset(g.C + (m + r) * g.ldc + n, 0, nr * sizeof(ds_float));
-                        m += rows - mr;
                         continue;
                     }
                     gz = g, gze = ge;
@@ -4225,7 +4260,11 @@ static void ds__mm_task(void *ctx, size_t t0, size_t t1) { /* tasks are tiles of
 #if defined(DS__SIMD) && DS__NV == 4
                 if (eight) {
                     ds__mm_tile2x8(gte, m, g.packed ? 0 : n, 4 * ge.sam);
-                    m += DS__MR;
+                    continue;
+                }
+#elif defined(DS__SIMD) && DS__NV == 3
+                if (three) {
+                    ds__mm_tile3x4(gt, m, n); /* (never packed: B is read in place) */
                     continue;
                 }
 #endif
