@@ -161,6 +161,15 @@
       CPUs (SIMD width) and compiler flags (FMA contraction).
 
    VERSION HISTORY
+      0.23 (2026-12-07)  AVX2 (a Zen 3 EPYC): 4 tests failed there, the thread count changed the
+                         bits. GCC had compiled some copies of the one-vector edge tile into a
+                         multiply and an add, others into FMAs; the edge is now written out as the
+                         tiles are, fused in every copy. ds__expf's selects work on the bits, so
+                         loops of exps vectorize without AVX-512's masks (SwiGLU, cross-entropy,
+                         the softmax tails ran scalar with AVX2). Powers of two end in two 16-wide
+                         strips, not 24 + 8; a 3 x 4 tile for 32-wide strips read in place. Tiny
+                         trains 1.33x faster on that Zen 3, medium 1.2x; AVX-512 builds keep their
+                         bits.
       0.22 (2026-12-07)  the float products narrower than one column block (N < 512) read an A
                          given by rows where it is, instead of copying it into panels: the
                          tiny config's 15 products of a step 1.03-1.05x faster on two threads
