@@ -4039,7 +4039,8 @@ static void ds__mm_tile3x4(const ds__mm *g, size_t m, size_t n) {
         for (v = 0; v < 4; v++) ds__vstore(C + r * ldc + v * DS__VL, r == 0 ? c0[v] : r == 1 ? c1[v] : c2[v]);
 }
 #endif
-/* 4 rows x 2 vectors: a 32-wide remainder (head size 32 in attention's products) */
+/* 4 rows x 2 vectors: a remainder two vectors wide (32 floats with AVX-512: head size 32 in
+   attention's products; 16 with AVX2: the last strips of ds__mm_nr) */
 static void ds__mm_tile2(const ds__mm *g, size_t m, size_t n) {
     const ds_float *A = g->A + m * g->sam, *B = g->B + n;
     ds_float *C = g->C + m * g->ldc + n;
