@@ -4199,11 +4199,15 @@ static void ds__mm_pack_b(ds_float *bp, const ds__mm *g0, size_t n, size_t nr, s
 /* The width of the strip that starts `left` columns before the end of its block: NR, or what is
    left. With AVX2's 24-wide strips a product whose width is 8 past a multiple of 24 (128, 512,
    704: every power of two) ended in an 8-wide strip, run by the one-vector edge (4 broadcasts and
-   a load for 4 FMAs: bound by its loads); its last 32 columns are two 16-wide strips instead, run
-   by the 4 x 2 tile. The tiles sum each element's k's in the same order: the same bits. */
-static size_t ds__mm_nr(size_t left) {
+   a load for 4 FMAs: bound by its loads). Its last 32 columns (NR + VL = 4 VL) are instead one
+   strip for the 3 x 4 tile where B is read in place (in_place: the strip path, B not packed), else
+   two 16-wide strips for the 4 x 2 tile (the blocked path's A comes in 4-row panels). The tiles sum
+   each element's k's in the same order: the same bits. */
+static size_t ds__mm_nr(size_t left, int in_place) {
 #if defined(DS__SIMD) && DS__NV == 3
-    if (left == (size_t)DS__NR + DS__VL) return 2 * (size_t)DS__VL;
+    if (left == (size_t)DS__NR + DS__VL) return (in_place ? 4 : 2) * (size_t)DS__VL;
+#else
+    (void)in_place;
 #endif
     return left < (size_t)DS__NR ? left : (size_t)DS__NR;
 }
@@ -4212,10 +4216,7 @@ static void ds__mm_task(void *ctx, size_t t0, size_t t1) { /* tasks are tiles of
     size_t m0 = t0 * DS__MR, m1 = t1 * DS__MR < g0->M ? t1 * DS__MR : g0->M, n, m, pc, nr, rows;
     ds_float bp[DS_MM_KC * DS__NR];
     for (n = 0; n < g0->N; n += nr) {
-        nr = ds__mm_nr(g0->N - n);
-#if defined(DS__SIMD) && DS__NV == 3
-        if (!g0->bt && g0->N - n == 4 * (size_t)DS__VL) nr = 4 * DS__VL; /* the last 32 columns, read in place: 3 x 4 tiles */
-#endif
+        nr = ds__mm_nr(g0->N - n, !g0->bt); /* (a B given transposed is packed, into NR-wide strips) */
         for (pc = 0; pc < g0->K || pc == 0; pc += DS_MM_KC) {
             /* the block k in [pc, pc + KC): every element still sums k in ascending order, with its
                running value parked in C between blocks, so the result does not depend on KC */
@@ -4393,7 +4394,7 @@ static void ds__mm_pack_a(ds_float *ap, const ds__mm *g0, size_t mc, size_t mbf,
 }
 /* the end of the column block that starts at jc: NC columns on, or N. With AVX2 a last block
    of 16 columns or fewer (512 = 504 + 8) joins the one before it: the packed B block holds
-   KB x KC x (NC + 64) floats, 23 strips of 24, and such a block has at most 22 */
+   KB x KC x (NC + 64) floats, 24 strips of 24 a k-block, and such a block has at most 22 */
 static size_t ds__mm_block_end(size_t N, size_t jc, size_t nc) {
     size_t je = N - jc > nc ? jc + nc : N;
 #if defined(DS__SIMD) && DS__NV == 3
@@ -4428,7 +4429,7 @@ static void ds__mm_blocked_task(void *ctx, size_t t0, size_t t1) { /* tasks are 
                         ga.accumulate = g0->accumulate || pc > 0;
                         gr.A = g0->A + pc * g0->sak, gr.K = kb, gr.accumulate = ga.accumulate;
                         for (n = jc, s = 0; n < je; n += nr, s++) {
-                            nr = ds__mm_nr(je - n);
+                            nr = ds__mm_nr(je - n, 0);
                             /* the strip of B: packed by the first row block, kept in the B block for
                                the others (one strip buffer, hot in L1, where there is one block) */
                             ds_float *bp = nblk > 1 ? bblk + (s * DS_MM_KB + q) * DS_MM_KC * DS__NR : bloc;
