@@ -111,10 +111,11 @@
                             never gets the hint.
       DS_NO_SIMD            (default: undefined) the plain-C matmul tile instead of the GCC/clang
                             vector-extension one.
-      DS_MM_KC              (default: 128) the matmul's k-block.
+      DS_MM_KC              (default: 128 with AVX-512, 256 with AVX2: a KC x NR strip of B
+                            fits in 32 KB of L1) the matmul's k-block.
       DS_MM_MC              (default: from the L2 size, see ds_pool_new) the matmul's row block.
       DS_MM_NC              (default: 512) the matmul's column block.
-      DS_MM_KB              (default: 4) k-blocks of B a matmul thread packs at once (its
+      DS_MM_KB              (default: 512 / KC) k-blocks of B a matmul thread packs at once (its
                             buffer: KB x KC x (NC + 64) floats, 1.1 MB by default).
       DS_MPI                (default: undefined) data parallelism over MPI: ds_dp groups span the ranks
                             of MPI_COMM_WORLD (ZeRO-1: each rank owns a slice of the AdamW moments).
@@ -3325,14 +3326,47 @@ done:
 
 typedef struct ds__worker { struct ds_pool *pool; int k; } ds__worker;
 
+/* The matmul's register tile (its kernels: "matmul" below): MR = 4 rows by NR columns, NR from
+   the vector width and the register file */
+#define DS__MR 4
+#if (defined(__GNUC__) || defined(__clang__)) && !defined(DS_NO_SIMD)
+#define DS__SIMD 1
+#if defined(__AVX512F__)
+#define DS__VB 64
+#elif defined(__AVX__)
+#define DS__VB 32
+#else
+#define DS__VB 16
+#endif
+typedef ds_float ds__vec __attribute__((vector_size(DS__VB)));
+#define DS__VL (int)(DS__VB / sizeof(ds_float))
+/* The tile's width in vectors follows the register file: 4 x 4 accumulators + 4 vectors of B + a
+   broadcast need 21 registers, which AVX-512's 32 hold; x86 without AVX-512 has 16 (AVX2, SSE),
+   where that tile spilled to the stack on every k (measured on a Zen 3 EPYC: 0.70x PyTorch on the
+   tiny config), so there the tile is 4 x 3: 12 accumulators + 3 + 1 = 16. Each output element
+   still sums k in ascending order, so the tile's shape does not change any result. */
+#if (defined(__x86_64__) || defined(__i386__)) && !defined(__AVX512F__)
+#define DS__NV 3
+#else
+#define DS__NV 4
+#endif
+#define DS__NR (DS__NV * DS__VL)
+#else
+#define DS__NR 16
+#endif
 #ifndef DS_MM_KC
-#define DS_MM_KC 128 /* the matmul's k-block: a KC x NR strip of B (32 KB in float) stays in L1 */
+/* the matmul's k-block: the largest power of two (at most 512) for which a KC x NR strip of B
+   fits in 32 KB, so that it stays in L1 while the tiles run down its rows: 128 with AVX-512
+   (NR = 64 floats), 256 with AVX2 (NR = 24). Each tile call loads and stores its 4 x NR block of
+   C once per k-block; with AVX2's narrower tile a k-block of 128 left half of L1 unused, and 256
+   measured 1.06-1.08x on the products of a step (AMD EPYC Zen 3, 2 threads) with the same bits */
+#define DS_MM_KC (DS__NR * sizeof(ds_float) > 128 ? 128 : DS__NR * sizeof(ds_float) > 64 ? 256 : 512)
 #endif
 #ifndef DS_MM_NC
 #define DS_MM_NC 512 /* its column block (ds__mm_blocked_task) */
 #endif
 #ifndef DS_MM_KB
-#define DS_MM_KB 4 /* k-blocks of B packed at once: C is revisited once per KB k-blocks */
+#define DS_MM_KB (512 / DS_MM_KC > 0 ? 512 / DS_MM_KC : 1) /* k-blocks of B packed at once (512 k's): C is revisited once per KB k-blocks */
 #endif
 #define DS__MM_BBLK ((size_t)DS_MM_KB * DS_MM_KC * (DS_MM_NC + 64)) /* the packed B block (NC, or one strip of at most 64) */
 /* The CPU bf16 mode's blocking (ds__matmul_bf16, where the CPU has AVX512_BF16), in the same
@@ -3450,8 +3484,8 @@ DSDEF ds_pool *ds_pool_new(int n_threads, ds_error *err) {
     if (!p) { DS__OOM(err); return NULL; }
     {
         /* each thread's buffer for the matmul's packed A and B blocks (ds__mm_blocked_task),
-           allocated once here: mm_mc rows of A and of C fill half the L2 (408 rows on a 2 MB L2,
-           96 on a 512 KB one) */
+           allocated once here: mm_mc rows of A and of C fill half the L2 (408 rows on a 2 MB L2
+           with AVX-512's k-block of 128, 80 on a 512 KB one with AVX2's 256) */
         int k, nb = n_threads;
 #ifdef DS_MM_MC
         p->mm_mc = DS_MM_MC;
@@ -3764,29 +3798,7 @@ static DS__ALWAYS_INLINE float ds__expf(float x) {
    of MR rows, so each output element is computed by the same code whatever the number of
    threads: results are bit-identical for 1, 2 or 64 threads. */
 
-#define DS__MR 4
-#if (defined(__GNUC__) || defined(__clang__)) && !defined(DS_NO_SIMD)
-#define DS__SIMD 1
-#if defined(__AVX512F__)
-#define DS__VB 64
-#elif defined(__AVX__)
-#define DS__VB 32
-#else
-#define DS__VB 16
-#endif
-typedef ds_float ds__vec __attribute__((vector_size(DS__VB)));
-#define DS__VL (int)(DS__VB / sizeof(ds_float))
-/* The tile's width in vectors follows the register file: 4 x 4 accumulators + 4 vectors of B + a
-   broadcast need 21 registers, which AVX-512's 32 hold; x86 without AVX-512 has 16 (AVX2, SSE),
-   where that tile spilled to the stack on every k (measured on a Zen 3 EPYC: 0.70x PyTorch on the
-   tiny config), so there the tile is 4 x 3: 12 accumulators + 3 + 1 = 16. Each output element
-   still sums k in ascending order, so the tile's shape does not change any result. */
-#if (defined(__x86_64__) || defined(__i386__)) && !defined(__AVX512F__)
-#define DS__NV 3
-#else
-#define DS__NV 4
-#endif
-#define DS__NR (DS__NV * DS__VL)
+#ifdef DS__SIMD
 static ds__vec ds__vload(const ds_float *p) { ds__vec v; memcpy(&v, p, sizeof v); return v; }
 static void ds__vstore(ds_float *p, ds__vec v) { memcpy(p, &v, sizeof v); }
 /* VL bf16 weights widened to floats (a bf16 value is the top half of a float32: exact) */
@@ -3910,8 +3922,6 @@ static void ds__vtranspose(ds__vec *r) {
     }
 }
 #endif
-#else
-#define DS__NR 16
 #endif
 
 typedef struct ds__mm {
