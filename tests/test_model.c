@@ -173,10 +173,11 @@ static int t_mm_operands(size_t M, size_t N, size_t K, float **A, float **B, flo
    every layout the model uses (A by rows; A transposed, as dout^T in a weight gradient; B as
    stored or transposed, as a Linear's weight), accumulating or not, with row, column and k
    remainders, several row blocks (the pool's mm_mc lowered to 64) and column blocks (N > 512),
-   and for 1, 2 and 3 threads; and they agree with a double-precision product. */
+   widths that end in AVX2's 32-wide strip (128, 512) and several k-blocks of AVX2's KC 256
+   (K 300), for 1, 2 and 3 threads; and they agree with a double-precision product. */
 static void test_matmul_paths_bit_identical(void) {
     static const size_t shapes[][3] = {{5, 256, 7}, {37, 300, 129}, {70, 288, 131}, {130, 600, 300}, {203, 257, 64}, {64, 1100, 1},
-                                         {70, 130, 131}, {203, 128, 64}, {90, 100, 40}};
+                                         {70, 130, 131}, {203, 128, 64}, {90, 100, 40}, {150, 512, 300}};
     size_t si, i, j, k;
     int layout, acc, th;
     ds_error e;
