@@ -4241,10 +4241,10 @@ static void ds__mm_task(void *ctx, size_t t0, size_t t1) { /* tasks are tiles of
             g.A = g0->A + pc * g0->sak;
             g.accumulate = g0->accumulate || pc > 0;
             if (g0->bt || (nr == (size_t)DS__NR && m1 - m0 >= 4 * DS__MR)) {
-                /* pack the KC x NR strip of B contiguously (32 KB): with a power-of-two row
+                /* pack the KC x NR strip of B contiguously (at most 32 KB): with a power-of-two row
                    stride its rows would fall into a few L1 sets and evict each other. A B given
                    transposed (a weight as stored) is always packed: its strip is transposed here,
-                   one 32 KB block at a time, instead of the whole weight into a scratch first */
+                   one strip block at a time, instead of the whole weight into a scratch first */
                 ds__mm_pack_b(bp, g0, n, nr, pc, g.K);
                 g.B = bp;
                 g.ldb = nr;
@@ -4311,8 +4311,9 @@ static void ds__mm_task(void *ctx, size_t t0, size_t t1) { /* tasks are tiles of
    FMA peak, the LM head's dW at 60%. Here, as in Goto's and BLIS's GEMM:
      for each block of NC columns, for each KB k-blocks of KC (512 k's):
        for each block of mc rows, for each of those k-blocks: copy A[rows, k-block] contiguous
-         (the packed A: mc x KC floats), then for each 64-column strip: the strip of B (KC x 64,
-         32 KB: the L1) and the tiles down the block, reading A from the L2.
+         (the packed A: mc x KC floats), then for each NR-column strip: the strip of B (KC x NR,
+         at most 32 KB: the L1; 128 x 64 with AVX-512, 256 x 24 with AVX2) and the tiles down the
+         block, reading A from the L2.
    A is read once per NC columns instead of once per 64. The row block (mc rows of packed A and
    of C, mm_mc from the L2 size) keeps the block's C in the L2 from one k-block to the next: the
    k-blocks were the outer loop, and a thread's C (its rows x NC, 4 MB for 2048 rows) came back
