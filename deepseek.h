@@ -3375,6 +3375,18 @@ typedef ds_float ds__vec __attribute__((vector_size(DS__VB)));
 #define DS_MM_KB (512 / DS_MM_KC > 0 ? 512 / DS_MM_KC : 1) /* k-blocks of B packed at once (512 k's): C is revisited once per KB k-blocks */
 #endif
 #define DS__MM_BBLK ((size_t)DS_MM_KB * DS_MM_KC * (DS_MM_NC + 64)) /* the packed B block (NC, or one strip of at most 64) */
+/* Shared work (ds__pool_share; the blocked matmul's bands, ds__matmul_g). With several threads
+   and at least DS__SHARE pieces of work a thread, each thread first takes its own fixed share of
+   the pieces, in order, as ds_pool_for would give it, and then the pieces the others have not
+   reached yet, from the far end of their shares: a thread slowed down (on a shared host, by
+   another tenant) hands the rest of its share to the others, and a piece stays on the thread
+   that also works its rows in the ops before and after (their data stays in that core's
+   caches). Each piece is claimed once (an atomic exchange on its flag, at most DS__SHARE_MAX
+   pieces). Which thread computes a piece never changes what it computes: the same bits. */
+#if !defined(DS_NO_THREADS) && (defined(__GNUC__) || defined(__clang__)) && !defined(DS__SHARE)
+#define DS__SHARE 4
+#define DS__SHARE_MAX 1024
+#endif
 /* The CPU bf16 mode's blocking (ds__matmul_bf16, where the CPU has AVX512_BF16), in the same
    per-thread buffers: k-blocks of DS__MMB_KC k's (two to a 32-bit word), column blocks of
    DS__MMB_NC, row blocks of half the float path's mm_mc (ds__mmb_mc) */
@@ -3727,6 +3739,62 @@ extern "C" {
 #endif
 #else /* the CPU backend */
 
+#ifdef DS__SHARE
+/* part t's walk through n pieces (above): its own share [i, e) upwards, then each other part's
+   downwards from its end; ds__steal_next returns the next piece it claims, or n when none is left */
+typedef struct ds__steal {
+    size_t n, i, e;
+    int parts, t, u;
+} ds__steal;
+static void ds__steal_init(ds__steal *w, size_t n, int parts, int t) {
+    w->n = n, w->parts = parts, w->t = w->u = t;
+    ds__chunk(n, parts, t, &w->i, &w->e);
+}
+static size_t ds__steal_next(ds__steal *w, unsigned char *claim) {
+    for (;;) {
+        while (w->i < w->e) {
+            size_t k = w->u == w->t ? w->i++ : --w->e;
+            if (!__atomic_exchange_n(claim + k, (unsigned char)1, __ATOMIC_ACQ_REL)) return k;
+        }
+        w->u = (w->u + 1) % w->parts;
+        if (w->u == w->t) return w->n;
+        ds__chunk(w->n, w->parts, w->u, &w->i, &w->e);
+    }
+}
+typedef struct ds__share {
+    void (*fn)(void *ctx, size_t begin, size_t end);
+    void *ctx;
+    size_t n;
+    int parts;
+    unsigned char *claim;
+} ds__share;
+static void ds__share_task(void *ctx, size_t t0, size_t t1) { /* task t: part t's walk */
+    ds__share *s = (ds__share *)ctx;
+    size_t t, k;
+    for (t = t0; t < t1; t++) {
+        ds__steal w;
+        ds__steal_init(&w, s->n, s->parts, (int)t);
+        while ((k = ds__steal_next(&w, s->claim)) < s->n) s->fn(s->ctx, k, k + 1);
+    }
+}
+#endif
+/* ds_pool_for with shared items (DS__SHARE, above), for tasks of a few dozen costly items whose
+   results do not depend on how they are split */
+static void ds__pool_share(ds_pool *p, size_t n, void (*fn)(void *ctx, size_t begin, size_t end), void *ctx) {
+#ifdef DS__SHARE
+    int th = ds_pool_threads(p);
+    if (th > 1 && n >= (size_t)th * DS__SHARE && n <= DS__SHARE_MAX) {
+        unsigned char claim[DS__SHARE_MAX];
+        ds__share s;
+        memset(claim, 0, n);
+        s.fn = fn, s.ctx = ctx, s.n = n, s.parts = th, s.claim = claim;
+        ds_pool_for(p, (size_t)th, ds__share_task, &s);
+        return;
+    }
+#endif
+    ds_pool_for(p, n, fn, ctx);
+}
+
 /* DS__WIDE: the elementwise ops below (RMSNorm, RoPE, SwiGLU, the softmaxes, AdamW) are plain
    loops that the compiler vectorizes. On Intel CPUs with AVX-512 GCC's tuning prefers 256-bit
    vectors, so those loops ran 8 floats an instruction while the matmul tile, written in vectors,
@@ -3944,6 +4012,10 @@ typedef struct ds__mm {
        of A can be nonzero: 1: k < zoff + i + 1 (the rest of the row is zero); 2: k >= i - zoff */
     int zeros;
     size_t zoff;
+#ifdef DS__SHARE
+    unsigned char *claim; /* the blocked path's shared bands (ds__mm_blocked_task): their flags, rows, count, the stage */
+    size_t band, nbands, jc, je, kc0;
+#endif
 } ds__mm;
 
 #ifdef DS__SIMD
@@ -4419,67 +4491,87 @@ static size_t ds__mm_block_end(size_t N, size_t jc, size_t nc) {
 #endif
     return je;
 }
+/* One band of the blocked path: rows [mc, mc + mb) x columns [jc, je) x the k-blocks of the
+   stage [kc0, kc0 + KB KC), with the part's buffers ap (packed A) and bblk (packed B); pack_b:
+   pack the stage's strips of B into bblk (the part's first band of the stage), else read them
+   there; bblk NULL: one band, each strip packed into bloc, hot in L1, where it is used */
+static void ds__mm_band(const ds__mm *g0, ds_float *ap, ds_float *bblk, ds_float *bloc, int pack_b, size_t jc, size_t je, size_t kc0,
+                        size_t mc, size_t mb, int direct) {
+    size_t pc, n, nr, m, s, mbf = mb - mb % DS__MR;
+    for (pc = kc0; pc < g0->K && pc < kc0 + DS_MM_KB * DS_MM_KC; pc += DS_MM_KC) {
+        size_t kb = g0->K - pc < DS_MM_KC ? g0->K - pc : DS_MM_KC, q = (pc - kc0) / DS_MM_KC;
+        ds__mm ga = *g0, gr = *g0; /* the packed block's rows; the rows after its last full tile */
+        if (!direct) ds__mm_pack_a(ap, g0, mc, mbf, pc, kb), ga.sam = 1, ga.sak = DS__MR, ga.A = ap;
+        else ga.A = g0->A + mc * g0->sam + pc;
+        ga.K = kb, ga.C = g0->C + mc * g0->ldc;
+        ga.accumulate = g0->accumulate || pc > 0;
+        gr.A = g0->A + pc * g0->sak, gr.K = kb, gr.accumulate = ga.accumulate;
+        for (n = jc, s = 0; n < je; n += nr, s++) {
+            nr = ds__mm_nr(je - n, 0);
+            /* the strip of B: packed by the part's first band, kept in the B block for its
+               others (one strip buffer, hot in L1, where the part has one band) */
+            ds_float *bp = bblk ? bblk + (s * DS_MM_KB + q) * DS_MM_KC * DS__NR : bloc;
+            ds__mm gt = ga, ge;
+            if (pack_b || !bblk) ds__mm_pack_b(bp, g0, n, nr, pc, kb);
+            gt.B = bp, gt.ldb = nr, gt.packed = 1;
+            ge = gt, ge.C = gt.C + n; /* the edges read the packed strip at its column 0 */
+            for (m = 0; m < mbf; m += DS__MR) {
+                /* a tile reads A at A + m sam = A + m: its panel starts at m kb */
+                if (!direct) gt.A = ge.A = ap + m * kb - m;
+#if defined(DS__SIMD) && DS__NV == 4
+                if (nr == 2 * (size_t)DS__VL && m + 2 * DS__MR <= mbf) { /* 8 rows of a 32-wide strip: two panels */
+                    if (m + 2 * DS__MR < mbf) /* the next tile's rows, no further than the block's */
+                        ds__mm_prefetch_c(ge.C + (m + 2 * DS__MR) * ge.ldc, ge.ldc,
+                                          mbf - (m + 2 * DS__MR) < 2 * DS__MR ? mbf - (m + 2 * DS__MR) : 2 * DS__MR, nr);
+                    ds__mm_tile2x8(&ge, m, 0, direct ? DS__MR * ge.sam : DS__MR * kb);
+                    m += DS__MR;
+                    continue;
+                }
+#endif
+                if (m + DS__MR < mbf) ds__mm_prefetch_c(ge.C + (m + DS__MR) * ge.ldc, ge.ldc, DS__MR, nr);
+                if (nr == (size_t)DS__NR) ds__mm_tile(&gt, m, n);
+                else ds__mm_edge(&ge, m, 0, DS__MR, nr);
+            }
+            if (mbf < mb) {
+                gr.B = bp, gr.ldb = nr, gr.packed = 1, gr.C = g0->C + n;
+                ds__mm_edge(&gr, mc + mbf, 0, mb - mbf, nr);
+            }
+        }
+    }
+}
+static size_t ds__mm_nc(void) { size_t nc = DS_MM_NC / DS__NR * DS__NR; return nc ? nc : DS__NR; } /* whole strips (NR = 24 with AVX2) */
 static void ds__mm_blocked_task(void *ctx, size_t t0, size_t t1) { /* tasks are the parts */
     const ds__mm *g0 = (const ds__mm *)ctx;
     ds_float bloc[DS_MM_KC * DS__NR];
-    size_t t;
+    size_t t, nc = ds__mm_nc();
+    int direct = g0->sak == 1 && g0->N < nc; /* A by rows, narrower than a column block: read in place (above) */
     for (t = t0; t < t1; t++) {
         ds_float *ap = g0->pack[t], *bblk = ap + (g0->mc + 16) * DS_MM_KC;
-        size_t b, e, m0, m1, jc, je, kc0, pc, mc, mcb, nblk, n, nr, m, s, nc = DS_MM_NC / DS__NR * DS__NR; /* whole strips (NR = 24 with AVX2) */
-        int direct;
+        size_t b, e, m0, m1, jc, je, kc0, mc, mcb, nblk;
+#ifdef DS__SHARE
+        if (g0->claim) { /* the stage's bands, shared (DS__SHARE) */
+            ds__steal w;
+            size_t i;
+            int first = 1;
+            ds__steal_init(&w, g0->nbands, g0->parts, (int)t);
+            while ((i = ds__steal_next(&w, g0->claim)) < g0->nbands) {
+                size_t r = i * g0->band;
+                ds__mm_band(g0, ap, bblk, bloc, first, g0->jc, g0->je, g0->kc0, r, g0->M - r < g0->band ? g0->M - r : g0->band, direct);
+                first = 0;
+            }
+            continue;
+        }
+#endif
         ds__chunk(g0->tiles, g0->parts, (int)t, &b, &e);
-        if (nc == 0) nc = DS__NR;
-        direct = g0->sak == 1 && g0->N < nc; /* A by rows, narrower than a column block: read in place (above) */
         m0 = b * DS__MR, m1 = e * DS__MR < g0->M ? e * DS__MR : g0->M;
         nblk = (m1 - m0 + g0->mc - 1) / g0->mc; /* the thread's rows in nblk blocks of equal size */
         mcb = ((m1 - m0 + nblk - 1) / nblk + DS__MR - 1) / DS__MR * DS__MR;
         for (jc = 0; jc < g0->N; jc = je)
             for (je = ds__mm_block_end(g0->N, jc, nc), kc0 = 0; kc0 < g0->K; kc0 += DS_MM_KB * DS_MM_KC)
                 for (mc = m0; mc < m1; mc += mcb)
-                    for (pc = kc0; pc < g0->K && pc < kc0 + DS_MM_KB * DS_MM_KC; pc += DS_MM_KC) {
-                        size_t kb = g0->K - pc < DS_MM_KC ? g0->K - pc : DS_MM_KC, q = (pc - kc0) / DS_MM_KC;
-                        size_t mb = m1 - mc < mcb ? m1 - mc : mcb, mbf = mb - mb % DS__MR;
-                        ds__mm ga = *g0, gr = *g0; /* the packed block's rows; the rows after its last full tile */
-                        if (!direct) ds__mm_pack_a(ap, g0, mc, mbf, pc, kb), ga.sam = 1, ga.sak = DS__MR, ga.A = ap;
-                        else ga.A = g0->A + mc * g0->sam + pc;
-                        ga.K = kb, ga.C = g0->C + mc * g0->ldc;
-                        ga.accumulate = g0->accumulate || pc > 0;
-                        gr.A = g0->A + pc * g0->sak, gr.K = kb, gr.accumulate = ga.accumulate;
-                        for (n = jc, s = 0; n < je; n += nr, s++) {
-                            nr = ds__mm_nr(je - n, 0);
-                            /* the strip of B: packed by the first row block, kept in the B block for
-                               the others (one strip buffer, hot in L1, where there is one block) */
-                            ds_float *bp = nblk > 1 ? bblk + (s * DS_MM_KB + q) * DS_MM_KC * DS__NR : bloc;
-                            ds__mm gt = ga, ge;
-                            if (mc == m0) ds__mm_pack_b(bp, g0, n, nr, pc, kb);
-                            gt.B = bp, gt.ldb = nr, gt.packed = 1;
-                            ge = gt, ge.C = gt.C + n; /* the edges read the packed strip at its column 0 */
-                            for (m = 0; m < mbf; m += DS__MR) {
-                                /* a tile reads A at A + m sam = A + m: its panel starts at m kb */
-                                if (!direct) gt.A = ge.A = ap + m * kb - m;
-#if defined(DS__SIMD) && DS__NV == 4
-                                if (nr == 2 * (size_t)DS__VL && m + 2 * DS__MR <= mbf) { /* 8 rows of a 32-wide strip: two panels */
-                                    if (m + 2 * DS__MR < mbf) /* the next tile's rows, no further than the block's */
-                                        ds__mm_prefetch_c(ge.C + (m + 2 * DS__MR) * ge.ldc, ge.ldc,
-                                                          mbf - (m + 2 * DS__MR) < 2 * DS__MR ? mbf - (m + 2 * DS__MR) : 2 * DS__MR, nr);
-                                    ds__mm_tile2x8(&ge, m, 0, direct ? DS__MR * ge.sam : DS__MR * kb);
-                                    m += DS__MR;
-                                    continue;
-                                }
-#endif
-                                if (m + DS__MR < mbf) ds__mm_prefetch_c(ge.C + (m + DS__MR) * ge.ldc, ge.ldc, DS__MR, nr);
-                                if (nr == (size_t)DS__NR) ds__mm_tile(&gt, m, n);
-                                else ds__mm_edge(&ge, m, 0, DS__MR, nr);
-                            }
-                            if (mbf < mb) {
-                                gr.B = bp, gr.ldb = nr, gr.packed = 1, gr.C = g0->C + n;
-                                ds__mm_edge(&gr, mc + mbf, 0, mb - mbf, nr);
-                            }
-                        }
-                    }
+                    ds__mm_band(g0, ap, nblk > 1 ? bblk : NULL, bloc, mc == m0, jc, je, kc0, mc, m1 - mc < mcb ? m1 - mc : mcb, direct);
     }
 }
-
 static void ds__matmul_g(ds_pool *pool, ds_float *C, size_t ldc, const ds_float *A, size_t sam, size_t sak, const ds_float *B,
                          size_t ldb, int bt, size_t M, size_t N, size_t K, int accumulate) {
     ds__mm g;
@@ -4491,10 +4583,29 @@ static void ds__matmul_g(ds_pool *pool, ds_float *C, size_t ldc, const ds_float 
     g.tiles = (M + DS__MR - 1) / DS__MR;
     g.zeros = 0, g.zoff = 0;
     g.parts = ds_pool_threads(pool);
+#ifdef DS__SHARE
+    g.claim = NULL;
+#endif
     if ((size_t)g.parts > g.tiles) g.parts = (int)g.tiles;
     if (pool && pool->pack && K > 0 && N >= 2 * (size_t)DS__NR && g.parts > 0 && g.tiles / (size_t)g.parts >= 4) {
         g.pack = pool->pack, g.mc = pool->mm_mc;
         DS_ASSERT((g.mc + 16) * DS_MM_KC + DS__MM_BBLK <= pool->pack_n);
+#ifdef DS__SHARE
+        g.band = (M / ((size_t)g.parts * DS__SHARE) + DS__MR - 1) / DS__MR * DS__MR;
+        if (g.band > g.mc) g.band = g.mc;
+        g.nbands = g.band ? (M + g.band - 1) / g.band : 0;
+        if (g.parts > 1 && g.nbands >= (size_t)g.parts * DS__SHARE && g.nbands <= DS__SHARE_MAX) {
+            unsigned char claim[DS__SHARE_MAX];
+            size_t nc = ds__mm_nc();
+            g.claim = claim;
+            for (g.jc = 0; g.jc < N; g.jc = g.je) /* a stage at a time: each band's k-blocks in order */
+                for (g.je = ds__mm_block_end(N, g.jc, nc), g.kc0 = 0; g.kc0 < K; g.kc0 += DS_MM_KB * DS_MM_KC) {
+                    memset(claim, 0, g.nbands);
+                    ds_pool_for(pool, (size_t)g.parts, ds__mm_blocked_task, &g);
+                }
+            return;
+        }
+#endif
         ds_pool_for(pool, (size_t)g.parts, ds__mm_blocked_task, &g); /* part t on thread t: its own buffer */
         return;
     }
@@ -5592,7 +5703,7 @@ static void ds__attention_forward(ds__exec *ex, ds_float *y, ds_float *saved, co
     memset(&a, 0, sizeof a);
     DS_ASSERT(ds__attention_work(B, T, H, KV, hd) <= ex->work_n);
     a.y = y, a.saved = saved, a.qkv = qkv, a.scratch = ex->work, a.B = B, a.T = T, a.H = H, a.KV = KV, a.hd = hd, a.Q = (H + 2 * KV) * hd;
-    ds_pool_for(ex->pool, B * H, ds__attention_fwd_task, &a);
+    ds__pool_share(ex->pool, B * H, ds__attention_fwd_task, &a);
 }
 /* y: the forward's output, which this op does not need (the CUDA path's tensor-core kernels do) */
 static void ds__attention_backward(ds__exec *ex, ds_float *dqkv, const ds_float *dy, const ds_float *y, const ds_float *qkv, const ds_float *saved,
@@ -5604,7 +5715,7 @@ static void ds__attention_backward(ds__exec *ex, ds_float *dqkv, const ds_float 
     a.dqkv = dqkv, a.dy = dy, a.qkv = qkv, a.saved = (ds_float *)saved, a.B = B, a.T = T, a.H = H, a.KV = KV, a.hd = hd;
     a.Q = (H + 2 * KV) * hd;
     a.scratch = ex->work;
-    ds_pool_for(ex->pool, B * KV, ds__attention_bwd_task, &a);
+    ds__pool_share(ex->pool, B * KV, ds__attention_bwd_task, &a);
 }
 
 /* ---- decoding: the KV cache and attention over it (llama2.c's forward(token, pos)) ---------------
