@@ -3398,6 +3398,8 @@ typedef ds_float ds__vec __attribute__((vector_size(DS__VB)));
    pieces). Which thread computes a piece never changes what it computes: the same bits. */
 #if !defined(DS_NO_THREADS) && (defined(__GNUC__) || defined(__clang__)) && !defined(DS__SHARE)
 #define DS__SHARE 4
+#endif
+#if defined(DS__SHARE) && !defined(DS__SHARE_MAX)
 #define DS__SHARE_MAX 1024
 #endif
 /* The CPU bf16 mode's blocking (ds__matmul_bf16, where the CPU has AVX512_BF16), in the same
