@@ -4405,9 +4405,10 @@ static void ds__mm_task(void *ctx, size_t t0, size_t t1) { /* tasks are tiles of
    of C, mm_mc from the L2 size) keeps the block's C in the L2 from one k-block to the next: the
    k-blocks were the outer loop, and a thread's C (its rows x NC, 4 MB for 2048 rows) came back
    from L3 on every k-block, a stall at the start of every tile (perf: half the self time of this
-   loop was the C prefetch). The strips of B are packed by the first row block into the packed B
-   block (KB x KC x NC, 1 MB) and read from there by the others; a thread with one row block
-   packs each strip into one buffer, hot in L1, as before. One thread, Intel Xeon, each of the 12
+   loop was the C prefetch). The strips of B are packed by a thread's first row block (its first
+   band, when the bands are shared: DS__SHARE) into the packed B block (KB x KC x NC, 1 MB) and
+   read from there by its others; a thread with one row block packs each strip into one buffer,
+   hot in L1, as before. One thread, Intel Xeon, each of the 12
    products of medium flipped every call: 11 ran 3-11% faster, one 0.97x; two threads: within
    the host's noise either way. A is packed in panels: each tile's 4 rows of a k side by
    side, its k's one after another, so a tile reads its A as one stream of 16 bytes a k. For a
